@@ -1,0 +1,177 @@
+"""The composition root: config → storage → texts → routes → platforms → web, on one loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import signal
+from contextlib import suppress
+
+from bot.clock import Clock, SystemClock
+from bot.config import Config
+from bot.context import AppContext, build_context
+from bot.core import ChatEvent, Incoming, Platform
+from bot.dashboard import Dashboard
+from bot.db import Database
+from bot.platforms.telegram import TelegramPlatform
+from bot.platforms.zalo import ZaloPlatform
+from bot.platforms.zalo_oa import ZaloOAClient, ZaloOAPlatform
+from bot.router import Router
+from bot.scheduler import Job, Scheduler
+from bot.services.oa_tokens import DbTokenStore
+from bot.web import Webhook, WebServer
+from handlers import register_all
+from handlers.feedback import nudge_overdue
+
+log = logging.getLogger(__name__)
+
+
+def build_router(ctx: AppContext) -> Router:
+    router = Router(ctx)
+    register_all(router)
+    return router
+
+
+def menu_commands(ctx: AppContext, router: Router) -> list[tuple[str, str, str]]:
+    """(name, description, where) for the platforms' command menus, in Vietnamese."""
+    return [
+        (c.name, ctx.texts.label(f"commands.{c.name}.help"), c.where)
+        for c in router.commands
+        if c.menu or c.name == "start"
+    ]
+
+
+class BotApp:
+    """Everything `cds-bot run` starts, and stops again in reverse order."""
+
+    def __init__(self, config: Config, *, clock: Clock | None = None) -> None:
+        self.config = config
+        self.clock = clock or SystemClock()
+        self.db = Database(config.database.url)
+        self.context = build_context(config, self.db, self.clock)
+        self.router = build_router(self.context)
+        self.telegram: TelegramPlatform | None = None
+        self.zalo: ZaloPlatform | None = None
+        self.zalo_oa: ZaloOAPlatform | None = None
+        self.web: WebServer | None = None
+        self.scheduler = Scheduler(config.bot.tz)
+        for job in self.jobs():
+            self.scheduler.add(job)
+
+    def jobs(self) -> list[Job]:
+        """Every periodic job of the bot; features add theirs here."""
+        return [
+            Job("purge-expired-forms", self.context.services.conversations.purge_expired,
+                every_seconds=3600),
+            Job("feedback-overdue-nudges", lambda: nudge_overdue(self.context, self.router),
+                every_seconds=900),
+        ]
+
+    async def _incoming(self, platform: Platform, incoming: Incoming) -> None:
+        await self.router.dispatch(platform, incoming)
+
+    async def _chat_event(self, platform: Platform, event: ChatEvent) -> None:
+        await self.router.dispatch_chat_event(platform, event)
+
+    async def start(self) -> None:
+        await self.db.upgrade()
+        for line in self.describe_routes():
+            log.info("route: %s", line)
+        webhooks: list[Webhook] = []
+        if self.config.telegram.enabled:
+            self.telegram = TelegramPlatform(
+                self.config.telegram, self._incoming, self._chat_event
+            )
+            self.router.attach(self.telegram)
+            if self.config.telegram.mode == "webhook":
+                webhooks.append(
+                    Webhook(
+                        path="/webhook/telegram",
+                        header="X-Telegram-Bot-Api-Secret-Token",
+                        secret=self.config.telegram.webhook_secret.get_secret_value(),
+                        feed=self.telegram.feed_webhook,
+                    )
+                )
+        if self.config.zalo.enabled:
+            self.zalo = ZaloPlatform(self.config.zalo, self._incoming)
+            self.router.attach(self.zalo)
+            if self.config.zalo.mode == "webhook":
+                webhooks.append(
+                    Webhook(
+                        path="/webhook/zalo",
+                        header="X-Bot-Api-Secret-Token",
+                        secret=self.config.zalo.webhook_secret.get_secret_value(),
+                        feed=self.zalo.feed_webhook,
+                    )
+                )
+        if self.config.zalo_oa.enabled:
+            store = DbTokenStore(self.db, self.clock)
+            client = ZaloOAClient(self.config.zalo_oa, store, self.clock)
+            self.zalo_oa = ZaloOAPlatform(self.config.zalo_oa, self._incoming, client)
+            self.router.attach(self.zalo_oa)
+            webhooks.append(
+                Webhook(
+                    path="/webhook/zalo_oa", header="X-ZEvent-Signature", secret="",
+                    feed=self.zalo_oa.feed_webhook, verify=self.zalo_oa.verify,
+                )
+            )
+        self.web = WebServer(
+            self.db, self.context.metrics, webhooks, host=self.config.web.host,
+            port=self.config.web.port, platforms=tuple(self.router.platforms),
+            install=self._dashboard().install,
+        )
+        await self.web.start()
+        if self.telegram is not None:
+            await self.telegram.start(menu_commands(self.context, self.router))
+        if self.zalo is not None:
+            await self.zalo.start()
+        if self.zalo_oa is not None:
+            await self.zalo_oa.start()
+        self.scheduler.start()
+
+    async def stop(self) -> None:
+        self.scheduler.stop()
+        if self.telegram is not None:
+            with suppress(Exception):
+                await self.telegram.stop()
+        if self.zalo is not None:
+            with suppress(Exception):
+                await self.zalo.stop()
+        if self.zalo_oa is not None:
+            with suppress(Exception):
+                await self.zalo_oa.stop()
+        if self.web is not None:
+            await self.web.stop()
+        await self.db.dispose()
+
+    def _dashboard(self) -> Dashboard:
+        secret = self.config.web.secret.get_secret_value()
+        if not secret:
+            # Sessions then end with the process; several instances need a shared secret.
+            log.warning("web.secret is not set: dashboard sessions end when the bot restarts")
+            secret = secrets.token_urlsafe(32)
+        return Dashboard(
+            self.context, secret=secret,
+            secure_cookie=self.config.web.public_url.startswith("https://"),
+        )
+
+    def describe_routes(self) -> list[str]:
+        return [
+            f"/{c.name} ({', '.join('/' + a for a in c.aliases) or 'no alias'}) "
+            f"role>={c.role.value} where={c.where}"
+            for c in self.router.commands
+        ]
+
+    async def run_forever(self) -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with suppress(NotImplementedError):
+                loop.add_signal_handler(sig, stop.set)
+        await self.start()
+        try:
+            await stop.wait()
+        finally:
+            log.info("stopping")
+            await self.stop()

@@ -1,0 +1,50 @@
+"""Prometheus metrics, on a registry of our own (no process-wide state), and the "last
+successful call" of each platform that /healthz reports."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from bot.clock import Clock
+
+
+class Metrics:
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.updates = Counter(
+            "cds_updates_total", "Updates handled, by platform and kind",
+            ["platform", "kind"], registry=self.registry,
+        )
+        self.handler_seconds = Histogram(
+            "cds_handler_seconds", "Time to handle one update, by kind", ["kind"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=self.registry,
+        )
+        self.handler_errors = Counter(
+            "cds_handler_errors_total", "Handlers that raised (answered with an apology)",
+            ["platform"], registry=self.registry,
+        )
+        self.platform_ok = Gauge(
+            "cds_platform_last_success_timestamp_seconds",
+            "Unix time of the last successful exchange with each platform", ["platform"],
+            registry=self.registry,
+        )
+        self.last_success: dict[str, datetime] = {}
+        self._gauges: dict[str, Gauge] = {}
+
+    def mark_ok(self, platform: str) -> None:
+        now = self._clock.now()
+        self.last_success[platform] = now
+        self.platform_ok.labels(platform).set(now.timestamp())
+
+    def gauge(self, name: str, help_text: str, labels: tuple[str, ...] = ()) -> Gauge:
+        """A gauge features keep current (outbox depth, open feedback); made once per name."""
+        if name not in self._gauges:
+            self._gauges[name] = Gauge(name, help_text, list(labels), registry=self.registry)
+        return self._gauges[name]
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

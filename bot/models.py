@@ -1,0 +1,258 @@
+"""Database tables (SQLModel). Services read and write them; nothing else does.
+
+Chat and user ids are strings so Telegram's integers and Zalo's opaque ids share one column.
+Times are stored as naive UTC and read back as aware UTC (see `UTCDateTime`), identically on
+SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out, on every backend."""
+
+    impl = sa.DateTime(timezone=False)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database; use aware UTC")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+def _when(*, nullable: bool = False, index: bool = False) -> Any:
+    return Field(
+        default=None,
+        sa_column=sa.Column(UTCDateTime(), nullable=nullable, index=index),
+    )
+
+
+def _json() -> Any:
+    return Field(default_factory=dict, sa_column=sa.Column(sa.JSON(), nullable=False))
+
+
+class Ward(SQLModel, table=True):
+    __tablename__ = "ward"
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(max_length=32, unique=True, index=True)
+    name: str = Field(max_length=200)
+    office_address: str = Field(default="", max_length=300)
+    office_hours: str = Field(default="", max_length=200)
+    office_phone: str = Field(default="", max_length=40)
+    created_at: datetime = _when()
+
+
+class ResidentialGroup(SQLModel, table=True):
+    __tablename__ = "residential_group"
+    __table_args__ = (sa.UniqueConstraint("ward_id", "code", name="uq_group_ward_code"),)
+    id: int | None = Field(default=None, primary_key=True)
+    ward_id: int = Field(foreign_key="ward.id", index=True)
+    code: str = Field(max_length=32)
+    name: str = Field(max_length=200)
+    created_at: datetime = _when()
+
+
+class Member(SQLModel, table=True):
+    """A person as one platform knows them; `person_id` joins one person's accounts."""
+
+    __tablename__ = "member"
+    __table_args__ = (
+        sa.UniqueConstraint("platform", "platform_user_id", name="uq_member_platform_user"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str = Field(max_length=16)
+    platform_user_id: str = Field(max_length=64)
+    display_name: str = Field(default="", max_length=200)
+    username: str = Field(default="", max_length=64)
+    locale: str = Field(default="", max_length=8)
+    person_id: int | None = Field(default=None, index=True)
+    created_at: datetime = _when()
+    last_seen_at: datetime = _when()
+
+
+class RoleGrant(SQLModel, table=True):
+    """A role over a scope: the ward (group_id empty), one group, or everything (admin)."""
+
+    __tablename__ = "role_grant"
+    id: int | None = Field(default=None, primary_key=True)
+    member_id: int = Field(foreign_key="member.id", index=True)
+    role: str = Field(max_length=16)
+    ward_id: int | None = Field(default=None, foreign_key="ward.id", index=True)
+    group_id: int | None = Field(default=None, foreign_key="residential_group.id")
+    granted_by: int | None = Field(default=None, foreign_key="member.id")
+    created_at: datetime = _when()
+    revoked_at: datetime | None = _when(nullable=True)
+
+
+class ChatBinding(SQLModel, table=True):
+    """A group chat the bot is in, and the residential group it speaks for (once bound)."""
+
+    __tablename__ = "chat_binding"
+    __table_args__ = (sa.UniqueConstraint("platform", "chat_id", name="uq_chat_platform_chat"),)
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str = Field(max_length=16)
+    chat_id: str = Field(max_length=64)
+    chat_type: str = Field(default="group", max_length=16)
+    title: str = Field(default="", max_length=255)
+    ward_id: int | None = Field(default=None, foreign_key="ward.id", index=True)
+    group_id: int | None = Field(default=None, foreign_key="residential_group.id", index=True)
+    active: bool = Field(default=True)
+    can_post: bool = Field(default=True)
+    bound_by: int | None = Field(default=None, foreign_key="member.id")
+    created_at: datetime = _when()
+    updated_at: datetime = _when()
+
+
+class Invite(SQLModel, table=True):
+    __tablename__ = "invite"
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(max_length=32, unique=True, index=True)
+    role: str = Field(max_length=16)
+    ward_id: int = Field(foreign_key="ward.id")
+    group_id: int | None = Field(default=None, foreign_key="residential_group.id")
+    created_by: int | None = Field(default=None, foreign_key="member.id")
+    created_at: datetime = _when()
+    expires_at: datetime = _when()
+    max_uses: int | None = Field(default=None)
+    uses: int = Field(default=0)
+    revoked: bool = Field(default=False)
+
+
+class ConversationState(SQLModel, table=True):
+    """One open form per person per chat, so a restart in the middle of it loses nothing."""
+
+    __tablename__ = "conversation_state"
+    __table_args__ = (
+        sa.UniqueConstraint("platform", "chat_id", "user_id", name="uq_conversation_who"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str = Field(max_length=16)
+    chat_id: str = Field(max_length=64)
+    user_id: str = Field(max_length=64)
+    flow: str = Field(max_length=64)
+    step: str = Field(max_length=64)
+    data: dict[str, Any] = _json()
+    updated_at: datetime = _when()
+    expires_at: datetime = _when(index=True)
+
+
+class AuditLog(SQLModel, table=True):
+    __tablename__ = "audit_log"
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = _when(index=True)
+    actor_member_id: int | None = Field(default=None, foreign_key="member.id")
+    ward_id: int | None = Field(default=None, foreign_key="ward.id", index=True)
+    action: str = Field(max_length=64)
+    target: str = Field(default="", max_length=200)
+    details: dict[str, Any] = _json()
+
+
+class LinkCode(SQLModel, table=True):
+    """A short-lived code that joins one person's accounts on two platforms."""
+
+    __tablename__ = "link_code"
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(max_length=16, unique=True, index=True)
+    member_id: int = Field(foreign_key="member.id")
+    created_at: datetime = _when()
+    expires_at: datetime = _when()
+    used: bool = Field(default=False)
+
+
+class DashboardLogin(SQLModel, table=True):
+    """A one-time sign-in link for the web dashboard; only the token's hash is stored."""
+
+    __tablename__ = "dashboard_login"
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(max_length=64, unique=True, index=True)
+    member_id: int = Field(foreign_key="member.id")
+    created_at: datetime = _when()
+    expires_at: datetime = _when()
+    used_at: datetime | None = _when(nullable=True)
+
+
+class OAToken(SQLModel, table=True):
+    """The Zalo OA's rotating tokens: each refresh uses up the refresh token, so it is kept
+    here (never in logs) and every instance reads the newest."""
+
+    __tablename__ = "oa_token"
+    id: int | None = Field(default=None, primary_key=True)
+    app_id: str = Field(max_length=64, unique=True)
+    access_token: str = Field(max_length=2048)
+    refresh_token: str = Field(max_length=2048)
+    expires_at: datetime = _when()
+    updated_at: datetime = _when()
+
+
+class TopicVote(SQLModel, table=True):
+    """One 👍/👎 per person per explanation topic; pressing again changes the vote."""
+
+    __tablename__ = "topic_vote"
+    __table_args__ = (sa.UniqueConstraint("topic_key", "member_id", name="uq_topic_vote"),)
+    id: int | None = Field(default=None, primary_key=True)
+    topic_key: str = Field(max_length=64, index=True)
+    member_id: int = Field(foreign_key="member.id")
+    helpful: bool
+    at: datetime = _when()
+
+
+class TopicRead(SQLModel, table=True):
+    """How often a topic was opened, per day (what residents look for most)."""
+
+    __tablename__ = "topic_read"
+    __table_args__ = (sa.UniqueConstraint("topic_key", "day", name="uq_topic_read_day"),)
+    id: int | None = Field(default=None, primary_key=True)
+    topic_key: str = Field(max_length=64, index=True)
+    day: date
+    count: int = Field(default=0)
+
+
+class Feedback(SQLModel, table=True):
+    """A resident's report, suggestion or question; its number is shown as PA-<id>."""
+
+    __tablename__ = "feedback"
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(default="report", max_length=16)
+    category: str = Field(max_length=32)
+    text: str = Field(max_length=4000)
+    text_hash: str = Field(max_length=64, index=True)
+    location: str = Field(default="", max_length=300)
+    photos: list[Any] = Field(default_factory=list, sa_column=sa.Column(sa.JSON(), nullable=False))
+    topic_key: str = Field(default="", max_length=64)
+    anonymous: bool = Field(default=False)
+    reporter_member_id: int | None = Field(default=None, foreign_key="member.id", index=True)
+    ward_id: int = Field(foreign_key="ward.id", index=True)
+    group_id: int | None = Field(default=None, foreign_key="residential_group.id", index=True)
+    state: str = Field(default="new", max_length=16, index=True)
+    assignee_member_id: int | None = Field(default=None, foreign_key="member.id")
+    created_at: datetime = _when(index=True)
+    due_at: datetime = _when()
+    acknowledged_at: datetime | None = _when(nullable=True)
+    resolved_at: datetime | None = _when(nullable=True)
+    last_nudged_at: datetime | None = _when(nullable=True)
+
+
+class FeedbackEvent(SQLModel, table=True):
+    """The history of a ticket: every change, reply and nudge, in order."""
+
+    __tablename__ = "feedback_event"
+    id: int | None = Field(default=None, primary_key=True)
+    feedback_id: int = Field(foreign_key="feedback.id", index=True)
+    at: datetime = _when()
+    actor_member_id: int | None = Field(default=None, foreign_key="member.id")
+    action: str = Field(max_length=32)
+    from_state: str = Field(default="", max_length=16)
+    to_state: str = Field(default="", max_length=16)
+    message: str = Field(default="", max_length=4000)

@@ -1,0 +1,340 @@
+"""Telegram through python-telegram-bot's `Application`, driven by hand on our event loop.
+
+PTB fetches updates (long polling, or our aiohttp webhook feeds its update queue) and does
+the HTTP; everything else — routing, conversations, schedules — is ours and platform-neutral.
+`telegram.api_base_url` lets a local Bot API server or a test server stand in.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from telegram import (
+    BotCommand,
+    BotCommandScopeAllGroupChats,
+    BotCommandScopeAllPrivateChats,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    InputFile,
+    LinkPreviewOptions,
+    Message,
+    MessageEntity,
+    Update,
+)
+from telegram.constants import ChatMemberStatus, ParseMode
+from telegram.error import BadRequest
+from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
+
+from bot.config import TelegramSection
+from bot.core import (
+    Attachment,
+    Capabilities,
+    Chat,
+    ChatEvent,
+    ChatEventKind,
+    ChatKind,
+    Incoming,
+    Outgoing,
+    Sender,
+    Sent,
+)
+
+log = logging.getLogger(__name__)
+
+OnIncoming = Callable[["TelegramPlatform", Incoming], Awaitable[None]]
+OnChatEvent = Callable[["TelegramPlatform", ChatEvent], Awaitable[None]]
+
+ALLOWED_UPDATES = ["message", "callback_query", "my_chat_member"]
+_PRESENT = {ChatMemberStatus.MEMBER, ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.OWNER}
+_GONE = {ChatMemberStatus.LEFT, ChatMemberStatus.BANNED}
+
+
+def file_url_for(api_base_url: str) -> str:
+    """`https://host/bot` → `https://host/file/bot`, as the Bot API lays out file downloads."""
+    base = api_base_url.rstrip("/")
+    if base.endswith("/bot"):
+        return base[: -len("/bot")] + "/file/bot"
+    return base + "/file/bot"
+
+
+class TelegramPlatform:
+    name = "telegram"
+    capabilities = Capabilities(
+        buttons=True, edit=True, documents=True, photos=True, polls=True, pin=True,
+        max_text=4096, max_button_payload=64, markup="html",
+    )
+
+    def __init__(
+        self,
+        config: TelegramSection,
+        on_incoming: OnIncoming,
+        on_chat_event: OnChatEvent,
+    ) -> None:
+        self._config = config
+        self._on_incoming = on_incoming
+        self._on_chat_event = on_chat_event
+        builder = (
+            ApplicationBuilder()
+            .token(config.token.get_secret_value())
+            .base_url(config.api_base_url)
+            .base_file_url(file_url_for(config.api_base_url))
+            .get_updates_read_timeout(40)
+        )
+        if config.mode == "webhook":
+            builder = builder.updater(None)
+        self.application: Application[Any, Any, Any, Any, Any, Any] = builder.build()
+        self.application.add_handler(TypeHandler(Update, self._handle_update))
+        self.application.add_error_handler(self._handle_error)
+
+    @property
+    def bot_username(self) -> str:
+        return self.application.bot.username or ""
+
+    @property
+    def bot_id(self) -> int:
+        return int(self.application.bot.id)
+
+    async def start(self, commands: list[tuple[str, str, str]]) -> None:
+        """Connect, set the command menu, and start polling or register the webhook.
+
+        `commands` holds (name, description, where) with where in any/private/group.
+        """
+        await self.application.initialize()
+        await self._set_commands(commands)
+        await self.application.start()
+        if self._config.mode == "webhook":
+            await self.application.bot.set_webhook(
+                url=self._config.webhook_url,
+                secret_token=self._config.webhook_secret.get_secret_value(),
+                allowed_updates=ALLOWED_UPDATES,
+            )
+        else:
+            assert self.application.updater is not None
+            await self.application.bot.delete_webhook()
+            await self.application.updater.start_polling(
+                poll_interval=0.0, timeout=30, allowed_updates=ALLOWED_UPDATES
+            )
+        log.info("telegram: @%s started in %s mode", self.bot_username, self._config.mode)
+
+    async def stop(self) -> None:
+        if self.application.updater is not None and self.application.updater.running:
+            await self.application.updater.stop()
+        if self.application.running:
+            await self.application.stop()
+        await self.application.shutdown()
+
+    async def _set_commands(self, commands: list[tuple[str, str, str]]) -> None:
+        private = [BotCommand(n, d[:256]) for n, d, w in commands if w in ("any", "private")]
+        group = [BotCommand(n, d[:256]) for n, d, w in commands if w in ("any", "group")]
+        bot = self.application.bot
+        await bot.set_my_commands(private, scope=BotCommandScopeAllPrivateChats())
+        await bot.set_my_commands(group, scope=BotCommandScopeAllGroupChats())
+
+    async def feed_webhook(self, payload: dict[str, Any]) -> None:
+        """Queue an update received by our web server (the secret is checked there)."""
+        update = Update.de_json(payload, self.application.bot)
+        await self.application.update_queue.put(update)
+
+    # --- incoming ------------------------------------------------------------------------
+    async def _handle_update(self, update: Update, _: ContextTypes.DEFAULT_TYPE) -> None:
+        if update.my_chat_member is not None:
+            event = self._chat_member_event(update)
+            if event is not None:
+                await self._on_chat_event(self, event)
+            return
+        message = update.message
+        if message is not None and message.migrate_to_chat_id:
+            await self._on_chat_event(
+                self,
+                ChatEvent(
+                    platform=self.name, chat=_chat(message), kind="migrated",
+                    new_chat_id=str(message.migrate_to_chat_id),
+                ),
+            )
+            return
+        incoming = self.to_incoming(update)
+        if incoming is not None:
+            await self._on_incoming(self, incoming)
+
+    def to_incoming(self, update: Update) -> Incoming | None:
+        query = update.callback_query
+        if query is not None:
+            msg = query.message
+            private = msg is not None and msg.chat.type == "private"
+            kind: ChatKind = "private" if private else "group"
+            chat = (
+                Chat(str(msg.chat.id), kind, msg.chat.title or "")
+                if msg is not None
+                else Chat(str(query.from_user.id), "private")
+            )
+            return Incoming(
+                platform=self.name, chat=chat, sender=_sender(query.from_user),
+                message_id=str(msg.message_id) if msg is not None else "",
+                payload=query.data or "", callback_id=query.id, addressed=True,
+            )
+        message = update.message
+        if message is None or message.from_user is None or message.chat.type == "channel":
+            return None
+        text = message.text or message.caption or ""
+        entities = message.entities or message.caption_entities or ()
+        command, args, target = _parse_command(text, entities)
+        me = self.bot_username.lower()
+        foreign = bool(command and target and target.lower() != me)
+        private = message.chat.type == "private"
+        addressed = private or bool(command and target and target.lower() == me)
+        if not addressed:
+            mention = f"@{me}"
+            addressed = any(
+                e.type == MessageEntity.MENTION
+                and text[e.offset : e.offset + e.length].lower() == mention
+                for e in entities
+            ) or (
+                message.reply_to_message is not None
+                and message.reply_to_message.from_user is not None
+                and message.reply_to_message.from_user.id == self.bot_id
+            )
+        return Incoming(
+            platform=self.name, chat=_chat(message), sender=_sender(message.from_user),
+            text=text, message_id=str(message.message_id), command=command, args=args,
+            attachments=_attachments(message), addressed=addressed, foreign_command=foreign,
+        )
+
+    def _chat_member_event(self, update: Update) -> ChatEvent | None:
+        change = update.my_chat_member
+        assert change is not None
+        if change.chat.type not in ("group", "supergroup"):
+            return None
+        old, new = change.old_chat_member.status, change.new_chat_member.status
+        chat = Chat(str(change.chat.id), "group", change.chat.title or "")
+        actor = _sender(change.from_user)
+        can_send = getattr(change.new_chat_member, "can_send_messages", True)
+        kind: ChatEventKind
+        if new in _GONE:
+            kind = "removed"
+        elif new == ChatMemberStatus.RESTRICTED and not can_send:
+            kind = "restricted"
+        elif new in _PRESENT or new == ChatMemberStatus.RESTRICTED:
+            if old in _PRESENT:
+                return None
+            kind = "added"
+        else:
+            return None
+        return ChatEvent(
+            platform=self.name, chat=chat, kind=kind, actor=actor, can_post=kind == "added"
+        )
+
+    async def _handle_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        log.error("telegram: unhandled error for update %r", update, exc_info=context.error)
+
+    # --- outgoing ------------------------------------------------------------------------
+    async def send(self, chat_id: str, message: Outgoing) -> Sent:
+        bot = self.application.bot
+        markup = _markup(message)
+        target = _chat_id(chat_id)
+        sent: Message
+        if message.attachment is not None and message.attachment.data is not None:
+            file = InputFile(message.attachment.data, filename=message.attachment.filename)
+            if message.attachment.kind == "photo":
+                sent = await bot.send_photo(
+                    target, photo=file, caption=message.text or None,
+                    parse_mode=ParseMode.HTML, reply_markup=markup,
+                )
+            else:
+                sent = await bot.send_document(
+                    target, document=file, caption=message.text or None,
+                    parse_mode=ParseMode.HTML, reply_markup=markup,
+                )
+        else:
+            sent = await bot.send_message(
+                target, message.text, parse_mode=ParseMode.HTML, reply_markup=markup,
+                link_preview_options=LinkPreviewOptions(is_disabled=True),
+            )
+        if message.pin:
+            try:
+                await bot.pin_chat_message(target, sent.message_id, disable_notification=True)
+            except BadRequest as exc:
+                log.info("telegram: cannot pin in %s: %s", chat_id, exc.message)
+        return Sent(chat_id=chat_id, message_id=str(sent.message_id))
+
+    async def edit(self, chat_id: str, message_id: str, message: Outgoing) -> Sent:
+        try:
+            await self.application.bot.edit_message_text(
+                message.text, chat_id=_chat_id(chat_id), message_id=int(message_id),
+                parse_mode=ParseMode.HTML, reply_markup=_markup(message),
+                link_preview_options=LinkPreviewOptions(is_disabled=True),
+            )
+        except BadRequest as exc:
+            if "not modified" in exc.message.lower():
+                return Sent(chat_id=chat_id, message_id=message_id)
+            if "message to edit not found" in exc.message.lower() or "can't be edited" in (
+                exc.message.lower()
+            ):
+                return await self.send(chat_id, message)
+            raise
+        return Sent(chat_id=chat_id, message_id=message_id)
+
+    async def answer_button(self, callback_id: str, text: str = "") -> None:
+        await self.application.bot.answer_callback_query(callback_id, text=text or None)
+
+    async def download(self, attachment: Attachment) -> bytes:
+        file = await self.application.bot.get_file(attachment.file_id)
+        return bytes(await file.download_as_bytearray())
+
+    def invite_link(self, code: str) -> str:
+        return f"https://t.me/{self.bot_username}?start={code}"
+
+
+def _chat_id(chat_id: str) -> int | str:
+    return int(chat_id) if chat_id.lstrip("-").isdigit() else chat_id
+
+
+def _markup(message: Outgoing) -> InlineKeyboardMarkup | None:
+    if not message.buttons:
+        return None
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton(b.label, callback_data=b.payload) for b in row]
+         for row in message.buttons]
+    )
+
+
+def _sender(user: Any) -> Sender:
+    return Sender(
+        user_id=str(user.id), name=user.full_name or "", username=user.username or "",
+        locale=(user.language_code or "")[:2],
+    )
+
+
+def _chat(message: Message) -> Chat:
+    kind: ChatKind = "private" if message.chat.type == "private" else "group"
+    title = message.chat.title or message.chat.full_name or ""
+    return Chat(str(message.chat.id), kind, title)
+
+
+def _parse_command(
+    text: str, entities: Any
+) -> tuple[str | None, tuple[str, ...], str | None]:
+    """`/lienket@cds_bot TDP05` → ("lienket", ("TDP05",), "cds_bot")."""
+    first = next((e for e in entities if e.offset == 0), None)
+    if first is None or first.type != MessageEntity.BOT_COMMAND:
+        return None, (), None
+    word = text[1 : first.length]
+    name, _, target = word.partition("@")
+    args = tuple(text[first.length :].split())
+    return name.lower(), args, target or None
+
+
+def _attachments(message: Message) -> tuple[Attachment, ...]:
+    if message.document is not None:
+        doc = message.document
+        return (
+            Attachment(
+                kind="document", filename=doc.file_name or "", mime_type=doc.mime_type or "",
+                file_id=doc.file_id, size=doc.file_size or 0,
+            ),
+        )
+    if message.photo:
+        best = message.photo[-1]
+        return (Attachment(kind="photo", file_id=best.file_id, size=best.file_size or 0),)
+    return ()

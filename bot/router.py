@@ -1,0 +1,357 @@
+"""From an `Incoming` to the one handler that answers it, with the role guard in between.
+
+Order of decisions: ignore group chatter not meant for the bot → identify the person →
+button press, command, or text (an open form first, then the free-text handler). Any
+exception in a handler is logged with its context and answered with a polite apology; the
+bot keeps running.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+from bot.context import AppContext
+from bot.core import Button, ChatEvent, Incoming, Outgoing, Platform, Role, Sent
+from bot.services.access import Identity
+from bot.services.conversations import FormState, Who
+from bot.texts import split_text
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[["Ctx"], Awaitable[None]]
+ChatEventHandler = Callable[[AppContext, Platform, ChatEvent], Awaitable[None]]
+Where = Literal["any", "private", "group"]
+Buttons = Sequence[Sequence[Button]]
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    handler: Handler
+    aliases: tuple[str, ...] = ()
+    role: Role = Role.GUEST
+    where: Where = "any"
+    menu: bool = True
+
+
+@dataclass(frozen=True)
+class ButtonRoute:
+    prefix: str
+    handler: Handler
+    role: Role = Role.GUEST
+
+
+@dataclass
+class Ctx:
+    """What a handler gets: the message, the person, the dependencies, and ways to answer."""
+
+    app: AppContext
+    platform: Platform
+    incoming: Incoming
+    identity: Identity
+    router: Router
+    form: FormState | None = None
+    answered_button: bool = field(default=False, init=False)
+
+    @property
+    def who(self) -> Who:
+        return Who(self.platform.name, self.incoming.chat.chat_id, self.incoming.sender.user_id)
+
+    @property
+    def locale(self) -> str:
+        return self.identity.locale or self.app.config.bot.locale
+
+    @property
+    def args(self) -> tuple[str, ...]:
+        return self.incoming.args
+
+    def t(self, name: str, /, **context: Any) -> str:
+        return self.app.texts.render(name, self.locale, **context)
+
+    def label(self, key: str, /, **context: Any) -> str:
+        return self.app.texts.label(key, self.locale, **context)
+
+    def button(self, key: str, payload: str, /, **context: Any) -> Button:
+        return Button(label=self.label(key, **context), payload=payload)
+
+    async def reply(self, text: str, buttons: Buttons = (), **kw: Any) -> Sent:
+        """Send at once to this chat, cut at the platform's length limit."""
+        if buttons and not self.platform.capabilities.buttons:
+            text = await self.router.numbered_menu(self.platform, self.who, text, buttons)
+            buttons = ()
+        pieces = split_text(text, self.platform.capabilities.max_text)
+        sent: Sent | None = None
+        for i, piece in enumerate(pieces):
+            last = i == len(pieces) - 1
+            rows = tuple(tuple(r) for r in buttons) if last else ()
+            sent = await self.platform.send(
+                self.incoming.chat.chat_id, Outgoing(text=piece, buttons=rows, **kw)
+            )
+        assert sent is not None
+        return sent
+
+    async def say(self, name: str, /, buttons: Buttons = (), **context: Any) -> Sent:
+        """Render `messages/<locale>/<name>.j2` and reply with it."""
+        return await self.reply(self.t(name, **context), buttons)
+
+    async def update(self, name: str, /, buttons: Buttons = (), **context: Any) -> Sent:
+        """After a button press: replace the pressed message where possible, else reply."""
+        text = self.t(name, **context)
+        rows = tuple(tuple(r) for r in buttons)
+        if (
+            self.incoming.payload is not None
+            and self.incoming.message_id
+            and self.platform.capabilities.edit
+            and len(text) <= self.platform.capabilities.max_text
+        ):
+            return await self.platform.edit(
+                self.incoming.chat.chat_id, self.incoming.message_id,
+                Outgoing(text=text, buttons=rows),
+            )
+        return await self.reply(text, rows)
+
+    async def answer_button(self, name: str | None = None, /, **context: Any) -> None:
+        if self.answered_button:
+            return
+        self.answered_button = True
+        text = self.label(name, **context) if name else ""
+        if self.incoming.callback_id:
+            await self.platform.answer_button(self.incoming.callback_id, text)
+        elif text and self.incoming.payload is not None and not self.platform.capabilities.buttons:
+            await self.reply(text)  # a numbered choice: the acknowledgement is a message
+
+    async def notify(
+        self, platform: str, user_id: str, text: str, buttons: Buttons = ()
+    ) -> Sent | None:
+        """Tell another person in their private chat (on whichever platform they use)."""
+        target = self.router.platforms.get(platform)
+        if target is None:
+            log.warning("cannot notify %s user %s: platform not running", platform, user_id)
+            return None
+        if buttons and not target.capabilities.buttons:
+            who = Who(platform, user_id, user_id)
+            text = await self.router.numbered_menu(target, who, text, buttons)
+            buttons = ()
+        rows = tuple(tuple(r) for r in buttons)
+        return await target.send(user_id, Outgoing(text=text, buttons=rows))
+
+    async def start_form(self, flow: str, step: str, data: dict[str, Any] | None = None) -> None:
+        self.form = await self.app.services.conversations.save(self.who, flow, step, data or {})
+
+    async def end_form(self) -> bool:
+        self.form = None
+        return await self.app.services.conversations.clear(self.who)
+
+
+class Router:
+    def __init__(self, app: AppContext) -> None:
+        self.app = app
+        self._commands: dict[str, Command] = {}
+        self._ordered: list[Command] = []
+        self._buttons: dict[str, ButtonRoute] = {}
+        self._forms: dict[str, Handler] = {}
+        self._text: Handler | None = None
+        self._chat_events: list[ChatEventHandler] = []
+        self.platforms: dict[str, Platform] = {}
+
+    def attach(self, platform: Platform) -> None:
+        """Make a running platform reachable for notifications to other people."""
+        self.platforms[platform.name] = platform
+
+    # --- registration -------------------------------------------------------------------
+    def command(
+        self,
+        name: str,
+        handler: Handler,
+        *,
+        aliases: Sequence[str] = (),
+        role: Role = Role.GUEST,
+        where: Where = "any",
+        menu: bool = True,
+    ) -> None:
+        if menu and not self.app.texts.has_label(f"commands.{name}.help"):
+            raise ValueError(f"command /{name} has no commands.{name}.help in labels.toml")
+        cmd = Command(name, handler, tuple(aliases), role, where, menu)
+        for key in (name, *aliases):
+            if key in self._commands:
+                raise ValueError(f"command /{key} registered twice")
+            self._commands[key] = cmd
+        self._ordered.append(cmd)
+
+    def button(self, prefix: str, handler: Handler, *, role: Role = Role.GUEST) -> None:
+        if prefix in self._buttons or ":" in prefix:
+            raise ValueError(f"bad or duplicate button prefix {prefix!r}")
+        self._buttons[prefix] = ButtonRoute(prefix, handler, role)
+
+    def form(self, flow: str, handler: Handler) -> None:
+        if flow in self._forms:
+            raise ValueError(f"form {flow!r} registered twice")
+        self._forms[flow] = handler
+
+    def text(self, handler: Handler) -> None:
+        self._text = handler
+
+    def chat_event(self, handler: ChatEventHandler) -> None:
+        self._chat_events.append(handler)
+
+    # --- questions handlers ask -----------------------------------------------------------
+    @property
+    def commands(self) -> list[Command]:
+        return list(self._ordered)
+
+    def commands_for(self, identity: Identity, *, private: bool) -> list[Command]:
+        """Exactly the commands this person may use here, in registration order."""
+        return [
+            c for c in self._ordered
+            if c.menu and identity.role >= c.role
+            and (c.where == "any" or (c.where == "private") == private)
+        ]
+
+    async def numbered_menu(
+        self, platform: Platform, who: Who, text: str, buttons: Buttons
+    ) -> str:
+        """Buttons as "1. ..., 2. ..." for platforms without them; the choice is remembered."""
+        flat = [b for row in buttons for b in row]
+        await self.app.services.conversations.save_menu(who, [b.payload for b in flat])
+        menu = self.app.texts.render(
+            "core/numbered_menu", self.app.config.bot.locale, labels=[b.label for b in flat]
+        )
+        return f"{text}\n\n{menu}"
+
+    async def _numbered_choice(self, platform: Platform, incoming: Incoming) -> Incoming:
+        """On platforms without buttons, "2" after a numbered menu is a press of button 2."""
+        text = incoming.text.strip()
+        if platform.capabilities.buttons or incoming.command or not text.isdigit() or len(text) > 3:
+            return incoming
+        who = Who(platform.name, incoming.chat.chat_id, incoming.sender.user_id)
+        payload = await self.app.services.conversations.menu_choice(who, int(text))
+        if payload is None:
+            return incoming
+        return replace(incoming, payload=payload, text="", addressed=True)
+
+    # --- dispatch ---------------------------------------------------------------------------
+    async def dispatch(self, platform: Platform, incoming: Incoming) -> None:
+        if incoming.foreign_command:
+            return
+        metrics = self.app.metrics
+        metrics.mark_ok(platform.name)
+        incoming = await self._numbered_choice(platform, incoming)
+        in_group = not incoming.is_private
+        if in_group and not (incoming.command or incoming.payload or incoming.addressed):
+            return  # ordinary chatter in a group: never the bot's business
+        kind = "button" if incoming.payload is not None else (
+            "command" if incoming.command else "text"
+        )
+        metrics.updates.labels(platform.name, kind).inc()
+        started = time.perf_counter()
+        identity: Identity | None = None
+        ctx: Ctx | None = None
+        try:
+            identity = await self.app.services.access.identify(platform.name, incoming.sender)
+            ctx = Ctx(self.app, platform, incoming, identity, self)
+            await self._route(ctx)
+        except Exception:
+            log.exception(
+                "handler failed: platform=%s chat=%s user=%s command=%s payload=%s",
+                platform.name, incoming.chat.chat_id, incoming.sender.user_id,
+                incoming.command, incoming.payload,
+            )
+            metrics.handler_errors.labels(platform.name).inc()
+            await self._apologize(platform, incoming, ctx)
+        finally:
+            metrics.handler_seconds.labels(kind).observe(time.perf_counter() - started)
+            if ctx is not None and incoming.callback_id and not ctx.answered_button:
+                try:
+                    await ctx.answer_button()
+                except Exception:
+                    log.warning("could not answer button press", exc_info=True)
+
+    async def _route(self, ctx: Ctx) -> None:
+        incoming = ctx.incoming
+        if incoming.payload is not None:
+            await self._route_button(ctx, incoming.payload)
+        elif incoming.command is not None:
+            await self._route_command(ctx, incoming.command)
+        else:
+            await self._route_text(ctx)
+
+    async def _route_button(self, ctx: Ctx, payload: str) -> None:
+        route = self._buttons.get(payload.split(":", 1)[0])
+        if route is None:
+            await ctx.answer_button("core.stale_button")
+            return
+        if not await self._allowed(ctx, route.role):
+            return
+        ctx.form = await self._open_form(ctx)
+        await route.handler(ctx)
+
+    async def run_command(self, ctx: Ctx, name: str) -> None:
+        """Run a command on behalf of a menu button, with the same guard as if typed."""
+        await self._route_command(ctx, name)
+
+    async def _route_command(self, ctx: Ctx, name: str) -> None:
+        cmd = self._commands.get(name)
+        if cmd is None:
+            if ctx.incoming.is_private or ctx.incoming.addressed:
+                await ctx.say("core/unknown_command", command=name)
+            return
+        if cmd.where == "private" and not ctx.incoming.is_private:
+            await ctx.say("core/private_only", command=cmd.name, bot=ctx.platform.bot_username)
+            return
+        if cmd.where == "group" and ctx.incoming.is_private:
+            await ctx.say("core/group_only", command=cmd.name)
+            return
+        if not await self._allowed(ctx, cmd.role):
+            return
+        ctx.form = await self._open_form(ctx)
+        await cmd.handler(ctx)
+
+    async def _route_text(self, ctx: Ctx) -> None:
+        state = await self.app.services.conversations.get(ctx.who)
+        if state is not None and state.expired:
+            await ctx.say("core/form_expired")
+            return
+        if state is not None and state.flow in self._forms:
+            ctx.form = state
+            await self._forms[state.flow](ctx)
+            return
+        if self._text is not None:
+            await self._text(ctx)
+
+    async def _open_form(self, ctx: Ctx) -> FormState | None:
+        state = await self.app.services.conversations.get(ctx.who)
+        return None if state is None or state.expired else state
+
+    async def _allowed(self, ctx: Ctx, role: Role) -> bool:
+        if ctx.identity.role >= role:
+            return True
+        log.info(
+            "denied: user=%s role=%s needs=%s command=%s payload=%s",
+            ctx.incoming.sender.user_id, ctx.identity.role, role,
+            ctx.incoming.command, ctx.incoming.payload,
+        )
+        await ctx.answer_button()
+        await ctx.say("core/denied", needed=role.value, role=ctx.identity.role.value)
+        return False
+
+    async def _apologize(self, platform: Platform, incoming: Incoming, ctx: Ctx | None) -> None:
+        try:
+            locale = ctx.locale if ctx else self.app.config.bot.locale
+            text = self.app.texts.render("core/error", locale)
+            await platform.send(incoming.chat.chat_id, Outgoing(text=text))
+        except Exception:
+            log.exception("could not even apologize to chat %s", incoming.chat.chat_id)
+
+    async def dispatch_chat_event(self, platform: Platform, event: ChatEvent) -> None:
+        for handler in self._chat_events:
+            try:
+                await handler(self.app, platform, event)
+            except Exception:
+                log.exception(
+                    "chat event handler failed: platform=%s chat=%s kind=%s",
+                    platform.name, event.chat.chat_id, event.kind,
+                )

@@ -1,0 +1,73 @@
+"""Periodic jobs on APScheduler, owned here: registered by name, logged at start, each run's
+failure logged with context and never allowed to stop the others.
+
+The schedules themselves come from our own tables and config (the source of truth); the
+scheduler's in-memory jobs are rebuilt at every start, so nothing of APScheduler is persisted.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import tzinfo
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+log = logging.getLogger(__name__)
+
+JobFunc = Callable[[], Awaitable[object]]
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    func: JobFunc
+    every_seconds: int | None = None
+    cron: str | None = None  # "minute hour day month day_of_week", e.g. "0 17 * * *"
+
+
+class Scheduler:
+    def __init__(self, timezone: tzinfo) -> None:
+        self._timezone = timezone
+        self._scheduler = AsyncIOScheduler(timezone=timezone)
+        self._jobs: dict[str, Job] = {}
+
+    def add(self, job: Job) -> None:
+        if job.name in self._jobs:
+            raise ValueError(f"job {job.name!r} added twice")
+        if (job.every_seconds is None) == (job.cron is None):
+            raise ValueError(f"job {job.name!r} needs exactly one of every_seconds or cron")
+        self._jobs[job.name] = job
+
+    async def run_now(self, name: str) -> object:
+        """Run one job at once (used by tests and by "send now" buttons)."""
+        return await self._jobs[name].func()
+
+    def start(self) -> None:
+        for job in self._jobs.values():
+            trigger: IntervalTrigger | CronTrigger
+            if job.every_seconds is not None:
+                trigger = IntervalTrigger(seconds=job.every_seconds, timezone=self._timezone)
+            else:
+                assert job.cron is not None
+                trigger = CronTrigger.from_crontab(job.cron, timezone=self._timezone)
+            self._scheduler.add_job(
+                self._guarded, trigger, args=[job], id=job.name, name=job.name,
+                max_instances=1, coalesce=True, misfire_grace_time=300,
+            )
+            log.info("scheduler: job %s %s", job.name, trigger)
+        self._scheduler.start()
+
+    async def _guarded(self, job: Job) -> None:
+        try:
+            result = await job.func()
+            log.debug("scheduler: job %s done: %s", job.name, result)
+        except Exception:
+            log.exception("scheduler: job %s failed", job.name)
+
+    def stop(self) -> None:
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=False)

@@ -1,0 +1,1 @@
+"""The domain: every rule and every database access lives in these modules."""

@@ -1,0 +1,283 @@
+"""Who is talking, and what they may do where: members, role grants, scopes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.clock import Clock
+from bot.core import GROUP_ROLES, Role, Sender
+from bot.db import Database
+from bot.models import Member, ResidentialGroup, RoleGrant, Ward
+from bot.services import audit
+from bot.services.places import PlaceError, normalize_code
+
+LAST_SEEN_PRECISION = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class Grant:
+    role: Role
+    ward_id: int | None
+    ward_code: str
+    group_id: int | None = None
+    group_code: str = ""
+
+
+@dataclass(frozen=True)
+class Identity:
+    member_id: int
+    platform: str
+    user_id: str
+    name: str
+    grants: tuple[Grant, ...] = ()
+    is_admin: bool = False
+    locale: str = ""
+
+    @property
+    def role(self) -> Role:
+        if self.is_admin:
+            return Role.ADMIN
+        return max((g.role for g in self.grants), default=Role.GUEST, key=lambda r: r.rank)
+
+    @property
+    def main_grant(self) -> Grant | None:
+        return max(self.grants, key=lambda g: g.role.rank, default=None)
+
+    @property
+    def ward_id(self) -> int | None:
+        grant = self.main_grant
+        return grant.ward_id if grant else None
+
+    def ward_ids(self) -> set[int]:
+        return {g.ward_id for g in self.grants if g.ward_id is not None}
+
+    def role_in_ward(self, ward_id: int) -> Role:
+        if self.is_admin:
+            return Role.ADMIN
+        roles = [g.role for g in self.grants if g.ward_id == ward_id]
+        return max(roles, default=Role.GUEST, key=lambda r: r.rank)
+
+    def role_in_group(self, ward_id: int, group_id: int) -> Role:
+        """The power this person has over one group: ward-wide roles count everywhere."""
+        if self.is_admin:
+            return Role.ADMIN
+        best = Role.GUEST
+        for g in self.grants:
+            if g.ward_id != ward_id:
+                continue
+            if g.group_id is None or g.group_id == group_id:
+                best = max(best, g.role, key=lambda r: r.rank)
+        return best
+
+    def groups_with(self, minimum: Role) -> list[Grant]:
+        """Group grants of at least `minimum` (the groups a leader or helper works in)."""
+        return [g for g in self.grants if g.group_id is not None and g.role >= minimum]
+
+
+class Access:
+    def __init__(self, db: Database, clock: Clock, admins: Mapping[str, Iterable[str]]) -> None:
+        self._db = db
+        self._clock = clock
+        self._admins = {platform: frozenset(ids) for platform, ids in admins.items()}
+
+    async def identify(self, platform: str, sender: Sender) -> Identity:
+        """Find or create the member for this sender and load their grants."""
+        async with self._db.session() as session:
+            member = await self._touch_member(session, platform, sender)
+            assert member.id is not None
+            grants = await _load_grants(session, *await _same_person(session, member))
+            return Identity(
+                member_id=member.id,
+                platform=platform,
+                user_id=sender.user_id,
+                name=member.display_name,
+                grants=tuple(grants),
+                is_admin=sender.user_id in self._admins.get(platform, frozenset()),
+                locale=member.locale,
+            )
+
+    async def identity_of(self, member_id: int) -> Identity | None:
+        """The person behind a member id, with current grants (revocations apply at once)."""
+        async with self._db.session() as session:
+            member = await session.get(Member, member_id)
+            if member is None or member.id is None:
+                return None
+            grants = await _load_grants(session, *await _same_person(session, member))
+            return Identity(
+                member_id=member.id, platform=member.platform,
+                user_id=member.platform_user_id, name=member.display_name,
+                grants=tuple(grants),
+                is_admin=member.platform_user_id in self._admins.get(member.platform, frozenset()),
+                locale=member.locale,
+            )
+
+    async def _touch_member(self, session: AsyncSession, platform: str, sender: Sender) -> Member:
+        now = self._clock.now()
+        member = await _find_member(session, platform, sender.user_id)
+        if member is None:
+            member = Member(
+                platform=platform,
+                platform_user_id=sender.user_id,
+                display_name=sender.name[:200],
+                username=sender.username[:64],
+                created_at=now,
+                last_seen_at=now,
+            )
+            try:
+                async with session.begin_nested():
+                    session.add(member)
+            except IntegrityError:
+                found = await _find_member(session, platform, sender.user_id)
+                assert found is not None
+                member = found
+            return member
+        renamed = bool(sender.name) and member.display_name != sender.name[:200]
+        if renamed or sender.username[:64] != member.username or (
+            now - member.last_seen_at > LAST_SEEN_PRECISION
+        ):
+            # Writing on every message would serialise all readers behind SQLite's one
+            # writer; "last seen" to within a few minutes is all anyone needs.
+            if sender.name:
+                member.display_name = sender.name[:200]
+            member.username = sender.username[:64]
+            member.last_seen_at = now
+            session.add(member)
+        return member
+
+    async def grant(
+        self,
+        *,
+        platform: str,
+        user_id: str,
+        role: Role,
+        ward_code: str,
+        group_code: str | None = None,
+        actor_member_id: int | None = None,
+        name: str = "",
+    ) -> Grant:
+        """Give a role to a platform user (who may never have written to the bot yet)."""
+        async with self._db.session() as session:
+            ward = (
+                await session.exec(select(Ward).where(Ward.code == normalize_code(ward_code)))
+            ).first()
+            if ward is None or ward.id is None:
+                raise PlaceError("unknown_ward", code=normalize_code(ward_code))
+            group_id: int | None = None
+            if group_code:
+                group = (
+                    await session.exec(
+                        select(ResidentialGroup).where(
+                            ResidentialGroup.ward_id == ward.id,
+                            ResidentialGroup.code == normalize_code(group_code),
+                        )
+                    )
+                ).first()
+                if group is None:
+                    raise PlaceError("unknown_group", code=normalize_code(group_code))
+                group_id = group.id
+            elif role in GROUP_ROLES:
+                raise PlaceError("group_required", role=role.value)
+            member = await self._touch_member(session, platform, Sender(user_id=user_id, name=name))
+            assert member.id is not None
+            return await self.add_grant(
+                session, member_id=member.id, role=role, ward_id=ward.id, group_id=group_id,
+                actor_member_id=actor_member_id, via="cli" if actor_member_id is None else "chat",
+            )
+
+    async def add_grant(
+        self,
+        session: AsyncSession,
+        *,
+        member_id: int,
+        role: Role,
+        ward_id: int,
+        group_id: int | None,
+        actor_member_id: int | None,
+        via: str,
+    ) -> Grant:
+        """Record a grant inside an open transaction; granting twice changes nothing."""
+        existing = (
+            await session.exec(
+                select(RoleGrant).where(
+                    RoleGrant.member_id == member_id,
+                    RoleGrant.role == role.value,
+                    RoleGrant.ward_id == ward_id,
+                    RoleGrant.group_id == group_id if group_id is not None
+                    else col(RoleGrant.group_id).is_(None),
+                    col(RoleGrant.revoked_at).is_(None),
+                )
+            )
+        ).first()
+        if existing is None:
+            session.add(
+                RoleGrant(
+                    member_id=member_id, role=role.value, ward_id=ward_id, group_id=group_id,
+                    granted_by=actor_member_id, created_at=self._clock.now(),
+                )
+            )
+            audit.record(
+                session, self._clock, action="role.grant", actor_member_id=actor_member_id,
+                ward_id=ward_id, target=f"member:{member_id}", role=role.value,
+                group_id=group_id, via=via,
+            )
+            await session.flush()
+        grants = await _load_grants(session, member_id)
+        return next(
+            g for g in grants if g.role == role and g.ward_id == ward_id and g.group_id == group_id
+        )
+
+
+async def _same_person(session: AsyncSession, member: Member) -> list[int]:
+    """This member and every account linked to it (roles follow the person)."""
+    assert member.id is not None
+    if member.person_id is None:
+        return [member.id]
+    rows = (
+        await session.exec(select(Member.id).where(Member.person_id == member.person_id))
+    ).all()
+    return sorted({member.id, *(r for r in rows if r is not None)})
+
+
+async def _find_member(session: AsyncSession, platform: str, user_id: str) -> Member | None:
+    return (
+        await session.exec(
+            select(Member).where(Member.platform == platform, Member.platform_user_id == user_id)
+        )
+    ).first()
+
+
+async def _load_grants(session: AsyncSession, *member_ids: int) -> list[Grant]:
+    rows = (
+        await session.exec(
+            select(RoleGrant, Ward, ResidentialGroup)
+            .join(Ward, col(Ward.id) == col(RoleGrant.ward_id))
+            .outerjoin(ResidentialGroup, col(ResidentialGroup.id) == col(RoleGrant.group_id))
+            .where(
+                col(RoleGrant.member_id).in_(member_ids), col(RoleGrant.revoked_at).is_(None)
+            )
+            .order_by(col(RoleGrant.id))
+        )
+    ).all()
+    seen: set[tuple[str, int | None, int | None]] = set()
+    unique = []
+    for grant, ward, group in rows:
+        key = (grant.role, grant.ward_id, grant.group_id)
+        if key not in seen:
+            seen.add(key)
+            unique.append((grant, ward, group))
+    return [
+        Grant(
+            role=Role(grant.role),
+            ward_id=ward.id,
+            ward_code=ward.code,
+            group_id=group.id if group else None,
+            group_code=group.code if group else "",
+        )
+        for grant, ward, group in unique
+    ]

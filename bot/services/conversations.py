@@ -1,0 +1,116 @@
+"""Open forms, kept in the database so a restart in the middle of one loses nothing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import col, select
+
+from bot.clock import Clock
+from bot.db import Database
+from bot.models import ConversationState
+
+MENU_SUFFIX = "#menu"
+MENU_FLOW = "_menu"
+
+
+@dataclass(frozen=True)
+class FormState:
+    flow: str
+    step: str
+    data: dict[str, Any] = field(default_factory=dict)
+    expires_at: datetime | None = None
+    expired: bool = False
+
+
+@dataclass(frozen=True)
+class Who:
+    platform: str
+    chat_id: str
+    user_id: str
+
+
+class Conversations:
+    def __init__(self, db: Database, clock: Clock, *, timeout: timedelta) -> None:
+        self._db = db
+        self._clock = clock
+        self._timeout = timeout
+
+    async def get(self, who: Who) -> FormState | None:
+        """The open form, or an `expired` marker once (the expired row is then removed)."""
+        async with self._db.session() as session:
+            row = (await session.exec(_select(who))).first()
+            if row is None:
+                return None
+            if row.expires_at <= self._clock.now():
+                await session.delete(row)
+                return FormState(flow=row.flow, step=row.step, expired=True)
+            return FormState(
+                flow=row.flow, step=row.step, data=dict(row.data), expires_at=row.expires_at
+            )
+
+    async def save(self, who: Who, flow: str, step: str, data: dict[str, Any]) -> FormState:
+        """Start or advance a form; every save gives the person the full timeout again."""
+        now = self._clock.now()
+        expires = now + self._timeout
+        async with self._db.session() as session:
+            row = (await session.exec(_select(who))).first()
+            if row is None:
+                row = ConversationState(
+                    platform=who.platform, chat_id=who.chat_id, user_id=who.user_id,
+                    flow=flow, step=step, data=data, updated_at=now, expires_at=expires,
+                )
+            else:
+                row.flow, row.step, row.data = flow, step, dict(data)
+                row.updated_at, row.expires_at = now, expires
+            session.add(row)
+        return FormState(flow=flow, step=step, data=dict(data), expires_at=expires)
+
+    async def clear(self, who: Who) -> bool:
+        async with self._db.session() as session:
+            result = await session.exec(
+                sa.delete(ConversationState).where(
+                    col(ConversationState.platform) == who.platform,
+                    col(ConversationState.chat_id) == who.chat_id,
+                    col(ConversationState.user_id) == who.user_id,
+                )
+            )
+            return bool(result.rowcount)
+
+    async def save_menu(self, who: Who, payloads: list[str]) -> None:
+        """Remember the buttons shown as a numbered list, so "2" can press the second one.
+
+        Kept beside the person's form (same table, its own row) so a menu never disturbs a
+        form and both survive a restart."""
+        menu_who = Who(who.platform, who.chat_id, who.user_id + MENU_SUFFIX)
+        await self.save(menu_who, MENU_FLOW, "shown", {"payloads": payloads})
+
+    async def menu_choice(self, who: Who, number: int) -> str | None:
+        """The payload of button `number` (1-based) of the menu last shown to this person."""
+        state = await self.get(Who(who.platform, who.chat_id, who.user_id + MENU_SUFFIX))
+        if state is None or state.expired:
+            return None
+        payloads = state.data.get("payloads", [])
+        if 1 <= number <= len(payloads):
+            return str(payloads[number - 1])
+        return None
+
+    async def purge_expired(self) -> int:
+        async with self._db.session() as session:
+            result = await session.exec(
+                sa.delete(ConversationState).where(
+                    col(ConversationState.expires_at) <= self._clock.now()
+                )
+            )
+            return int(result.rowcount)
+
+
+def _select(who: Who) -> Any:
+    return select(ConversationState).where(
+        ConversationState.platform == who.platform,
+        ConversationState.chat_id == who.chat_id,
+        ConversationState.user_id == who.user_id,
+    )

@@ -1,0 +1,207 @@
+"""Every user-visible text comes from `messages/` through this one Jinja2 environment.
+
+Message templates (`messages/<locale>/<feature>/<name>.j2`) render to the small HTML subset
+Telegram accepts, with everything users typed escaped. Platforms without markup turn that
+into plain text with `to_plain`. Short strings (button labels, command descriptions, role
+names) live in `messages/<locale>/labels.toml` and render as plain text.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import tomllib
+from collections.abc import Mapping
+from datetime import UTC, tzinfo
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+MESSAGES_DIR = Path(__file__).resolve().parent.parent / "messages"
+FALLBACK_LOCALE = "vi"
+
+
+class Texts:
+    def __init__(
+        self,
+        root: Path = MESSAGES_DIR,
+        *,
+        locale: str = FALLBACK_LOCALE,
+        globals_: Mapping[str, Any] | None = None,
+        timezone: tzinfo = UTC,
+    ) -> None:
+        self.root = root
+        self.timezone = timezone
+        self.default_locale = locale
+        self._globals = dict(globals_ or {})
+        self._html: dict[str, jinja2.Environment] = {}
+        self._plain: dict[str, jinja2.Environment] = {}
+        self._labels: dict[str, dict[str, str]] = {}
+
+    def set_global(self, name: str, value: Any) -> None:
+        """Add a value every template sees (before the first render)."""
+        self._globals[name] = value
+        for env in (*self._html.values(), *self._plain.values()):
+            env.globals[name] = value
+
+    def _loader(self, locale: str) -> jinja2.BaseLoader:
+        dirs = [self.root / locale] if locale != FALLBACK_LOCALE else []
+        dirs.append(self.root / FALLBACK_LOCALE)
+        return jinja2.FileSystemLoader([str(d) for d in dirs])
+
+    def _env(self, locale: str, *, escape: bool) -> jinja2.Environment:
+        cache = self._html if escape else self._plain
+        if locale not in cache:
+            env = jinja2.Environment(
+                loader=self._loader(locale),
+                autoescape=escape,
+                undefined=jinja2.StrictUndefined,
+                trim_blocks=True,
+                lstrip_blocks=True,
+                keep_trailing_newline=False,
+            )
+            env.globals["bot_name"] = self._label_table(locale).get("bot.default_name", "")
+            env.globals.update(self._globals)
+            env.globals["label"] = lambda key, **kw: self.label(key, locale, **kw)
+            env.filters["number"] = format_number
+            env.filters["date"] = lambda v: v.astimezone(self.timezone).strftime("%d/%m/%Y")
+            env.filters["datetime"] = lambda v: v.astimezone(self.timezone).strftime(
+                "%H:%M %d/%m/%Y"
+            )
+            cache[locale] = env
+        return cache[locale]
+
+    def render(self, name: str, locale: str | None = None, /, **context: Any) -> str:
+        """Render `messages/<locale>/<name>.j2` to HTML, user input escaped."""
+        env = self._env(locale or self.default_locale, escape=True)
+        return env.get_template(f"{name}.j2").render(**context).strip()
+
+    def render_string(self, source: str, locale: str | None = None, /, **context: Any) -> str:
+        """Render a template held in a content file (explanations) to HTML."""
+        env = self._env(locale or self.default_locale, escape=True)
+        return env.from_string(source).render(**context).strip()
+
+    def plain_string(self, source: str, locale: str | None = None, /, **context: Any) -> str:
+        """Render a template held in a content file to plain text (a button, a title)."""
+        env = self._env(locale or self.default_locale, escape=False)
+        return env.from_string(source).render(**context).strip()
+
+    def label(self, key: str, locale: str | None = None, /, **context: Any) -> str:
+        """A short plain string: a button, a command description, a role name."""
+        locale = locale or self.default_locale
+        source = self._label_table(locale).get(key)
+        if source is None:
+            raise KeyError(f"no label {key!r} in messages/{locale}/labels.toml")
+        env = self._env(locale, escape=False)
+        return env.from_string(source).render(**context).strip()
+
+    def has_label(self, key: str, locale: str | None = None) -> bool:
+        return key in self._label_table(locale or self.default_locale)
+
+    def _label_table(self, locale: str) -> dict[str, str]:
+        if locale not in self._labels:
+            table = _read_label_dir(self.root / FALLBACK_LOCALE)
+            if locale != FALLBACK_LOCALE:
+                table.update(_read_label_dir(self.root / locale))
+            self._labels[locale] = table
+        return self._labels[locale]
+
+    @cached_property
+    def template_names(self) -> list[str]:
+        base = self.root / FALLBACK_LOCALE
+        return sorted(str(p.relative_to(base).with_suffix("")) for p in base.rglob("*.j2"))
+
+
+def _read_label_dir(base: Path) -> dict[str, str]:
+    """`labels.toml` plus one `labels/<feature>.toml` per feature; a key defined twice is a bug."""
+    table: dict[str, str] = {}
+    for path in [base / "labels.toml", *sorted((base / "labels").glob("*.toml"))]:
+        for key, value in _read_labels(path).items():
+            if key in table:
+                raise ValueError(f"label {key!r} defined twice ({path})")
+            table[key] = value
+    return table
+
+
+def _read_labels(path: Path) -> dict[str, str]:
+    if not path.exists():
+        return {}
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    flat: dict[str, str] = {}
+
+    def walk(prefix: str, node: Mapping[str, Any]) -> None:
+        for key, value in node.items():
+            name = f"{prefix}.{key}" if prefix else key
+            if isinstance(value, Mapping):
+                walk(name, value)
+            else:
+                flat[name] = str(value)
+
+    walk("", data)
+    return flat
+
+
+def format_number(value: int | float) -> str:
+    """Vietnamese thousands separator: 4.250 hộ."""
+    return f"{value:,}".replace(",", ".")
+
+
+_TAG_RE = re.compile(r"<(/?)([a-zA-Z-]+)([^>]*)>")
+_HREF_RE = re.compile(r'href="([^"]*)"')
+
+
+def to_plain(text: str) -> str:
+    """Turn our HTML subset into plain text for platforms without markup."""
+
+    out: list[str] = []
+    pos = 0
+    pending_href: list[str] = []
+    for match in _TAG_RE.finditer(text):
+        out.append(text[pos : match.start()])
+        pos = match.end()
+        closing, tag = match.group(1), match.group(2).lower()
+        if tag == "a" and not closing:
+            href = _HREF_RE.search(match.group(3))
+            pending_href.append(href.group(1) if href else "")
+        elif tag == "a" and closing and pending_href:
+            target = pending_href.pop()
+            if target and target not in out[-1]:
+                out.append(f" ({target})")
+        elif tag == "br":
+            out.append("\n")
+    out.append(text[pos:])
+    return html.unescape("".join(out))
+
+
+def to_terminal(text: str, *, color: bool) -> str:
+    """Plain text, with bold shown as bold where the terminal can."""
+    if color:
+        text = re.sub(r"<(b|strong)>", "\033[1m", text)
+        text = re.sub(r"</(b|strong)>", "\033[0m", text)
+    return to_plain(text)
+
+
+def split_text(text: str, limit: int) -> list[str]:
+    """Cut a long text into pieces of at most `limit` characters, at paragraph or line ends."""
+    if len(text) <= limit:
+        return [text]
+    pieces: list[str] = []
+    current = ""
+    for line in text.split("\n"):
+        candidate = f"{current}\n{line}" if current else line
+        if len(candidate) <= limit:
+            current = candidate
+            continue
+        if current:
+            pieces.append(current)
+        while len(line) > limit:
+            cut = line.rfind(" ", 0, limit)
+            cut = cut if cut > limit // 2 else limit
+            pieces.append(line[:cut])
+            line = line[cut:].lstrip()
+        current = line
+    if current:
+        pieces.append(current)
+    return pieces

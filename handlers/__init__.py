@@ -1,0 +1,17 @@
+"""One module per feature; each ends with `register(router)`."""
+
+from __future__ import annotations
+
+from bot.router import Router
+from handlers import accounts, basics, chats, dashboard, explanations, feedback, invites
+
+
+def register_all(router: Router) -> None:
+    """Registration order is the order of /trogiup and the platform's command menu."""
+    basics.register(router)
+    explanations.register(router)
+    feedback.register(router)
+    invites.register(router)
+    chats.register(router)
+    accounts.register(router)
+    dashboard.register(router)

@@ -1,0 +1,181 @@
+"""`/moi`: make an invite link and QR code for a role, in three short steps or one line.
+
+One line: `/moi totruong TDP05 20` (role, group, how many people). Step by step: pick the
+role, pick the group, say how many people (or "no limit"). The form is kept in the database.
+"""
+
+from __future__ import annotations
+
+import io
+
+import segno
+
+from bot.core import GROUP_ROLES, Attachment, Role
+from bot.router import Ctx, Router
+from bot.services.invites import InviteError, InviteInfo, invitable_roles
+
+FLOW = "invite"
+
+# What people type for each role (without diacritics), besides the English names.
+ROLE_WORDS: dict[str, Role] = {
+    "cudan": Role.RESIDENT, "dan": Role.RESIDENT, "resident": Role.RESIDENT,
+    "tocds": Role.HELPER, "congnghe": Role.HELPER, "cds": Role.HELPER, "helper": Role.HELPER,
+    "totruong": Role.LEADER, "leader": Role.LEADER,
+    "canbo": Role.COORDINATOR, "coordinator": Role.COORDINATOR,
+}
+
+
+def qr_png(link: str) -> bytes:
+    """A QR code big enough to print on A5 and scan from a metre away."""
+    buffer = io.BytesIO()
+    segno.make(link, error="m").save(buffer, kind="png", scale=12, border=4)
+    return buffer.getvalue()
+
+
+async def invite(ctx: Ctx) -> None:
+    ward_id = ctx.identity.ward_id
+    if ward_id is None:
+        await ctx.say("invites/no_ward")
+        return
+    roles = invitable_roles(ctx.identity, ward_id)
+    if not roles:
+        await ctx.say("core/denied", needed=Role.LEADER.value, role=ctx.identity.role.value)
+        return
+    if ctx.args:
+        await _one_line(ctx, ward_id, roles)
+        return
+    await ctx.start_form(FLOW, "role", {"ward_id": ward_id})
+    buttons = [[ctx.button(f"roles.{r.value}", f"inv:role:{r.value}")] for r in roles]
+    await ctx.say("invites/ask_role", buttons=buttons)
+
+
+async def _one_line(ctx: Ctx, ward_id: int, roles: list[Role]) -> None:
+    role = ROLE_WORDS.get(ctx.args[0].lower())
+    if role is None or role not in roles:
+        await ctx.say("invites/usage", roles=[r.value for r in roles])
+        return
+    group_id: int | None = None
+    rest = list(ctx.args[1:])
+    if role in GROUP_ROLES:
+        if not rest:
+            await ctx.say("invites/usage", roles=[r.value for r in roles])
+            return
+        group = await ctx.app.services.places.group_by_code(ward_id, rest.pop(0))
+        if group is None:
+            await ctx.say("invites/unknown_group")
+            return
+        group_id = group.id
+    uses: int | None = None
+    if rest:
+        if not rest[0].isdigit():
+            await ctx.say("invites/bad_uses")
+            return
+        uses = int(rest[0]) or None
+    await _create(ctx, role=role, ward_id=ward_id, group_id=group_id, uses=uses)
+
+
+async def pick(ctx: Ctx) -> None:
+    """Buttons of the step-by-step form: `inv:role:<role>`, `inv:group:<id>`, `inv:uses:0`."""
+    await ctx.answer_button()
+    form = ctx.form
+    if form is None or form.flow != FLOW:
+        await ctx.say("core/form_expired")
+        return
+    _, kind, value = (ctx.incoming.payload or "::").split(":", 2)
+    data = dict(form.data)
+    ward_id = int(data["ward_id"])
+    if kind == "role":
+        role = Role(value)
+        if role not in invitable_roles(ctx.identity, ward_id):
+            await ctx.say(
+                "core/denied", needed=Role.COORDINATOR.value, role=ctx.identity.role.value
+            )
+            return
+        data["role"] = role.value
+        if role in GROUP_ROLES:
+            await ctx.start_form(FLOW, "group", data)
+            await _ask_group(ctx, ward_id)
+            return
+    elif kind == "group":
+        data["group_id"] = int(value)
+    elif kind == "uses":
+        await _finish(ctx, data, None)
+        return
+    await ctx.start_form(FLOW, "uses", data)
+    await ctx.update("invites/ask_uses", buttons=[[ctx.button("invites.no_limit", "inv:uses:0")]])
+
+
+async def _ask_group(ctx: Ctx, ward_id: int) -> None:
+    groups = await ctx.app.services.places.groups(ward_id)
+    mine = [g for g in groups if ctx.identity.role_in_group(ward_id, g.id) >= Role.LEADER]
+    if not mine:
+        await ctx.end_form()
+        await ctx.update("invites/no_groups")
+        return
+    buttons = [ctx.button("invites.group", f"inv:group:{g.id}", code=g.code) for g in mine]
+    rows = [buttons[i : i + 3] for i in range(0, len(buttons), 3)]
+    await ctx.update("invites/ask_group", buttons=rows)
+
+
+async def typed(ctx: Ctx) -> None:
+    """Text while the form is open: a number of people, or a group code at the group step."""
+    form = ctx.form
+    assert form is not None
+    data = dict(form.data)
+    text = ctx.incoming.text.strip()
+    if form.step == "uses":
+        if not text.isdigit() or not 0 <= int(text) <= 10_000:
+            await ctx.say("invites/bad_uses")
+            return
+        await _finish(ctx, data, int(text) or None)
+    elif form.step == "group":
+        group = await ctx.app.services.places.group_by_code(int(data["ward_id"]), text)
+        if group is None:
+            await ctx.say("invites/unknown_group")
+            return
+        data["group_id"] = group.id
+        await ctx.start_form(FLOW, "uses", data)
+        await ctx.say("invites/ask_uses", buttons=[[ctx.button("invites.no_limit", "inv:uses:0")]])
+    else:
+        await ctx.say("invites/ask_role_again")
+
+
+async def _finish(ctx: Ctx, data: dict[str, object], uses: int | None) -> None:
+    group_id = data.get("group_id")
+    await ctx.end_form()
+    await _create(
+        ctx,
+        role=Role(str(data["role"])),
+        ward_id=int(str(data["ward_id"])),
+        group_id=int(str(group_id)) if group_id is not None else None,
+        uses=uses,
+    )
+
+
+async def _create(
+    ctx: Ctx, *, role: Role, ward_id: int, group_id: int | None, uses: int | None
+) -> None:
+    try:
+        info = await ctx.app.services.invites.create(
+            ctx.identity, role=role, ward_id=ward_id, group_id=group_id, max_uses=uses
+        )
+    except InviteError as exc:
+        await ctx.say(f"invites/create_{exc.reason}")
+        return
+    await _show(ctx, info)
+
+
+async def _show(ctx: Ctx, info: InviteInfo) -> None:
+    link = ctx.platform.invite_link(info.code)
+    await ctx.say("invites/created", info=info, link=link, role=info.role.value)
+    if ctx.platform.capabilities.photos:
+        caption = ctx.t("invites/qr_caption", info=info, role=info.role.value)
+        photo = Attachment(kind="photo", filename=f"moi-{info.code}.png", data=qr_png(link),
+                           mime_type="image/png")
+        await ctx.reply(caption, attachment=photo)
+
+
+def register(router: Router) -> None:
+    router.command("moi", invite, aliases=("invite",), role=Role.LEADER, where="private")
+    router.button("inv", pick, role=Role.LEADER)
+    router.form(FLOW, typed)

@@ -1,0 +1,43 @@
+"""One person on Telegram and Zalo: linking the accounts carries the roles across."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+from bot.core import Capabilities, Role
+from tests.conftest import Harness
+from tests.recording import RecordingPlatform, message
+
+
+async def test_link_telegram_and_zalo_accounts(harness: Harness) -> None:
+    zalo = RecordingPlatform(name="zalo", capabilities=Capabilities(buttons=False, edit=False))
+    harness.router.attach(zalo)
+    await harness.grant("100", Role.LEADER, "TDP01")
+    offer = await harness.say("/lienketzalo")
+    code = re.search(r"/lienketzalo ([A-Z0-9]{8})", offer)
+    assert code, offer
+    assert "mở ứng dụng còn lại (zalo)" in offer.lower()
+
+    await harness.router.dispatch(zalo, message(f"/lienketzalo {code.group(1)}", user="z-9", platform="zalo"))
+    assert "Đã liên kết với tài khoản Telegram" in zalo.last.text
+    await harness.router.dispatch(zalo, message("/quyen", user="z-9", platform="zalo"))
+    assert "Tổ trưởng — tổ TDP01" in zalo.last.text
+    # The code works once.
+    await harness.router.dispatch(zalo, message(f"/lienketzalo {code.group(1)}", user="z-9", platform="zalo"))
+    assert "không đúng hoặc đã dùng" in zalo.last.text
+
+
+async def test_link_refusals(harness: Harness) -> None:
+    offer = await harness.say("/lienketzalo")
+    code = re.search(r"/lienketzalo ([A-Z0-9]{8})", offer)
+    assert code
+    assert "chính tài khoản" in await harness.say(f"/lienketzalo {code.group(1)}")
+    assert "cùng một ứng dụng" in await harness.say(f"/lienketzalo {code.group(1)}", user="101")
+    offer = await harness.say("/lienketzalo")
+    code = re.search(r"/lienketzalo ([A-Z0-9]{8})", offer)
+    assert code
+    harness.clock.advance(timedelta(minutes=11))
+    zalo = RecordingPlatform(name="zalo")
+    await harness.router.dispatch(zalo, message(f"/lienketzalo {code.group(1)}", user="z-1", platform="zalo"))
+    assert "quá 10 phút" in zalo.last.text

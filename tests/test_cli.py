@@ -1,0 +1,70 @@
+"""The operator's command line: wards, groups, grants, and the first run without a token."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.cli import main
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(f'[database]\nurl = "sqlite+aiosqlite:///{tmp_path}/bot.db"\n', encoding="utf-8")
+    return path
+
+
+def cli(config: Path, *args: str) -> int:
+    return main(["--config", str(config), *args])
+
+
+def test_ward_group_grant_and_list(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli(config, "db", "upgrade") == 0
+    assert cli(config, "ward", "add", "hb", "Phường Hòa Bình") == 0
+    assert cli(config, "group", "add", "HB", "TDP01", "Tổ dân phố 1") == 0
+    assert cli(config, "grant", "leader", "--user", "42", "--ward", "HB", "--group", "tdp01") == 0
+    assert cli(config, "grant", "coordinator", "--user", "43", "--ward", "HB") == 0
+    assert cli(config, "ward", "list") == 0
+    out = capsys.readouterr().out
+    assert "ward HB added: Phường Hòa Bình" in out
+    assert "telegram user 42 is now leader of group TDP01 in ward HB" in out
+    assert "telegram user 43 is now coordinator of the whole ward in ward HB" in out
+    assert "HB\tPhường Hòa Bình\t1 groups: TDP01" in out
+
+
+def test_operator_mistakes_are_one_line(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli(config, "group", "add", "NOPE", "TDP01", "x") == 1
+    assert cli(config, "ward", "add", "HB", "Phường") == 0
+    assert cli(config, "ward", "add", "HB", "Phường") == 1
+    assert cli(config, "grant", "helper", "--user", "1", "--ward", "HB") == 1
+    assert cli(config, "ward", "add", "bad code!", "x") == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "cds-bot: no ward NOPE (see `cds-bot ward list`)",
+        "cds-bot: ward HB already exists",
+        "cds-bot: role helper needs --group (it is given per residential group)",
+        "cds-bot: code 'BAD CODE!' must be letters, digits, - or _ (up to 32)",
+    ]
+
+
+def test_run_without_token_explains_botfather_and_the_terminal_chat(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "run"], capture_output=True, text=True, timeout=60,
+        check=False, cwd=tmp_path, stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 2
+    assert "config.toml: telegram.token: missing" in result.stderr
+    assert "@BotFather" in result.stderr
+    assert "cds-bot shell --demo" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_console_script_is_installed() -> None:
+    script = Path(sys.executable).parent / "cds-bot"
+    result = subprocess.run([str(script), "--help"], capture_output=True, text=True, check=False)
+    assert result.returncode == 0
+    assert "shell" in result.stdout and "grant" in result.stdout

@@ -1,0 +1,150 @@
+"""The same conversations on Telegram and on Zalo, through each platform's real adapter and
+fake server: a feature that works on one platform only fails here."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any, Protocol
+
+import pytest
+
+from bot.app import BotApp
+from bot.config import Config
+from bot.core import Role
+from tests.fake_telegram import FakeTelegram
+from tests.fake_zalo import FakeZalo
+
+LEADER, PERSON = "801", "802"
+
+
+class Chatter(Protocol):
+    platform: str
+
+    async def say(self, user: str, text: str, count: int = 1) -> list[str]: ...
+
+    async def press(self, user: str, label: str) -> list[str]: ...
+
+
+class TelegramChatter:
+    platform = "telegram"
+
+    def __init__(self, tg: FakeTelegram) -> None:
+        self.tg = tg
+
+    async def say(self, user: str, text: str, count: int = 1) -> list[str]:
+        before = len(self.tg.sent_to(user))
+        self.tg.message(int(user), int(user), text, first_name="Tư")
+        sent = await self.tg.wait_sent(user, before + count)
+        return [_plain(m) for m in sent[before:]]
+
+    async def press(self, user: str, label: str) -> list[str]:
+        last = self.tg.last_message(user)
+        rows = (last.get("reply_markup") or {}).get("inline_keyboard", [])
+        payload = next(b["callback_data"] for row in rows for b in row if b["text"] == label)
+        edits = len(self.tg.calls_to("editMessageText"))
+        before = len(self.tg.sent_to(user))
+        self.tg.callback(int(user), int(user), last["message_id"], payload)
+        for _ in range(250):
+            if len(self.tg.calls_to("editMessageText")) > edits or len(self.tg.sent_to(user)) > before:
+                break
+            await asyncio.sleep(0.02)
+        new_edits = self.tg.calls_to("editMessageText")[edits:]
+        return [_plain(c.params) for c in new_edits] + [_plain(m) for m in self.tg.sent_to(user)[before:]]
+
+
+class ZaloChatter:
+    platform = "zalo"
+
+    def __init__(self, zl: FakeZalo) -> None:
+        self.zl = zl
+
+    async def say(self, user: str, text: str, count: int = 1) -> list[str]:
+        before = len(self.zl.sent_to(user))
+        self.zl.text(user, user, text, name="Tư")
+        sent = await self.zl.wait_sent(user, before + count)
+        return [str(m["text"]) for m in sent[before:]]
+
+    async def press(self, user: str, label: str) -> list[str]:
+        last = str(self.zl.sent_to(user)[-1]["text"])
+        number = next(
+            line.split(".", 1)[0] for line in last.splitlines()
+            if line.split(".", 1)[-1].strip() == label
+        )
+        return await self.say(user, number)
+
+
+def _plain(message: dict[str, Any]) -> str:
+    return re.sub(r"<[^>]+>", "", str(message.get("text") or message.get("caption") or ""))
+
+
+@pytest.fixture(params=["telegram", "zalo"])
+async def chat(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Chatter]:
+    db = {"url": f"sqlite+aiosqlite:///{tmp_path}/bot.db"}
+    if request.param == "telegram":
+        async with FakeTelegram() as tg:
+            config = Config.model_validate({
+                "database": db, "web": {"port": 0},
+                "telegram": {"token": tg.token, "api_base_url": tg.base_url},
+            })
+            async for _app in _running(config, "telegram"):
+                yield TelegramChatter(tg)
+    else:
+        async with FakeZalo() as zl:
+            config = Config.model_validate({
+                "database": db, "web": {"port": 0}, "telegram": {"enabled": False},
+                "zalo": {"enabled": True, "token": zl.token, "api_base_url": zl.base_url},
+            })
+            async for _app in _running(config, "zalo"):
+                yield ZaloChatter(zl)
+
+
+async def _running(config: Config, platform: str) -> AsyncIterator[BotApp]:
+    app = BotApp(config)
+    await app.db.upgrade()
+    await app.context.services.places.add_ward("HB", "Phường Hòa Bình")
+    await app.context.services.places.add_group("HB", "TDP01", "Tổ dân phố 1")
+    await app.context.services.access.grant(
+        platform=platform, user_id=LEADER, role=Role.LEADER, ward_code="HB", group_code="TDP01"
+    )
+    await app.start()
+    try:
+        yield app
+    finally:
+        await app.stop()
+
+
+async def test_greeting_and_help(chat: Chatter) -> None:
+    [greeting] = await chat.say(PERSON, "/start")
+    assert "Xin chào Tư" in greeting and "đường link mời" in greeting
+    [help_text] = await chat.press(PERSON, "❓ Trợ giúp")
+    assert "Các lệnh bạn dùng được (Khách)" in help_text
+
+
+async def test_invite_by_buttons_then_join(chat: Chatter) -> None:
+    await chat.say(LEADER, "/moi")
+    step2 = await chat.press(LEADER, "Cư dân")
+    assert any("Bước 2/3" in t for t in step2)
+    step3 = await chat.press(LEADER, "TDP01")
+    assert any("Bước 3/3" in t for t in step3)
+    created = await chat.press(LEADER, "Không giới hạn")
+    text = "\n".join(created)
+    assert "Vai trò: Cư dân — tổ TDP01" in text and "không giới hạn" in text
+    code = re.search(r"start[= ]([A-Z0-9]{8})", text)
+    assert code, text
+    joined = await chat.say(PERSON, f"/start {code.group(1)}", count=2)
+    assert "Bạn đã tham gia với vai trò Cư dân của Tổ dân phố 1" in joined[0]
+
+
+async def test_unknown_command_and_cancel(chat: Chatter) -> None:
+    [hint] = await chat.say(PERSON, "/khongco")
+    assert "Mình chưa hiểu lệnh /khongco" in hint
+    [nothing] = await chat.say(PERSON, "/huy")
+    assert "Không có việc gì đang làm dở" in nothing
+
+
+async def test_question_without_answer_offers_the_ward(chat: Chatter) -> None:
+    [answer] = await chat.say(PERSON, "con mèo nhà tôi bị lạc")
+    assert "Hỏi cán bộ phường" in answer
