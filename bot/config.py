@@ -196,6 +196,7 @@ class OnboardingStepConfig(_Section):
     key: str = Field(pattern=r"^[a-z][a-z0-9_]{1,31}$")
     title: str = Field(min_length=1, max_length=80)
     per: Literal["household", "adult"] = "household"
+    guide: str = Field(default="", max_length=40)  # explanation topic shown to residents
 
 
 def default_steps() -> list[OnboardingStepConfig]:

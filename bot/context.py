@@ -16,8 +16,11 @@ from bot.services.conversations import Conversations
 from bot.services.dashboard_login import DashboardLogins
 from bot.services.explanations import Explanations, load_library
 from bot.services.feedback import Feedbacks
+from bot.services.households import Households
 from bot.services.invites import Invites
 from bot.services.places import Places
+from bot.services.progress import Progress
+from bot.services.registry import Registry
 from bot.texts import Texts
 
 
@@ -32,6 +35,9 @@ class Services:
     accounts: Accounts
     dashboard_logins: DashboardLogins
     feedback: Feedbacks
+    households: Households
+    registry: Registry
+    progress: Progress
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,7 @@ def build_services(
         "console": list(console_admins or []),
     }
     access = Access(db, clock, admins)
+    steps = config.onboarding.steps
     return Services(
         places=Places(db, clock),
         access=access,
@@ -65,6 +72,9 @@ def build_services(
         accounts=Accounts(db, clock),
         dashboard_logins=DashboardLogins(db, clock),
         feedback=Feedbacks(db, clock, config.feedback),
+        households=Households(db, clock, steps),
+        registry=Registry(db, clock, steps),
+        progress=Progress(db, clock, steps),
     )
 
 

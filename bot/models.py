@@ -256,3 +256,79 @@ class FeedbackEvent(SQLModel, table=True):
     from_state: str = Field(default="", max_length=16)
     to_state: str = Field(default="", max_length=16)
     message: str = Field(default="", max_length=4000)
+
+
+class Household(SQLModel, table=True):
+    """A household from the ward's list. `search` holds code, head and address folded
+    (no diacritics, lower case) so "nguyen van an" finds "Nguyễn Văn An"."""
+
+    __tablename__ = "household"
+    __table_args__ = (sa.UniqueConstraint("ward_id", "code", name="uq_household_ward_code"),)
+    id: int | None = Field(default=None, primary_key=True)
+    ward_id: int = Field(foreign_key="ward.id")
+    group_id: int = Field(foreign_key="residential_group.id", index=True)
+    code: str = Field(max_length=32)
+    head_name: str = Field(max_length=200)
+    address: str = Field(default="", max_length=300)
+    members: int = Field(default=1)
+    adults: int = Field(default=1)
+    phone: str = Field(default="", max_length=40)
+    search: str = Field(default="", max_length=600)
+    created_at: datetime = _when()
+    updated_at: datetime = _when()
+
+
+class HouseholdStep(SQLModel, table=True):
+    """The current state of one step for one household (the progress events are the
+    history). `units` is 0/1 for a household step and the number of adults done for an
+    adult step; `reported_at` marks a resident's self-report waiting for a helper."""
+
+    __tablename__ = "household_step"
+    household_id: int = Field(foreign_key="household.id", primary_key=True)
+    step_key: str = Field(max_length=32, primary_key=True)
+    group_id: int = Field(foreign_key="residential_group.id", index=True)
+    units: int = Field(default=0)
+    complete: bool = Field(default=False)
+    reported_at: datetime | None = _when(nullable=True)
+    reported_by: int | None = Field(default=None, foreign_key="member.id")
+    updated_at: datetime = _when()
+    updated_by: int | None = Field(default=None, foreign_key="member.id")
+
+
+class GroupStepCount(SQLModel, table=True):
+    """Running totals per group and step, changed in the same transaction as every
+    household step, so the ward-wide `/tiendo` reads a few hundred rows, not 100,000."""
+
+    __tablename__ = "group_step_count"
+    group_id: int = Field(foreign_key="residential_group.id", primary_key=True)
+    step_key: str = Field(max_length=32, primary_key=True)
+    units: int = Field(default=0)
+    households: int = Field(default=0)
+
+
+class ProgressEvent(SQLModel, table=True):
+    """Append-only: who changed which step of which household, when, how and from what."""
+
+    __tablename__ = "progress_event"
+    __table_args__ = (sa.Index("ix_progress_event_group_at", "group_id", "at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    household_id: int = Field(foreign_key="household.id", index=True)
+    group_id: int = Field(foreign_key="residential_group.id")
+    step_key: str = Field(max_length=32)
+    action: str = Field(max_length=16)
+    before_units: int = Field(default=0)
+    after_units: int = Field(default=0)
+    actor_member_id: int | None = Field(default=None, foreign_key="member.id")
+    source: str = Field(max_length=16)
+    batch: str = Field(default="", max_length=32, index=True)
+    note: str = Field(default="", max_length=300)
+    at: datetime = _when()
+
+
+class HouseholdResident(SQLModel, table=True):
+    """A resident who linked himself to his household (`/cuaho`); one household each."""
+
+    __tablename__ = "household_resident"
+    member_id: int = Field(foreign_key="member.id", primary_key=True)
+    household_id: int = Field(foreign_key="household.id", index=True)
+    linked_at: datetime = _when()

@@ -1,0 +1,420 @@
+"""The household registry: import the ward's list, export progress.
+
+An import is one transaction: every row is checked first, bad rows are reported with their
+line and reason, and the good ones go in together (or nothing, with `strict`). Re-importing
+the same list changes nothing; a changed row updates its household; codes never duplicate.
+Optional columns named after a step (its key or its title) carry progress the ward already
+recorded, as progress events with source "import".
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.clock import Clock
+from bot.config import OnboardingStepConfig
+from bot.db import Database
+from bot.models import Household, HouseholdStep, Member, ProgressEvent, ResidentialGroup
+from bot.services import audit
+from bot.services.explanations import fold
+from bot.services.households import search_text, step_total
+from bot.services.places import normalize_code
+from bot.services.progress import recount
+from bot.services.tables import Table, TableError
+
+CODE_RE = re.compile(r"^[A-Z0-9][A-Z0-9_.\-/]{0,31}$")
+GROUP_RE = re.compile(r"^[A-Z0-9][A-Z0-9_-]{0,31}$")
+MAX_MEMBERS = 60
+FIELDS = ("code", "group", "head_name", "address", "members", "adults", "phone")
+REQUIRED = ("code", "group", "head_name")
+# Header names as people write them, folded and without spaces.
+HEADER_NAMES: dict[str, str] = {
+    **{f.replace("_", ""): f for f in FIELDS},
+    "ma": "code", "maho": "code", "mahogiadinh": "code",
+    "to": "group", "todanpho": "group", "tdp": "group", "thon": "group", "khupho": "group",
+    "chuho": "head_name", "tenchuho": "head_name", "hotenchuho": "head_name",
+    "diachi": "address", "sonhankhau": "members", "nhankhau": "members",
+    "songuoi": "members", "thanhvien": "members", "songuoilon": "adults",
+    "nguoilon": "adults", "dienthoai": "phone", "sodienthoai": "phone", "sdt": "phone",
+}
+YES = {"x", "1", "co", "roi", "xong", "dat", "yes", "y", "done", "v", "ok", "\u2713", "\u2714"}
+NO = {"0", "khong", "chua", "no", "n"}
+
+
+@dataclass(frozen=True)
+class Rejected:
+    line: int
+    reason: str
+    detail: str = ""
+
+
+@dataclass
+class ImportReport:
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: list[Rejected] = field(default_factory=list)
+    groups_created: list[str] = field(default_factory=list)
+    steps_set: int = 0
+    dry_run: bool = False
+    strict: bool = False
+    written: bool = False
+
+    @property
+    def total(self) -> int:
+        return self.added + self.updated + self.unchanged + len(self.rejected)
+
+
+@dataclass(frozen=True)
+class _Row:
+    line: int
+    code: str
+    group: str
+    head_name: str
+    address: str
+    members: int
+    adults: int
+    phone: str
+    steps: dict[str, int | None]
+
+
+def _header_key(cell: str, steps: dict[str, str]) -> str | None:
+    name = fold(cell).replace(" ", "")
+    return HEADER_NAMES.get(name) or steps.get(name)
+
+
+def map_header(table: Table, steps: Sequence[OnboardingStepConfig]) -> dict[int, str]:
+    """Column index → field or `step:<key>`; unknown columns stop the import, because a
+    misspelt header would otherwise drop that column's data without a word."""
+    step_names = {}
+    for s in steps:
+        step_names[s.key.replace("_", "")] = f"step:{s.key}"
+        step_names[fold(s.title).replace(" ", "")] = f"step:{s.key}"
+    mapping: dict[int, str] = {}
+    for i, cell in enumerate(table.header):
+        if not cell:
+            continue
+        key = _header_key(cell, step_names)
+        if key is None:
+            raise TableError("unknown_column", cell)
+        if key in mapping.values():
+            raise TableError("duplicate_column", cell)
+        mapping[i] = key
+    missing = [f for f in REQUIRED if f not in mapping.values()]
+    if missing:
+        raise TableError("missing_column", missing[0])
+    return mapping
+
+
+def _number(text: str) -> int | None:
+    text = text.strip()
+    return int(text) if text.isdigit() else None
+
+
+def _phone(text: str) -> str | None:
+    digits = re.sub(r"[\s.\-()]", "", text)
+    if not digits:
+        return ""
+    if not re.fullmatch(r"\+?\d{8,15}", digits):
+        return None
+    return digits
+
+
+def parse_rows(
+    table: Table, steps: Sequence[OnboardingStepConfig]
+) -> tuple[list[_Row], list[Rejected]]:
+    mapping = map_header(table, steps)
+    by_key = {s.key: s for s in steps}
+    good: list[_Row] = []
+    bad: list[Rejected] = []
+    seen: dict[str, int] = {}
+    width = max(mapping) + 1
+    for row in table.rows:
+        if len(row.cells) > width and any(row.cells[width:]):
+            bad.append(Rejected(row.line, "extra_cells"))
+            continue
+        cells = {key: row.cells[i] if i < len(row.cells) else "" for i, key in mapping.items()}
+        code = normalize_code(cells.get("code", ""))
+        group = normalize_code(cells.get("group", ""))
+        head = " ".join(cells.get("head_name", "").split())
+        if not code:
+            bad.append(Rejected(row.line, "missing_code"))
+            continue
+        if not CODE_RE.match(code):
+            bad.append(Rejected(row.line, "bad_code", code))
+            continue
+        if code in seen:
+            bad.append(Rejected(row.line, "duplicate_code", f"{code}|{seen[code]}"))
+            continue
+        if not group:
+            bad.append(Rejected(row.line, "missing_group", code))
+            continue
+        if not GROUP_RE.match(group):
+            bad.append(Rejected(row.line, "bad_group", group))
+            continue
+        if not head:
+            bad.append(Rejected(row.line, "missing_head", code))
+            continue
+        members_text = cells.get("members", "").strip()
+        members = _number(members_text) if members_text else 1
+        if members is None or not 1 <= members <= MAX_MEMBERS:
+            bad.append(Rejected(row.line, "bad_members", members_text))
+            continue
+        adults_text = cells.get("adults", "").strip()
+        adults = _number(adults_text) if adults_text else members
+        if adults is None or not 0 <= adults <= members:
+            bad.append(Rejected(row.line, "bad_adults", adults_text))
+            continue
+        phone = _phone(cells.get("phone", ""))
+        if phone is None:
+            bad.append(Rejected(row.line, "bad_phone", cells.get("phone", "")))
+            continue
+        step_values: dict[str, int | None] = {}
+        problem: Rejected | None = None
+        for key, text in cells.items():
+            if not key.startswith("step:") or not text.strip():
+                continue
+            step = by_key[key[5:]]
+            value = fold(text).replace(" ", "")
+            total = step_total(step, adults)
+            if value in YES:
+                step_values[step.key] = None
+            elif value in NO:
+                step_values[step.key] = 0
+            elif value.isdigit() and step.per == "adult" and int(value) <= total:
+                step_values[step.key] = int(value)
+            else:
+                problem = Rejected(row.line, "bad_step_value", f"{step.key}|{text}")
+                break
+        if problem is not None:
+            bad.append(problem)
+            continue
+        seen[code] = row.line
+        good.append(_Row(
+            row.line, code, group, head[:200], " ".join(cells.get("address", "").split())[:300],
+            members, adults, phone, step_values,
+        ))
+    return good, bad
+
+
+class Registry:
+    def __init__(self, db: Database, clock: Clock, steps: Sequence[OnboardingStepConfig]) -> None:
+        self._db = db
+        self._clock = clock
+        self.steps = list(steps)
+
+    async def import_table(
+        self,
+        ward_id: int,
+        table: Table,
+        *,
+        actor_member_id: int | None = None,
+        dry_run: bool = False,
+        strict: bool = False,
+    ) -> ImportReport:
+        rows, rejected = parse_rows(table, self.steps)
+        report = ImportReport(rejected=rejected, dry_run=dry_run, strict=strict)
+        by_key = {s.key: s for s in self.steps}
+        now = self._clock.now()
+        async with self._db.session() as session:
+            groups = {
+                g.code: g.id for g in (
+                    await session.exec(
+                        select(ResidentialGroup).where(ResidentialGroup.ward_id == ward_id)
+                    )
+                ).all()
+            }
+            existing = {
+                r.code: r for r in (
+                    await session.exec(
+                        sa.select(*(
+                            col(c) for c in (
+                                Household.id, Household.code, Household.group_id,
+                                Household.head_name, Household.address, Household.members,
+                                Household.adults, Household.phone,
+                            )
+                        )).where(col(Household.ward_id) == ward_id)
+                    )
+                ).all()
+            }
+            new_groups = sorted({r.group for r in rows if r.group not in groups})
+            report.groups_created = new_groups
+            inserts: list[dict[str, object]] = []
+            updates: list[dict[str, object]] = []
+            moved: list[tuple[int, int | None]] = []
+            for group_code in new_groups:
+                group = ResidentialGroup(
+                    ward_id=ward_id, code=group_code, name=group_code, created_at=now
+                )
+                session.add(group)
+                await session.flush()
+                assert group.id is not None
+                groups[group_code] = group.id
+            for r in rows:
+                values = {
+                    "group_id": groups[r.group], "head_name": r.head_name, "address": r.address,
+                    "members": r.members, "adults": r.adults, "phone": r.phone,
+                }
+                old = existing.get(r.code)
+                if old is None:
+                    report.added += 1
+                    inserts.append({
+                        **values, "ward_id": ward_id, "code": r.code, "created_at": now,
+                        "updated_at": now, "search": search_text(r.code, r.head_name, r.address),
+                    })
+                    continue
+                current = {
+                    "group_id": old.group_id, "head_name": old.head_name, "address": old.address,
+                    "members": old.members, "adults": old.adults, "phone": old.phone,
+                }
+                if current == values:
+                    report.unchanged += 1
+                    continue
+                report.updated += 1
+                if old.group_id != values["group_id"]:
+                    moved.append((int(old.id), groups[r.group]))
+                updates.append({
+                    **values, "id": old.id, "updated_at": now,
+                    "search": search_text(r.code, r.head_name, r.address),
+                })
+            if dry_run or (strict and rejected):
+                await session.rollback()
+                return report
+            if inserts:
+                await session.exec(sa.insert(Household), params=inserts)
+            if updates:
+                await session.exec(sa.update(Household), params=updates)
+            for household_id, group_id in moved:
+                await session.exec(
+                    sa.update(HouseholdStep).where(
+                        col(HouseholdStep.household_id) == household_id
+                    ).values(group_id=group_id)
+                )
+            report.steps_set = await self._import_steps(session, ward_id, rows, by_key, now,
+                                                        actor_member_id)
+            await recount(session, ward_id)
+            audit.record(
+                session, self._clock, action="households.import",
+                actor_member_id=actor_member_id, ward_id=ward_id, target=f"{len(rows)} rows",
+                added=report.added, updated=report.updated, rejected=len(rejected),
+            )
+            report.written = True
+        return report
+
+    async def _import_steps(
+        self, session: AsyncSession, ward_id: int, rows: list[_Row],
+        by_key: dict[str, OnboardingStepConfig], now: datetime, actor: int | None,
+    ) -> int:
+        """Step columns: set each household's state where the file says something new.
+        Counts are rebuilt by the caller, so this only writes states and events."""
+        wanted = [r for r in rows if r.steps]
+        if not wanted:
+            return 0
+        ids = dict((await session.exec(
+            select(Household.code, Household.id).where(Household.ward_id == ward_id)
+        )).all())
+        groups = dict((await session.exec(
+            select(Household.id, Household.group_id).where(Household.ward_id == ward_id)
+        )).all())
+        states = {
+            (s.household_id, s.step_key): s for s in (await session.exec(
+                select(HouseholdStep).where(
+                    col(HouseholdStep.household_id).in_([ids[r.code] for r in wanted])
+                )
+            )).all()
+        }
+        changed = 0
+        for r in wanted:
+            household_id = ids[r.code]
+            for key, value in r.steps.items():
+                step = by_key[key]
+                total = step_total(step, r.adults)
+                after = total if value is None else min(value, total)
+                state = states.get((household_id, key))
+                before = state.units if state else 0
+                if state is not None and before == after:
+                    continue
+                if state is None:
+                    if after == 0:
+                        continue
+                    state = HouseholdStep(household_id=household_id, step_key=key,
+                                          group_id=groups[household_id])
+                state.units = after
+                state.complete = after >= total
+                state.updated_at = now
+                state.updated_by = actor
+                if state.complete:
+                    state.reported_at = None
+                session.add(state)
+                session.add(ProgressEvent(
+                    household_id=household_id, group_id=groups[household_id], step_key=key,
+                    action="set", before_units=before, after_units=after,
+                    actor_member_id=actor, source="import", at=now,
+                ))
+                changed += 1
+        await session.flush()
+        return changed
+
+    # --- export ---------------------------------------------------------------------------
+    async def household_rows(self, ward_id: int) -> list[dict[str, object]]:
+        """One row per household: its details and, per step, units, who and when."""
+        async with self._db.session() as session:
+            households = (
+                await session.exec(
+                    select(Household, ResidentialGroup.code)
+                    .join(ResidentialGroup, col(ResidentialGroup.id) == Household.group_id)
+                    .where(Household.ward_id == ward_id)
+                    .order_by(col(ResidentialGroup.code), col(Household.code))
+                )
+            ).all()
+            states = (
+                await session.exec(
+                    select(HouseholdStep, Member.display_name)
+                    .join(Household, col(Household.id) == HouseholdStep.household_id)
+                    .join(Member, col(Member.id) == HouseholdStep.updated_by, isouter=True)
+                    .where(Household.ward_id == ward_id)
+                )
+            ).all()
+        by_household: dict[int, dict[str, tuple[HouseholdStep, str]]] = {}
+        for state, name in states:
+            by_household.setdefault(state.household_id, {})[state.step_key] = (state, name or "")
+        result = []
+        for household, group_code in households:
+            assert household.id is not None
+            row: dict[str, object] = {
+                "code": household.code, "group": group_code, "head_name": household.head_name,
+                "address": household.address, "members": household.members,
+                "adults": household.adults,
+            }
+            mine = by_household.get(household.id, {})
+            for step in self.steps:
+                state, name = mine.get(step.key, (None, ""))
+                row[f"{step.key}"] = state.units if state else 0
+                row[f"{step.key}_total"] = step_total(step, household.adults)
+                row[f"{step.key}_by"] = name
+                row[f"{step.key}_at"] = state.updated_at if state and state.units else None
+            result.append(row)
+        return result
+
+
+def rows_to_csv(rows: list[dict[str, object]]) -> bytes:
+    """UTF-8 with BOM, which Excel opens with the diacritics intact."""
+    buffer = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({
+                k: v.isoformat(timespec="minutes") if isinstance(v, datetime) else v
+                for k, v in row.items()
+            })
+    return ("\ufeff" + buffer.getvalue()).encode("utf-8")

@@ -1,0 +1,147 @@
+"""Reading a spreadsheet the ward sends: CSV in whatever encoding Excel wrote, or XLSX.
+
+Ward lists come from many hands: UTF-8 with or without BOM, UTF-16 "Unicode text",
+Windows-1258 (Vietnamese Windows) or Windows-1252 exports, comma, semicolon or tab
+separated. Everything becomes header cells plus rows with their line numbers, so every
+complaint can name the line a person sees in Excel.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import unicodedata
+import zipfile
+from dataclasses import dataclass
+
+MAX_FILE_BYTES = 20 * 1024 * 1024
+MAX_ROWS = 200_000
+_XLSX_MAGIC = b"PK\x03\x04"
+_XLS_MAGIC = b"\xd0\xcf\x11\xe0"
+
+
+class TableError(Exception):
+    """The whole file cannot be read; `reason` names a message label."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class TableRow:
+    line: int
+    cells: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Table:
+    header_line: int
+    header: tuple[str, ...]
+    rows: tuple[TableRow, ...]
+    encoding: str
+
+
+def read_table(data: bytes, filename: str = "") -> Table:
+    if not data.strip():
+        raise TableError("empty")
+    if len(data) > MAX_FILE_BYTES:
+        raise TableError("too_big", str(MAX_FILE_BYTES // (1024 * 1024)))
+    if data.startswith(_XLS_MAGIC) or filename.lower().endswith(".xls"):
+        raise TableError("old_excel")
+    if data.startswith(_XLSX_MAGIC):
+        return _read_xlsx(data)
+    text, encoding = _decode(data)
+    return _read_csv(text, encoding)
+
+
+def _decode(data: bytes) -> tuple[str, str]:
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return data.decode("utf-16"), "utf-16"
+    try:
+        return data.decode("utf-8-sig"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    for encoding in ("cp1258", "cp1252"):
+        try:
+            # cp1258 writes tones as combining marks; NFC makes "Nguyễn" one word again.
+            return unicodedata.normalize("NFC", data.decode(encoding)), encoding
+        except UnicodeDecodeError:
+            continue
+    raise TableError("encoding")
+
+
+def _read_csv(text: str, encoding: str) -> Table:
+    if "\x00" in text:
+        raise TableError("not_a_table")
+    lines = text.splitlines()
+    first = next((line for line in lines if line.strip()), "")
+    delimiter = max(",;\t", key=first.count)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    header: tuple[str, ...] | None = None
+    header_line = 0
+    rows: list[TableRow] = []
+    try:
+        for cells in reader:
+            line = reader.line_num
+            clean = tuple(c.strip() for c in cells)
+            if not any(clean):
+                continue
+            if header is None:
+                header, header_line = clean, line
+                continue
+            rows.append(TableRow(line, clean))
+            if len(rows) > MAX_ROWS:
+                raise TableError("too_many_rows", str(MAX_ROWS))
+    except csv.Error as exc:
+        raise TableError("not_a_table", str(exc)) from exc
+    if header is None:
+        raise TableError("empty")
+    return Table(header_line, header, tuple(rows), encoding)
+
+
+def _read_xlsx(data: bytes) -> Table:
+    from openpyxl import load_workbook  # imported here: only imports need it
+
+    try:
+        book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
+        raise TableError("not_a_table", str(exc)) from exc
+    try:
+        sheet = book.worksheets[0]
+        header: tuple[str, ...] | None = None
+        header_line = 0
+        rows: list[TableRow] = []
+        for line, values in enumerate(sheet.iter_rows(values_only=True), start=1):
+            clean = tuple(_cell(v) for v in values)
+            if not any(clean):
+                continue
+            if header is None:
+                header, header_line = clean, line
+                continue
+            rows.append(TableRow(line, clean))
+            if len(rows) > MAX_ROWS:
+                raise TableError("too_many_rows", str(MAX_ROWS))
+    finally:
+        book.close()
+    if header is None:
+        raise TableError("empty")
+    width = max((i + 1 for i, h in enumerate(header) if h), default=0)
+    return Table(header_line, header[:width], tuple(_trim(r, width) for r in rows), "xlsx")
+
+
+def _trim(row: TableRow, width: int) -> TableRow:
+    """Excel pads rows with empty cells; only non-empty cells past the header count."""
+    cells = row.cells
+    while len(cells) > width and not cells[-1]:
+        cells = cells[:-1]
+    return TableRow(row.line, cells)
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
