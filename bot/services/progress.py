@@ -97,7 +97,7 @@ async def bump(
         .where(table.c.group_id == group_id, table.c.step_key == step_key)
         .values(units=table.c.units + units, households=table.c.households + households)
     )
-    if result.rowcount == 0:  # type: ignore[attr-defined]
+    if result.rowcount == 0:
         session.add(GroupStepCount(
             group_id=group_id, step_key=step_key, units=units, households=households,
         ))

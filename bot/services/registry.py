@@ -15,6 +15,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import col, select
@@ -233,17 +234,15 @@ class Registry:
                     )
                 ).all()
             }
+            # Plain columns, not ORM objects: 100,000 of them load in a fraction of the time.
+            columns: Any = sa.select(
+                col(Household.id), col(Household.code), col(Household.group_id),
+                col(Household.head_name), col(Household.address), col(Household.members),
+                col(Household.adults), col(Household.phone),
+            ).where(col(Household.ward_id) == ward_id)
             existing = {
                 r.code: r for r in (
-                    await session.exec(
-                        sa.select(*(
-                            col(c) for c in (
-                                Household.id, Household.code, Household.group_id,
-                                Household.head_name, Household.address, Household.members,
-                                Household.adults, Household.phone,
-                            )
-                        )).where(col(Household.ward_id) == ward_id)
-                    )
+                    await session.exec(columns)
                 ).all()
             }
             new_groups = sorted({r.group for r in rows if r.group not in groups})
@@ -319,12 +318,12 @@ class Registry:
         wanted = [r for r in rows if r.steps]
         if not wanted:
             return 0
-        ids = dict((await session.exec(
-            select(Household.code, Household.id).where(Household.ward_id == ward_id)
-        )).all())
-        groups = dict((await session.exec(
-            select(Household.id, Household.group_id).where(Household.ward_id == ward_id)
-        )).all())
+        pairs = (await session.exec(
+            select(Household.code, Household.id, Household.group_id)
+            .where(Household.ward_id == ward_id)
+        )).all()
+        ids = {code: int(hid or 0) for code, hid, _g in pairs}
+        groups = {int(hid or 0): group for _c, hid, group in pairs}
         states = {
             (s.household_id, s.step_key): s for s in (await session.exec(
                 select(HouseholdStep).where(
@@ -397,7 +396,9 @@ class Registry:
             }
             mine = by_household.get(household.id, {})
             for step in self.steps:
-                state, name = mine.get(step.key, (None, ""))
+                found = mine.get(step.key)
+                state: HouseholdStep | None = found[0] if found else None
+                name = found[1] if found else ""
                 row[f"{step.key}"] = state.units if state else 0
                 row[f"{step.key}_total"] = step_total(step, household.adults)
                 row[f"{step.key}_by"] = name
