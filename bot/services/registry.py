@@ -384,8 +384,10 @@ class Registry:
                 )
             ).all()
         by_household: dict[int, dict[str, tuple[HouseholdStep, str]]] = {}
-        for state, name in states:
-            by_household.setdefault(state.household_id, {})[state.step_key] = (state, name or "")
+        for step_row, who in states:
+            by_household.setdefault(step_row.household_id, {})[step_row.step_key] = (
+                step_row, who or ""
+            )
         result = []
         for household, group_code in households:
             assert household.id is not None
@@ -397,7 +399,7 @@ class Registry:
             mine = by_household.get(household.id, {})
             for step in self.steps:
                 found = mine.get(step.key)
-                state: HouseholdStep | None = found[0] if found else None
+                state = found[0] if found else None
                 name = found[1] if found else ""
                 row[f"{step.key}"] = state.units if state else 0
                 row[f"{step.key}_total"] = step_total(step, household.adults)
