@@ -155,6 +155,7 @@ class Router:
         self._buttons: dict[str, ButtonRoute] = {}
         self._forms: dict[str, Handler] = {}
         self._text: Handler | None = None
+        self._document: Handler | None = None
         self._chat_events: list[ChatEventHandler] = []
         self.platforms: dict[str, Platform] = {}
 
@@ -194,6 +195,10 @@ class Router:
 
     def text(self, handler: Handler) -> None:
         self._text = handler
+
+    def document(self, handler: Handler) -> None:
+        """A file sent in a private chat with no form open (a list to import)."""
+        self._document = handler
 
     def chat_event(self, handler: ChatEventHandler) -> None:
         self._chat_events.append(handler)
@@ -318,6 +323,10 @@ class Router:
         if state is not None and state.flow in self._forms:
             ctx.form = state
             await self._forms[state.flow](ctx)
+            return
+        documents = [a for a in ctx.incoming.attachments if a.kind == "document"]
+        if documents and ctx.incoming.is_private and self._document is not None:
+            await self._document(ctx)
             return
         if self._text is not None:
             await self._text(ctx)

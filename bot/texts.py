@@ -66,6 +66,7 @@ class Texts:
             env.globals.update(self._globals)
             env.globals["label"] = lambda key, **kw: self.label(key, locale, **kw)
             env.filters["number"] = format_number
+            env.filters["bar"] = progress_bar
             env.filters["date"] = lambda v: v.astimezone(self.timezone).strftime("%d/%m/%Y")
             env.filters["datetime"] = lambda v: v.astimezone(self.timezone).strftime(
                 "%H:%M %d/%m/%Y"
@@ -146,6 +147,12 @@ def _read_labels(path: Path) -> dict[str, str]:
 def format_number(value: int | float) -> str:
     """Vietnamese thousands separator: 4.250 hộ."""
     return f"{value:,}".replace(",", ".")
+
+
+def progress_bar(ratio: float, width: int = 10) -> str:
+    """`▓▓▓▓▓▓░░░░`: a share drawn in characters every phone font has."""
+    filled = max(0, min(width, round(ratio * width)))
+    return "\u2593" * filled + "\u2591" * (width - filled)
 
 
 _TAG_RE = re.compile(r"<(/?)([a-zA-Z-]+)([^>]*)>")

@@ -3,7 +3,17 @@
 from __future__ import annotations
 
 from bot.router import Router
-from handlers import accounts, basics, chats, dashboard, explanations, feedback, invites
+from handlers import (
+    accounts,
+    basics,
+    chats,
+    dashboard,
+    explanations,
+    feedback,
+    households,
+    invites,
+    progress,
+)
 
 
 def register_all(router: Router) -> None:
@@ -11,6 +21,8 @@ def register_all(router: Router) -> None:
     basics.register(router)
     explanations.register(router)
     feedback.register(router)
+    households.register(router)
+    progress.register(router)
     invites.register(router)
     chats.register(router)
     accounts.register(router)

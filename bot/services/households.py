@@ -11,6 +11,7 @@ import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from rapidfuzz import process
@@ -41,7 +42,7 @@ SEARCH_LIMIT = 8
 class HouseholdError(Exception):
     """A request that cannot be done; `reason` names a message, `details` fill it."""
 
-    def __init__(self, reason: str, **details: object) -> None:
+    def __init__(self, reason: str, **details: Any) -> None:
         super().__init__(reason)
         self.reason = reason
         self.details = details

@@ -1,0 +1,383 @@
+"""Households, door to door: `/ghi` for helpers, `/ho` to look one up, `/cuaho` for residents,
+and the ward's list sent as a file by a coordinator.
+
+`/ghi TDP01-012 vneid epayment` ticks steps in one line (`vneid=2` for two adults, `-vneid`
+to untick, `| note` at the end); `/ghi TDP01-012` shows the checklist as buttons; `/ghi`
+alone asks for the household. Every answer says what changed and offers one-button undo.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from bot.core import Button, Role
+from bot.router import Ctx, Router
+from bot.services.households import (
+    Checklist,
+    HouseholdError,
+    HouseholdInfo,
+    Marked,
+    may_log,
+)
+from bot.services.tables import TableError, read_table
+
+log = logging.getLogger(__name__)
+
+FIND, LINK = "hhfind", "hhlink"
+IMPORT_SUFFIXES = (".csv", ".xlsx", ".txt")
+
+
+# --- helpers: /ghi and /ho -------------------------------------------------------------------
+async def log_steps(ctx: Ctx) -> None:
+    ward_id = ctx.identity.ward_id
+    if ward_id is None:
+        await ctx.say("households/no_ward")
+        return
+    if not ctx.args:
+        await ctx.start_form(FIND, "query", {"ward_id": ward_id})
+        await ctx.say("households/ask_household")
+        return
+    household = await _household(ctx, ward_id, ctx.args[0])
+    if household is None:
+        return
+    words, _, note = " ".join(ctx.args[1:]).partition("|")
+    if not words.strip():
+        await _show(ctx, household)
+        return
+    targets = await _parse_steps(ctx, words.split())
+    if targets is None:
+        return
+    await _mark(ctx, household, targets, note=note.strip())
+
+
+async def look_up(ctx: Ctx) -> None:
+    ward_id = ctx.identity.ward_id
+    if ward_id is None:
+        await ctx.say("households/no_ward")
+        return
+    if not ctx.args:
+        await ctx.start_form(FIND, "query", {"ward_id": ward_id})
+        await ctx.say("households/ask_household")
+        return
+    await _find(ctx, ward_id, ctx.incoming.args_text)
+
+
+async def find_typed(ctx: Ctx) -> None:
+    """The answer to "which household?": a code, or letters of a name or address."""
+    form = ctx.form
+    assert form is not None
+    text = ctx.incoming.text.strip()
+    if not text:
+        await ctx.say("households/ask_household")
+        return
+    await ctx.end_form()
+    await _find(ctx, int(form.data["ward_id"]), text)
+
+
+def _scope(ctx: Ctx, ward_id: int) -> set[int] | None:
+    """The groups this person logs for; None means the whole ward."""
+    if ctx.identity.role_in_ward(ward_id) >= Role.COORDINATOR:
+        return None
+    return {g.group_id for g in ctx.identity.groups_with(Role.HELPER)
+            if g.ward_id == ward_id and g.group_id is not None}
+
+
+async def _find(ctx: Ctx, ward_id: int, text: str) -> None:
+    households = ctx.app.services.households
+    exact = await households.by_code(ward_id, text.split()[0]) if len(text.split()) == 1 else None
+    if exact is not None:
+        if may_log(ctx.identity, ward_id, exact.group_id):
+            await _show(ctx, exact)
+        else:
+            await ctx.say("households/not_your_group", code=exact.code, group=exact.group_code)
+        return
+    found = await households.search(ward_id, text, _scope(ctx, ward_id))
+    if not found:
+        close = await households.close_codes(ward_id, text, _scope(ctx, ward_id))
+        await ctx.say("households/not_found", query=text, close=close)
+        return
+    if len(found) == 1:
+        await _show(ctx, found[0])
+        return
+    buttons = [[ctx.button("households.pick", f"hh:o:{h.id}", code=h.code, name=h.head_name)]
+               for h in found]
+    await ctx.say("households/found", households=found, query=text, buttons=buttons)
+
+
+async def _household(ctx: Ctx, ward_id: int, code: str) -> HouseholdInfo | None:
+    households = ctx.app.services.households
+    found = await households.by_code(ward_id, code)
+    if found is None:
+        close = await households.close_codes(ward_id, code, _scope(ctx, ward_id))
+        await ctx.say("households/unknown_code", code=code, close=close)
+        return None
+    if not may_log(ctx.identity, ward_id, found.group_id):
+        await ctx.say("households/not_your_group", code=found.code, group=found.group_code)
+        return None
+    return found
+
+
+async def _parse_steps(ctx: Ctx, words: list[str]) -> dict[str, int | None] | None:
+    """`vneid` (all), `vneid=2` (two adults), `-vneid` (not done). A word that is not a
+    step stops the whole command: nothing is written on a half-understood line."""
+    households = ctx.app.services.households
+    targets: dict[str, int | None] = {}
+    for word in words:
+        key, _, count = word.lstrip("-").partition("=")
+        step = households.step(key)
+        if step is None:
+            await ctx.say("households/error_unknown_step", step=key,
+                          steps=[s.key for s in households.steps])
+            return None
+        if word.startswith("-"):
+            targets[step.key] = 0
+        elif count:
+            if not count.isdigit():
+                await ctx.say("households/bad_count", step=step.key, count=count)
+                return None
+            targets[step.key] = int(count)
+        else:
+            targets[step.key] = None
+    return targets
+
+
+async def _mark(
+    ctx: Ctx, household: HouseholdInfo, targets: dict[str, int | None], *, note: str = ""
+) -> None:
+    try:
+        marked = await ctx.app.services.households.mark(
+            ctx.identity, household.id, targets, note=note
+        )
+    except HouseholdError as exc:
+        await ctx.say(f"households/error_{exc.reason}", **exc.details)
+        return
+    await _answer_marked(ctx, marked)
+
+
+async def _answer_marked(ctx: Ctx, marked: Marked) -> None:
+    buttons = _checklist_buttons(ctx, marked.checklist)
+    if marked.changes:
+        buttons.append([ctx.button("households.undo", f"hh:u:{marked.batch}")])
+    if ctx.incoming.payload is not None:
+        await ctx.update("households/changed", marked=marked, checklist=marked.checklist,
+                         buttons=buttons)
+    else:
+        await ctx.say("households/changed", marked=marked, checklist=marked.checklist,
+                      buttons=buttons)
+
+
+async def _show(ctx: Ctx, household: HouseholdInfo) -> None:
+    checklist = await ctx.app.services.households.checklist(household.id)
+    if ctx.incoming.payload is not None:
+        await ctx.update("households/checklist", checklist=checklist,
+                         buttons=_checklist_buttons(ctx, checklist))
+    else:
+        await ctx.say("households/checklist", checklist=checklist,
+                      buttons=_checklist_buttons(ctx, checklist))
+
+
+def _checklist_buttons(ctx: Ctx, checklist: Checklist) -> list[list[Button]]:
+    hid = checklist.household.id
+    rows: list[list[Button]] = []
+    for state in checklist.steps:
+        key = state.step.key
+        if state.step.per == "adult":
+            rows.append([
+                ctx.button("households.adult_step", f"hh:p:{hid}:{key}", title=state.step.title,
+                           done=state.units, total=state.total, complete=state.complete,
+                           reported=state.reported),
+                ctx.button("households.minus", f"hh:m:{hid}:{key}"),
+            ])
+        else:
+            rows.append([ctx.button("households.step", f"hh:t:{hid}:{key}",
+                                    title=state.step.title, complete=state.complete,
+                                    reported=state.reported)])
+    return rows
+
+
+async def pressed(ctx: Ctx) -> None:
+    """`hh:o:<id>` open, `hh:t|p|m:<id>:<step>` tick/plus/minus, `hh:u:<batch>` undo,
+    `hh:c|r:<id>:<step>` confirm or reject a resident's report. Scope is checked by the
+    service on every press: an old or forged button cannot reach another group."""
+    await ctx.answer_button()
+    parts = (ctx.incoming.payload or "").split(":")
+    action = parts[1] if len(parts) > 1 else ""
+    households = ctx.app.services.households
+    try:
+        if action == "u" and len(parts) == 3:
+            await _answer_marked(ctx, await households.undo(ctx.identity, parts[2]))
+            return
+        household = await households.by_id(int(parts[2])) if len(parts) > 2 and \
+            parts[2].isdigit() else None
+        if household is None:
+            await ctx.say("households/error_unknown_household")
+            return
+        if not may_log(ctx.identity, household.ward_id, household.group_id):
+            await ctx.say("households/not_your_group", code=household.code,
+                          group=household.group_code)
+            return
+        if action == "o":
+            await _show(ctx, household)
+            return
+        key = parts[3] if len(parts) > 3 else ""
+        checklist = await households.checklist(household.id)
+        state = checklist.state(key)
+        if state is None:
+            await ctx.say("households/error_unknown_household")
+            return
+        if action == "t":
+            target: int | None = 0 if state.complete else None
+        elif action == "p":
+            target = 0 if state.units >= state.total else state.units + 1
+        elif action == "m":
+            target = max(state.units - 1, 0)
+        elif action == "c":
+            target = None
+        elif action == "r":
+            if await households.reject_report(ctx.identity, household.id, key):
+                await _tell_residents(ctx, household, "households/report_rejected",
+                                      step=state.step.title)
+            await _show(ctx, household)
+            return
+        else:
+            await ctx.say("households/error_unknown_household")
+            return
+        marked = await households.mark(ctx.identity, household.id, {key: target})
+        if action == "c" and marked.changes:
+            await _tell_residents(ctx, household, "households/report_confirmed",
+                                  step=state.step.title)
+        await _answer_marked(ctx, marked)
+    except HouseholdError as exc:
+        await ctx.say(f"households/error_{exc.reason}", **exc.details)
+
+
+async def _tell_residents(ctx: Ctx, household: HouseholdInfo, template: str, **kw: object) -> None:
+    for person in await ctx.app.services.households.residents_of(household.id):
+        await ctx.notify(person.platform, person.user_id,
+                         ctx.t(template, household=household, **kw))
+
+
+# --- residents: /cuaho --------------------------------------------------------------------
+async def my_household(ctx: Ctx) -> None:
+    households = ctx.app.services.households
+    ward_id = ctx.identity.ward_id
+    if ctx.args and ward_id is not None:
+        await _link(ctx, ward_id, ctx.args[0], " ".join(ctx.args[1:]))
+        return
+    checklist = await households.household_of(ctx.identity)
+    if checklist is not None:
+        await _show_mine(ctx, checklist)
+        return
+    if ward_id is None:
+        await ctx.say("households/no_ward")
+        return
+    await ctx.start_form(LINK, "code", {"ward_id": ward_id})
+    await ctx.say("households/ask_code")
+
+
+async def link_typed(ctx: Ctx) -> None:
+    form = ctx.form
+    assert form is not None
+    text = ctx.incoming.text.strip()
+    data = dict(form.data)
+    if form.step == "code":
+        if not text or len(text.split()) > 1:
+            await ctx.say("households/ask_code")
+            return
+        data["code"] = text
+        await ctx.start_form(LINK, "name", data)
+        await ctx.say("households/ask_head_name")
+        return
+    await ctx.end_form()
+    await _link(ctx, int(data["ward_id"]), str(data["code"]), text)
+
+
+async def _link(ctx: Ctx, ward_id: int, code: str, head_name: str) -> None:
+    if not head_name.strip():
+        await ctx.start_form(LINK, "name", {"ward_id": ward_id, "code": code})
+        await ctx.say("households/ask_head_name")
+        return
+    try:
+        checklist = await ctx.app.services.households.link(ctx.identity, ward_id, code, head_name)
+    except HouseholdError as exc:
+        await ctx.say(f"households/link_{exc.reason}", code=code)
+        return
+    await ctx.say("households/linked", household=checklist.household)
+    await _show_mine(ctx, checklist)
+
+
+async def _show_mine(ctx: Ctx, checklist: Checklist) -> None:
+    guides = ctx.app.services.explanations.library.topics
+    numbered = list(enumerate(checklist.steps, start=1))
+    rows = [
+        [b for b in (
+            ctx.button("households.guide", f"faq:t:{s.step.guide}", number=n)
+            if s.step.guide in guides else None,
+            ctx.button("households.i_did_it", f"me:d:{s.step.key}", number=n)
+            if not s.reported else None,
+        ) if b is not None]
+        for n, s in numbered if not s.complete
+    ]
+    await ctx.say("households/mine", checklist=checklist, buttons=[r for r in rows if r])
+
+
+async def i_did_it(ctx: Ctx) -> None:
+    """`me:d:<step>`: a resident says his household finished a step; a helper confirms."""
+    await ctx.answer_button()
+    key = (ctx.incoming.payload or "").split(":")[-1]
+    try:
+        checklist, new = await ctx.app.services.households.self_report(ctx.identity, key)
+    except HouseholdError as exc:
+        await ctx.say(f"households/error_{exc.reason}", **exc.details)
+        return
+    state = checklist.state(key)
+    assert state is not None
+    await ctx.say("households/reported", step=state.step.title, new=new)
+    if not new:
+        return
+    household = checklist.household
+    text = ctx.t("households/report_to_helper", household=household, step=state.step.title,
+                 who=ctx.identity.name)
+    buttons = [[ctx.button("households.confirm", f"hh:c:{household.id}:{key}"),
+                ctx.button("households.reject", f"hh:r:{household.id}:{key}")]]
+    for person in await ctx.app.services.households.staff_of_group(household.group_id):
+        await ctx.notify(person.platform, person.user_id, text, buttons)
+
+
+# --- coordinators: the ward's list as a file ---------------------------------------------------
+async def document(ctx: Ctx) -> None:
+    """A file sent in a private chat: a coordinator's household list, imported at once."""
+    attachment = next((a for a in ctx.incoming.attachments if a.kind == "document"), None)
+    if attachment is None:
+        return
+    ward_id = ctx.identity.ward_id
+    if ward_id is None or ctx.identity.role_in_ward(ward_id) < Role.COORDINATOR:
+        await ctx.say("households/import_not_allowed")
+        return
+    if not attachment.filename.lower().endswith(IMPORT_SUFFIXES):
+        await ctx.say("households/import_wrong_type", filename=attachment.filename)
+        return
+    try:
+        data = await ctx.platform.download(attachment)
+        table = read_table(data, attachment.filename)
+        report = await ctx.app.services.registry.import_table(
+            ward_id, table, actor_member_id=ctx.identity.member_id,
+        )
+    except TableError as exc:
+        await ctx.say("households/import_failed", reason=exc.reason, detail=exc.detail)
+        return
+    await ctx.say("households/import_report", report=report, filename=attachment.filename)
+
+
+def register(router: Router) -> None:
+    router.command("ghi", log_steps, aliases=("log",), role=Role.HELPER,
+                   where="private")
+    router.command("ho", look_up, aliases=("household",), role=Role.HELPER, where="private")
+    router.command("cuaho", my_household, aliases=("myhousehold",), role=Role.RESIDENT,
+                   where="private")
+    router.button("hh", pressed, role=Role.HELPER)
+    router.button("me", i_did_it, role=Role.RESIDENT)
+    router.form(FIND, find_typed)
+    router.form(LINK, link_typed)
+    router.document(document)
+
