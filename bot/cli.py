@@ -11,6 +11,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 
 from bot.app import BotApp
 from bot.clock import SystemClock
@@ -25,13 +26,17 @@ from bot.config import (
 from bot.context import build_context
 from bot.core import Role
 from bot.db import Database
+from bot.reports import progress_xlsx
 from bot.services.places import PlaceError
+from bot.services.registry import rows_to_csv
+from bot.services.tables import TableError, read_table
 from bot.shell import Shell
 from bot.texts import Texts, to_plain
 
 DEMO_DATABASE_URL = "sqlite+aiosqlite:///./data/demo.db"
 EXIT_CONFIG = 2
 EXIT_USAGE = 1
+EXIT_REJECTED = 3
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,6 +73,24 @@ def build_parser() -> argparse.ArgumentParser:
     group_add.add_argument("code")
     group_add.add_argument("name")
 
+    imports = sub.add_parser("import", help="import the ward's lists")
+    import_sub = imports.add_subparsers(dest="import_command", required=True)
+    households = import_sub.add_parser(
+        "households", help="import or update households from a CSV or XLSX file"
+    )
+    households.add_argument("file", type=Path)
+    households.add_argument("--ward", required=True, help="ward code")
+    households.add_argument("--dry-run", action="store_true", help="check only, write nothing")
+    households.add_argument("--strict", action="store_true",
+                            help="write nothing if any row is rejected")
+
+    exports = sub.add_parser("export", help="export reports")
+    export_sub = exports.add_subparsers(dest="export_command", required=True)
+    progress = export_sub.add_parser("progress", help="progress per group and household")
+    progress.add_argument("--ward", required=True, help="ward code")
+    progress.add_argument("--format", choices=["csv", "xlsx"], default="xlsx")
+    progress.add_argument("-o", "--output", type=Path, required=True, help="file to write")
+
     grant = sub.add_parser("grant", help="give a role to a chat user")
     grant.add_argument("role", choices=[r.value for r in Role if r not in (Role.GUEST, Role.ADMIN)])
     grant.add_argument("--platform", default="telegram", choices=["telegram", "zalo"])
@@ -86,6 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _setup_logging(loaded.config)
     handlers: dict[str, Callable[[argparse.Namespace, LoadedConfig], int]] = {
         "run": _run, "shell": _shell, "db": _db, "ward": _ward, "group": _group, "grant": _grant,
+        "import": _import, "export": _export,
     }
     try:
         return handlers[args.command](args, loaded)
@@ -168,6 +192,63 @@ def _grant(args: argparse.Namespace, loaded: LoadedConfig) -> int:
         scope = f"group {grant.group_code}" if grant.group_code else "the whole ward"
         print(f"{args.platform} user {args.user} is now {grant.role.value} "
               f"of {scope} in ward {grant.ward_code}")
+
+    return _with_db(loaded, act)
+
+
+def _import(args: argparse.Namespace, loaded: LoadedConfig) -> int:
+    """Prints the same report a coordinator gets in chat; exits 3 when rows were rejected
+    (so a script notices), 1 when the file itself cannot be read."""
+    try:
+        table = read_table(args.file.read_bytes(), args.file.name)
+    except OSError as exc:
+        return _fail(f"{args.file}: {exc.strerror or exc}", EXIT_USAGE)
+    except TableError as exc:
+        texts = Texts(locale=loaded.config.bot.locale)
+        reason = texts.label(f"households.table_error.{exc.reason}", detail=exc.detail)
+        return _fail(f"{args.file}: {reason}", EXIT_USAGE)
+    outcome: list[int] = []
+
+    async def act(db: Database) -> None:
+        await db.upgrade()
+        context = build_context(loaded.config, db, SystemClock())
+        ward = await context.services.places.ward_by_code(args.ward)
+        if ward is None:
+            raise PlaceError("unknown_ward", code=args.ward.upper())
+        try:
+            report = await context.services.registry.import_table(
+                ward.id, table, dry_run=args.dry_run, strict=args.strict
+            )
+        except TableError as exc:
+            reason = context.texts.label(f"households.table_error.{exc.reason}",
+                                         detail=exc.detail)
+            print(f"cds-bot: {args.file}: {reason}", file=sys.stderr)
+            outcome.append(EXIT_USAGE)
+            return
+        text = context.texts.render("households/import_report", report=report,
+                                    filename=args.file.name)
+        print(to_plain(text))
+        outcome.append(EXIT_REJECTED if report.rejected else 0)
+
+    code = _with_db(loaded, act)
+    return code or (outcome[0] if outcome else 0)
+
+
+def _export(args: argparse.Namespace, loaded: LoadedConfig) -> int:
+    async def act(db: Database) -> None:
+        await db.upgrade()
+        context = build_context(loaded.config, db, SystemClock())
+        ward = await context.services.places.ward_by_code(args.ward)
+        if ward is None:
+            raise PlaceError("unknown_ward", code=args.ward.upper())
+        rows = await context.services.registry.household_rows(ward.id)
+        if args.format == "csv":
+            data = rows_to_csv(rows)
+        else:
+            progress = await context.services.progress.ward(ward.id)
+            data = progress_xlsx(progress, rows, context.texts.label, loaded.config.bot.tz)
+        args.output.write_bytes(data)
+        print(f"{len(rows)} households written to {args.output}")
 
     return _with_db(loaded, act)
 
