@@ -4,13 +4,9 @@ those people see in their chats; time moves only when the test moves the frozen 
 
 from __future__ import annotations
 
-import asyncio
-import html
-import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -19,82 +15,11 @@ from bot.clock import FrozenClock
 from bot.config import Config
 from bot.core import Role
 from tests.fake_telegram import FakeTelegram
+from tests.telegram_people import Ward, labels, plain
 
 TOKEN = "123456:TEST-TOKEN"
 RESIDENT, LEADER, OTHER_LEADER, BOSS = 601, 602, 603, 604
 START = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)  # 10:00 in Hà Nội
-
-
-def plain(message: dict[str, Any]) -> str:
-    """The text as the person reads it: tags dropped, entities decoded."""
-    raw = str(message.get("text") or message.get("caption") or "")
-    return html.unescape(re.sub(r"<[^>]+>", "", raw))
-
-
-def labels(message: dict[str, Any]) -> list[str]:
-    rows = (message.get("reply_markup") or {}).get("inline_keyboard", [])
-    return [b["text"] for row in rows for b in row]
-
-
-async def until(condition: Callable[[], bool], what: str) -> None:
-    for _ in range(250):
-        if condition():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-class Ward:
-    """The people of one ward, chatting with the bot through the fake server."""
-
-    def __init__(self, tg: FakeTelegram, app: BotApp, clock: FrozenClock) -> None:
-        self.tg = tg
-        self.app = app
-        self.clock = clock
-
-    def inbox(self, user: int) -> list[str]:
-        """Everything the bot sent to a person's private chat, as it reads now (after edits)."""
-        return [plain(m) for m in self.tg.sent_to(user)]
-
-    def everything(self, user: int) -> str:
-        edits = [plain(c.params) for c in self.tg.calls_to("editMessageText")
-                 if str(c.params.get("chat_id")) == str(user)]
-        return "\n".join(self.inbox(user) + edits)
-
-    async def say(self, user: int, text: str, *, count: int = 1, name: str = "An") -> list[str]:
-        before = len(self.tg.sent_to(user))
-        self.tg.message(user, user, text, first_name=name)
-        sent = await self.tg.wait_sent(user, before + count)
-        return [plain(m) for m in sent[before:]]
-
-    async def send_photo(self, user: int) -> str:
-        before = len(self.tg.sent_to(user))
-        self.tg.photo_message(user, user, b"\xff\xd8\xff fake jpeg")
-        sent = await self.tg.wait_sent(user, before + 1)
-        return plain(sent[-1])
-
-    async def press(self, user: int, label: str, *, edit: bool = False) -> str:
-        """Press the newest button with this label in a person's chat. Returns the message
-        the bot edited (edit=True) or the next message it sent to that person."""
-        for current in reversed(self.tg.sent_to(user)):
-            if label in labels(current):
-                break
-        else:
-            raise AssertionError(f"no button {label!r} for {user}: {self.inbox(user)[-3:]}")
-        rows = current["reply_markup"]["inline_keyboard"]
-        payload = next(b["callback_data"] for row in rows for b in row if b["text"] == label)
-        edits = len(self.tg.calls_to("editMessageText"))
-        before = len(self.tg.sent_to(user))
-        self.tg.callback(user, user, int(current["message_id"]), payload)
-        if edit:
-            await until(lambda: len(self.tg.calls_to("editMessageText")) > edits, "an edit")
-            return plain(self.tg.calls_to("editMessageText")[-1].params)
-        sent = await self.tg.wait_sent(user, before + 1)
-        return plain(sent[before])
-
-    async def told(self, user: int, count: int) -> list[str]:
-        """Wait until a person has received `count` messages in all; return them."""
-        return [plain(m) for m in await self.tg.wait_sent(user, count)]
 
 
 @pytest.fixture

@@ -1,0 +1,231 @@
+"""Households and progress over Telegram: helpers log door to door, residents see and report
+their own household, everyone reads progress, coordinators import and export. Asserted is
+what each person reads in their chat, and what the figures then say."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from openpyxl import load_workbook
+
+from bot.app import BotApp
+from bot.clock import FrozenClock
+from bot.config import Config
+from bot.core import Role
+from bot.services.tables import read_table
+from tests.fake_telegram import FakeTelegram
+from tests.telegram_people import Ward, labels
+
+TOKEN = "123456:TEST-TOKEN"
+HELPER, OTHER_HELPER, LEADER, BOSS, RESIDENT = 701, 702, 703, 704, 705
+START = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+LIST = (
+    "mã hộ,tổ,chủ hộ,địa chỉ,số nhân khẩu,số người lớn\n"
+    "TDP01-001,TDP01,Nguyễn Văn An,12 Lê Lợi,4,3\n"
+    "TDP01-002,TDP01,Trần Thị Bình,14 Lê Lợi,2,2\n"
+    "TDP01-003,TDP01,Lê Văn Cường,16 Lê Lợi,1,1\n"
+    "TDP02-001,TDP02,Phạm Thị Dung,3 Hùng Vương,3,2\n"
+)
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+@pytest.fixture
+async def ward(tmp_path: Path) -> AsyncIterator[Ward]:
+    async with FakeTelegram(token=TOKEN, bot_username="cds_test_bot") as tg:
+        config = Config.model_validate({
+            "database": {"url": f"sqlite+aiosqlite:///{tmp_path}/bot.db"},
+            "telegram": {"token": TOKEN, "api_base_url": tg.base_url},
+            "web": {"port": 0},
+        })
+        app = BotApp(config, clock=FrozenClock(START))
+        await app.db.upgrade()
+        services = app.context.services
+        ward = await services.places.add_ward("HB", "Phường Hòa Bình")
+        await services.registry.import_table(ward.id, read_table(LIST.encode()))
+        for user, role, group in ((HELPER, Role.HELPER, "TDP01"),
+                                  (OTHER_HELPER, Role.HELPER, "TDP02"),
+                                  (LEADER, Role.LEADER, "TDP01"),
+                                  (BOSS, Role.COORDINATOR, None),
+                                  (RESIDENT, Role.RESIDENT, "TDP01")):
+            await services.access.grant(platform="telegram", user_id=str(user), role=role,
+                                        ward_code="HB", group_code=group)
+        await app.start()
+        try:
+            yield Ward(tg, app, app.context.clock)  # type: ignore[arg-type]
+        finally:
+            await app.stop()
+
+
+async def figures(ward: Ward, step: str) -> dict[str, tuple[int, int]]:
+    wid = (await ward.app.context.services.places.ward_by_code("HB")).id  # type: ignore[union-attr]
+    progress = await ward.app.context.services.progress.ward(wid)
+    return {g.code: (g.steps[step].done, g.steps[step].total) for g in progress.groups}
+
+
+async def test_helper_logs_in_one_line_and_undoes_with_one_button(ward: Ward) -> None:
+    [answer] = await ward.say(HELPER, "/ghi tdp01-001 vneid smartphone | bà cần học lại mật khẩu")
+    assert "Đã ghi:" in answer
+    assert "• Tài khoản định danh điện tử VNeID mức 2: 0 → 3/3 người" in answer
+    assert "• Có điện thoại thông minh: đã xong" in answer
+    assert "✅ 3. Tài khoản định danh điện tử VNeID mức 2 (3/3 người)" in answer
+    assert "xong 2/6 việc" in answer
+    assert "↩️ Hoàn tác" in labels(ward.tg.sent_to(HELPER)[-1])
+    assert await figures(ward, "vneid") == {"TDP01": (3, 6), "TDP02": (0, 2)}
+    undone = await ward.press(HELPER, "↩️ Hoàn tác", edit=True)
+    assert "• Tài khoản định danh điện tử VNeID mức 2: 3 → 0/3 người" in undone
+    assert "xong 0/6 việc" in undone
+    assert await figures(ward, "vneid") == {"TDP01": (0, 6), "TDP02": (0, 2)}
+    again = await ward.press(HELPER, "↩️ Hoàn tác")
+    assert "đã được hoàn tác rồi" in again
+
+
+async def test_counts_per_adult_and_checklist_buttons(ward: Ward) -> None:
+    [answer] = await ward.say(HELPER, "/ghi TDP01-001 vneid=2 epayment=1")
+    assert "0 → 2/3 người" in answer and "0 → 1/3 người" in answer
+    [checklist] = await ward.say(HELPER, "/ghi TDP01-001")
+    assert "⬜ 1. Có điện thoại thông minh" in checklist
+    assert "Tài khoản định danh điện tử VNeID mức 2 (2/3 người)" in checklist
+    buttons = labels(ward.tg.sent_to(HELPER)[-1])
+    assert "➕ Tài khoản định danh điện tử VNeID mức 2 2/3" in buttons
+    ticked = await ward.press(HELPER, "⬜ Có điện thoại thông minh", edit=True)
+    assert "✅ 1. Có điện thoại thông minh" in ticked
+    plus = await ward.press(HELPER, "➕ Tài khoản định danh điện tử VNeID mức 2 2/3", edit=True)
+    assert "✅ 3. Tài khoản định danh điện tử VNeID mức 2 (3/3 người)" in plus
+    [too_many] = await ward.say(HELPER, "/ghi TDP01-001 vneid=5")
+    assert "chỉ có 3 người" in too_many
+
+
+async def test_mistakes_get_a_clear_answer_and_change_nothing(ward: Ward) -> None:
+    [unknown] = await ward.say(HELPER, "/ghi TDP01-01 vneid")
+    assert "Không có hộ mã TDP01-01" in unknown and "TDP01-001" in unknown
+    [step] = await ward.say(HELPER, "/ghi TDP01-001 vneid vnid")
+    assert "Không có việc «vnid»" in step
+    assert "smartphone, group_chat, vneid, citizen_app, epayment, public_services" in step
+    [other] = await ward.say(HELPER, "/ghi TDP02-001 vneid")
+    assert "Hộ TDP02-001 thuộc tổ TDP02, không phải tổ của bạn" in other
+    [resident] = await ward.say(RESIDENT, "/ghi TDP01-001 vneid")
+    assert "Tổ công nghệ số" in resident  # the role needed, in words
+    assert await figures(ward, "vneid") == {"TDP01": (0, 6), "TDP02": (0, 2)}
+
+
+async def test_find_by_name_without_diacritics(ward: Ward) -> None:
+    [asked] = await ward.say(HELPER, "/ghi")
+    assert "Hộ nào ạ?" in asked
+    [found] = await ward.say(HELPER, "nguyen van an")
+    assert "TDP01-001 · Nguyễn Văn An · 12 Lê Lợi" in found
+    [several] = await ward.say(HELPER, "/ho le loi")
+    assert "Có 3 hộ khớp với «le loi»" in several
+    assert labels(ward.tg.sent_to(HELPER)[-1]) == [
+        "TDP01-001 · Nguyễn Văn An", "TDP01-002 · Trần Thị Bình", "TDP01-003 · Lê Văn Cường",
+    ]
+    opened = await ward.press(HELPER, "TDP01-002 · Trần Thị Bình", edit=True)
+    assert "TDP01-002 · Trần Thị Bình" in opened
+    [outside] = await ward.say(HELPER, "/ho pham thi dung")
+    assert "Không tìm thấy hộ nào" in outside  # TDP02 is not this helper's group
+    [coordinator] = await ward.say(BOSS, "/ho pham thi dung")
+    assert "TDP02-001 · Phạm Thị Dung" in coordinator
+
+
+async def test_resident_links_reports_and_helper_confirms(ward: Ward) -> None:
+    [ask_code] = await ward.say(RESIDENT, "/cuaho")
+    assert "gõ mã hộ" in ask_code
+    [ask_name] = await ward.say(RESIDENT, "TDP01-002")
+    assert "Chủ hộ tên là gì" in ask_name
+    [wrong] = await ward.say(RESIDENT, "nguyen van an")
+    assert "Tên chủ hộ chưa đúng" in wrong
+    linked, mine = await ward.say(RESIDENT, "/cuaho TDP01-002 tran thi binh", count=2)
+    assert "Đã gắn bạn với hộ TDP01-002" in linked
+    assert "⬜ 3. Tài khoản định danh điện tử VNeID mức 2 (0/2 người)" in mine
+    buttons = labels(ward.tg.sent_to(RESIDENT)[-1])
+    assert "📖 Cách làm việc 3" in buttons and "✅ Tôi đã làm xong việc 3" in buttons
+    guide = await ward.press(RESIDENT, "📖 Cách làm việc 3")
+    assert "VNeID" in guide
+    reported = await ward.press(RESIDENT, "✅ Tôi đã làm xong việc 3")
+    assert "Đã ghi nhận nhà mình làm xong «Tài khoản định danh điện tử VNeID mức 2»" in reported
+    [note] = await ward.told(HELPER, 1)
+    assert "TDP01-002 (Trần Thị Bình) báo đã làm xong «Tài khoản định danh" in note
+    await ward.told(LEADER, 1)
+    assert not ward.tg.sent_to(OTHER_HELPER)
+    assert await figures(ward, "vneid") == {"TDP01": (0, 6), "TDP02": (0, 2)}
+    [again] = await ward.say(RESIDENT, "/cuaho")
+    assert "⏳ 3. Tài khoản định danh điện tử VNeID mức 2 (0/2 người) — chờ xác nhận" in again
+    assert "✅ Tôi đã làm xong việc 3" not in labels(ward.tg.sent_to(RESIDENT)[-1])
+    before = len(ward.tg.sent_to(RESIDENT))
+    confirmed = await ward.press(HELPER, "✔️ Xác nhận", edit=True)
+    assert "✅ 3. Tài khoản định danh điện tử VNeID mức 2 (2/2 người)" in confirmed
+    thanks = (await ward.told(RESIDENT, before + 1))[-1]
+    assert "Tổ công nghệ số đã xác nhận: hộ TDP01-002 đã xong" in thanks
+    assert await figures(ward, "vneid") == {"TDP01": (2, 6), "TDP02": (0, 2)}
+
+
+async def test_progress_by_command_for_each_role(ward: Ward) -> None:
+    await ward.say(HELPER, "/ghi TDP01-001 vneid smartphone")
+    await ward.say(HELPER, "/ghi TDP01-002 smartphone")
+    [ward_view] = await ward.say(BOSS, "/tiendo")
+    assert "Có điện thoại thông minh: 50% (2/4)" in ward_view
+    assert "TDP01 ▓▓░░░░░░░░ 21% (5/24)" in ward_view  # 2+3 of (3+3+6+3+6+3) units
+    [step] = await ward.say(BOSS, "/tiendo vneid")
+    assert "1. TDP01 ▓▓▓▓▓░░░░░ 50% (3/6)" in step and "2. TDP02 ░░░░░░░░░░ 0% (0/2)" in step
+    [group] = await ward.say(LEADER, "/tiendo TDP01")
+    assert "Tổ TDP01" in group and "3 hộ, 6 người lớn" in group
+    assert "▓▓▓▓▓▓▓░░░ 67% (2/3) · tuần này +2" in group
+    missing = await ward.press(LEADER, "🏠 Hộ chưa xong")
+    assert "Tổ TDP01 — hộ chưa xong: 3 hộ" in missing
+    assert "TDP01-003 Lê Văn Cường, 16 Lê Lợi — còn: Có điện thoại thông minh;" in missing
+    [resident] = await ward.say(RESIDENT, "/tiendo TDP01")
+    assert "67% (2/3)" in resident
+    assert labels(ward.tg.sent_to(RESIDENT)[-1]) == []  # percentages only, no names
+    [ranking] = await ward.say(RESIDENT, "/xephang smartphone")
+    assert "🥇 TDP01: 67% (2/3)" in ranking and "🥈 TDP02: 0% (0/1)" in ranking
+    [bad] = await ward.say(RESIDENT, "/tiendo abc")
+    assert "Mình không hiểu «abc»" in bad
+
+
+async def test_chart_is_a_png(ward: Ward) -> None:
+    await ward.say(HELPER, "/ghi TDP01-001 vneid")
+    await ward.say(BOSS, "/tiendo vneid")
+    caption = await ward.press(BOSS, "📈 Xem biểu đồ")
+    assert "Tài khoản định danh điện tử VNeID mức 2: cả phường 38%" in caption
+    png = ward.file_sent(BOSS, "sendPhoto")
+    assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 5000
+
+
+async def test_export_reads_back_and_only_coordinators_get_it(ward: Ward) -> None:
+    await ward.say(HELPER, "/ghi TDP01-001 vneid=2 smartphone", name="Hà")
+    [denied] = await ward.say(LEADER, "/xuat")
+    assert "Cán bộ phường" in denied
+    [caption] = await ward.say(BOSS, "/xuat")
+    assert "Báo cáo tiến độ: 4 hộ" in caption
+    book = load_workbook(io.BytesIO(ward.file_sent(BOSS, "sendDocument")))
+    assert book.sheetnames[0] == "Tổng hợp" and book.sheetnames[-1] == "Danh sách hộ"
+    summary = [[c.value for c in row] for row in book["Tổng hợp"].iter_rows()]
+    assert summary[0][:5] == ["Tổ", "Số hộ", "Có điện thoại thông minh", "Tổng", "%"]
+    assert summary[1][:5] == ["TDP01", 3, 1, 3, pytest.approx(0.33)]
+    households = [[c.value for c in row] for row in book["Danh sách hộ"].iter_rows()]
+    assert households[0][:9] == ["Mã hộ", "Tổ", "Chủ hộ", "Địa chỉ", "Số nhân khẩu",
+                                 "Số người lớn", "Có điện thoại thông minh", "Người ghi",
+                                 "Thời gian ghi"]
+    first = households[1]
+    assert first[:7] == ["TDP01-001", "TDP01", "Nguyễn Văn An", "12 Lê Lợi", 4, 3, "Đã xong"]
+    assert first[7] == "Hà"
+    assert first[8] == START.astimezone(ZoneInfo("Asia/Ho_Chi_Minh")).replace(tzinfo=None)
+    vneid = households[0].index("Tài khoản định danh điện tử VNeID mức 2")
+    assert first[vneid] == "2/3"
+
+
+async def test_coordinator_imports_by_sending_the_file(ward: Ward) -> None:
+    data = (LIST + "TDP03-001,TDP03,Võ Văn Em,1 Trần Phú,3,2\n"
+            "TDP03-002,TDP03,,2 Trần Phú,3,2\n").encode("utf-8-sig")
+    report = await ward.send_file(BOSS, "ds-ho.csv", data, "text/csv")
+    assert "Đã nhập danh sách hộ «ds-ho.csv»" in report
+    assert "Thêm mới: 1 · Cập nhật: 0 · Giữ nguyên: 4 · Lỗi: 1" in report
+    assert "Tổ mới: TDP03" in report and "Dòng 7: thiếu tên chủ hộ" in report
+    broken = await ward.send_file(BOSS, "ds.xlsx", b"PK\x03\x04broken", XLSX)
+    assert "Chưa nhập được: tệp bị hỏng" in broken
+    refused = await ward.send_file(HELPER, "ds-ho.csv", data, "text/csv")
+    assert "chỉ nhận tệp danh sách hộ từ cán bộ phường" in refused
