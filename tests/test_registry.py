@@ -8,9 +8,13 @@ import unicodedata
 import pytest
 from openpyxl import Workbook
 
+from bot.clock import FrozenClock
+from bot.context import build_context
+from bot.core import Role, Sender
+from bot.db import Database
 from bot.services.registry import rows_to_csv
 from bot.services.tables import TableError, read_table
-from tests.conftest import Harness
+from tests.conftest import Harness, make_config
 
 GOOD = (
     "code,group,head_name,address,members,phone\n"
@@ -146,3 +150,36 @@ async def test_csv_export_reads_back(harness: Harness, tmp_path: object) -> None
     text = rows_to_csv(rows).decode("utf-8-sig")
     assert text.splitlines()[1].startswith("TDP01-001,TDP01,Nguyễn Văn An,12 Lê Lợi,4,4,0,1,")
 
+
+
+async def test_import_mark_and_count_on_both_databases(db_url: str, clock: FrozenClock) -> None:
+    """The same queries on SQLite and PostgreSQL: import, search, tick, undo, totals."""
+    db = Database(db_url)
+    await db.upgrade()
+    try:
+        services = build_context(make_config(db_url), db, clock).services
+        ward = await services.places.add_ward("P9", "Phường Thử")
+        data = GOOD.replace("members,phone", "members,phone,vneid").replace(
+            "0912 345 678", "0912 345 678,2").replace("14 Lê Lợi,2,", "14 Lê Lợi,2,,x")
+        report = await services.registry.import_table(ward.id, read_table(data.encode()))
+        assert (report.added, report.steps_set, report.rejected) == (3, 2, [])
+        coordinator = await services.access.grant(
+            platform="telegram", user_id="1", role=Role.COORDINATOR, ward_code="P9")
+        assert coordinator.role is Role.COORDINATOR
+        me = await services.access.identify("telegram", Sender("1", "Cán bộ"))
+        [found] = await services.households.search(ward.id, "le van cuong", None)
+        marked = await services.households.mark(me, found.id, {"vneid": None, "smartphone": 1})
+        assert [(c.key, c.before, c.after) for c in marked.changes] == [
+            ("vneid", 0, 5), ("smartphone", 0, 1)]
+        counts = {g.code: g.steps["vneid"] for g in (await services.progress.ward(ward.id)).groups}
+        assert (counts["TDP01"].done, counts["TDP01"].total, counts["TDP01"].households_done) == (
+            4, 6, 1)
+        assert (counts["TDP03"].done, counts["TDP03"].households_done) == (5, 1)
+        await services.households.undo(me, marked.batch)
+        counts = {g.code: g.steps["vneid"] for g in (await services.progress.ward(ward.id)).groups}
+        assert counts["TDP03"].done == 0
+        missing, total = await services.households.missing(found.group_id, "vneid", offset=0,
+                                                           limit=10)
+        assert total == 1 and missing[0][0].code == "TDP03-001"
+    finally:
+        await db.dispose()
