@@ -188,3 +188,14 @@ async def test_feedback_is_private_only(harness: Harness) -> None:
     assert "nhắn riêng" in await harness.say("/gopy", group=True)
     await harness.send(message("/gopy@cds_test_bot có chuyện", group=True))
     assert "nhắn riêng" in harness.platform.last.text
+
+
+async def test_forget_me_leaves_other_peoples_open_forms(harness: Harness) -> None:
+    await setup(harness)
+    neighbour = RESIDENT + "9"  # an id that starts with the forgetting resident's id
+    await harness.grant(neighbour, Role.RESIDENT, "TDP01")
+    await harness.say("/gopy", user=neighbour)
+    await harness.say("/xoadulieu", user=RESIDENT)
+    await harness.send(press("fbd:yes", user=RESIDENT))
+    await harness.send(press("fbc:environment", user=neighbour))
+    assert "kể ngắn gọn chuyện gì đang xảy ra" in harness.platform.last.text

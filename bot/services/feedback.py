@@ -23,6 +23,7 @@ from bot.models import (
     ConversationState,
     Feedback,
     FeedbackEvent,
+    HouseholdResident,
     Member,
     ResidentialGroup,
     RoleGrant,
@@ -31,6 +32,7 @@ from bot.models import (
 )
 from bot.services import audit
 from bot.services.access import Identity
+from bot.services.conversations import MENU_SUFFIX
 from bot.services.explanations import fold
 from bot.services.privacy import mask_contacts, mask_national_ids
 
@@ -308,7 +310,8 @@ class Feedbacks:
             return Page(items=items, page=page, pages=pages, total=len(rows))
 
     async def staff_of(self, identity: Identity, number: int) -> list[StaffMember]:
-        """People a ticket can be given to: helpers and up of its group, staff of the ward."""
+        """People a ticket can be given to: those who can then handle it (leaders of its
+        group, coordinators of the ward); a helper could not act on a ticket given to him."""
         async with self._db.session() as session:
             row = await self._staff_row(session, identity, number)
             grants = (
@@ -317,7 +320,7 @@ class Feedbacks:
                     .join(Member, col(Member.id) == col(RoleGrant.member_id))
                     .where(
                         RoleGrant.ward_id == row.ward_id, col(RoleGrant.revoked_at).is_(None),
-                        col(RoleGrant.role).in_(("helper", "leader", "coordinator")),
+                        col(RoleGrant.role).in_(("leader", "coordinator")),
                     )
                 )
             ).all()
@@ -512,11 +515,18 @@ class Feedbacks:
             await session.exec(
                 sa.delete(ConversationState).where(
                     col(ConversationState.platform) == member.platform,
-                    col(ConversationState.user_id).startswith(member.platform_user_id),
+                    col(ConversationState.user_id).in_(
+                        (member.platform_user_id, member.platform_user_id + MENU_SUFFIX)
+                    ),
                 )
             )
             await session.exec(
                 sa.delete(TopicVote).where(col(TopicVote.member_id) == identity.member_id)
+            )
+            await session.exec(
+                sa.delete(HouseholdResident).where(
+                    col(HouseholdResident.member_id) == identity.member_id
+                )
             )
             member.display_name, member.username, member.person_id = "", "", None
             session.add(member)

@@ -1,0 +1,345 @@
+"""A district-sized household registry on a SQLite file: import, progress, one `/ghi`.
+
+100,000 households in 400 groups (by default) and the 6 default onboarding steps:
+
+1. import a generated CSV through `read_table` + `Registry.import_table`, then re-import it
+   unchanged;
+2. seed progress (30-70% per group, varying by group and step) with a second import that
+   carries step columns, the way a ward brings in what it already recorded;
+3. ward-wide progress at the service layer: `Progress.ward` + `ranked()`;
+4. `/ghi <code> vneid epayment` end to end through python-telegram-bot polling the fake Bot
+   API server (`tests/fake_telegram.py`), split into delivery, handler and reply, and the same
+   command through `Router.dispatch` with a recording platform (no HTTP at all).
+
+Run from the project root: `.venv/bin/python bench/bench_households.py [--households N
+--groups G --runs R --ghi K]`. Everything lives in a temporary directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import io
+import random
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bot.app import BotApp  # noqa: E402
+from bot.clock import FrozenClock  # noqa: E402
+from bot.config import Config, default_steps  # noqa: E402
+from bot.core import Incoming, Role  # noqa: E402
+from bot.services.tables import read_table  # noqa: E402
+from tests.fake_telegram import Call, FakeTelegram  # noqa: E402
+from tests.recording import RecordingPlatform, message  # noqa: E402
+
+TOKEN = "123456:BENCH-TOKEN"
+START = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
+HELPER, OTHER_HELPER = 701, 702
+
+SURNAMES = (
+    ("Nguyễn", 38), ("Trần", 11), ("Lê", 9), ("Phạm", 7), ("Hoàng", 5), ("Huỳnh", 4),
+    ("Phan", 4), ("Vũ", 4), ("Võ", 3), ("Đặng", 2), ("Bùi", 2), ("Đỗ", 2), ("Hồ", 2),
+    ("Ngô", 2), ("Dương", 1), ("Lý", 1), ("Đinh", 1), ("Trịnh", 1), ("Đoàn", 1), ("Lương", 1),
+)
+MALE_MIDDLE = ("Văn", "Đức", "Minh", "Quang", "Hữu", "Thanh", "Xuân", "Công", "Đình", "Tiến")
+FEMALE_MIDDLE = ("Thị", "Thu", "Ngọc", "Thanh", "Kim", "Minh", "Phương", "Thúy", "Hồng", "Mai")
+MALE_GIVEN = ("An", "Bình", "Cường", "Dũng", "Đạt", "Hải", "Hùng", "Huy", "Khánh", "Long",
+              "Nam", "Phúc", "Quân", "Sơn", "Thắng", "Tuấn", "Việt", "Vinh", "Bảy", "Toàn")
+FEMALE_GIVEN = ("Anh", "Chi", "Dung", "Giang", "Hà", "Hằng", "Hương", "Lan", "Linh", "Loan",
+                "Mai", "Nga", "Ngân", "Oanh", "Phương", "Thảo", "Trang", "Tuyết", "Yến", "Hạnh")
+STREETS = ("Lê Lợi", "Trần Hưng Đạo", "Nguyễn Trãi", "Hai Bà Trưng", "Lý Thường Kiệt",
+           "Quang Trung", "Hùng Vương", "Phan Đình Phùng", "Điện Biên Phủ", "Bạch Đằng",
+           "Nguyễn Du", "Lạc Long Quân", "Tô Hiệu", "Võ Thị Sáu", "Ngô Quyền", "Đội Cấn")
+MEMBERS = ((1, 8), (2, 18), (3, 22), (4, 26), (5, 14), (6, 7), (7, 3), (8, 2))
+# How far each step usually is relative to the group's share: phones first, online
+# public services last.
+STEP_PACE = {"smartphone": 1.4, "group_chat": 1.15, "vneid": 1.0, "citizen_app": 0.8,
+             "epayment": 0.9, "public_services": 0.6}
+
+Row = tuple[str, str, str, str, int, str]
+
+
+def _weighted(rng: random.Random, pairs: tuple[tuple[Any, int], ...]) -> Any:
+    values, weights = zip(*pairs, strict=True)
+    return rng.choices(values, weights)[0]
+
+
+def households(n: int, groups: int, seed: int = 7) -> list[Row]:
+    """(code, group, head_name, address, members, phone), spread evenly over the groups."""
+    rng = random.Random(seed)
+    rows: list[Row] = []
+    per_group = -(-n // groups)
+    for i in range(n):
+        g, k = divmod(i, per_group)
+        group = f"TDP{g + 1:03d}"
+        male = rng.random() < 0.6
+        head = " ".join((
+            _weighted(rng, SURNAMES),
+            rng.choice(MALE_MIDDLE if male else FEMALE_MIDDLE),
+            rng.choice(MALE_GIVEN if male else FEMALE_GIVEN),
+        ))
+        street = STREETS[(g * 3 + k // 60) % len(STREETS)]
+        address = (f"Số {k % 60 + 1}, ngõ {g % 97 + 1} {street}" if k % 3
+                   else f"{k + 1} {street}")
+        phone = ""
+        if rng.random() < 0.7:
+            digits = f"0{rng.choice('39875')}{rng.randrange(10**8):08d}"
+            phone = digits if rng.random() < 0.5 else f"{digits[:4]} {digits[4:7]} {digits[7:]}"
+        rows.append((f"{group}-{k + 1:04d}", group, head, address,
+                     _weighted(rng, MEMBERS), phone))
+    return rows
+
+
+def to_csv(rows: list[Row], steps: dict[str, list[str]] | None = None) -> bytes:
+    """UTF-8 with BOM, as Excel saves "CSV UTF-8"; step columns appended when given."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    keys = list(steps or {})
+    writer.writerow(["code", "group", "head_name", "address", "members", "phone", *keys])
+    for i, row in enumerate(rows):
+        writer.writerow([*row, *((steps or {})[k][i] for k in keys)])
+    return ("\ufeff" + buffer.getvalue()).encode("utf-8")
+
+
+def progress_columns(rows: list[Row], seed: int = 11) -> dict[str, list[str]]:
+    """Per group a share between 30% and 70%; per step faster or slower than that; adult
+    steps sometimes only partly done ("2" of 4 adults)."""
+    rng = random.Random(seed)
+    shares: dict[str, float] = {}
+    per_adult = {s.key for s in default_steps() if s.per == "adult"}
+    columns: dict[str, list[str]] = {key: [] for key in STEP_PACE}
+    for _code, group, _head, _address, members, _phone in rows:
+        share = shares.setdefault(group, rng.uniform(0.3, 0.7))
+        for key, pace in STEP_PACE.items():
+            cell = ""
+            if rng.random() < min(0.97, share * pace):
+                cell = "x"
+                if key in per_adult and members > 1 and rng.random() < 0.3:
+                    cell = str(rng.randint(1, members - 1))
+            columns[key].append(cell)
+    return columns
+
+
+def quantiles(samples: list[float]) -> tuple[float, float]:
+    ordered = sorted(samples)
+    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+    return statistics.median(ordered), p95
+
+
+class Figures:
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, str, str]] = []
+
+    def add(self, label: str, value: str, target: str = "") -> None:
+        self.rows.append((label, value, target))
+        print(f"  {label}: {value}" + (f"   (target {target})" if target else ""), flush=True)
+
+    def table(self) -> str:
+        width = max(len(r[0]) for r in self.rows)
+        value_width = max(len(r[1]) for r in self.rows)
+        lines = [f"{'figure':<{width}}  {'measured':<{value_width}}  target",
+                 f"{'-' * width}  {'-' * value_width}  ------"]
+        lines += [f"{label:<{width}}  {value:<{value_width}}  {target}"
+                  for label, value, target in self.rows]
+        return "\n".join(lines)
+
+
+async def timed(action: Callable[[], Awaitable[Any]]) -> tuple[float, Any]:
+    started = time.perf_counter()
+    result = await action()
+    return time.perf_counter() - started, result
+
+
+async def run(args: argparse.Namespace) -> None:
+    figures = Figures()
+    rows = households(args.households, args.groups)
+    data = to_csv(rows)
+    seeded = to_csv(rows, progress_columns(rows))
+    print(f"{args.households:,} households in {args.groups} groups, "
+          f"CSV {len(data) / 1e6:.1f} MB ({len(seeded) / 1e6:.1f} MB with step columns)")
+    with tempfile.TemporaryDirectory() as tmp:
+        async with FakeTelegram(token=TOKEN, bot_username="cds_bench_bot") as tg:
+            config = Config.model_validate({
+                "database": {"url": f"sqlite+aiosqlite:///{tmp}/bench.db"},
+                "telegram": {"token": TOKEN, "api_base_url": tg.base_url},
+                "web": {"port": 0},
+            })
+            app = BotApp(config, clock=FrozenClock(START))
+            await app.db.upgrade()
+            services = app.context.services
+            await services.places.add_ward("HB", "Phường Hòa Bình")
+            ward = await services.places.ward_by_code("HB")
+            assert ward is not None
+            ward_id = ward.id
+
+            # 1. Import, then the same file again.
+            print("1. import")
+            parse, table = await timed(lambda: asyncio.sleep(0, read_table(data, "ho.csv")))
+            took, report = await timed(lambda: services.registry.import_table(ward_id, table))
+            assert report.added == args.households and not report.rejected, report.rejected[:3]
+            figures.add(f"import {args.households:,} rows (read_table + import_table)",
+                        f"{parse + took:.1f} s (read {parse:.1f} s)", "< 20 s")
+            parse, table = await timed(lambda: asyncio.sleep(0, read_table(data, "ho.csv")))
+            took, report = await timed(lambda: services.registry.import_table(ward_id, table))
+            assert report.unchanged == args.households, report
+            figures.add("re-import, all unchanged", f"{parse + took:.1f} s")
+
+            # 2. Progress the ward already has, as step columns of one import.
+            print("2. seed progress")
+            parse, table = await timed(lambda: asyncio.sleep(0, read_table(seeded, "ho.csv")))
+            took, report = await timed(lambda: services.registry.import_table(ward_id, table))
+            assert not report.rejected, report.rejected[:3]
+            figures.add("seed: import with 6 step columns",
+                        f"{parse + took:.1f} s, {report.steps_set:,} step states")
+
+            # 3. Ward-wide progress at the service layer.
+            print("3. ward progress")
+            progress = services.progress
+            for _ in range(3):
+                (await progress.ward(ward_id)).ranked()
+            samples = []
+            for _ in range(args.runs):
+                started = time.perf_counter()
+                result = await progress.ward(ward_id)
+                ranked = result.ranked()
+                samples.append(time.perf_counter() - started)
+            assert len(ranked) == args.groups
+            overall = result.overall
+            median, p95 = quantiles(samples)
+            figures.add(f"Progress.ward + ranked() ({args.runs} runs, {overall.percent}% done)",
+                        f"median {median * 1e3:.1f} ms, p95 {p95 * 1e3:.1f} ms", "< 100 ms")
+
+            # 4. /ghi end to end, and the same without HTTP.
+            print("4. /ghi")
+            await services.access.grant(platform="telegram", user_id=str(HELPER),
+                                        role=Role.HELPER, ward_code="HB", group_code="TDP001")
+            await services.access.grant(platform="telegram", user_id=str(OTHER_HELPER),
+                                        role=Role.HELPER, ward_code="HB", group_code="TDP002")
+            await app.start()
+            try:
+                await ghi_end_to_end(app, tg, figures, args.ghi)
+            finally:
+                await app.stop()
+            await ghi_dispatch(app, figures, args.ghi)
+            await app.db.dispose()
+    print()
+    print(figures.table())
+
+
+def codes(group: int, count: int, first: int = 1) -> list[str]:
+    return [f"TDP{group:03d}-{k:04d}" for k in range(first, first + count)]
+
+
+async def ghi_end_to_end(app: BotApp, tg: FakeTelegram, figures: Figures, count: int) -> None:
+    """Stamps, all on the one event loop: the update queued in the fake server → getUpdates
+    answers it → `Router.dispatch` starts → sendMessage reaches the server → dispatch ends →
+    the waiting client sees the reply."""
+    answered: list[float] = []
+    received: list[float] = []
+    dispatched: list[tuple[float, float]] = []
+    original_updates, original_send = tg._m_getUpdates, tg._m_sendMessage
+    original_dispatch = app.router.dispatch
+
+    async def get_updates(call: Call) -> Any:
+        result = await original_updates(call)
+        if isinstance(result, list) and result:
+            answered.append(time.perf_counter())
+        return result
+
+    async def send_message(call: Call) -> Any:
+        received.append(time.perf_counter())
+        return await original_send(call)
+
+    async def dispatch(platform: Any, incoming: Incoming) -> None:
+        started = time.perf_counter()
+        await original_dispatch(platform, incoming)
+        dispatched.append((started, time.perf_counter()))
+
+    tg._m_getUpdates = get_updates  # type: ignore[method-assign]
+    tg._m_sendMessage = send_message  # type: ignore[method-assign]
+    app.router.dispatch = dispatch  # type: ignore[method-assign]
+
+    async def ghi(code: str) -> tuple[float, float, str]:
+        before = len(tg.sent_to(HELPER))
+        started = time.perf_counter()
+        tg.message(HELPER, HELPER, f"/ghi {code} vneid epayment")
+        sent = await tg.wait_sent(HELPER, before + 1)
+        return started, time.perf_counter(), str(sent[-1].get("text", ""))
+
+    spread = max(1, min(count, 250))
+    for code in codes(1, 5, first=spread + 1):  # warm up: connections, templates, caches
+        await ghi(code)
+    answered.clear()
+    received.clear()
+    dispatched.clear()
+    total, delivery, handler, to_reply, seen = [], [], [], [], []
+    ok = 0
+    for code in [codes(1, spread)[i % spread] for i in range(count)]:
+        started, done, text = await ghi(code)
+        ok += code in text
+        (polled,), (reply,), ((begin, end),) = answered[-1:], received[-1:], dispatched[-1:]
+        total.append(reply - started)
+        delivery.append(begin - started)
+        handler.append(reply - begin)
+        to_reply.append(done - started)
+        seen.append(end - begin)
+        assert polled >= started
+    assert ok == count, f"only {ok} of {count} replies named their household"
+    median, p95 = quantiles(total)
+    figures.add(f"/ghi e2e: update queued → reply at fake server ({count} households)",
+                f"median {median * 1e3:.1f} ms, p95 {p95 * 1e3:.1f} ms", "< 30 ms median")
+    median, p95 = quantiles(delivery)
+    figures.add("  of which getUpdates + PTB → Router.dispatch",
+                f"median {median * 1e3:.1f} ms, p95 {p95 * 1e3:.1f} ms")
+    median, p95 = quantiles(handler)
+    figures.add("  of which Router.dispatch → sendMessage received",
+                f"median {median * 1e3:.1f} ms, p95 {p95 * 1e3:.1f} ms")
+    median, p95 = quantiles(to_reply)
+    figures.add("/ghi e2e as a waiting client sees it (wait_sent)",
+                f"median {median * 1e3:.1f} ms, p95 {p95 * 1e3:.1f} ms")
+
+
+async def ghi_dispatch(app: BotApp, figures: Figures, count: int) -> None:
+    """The same command through `Router.dispatch` with a recording platform: handler, services
+    and SQLite only."""
+    platform = RecordingPlatform()
+    spread = max(1, min(count, 250))
+
+    def incoming(code: str) -> Incoming:
+        return message(f"/ghi {code} vneid epayment", user=str(OTHER_HELPER))
+
+    for code in codes(2, 5, first=spread + 1):
+        await app.router.dispatch(platform, incoming(code))
+    samples = []
+    for code in [codes(2, spread)[i % spread] for i in range(count)]:
+        took, _ = await timed(lambda code=code: app.router.dispatch(platform, incoming(code)))
+        samples.append(took)
+        assert code in platform.last.text, platform.last.text
+    median, p95 = quantiles(samples)
+    figures.add(f"/ghi in process: Router.dispatch + RecordingPlatform ({count})",
+                f"median {median * 1e3:.1f} ms, p95 {p95 * 1e3:.1f} ms")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--households", type=int, default=100_000)
+    parser.add_argument("--groups", type=int, default=400)
+    parser.add_argument("--runs", type=int, default=50, help="Progress.ward repetitions")
+    parser.add_argument("--ghi", type=int, default=200, help="/ghi commands to time")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    asyncio.run(run(args))
+    print(f"\ntotal {time.perf_counter() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
