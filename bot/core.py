@@ -151,6 +151,26 @@ class Capabilities:
     markup: Literal["html", "plain", "terminal"] = "html"
 
 
+DeliveryProblem = Literal["retry_after", "gone", "migrated", "transient", "rejected"]
+
+
+class DeliveryError(Exception):
+    """A platform refused a message, said in the words the outbox acts on: wait
+    (`retry_after` seconds), `gone` (bot removed or blocked, chat deleted: stop sending
+    there), `migrated` (follow `new_chat_id`), `transient` (try again later), `rejected`
+    (this message will never go: give up on it, keep the chat)."""
+
+    def __init__(
+        self, problem: DeliveryProblem, description: str = "", *,
+        retry_after: float = 0.0, new_chat_id: str | None = None,
+    ) -> None:
+        super().__init__(f"{problem}: {description}")
+        self.problem = problem
+        self.description = description
+        self.retry_after = retry_after
+        self.new_chat_id = new_chat_id
+
+
 @dataclass(frozen=True)
 class Sent:
     chat_id: str

@@ -32,6 +32,12 @@ class Metrics:
             "Unix time of the last successful exchange with each platform", ["platform"],
             registry=self.registry,
         )
+        self.deliveries = Counter(
+            "cds_outbox_deliveries_total",
+            "Outbox rows finished or retried, by platform and outcome "
+            "(sent, failed, retry_after, transient, migrated, quiet)",
+            ["platform", "outcome"], registry=self.registry,
+        )
         self.last_success: dict[str, datetime] = {}
         self._gauges: dict[str, Gauge] = {}
 

@@ -39,6 +39,10 @@ def _when(*, nullable: bool = False, index: bool = False) -> Any:
     )
 
 
+def _json_list() -> Any:
+    return Field(default_factory=list, sa_column=sa.Column(sa.JSON(), nullable=False))
+
+
 def _json() -> Any:
     return Field(default_factory=dict, sa_column=sa.Column(sa.JSON(), nullable=False))
 
@@ -229,7 +233,7 @@ class Feedback(SQLModel, table=True):
     text: str = Field(max_length=4000)
     text_hash: str = Field(max_length=64, index=True)
     location: str = Field(default="", max_length=300)
-    photos: list[Any] = Field(default_factory=list, sa_column=sa.Column(sa.JSON(), nullable=False))
+    photos: list[Any] = _json_list()
     topic_key: str = Field(default="", max_length=64)
     anonymous: bool = Field(default=False)
     reporter_member_id: int | None = Field(default=None, foreign_key="member.id", index=True)
@@ -332,3 +336,114 @@ class HouseholdResident(SQLModel, table=True):
     member_id: int = Field(foreign_key="member.id", primary_key=True)
     household_id: int = Field(foreign_key="household.id", index=True)
     linked_at: datetime = _when()
+
+
+class Delivery(SQLModel, table=True):
+    """One message to one chat, written before anything is sent (the outbox). Workers claim
+    due rows; a claim older than the lease is taken over, so a crash loses nothing.
+    `dedupe` makes enqueueing idempotent: the same reminder run is never queued twice."""
+
+    __tablename__ = "delivery"
+    __table_args__ = (
+        sa.Index("ix_delivery_due", "state", "not_before"),
+        sa.UniqueConstraint("dedupe", name="uq_delivery_dedupe"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=16)
+    ref_id: int | None = Field(default=None, index=True)
+    dedupe: str = Field(max_length=160)
+    ward_id: int | None = Field(default=None, foreign_key="ward.id")
+    group_id: int | None = Field(default=None, foreign_key="residential_group.id")
+    platform: str = Field(max_length=16)
+    chat_id: str = Field(max_length=64)
+    is_group: bool = Field(default=True)
+    text: str = Field(sa_column=sa.Column(sa.Text(), nullable=False))
+    buttons: list[Any] = _json_list()
+    attachment: dict[str, Any] = _json()
+    pin: bool = Field(default=False)
+    priority: int = Field(default=5)
+    state: str = Field(default="pending", max_length=12)
+    attempts: int = Field(default=0)
+    parts_sent: int = Field(default=0)
+    not_before: datetime = _when()
+    claimed_by: str = Field(default="", max_length=40)
+    claimed_at: datetime | None = _when(nullable=True)
+    sent_at: datetime | None = _when(nullable=True)
+    message_id: str = Field(default="", max_length=40)
+    error: str = Field(default="", max_length=300)
+    created_at: datetime = _when()
+
+
+class Notice(SQLModel, table=True):
+    """A leader's or coordinator's notice to group chats, now or at a set time."""
+
+    __tablename__ = "notice"
+    id: int | None = Field(default=None, primary_key=True)
+    ward_id: int = Field(foreign_key="ward.id", index=True)
+    author_member_id: int = Field(foreign_key="member.id")
+    text: str = Field(sa_column=sa.Column(sa.Text(), nullable=False))
+    attachment: dict[str, Any] = _json()
+    group_ids: list[Any] = _json_list()
+    pin: bool = Field(default=False)
+    send_at: datetime = _when()
+    state: str = Field(default="scheduled", max_length=12)
+    reported: bool = Field(default=False)
+    created_at: datetime = _when()
+
+
+class Campaign(SQLModel, table=True):
+    """An emulation drive: a step, a target share, a period, groups, a reminder schedule."""
+
+    __tablename__ = "campaign"
+    id: int | None = Field(default=None, primary_key=True)
+    ward_id: int = Field(foreign_key="ward.id", index=True)
+    title: str = Field(max_length=200)
+    step_key: str = Field(max_length=32)
+    target_percent: int = Field(default=80)
+    starts_on: date
+    ends_on: date
+    group_ids: list[Any] = _json_list()
+    days: str = Field(default="mon,wed,fri", max_length=40)
+    at_time: str = Field(default="19:00", max_length=5)
+    state: str = Field(default="active", max_length=12)
+    congratulated: list[Any] = _json_list()
+    created_by: int | None = Field(default=None, foreign_key="member.id")
+    created_at: datetime = _when()
+    last_run_at: datetime | None = _when(nullable=True)
+    ended_at: datetime | None = _when(nullable=True)
+
+
+class Poll(SQLModel, table=True):
+    __tablename__ = "poll"
+    id: int | None = Field(default=None, primary_key=True)
+    ward_id: int = Field(foreign_key="ward.id", index=True)
+    author_member_id: int = Field(foreign_key="member.id")
+    question: str = Field(max_length=300)
+    options: list[Any] = _json_list()
+    group_ids: list[Any] = _json_list()
+    closes_at: datetime | None = _when(nullable=True, index=True)
+    post_results: bool = Field(default=False)
+    closed_at: datetime | None = _when(nullable=True)
+    created_at: datetime = _when()
+
+
+class PollVote(SQLModel, table=True):
+    """One vote per person per poll; pressing another option changes it until it closes."""
+
+    __tablename__ = "poll_vote"
+    __table_args__ = (sa.UniqueConstraint("poll_id", "member_id", name="uq_poll_vote"),)
+    id: int | None = Field(default=None, primary_key=True)
+    poll_id: int = Field(foreign_key="poll.id", index=True)
+    member_id: int = Field(foreign_key="member.id")
+    option: int
+    group_id: int | None = Field(default=None, foreign_key="residential_group.id")
+    at: datetime = _when()
+
+
+class ScheduleRun(SQLModel, table=True):
+    """When a scheduled job (a campaign's reminders, a ward's digest) last ran, so a run
+    missed while the bot was down is made up once, not once per missed slot."""
+
+    __tablename__ = "schedule_run"
+    key: str = Field(max_length=64, primary_key=True)
+    last_run_at: datetime = _when()

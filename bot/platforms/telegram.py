@@ -24,7 +24,7 @@ from telegram import (
     Update,
 )
 from telegram.constants import ChatMemberStatus, ParseMode
-from telegram.error import BadRequest
+from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TimedOut
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 
 from bot.config import TelegramSection
@@ -35,6 +35,7 @@ from bot.core import (
     ChatEvent,
     ChatEventKind,
     ChatKind,
+    DeliveryError,
     Incoming,
     Outgoing,
     Sender,
@@ -49,6 +50,9 @@ OnChatEvent = Callable[["TelegramPlatform", ChatEvent], Awaitable[None]]
 ALLOWED_UPDATES = ["message", "callback_query", "my_chat_member"]
 _PRESENT = {ChatMemberStatus.MEMBER, ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.OWNER}
 _GONE = {ChatMemberStatus.LEFT, ChatMemberStatus.BANNED}
+# Bad requests that mean the chat itself is no longer there for the bot.
+_GONE_MESSAGES = ("chat not found", "group chat was deactivated", "bot was kicked",
+                  "not enough rights to send", "have no rights to send", "chat_write_forbidden")
 
 
 def file_url_for(api_base_url: str) -> str:
@@ -230,12 +234,34 @@ class TelegramPlatform:
 
     # --- outgoing ------------------------------------------------------------------------
     async def send(self, chat_id: str, message: Outgoing) -> Sent:
+        try:
+            return await self._send(chat_id, message)
+        except RetryAfter as exc:
+            retry = exc.retry_after
+            seconds = retry.total_seconds() if hasattr(retry, "total_seconds") else float(retry)
+            raise DeliveryError("retry_after", exc.message, retry_after=seconds) from exc
+        except ChatMigrated as exc:
+            raise DeliveryError("migrated", exc.message,
+                                new_chat_id=str(exc.new_chat_id)) from exc
+        except Forbidden as exc:
+            raise DeliveryError("gone", exc.message) from exc
+        except BadRequest as exc:
+            gone = any(m in exc.message.lower() for m in _GONE_MESSAGES)
+            raise DeliveryError("gone" if gone else "rejected", exc.message) from exc
+        except (TimedOut, NetworkError) as exc:
+            raise DeliveryError("transient", exc.message) from exc
+
+    async def _send(self, chat_id: str, message: Outgoing) -> Sent:
         bot = self.application.bot
         markup = _markup(message)
         target = _chat_id(chat_id)
         sent: Message
-        if message.attachment is not None and message.attachment.data is not None:
-            file = InputFile(message.attachment.data, filename=message.attachment.filename)
+        if message.attachment is not None and (message.attachment.data or
+                                               message.attachment.file_id):
+            file: InputFile | str = (
+                InputFile(message.attachment.data, filename=message.attachment.filename)
+                if message.attachment.data is not None else message.attachment.file_id
+            )
             if message.attachment.kind == "photo":
                 sent = await bot.send_photo(
                     target, photo=file, caption=message.text or None,

@@ -1,0 +1,381 @@
+"""The outbox: every notice, reminder, poll and digest is one row per target chat, written
+before anything is sent, then delivered by workers within the platforms' limits.
+
+Why our own pacing: python-telegram-bot's `AIORateLimiter` halts every chat when one chat
+gets a 429, and ends that halt too early (22.x). Here each worker claims due rows, spaces
+sends evenly under one global rate (a token bucket of size one: no bursts that Telegram's
+one-second window would punish), keeps each chat to its own rate (20 a minute in groups),
+obeys a 429's `retry_after` for that chat only, retries transient failures with capped
+exponential backoff, and stops sending to chats that are gone (deactivating the binding).
+
+Claiming is one `UPDATE … WHERE id IN (SELECT … [FOR UPDATE SKIP LOCKED])` stamped with a
+fresh token, so two workers (or two instances on PostgreSQL) never take the same row. A row
+is marked sent right after its send, so a crash re-sends at most the one in flight; rows a
+dead worker held come back after the lease (at once on SQLite, which has one instance).
+Direct replies to a person never come here: they go out at once, ahead of any broadcast.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import suppress
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from aiolimiter import AsyncLimiter
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import col, select
+
+from bot.clock import Clock
+from bot.core import Attachment, Button, Chat, DeliveryError, Outgoing, Platform
+from bot.db import Database
+from bot.metrics import Metrics
+from bot.models import Delivery
+from bot.quiet import QuietHours
+from bot.services.chats import Chats
+from bot.texts import split_text
+
+log = logging.getLogger(__name__)
+
+FINAL = ("sent", "failed")
+Finished = Callable[[str, int], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class NewDelivery:
+    kind: str
+    ref_id: int | None
+    dedupe: str
+    platform: str
+    chat_id: str
+    text: str
+    is_group: bool = True
+    ward_id: int | None = None
+    group_id: int | None = None
+    buttons: Sequence[Sequence[Button]] = ()
+    attachment: Mapping[str, Any] = field(default_factory=dict)
+    pin: bool = False
+    priority: int = 5
+    not_before: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Pacing:
+    per_second: float = 28.0
+    group_per_minute: int = 20
+    private_per_second: float = 1.0
+    workers: int = 4
+    batch: int = 8
+    lease_seconds: int = 60
+    max_attempts: int = 8
+    max_backoff_seconds: int = 600
+
+
+class Outbox:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        platforms: Mapping[str, Platform],
+        chats: Chats,
+        metrics: Metrics,
+        *,
+        quiet: QuietHours,
+        pacing: Pacing | None = None,
+    ) -> None:
+        self._db = db
+        self._clock = clock
+        self._platforms = platforms
+        self._chats = chats
+        self._metrics = metrics
+        self._quiet = quiet
+        self.pacing = pacing or Pacing()
+        self._limiter = AsyncLimiter(1, 1 / self.pacing.per_second)
+        self._next_slot: dict[tuple[str, str], float] = {}
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._finished: dict[str, Finished] = {}
+        self._postgres = db.engine.dialect.name == "postgresql"
+
+    def on_finished(self, kind: str, callback: Finished) -> None:
+        """Call back when every row of one notice (or poll…) is sent or failed."""
+        self._finished[kind] = callback
+
+    # --- writing ---------------------------------------------------------------------------
+    async def enqueue(self, items: Sequence[NewDelivery]) -> int:
+        """Queue rows; a `dedupe` key already queued is skipped, so re-running a schedule
+        after a restart (or on two instances) never doubles a message."""
+        if not items:
+            return 0
+        now = self._clock.now()
+        rows = [
+            {
+                "kind": i.kind, "ref_id": i.ref_id, "dedupe": i.dedupe[:160],
+                "ward_id": i.ward_id, "group_id": i.group_id, "platform": i.platform,
+                "chat_id": i.chat_id, "is_group": i.is_group, "text": i.text,
+                "buttons": [[[b.label, b.payload] for b in row] for row in i.buttons],
+                "attachment": dict(i.attachment), "pin": i.pin, "priority": i.priority,
+                "state": "pending", "attempts": 0, "parts_sent": 0,
+                "not_before": i.not_before or now, "claimed_by": "", "message_id": "",
+                "error": "", "created_at": now,
+            }
+            for i in items
+        ]
+        dialect = postgresql if self._postgres else sqlite
+        statement = dialect.insert(Delivery).on_conflict_do_nothing(index_elements=["dedupe"])
+        async with self._db.session() as session:
+            result = await session.exec(statement, params=rows)
+            added = int(result.rowcount) if result.rowcount and result.rowcount > 0 else 0
+        self._wake.set()
+        return added or len(rows)
+
+    async def cancel(self, kind: str, ref_id: int) -> int:
+        """Drop rows not yet sent (a cancelled notice); rows in flight finish."""
+        async with self._db.session() as session:
+            result = await session.exec(
+                sa.delete(Delivery).where(
+                    col(Delivery.kind) == kind, col(Delivery.ref_id) == ref_id,
+                    col(Delivery.state) == "pending",
+                )
+            )
+            return int(result.rowcount)
+
+    async def counts(self, kind: str, ref_id: int) -> dict[str, int]:
+        async with self._db.session() as session:
+            rows = (
+                await session.exec(
+                    select(Delivery.state, sa.func.count())
+                    .where(Delivery.kind == kind, Delivery.ref_id == ref_id)
+                    .group_by(col(Delivery.state))
+                )
+            ).all()
+            return {state: int(n) for state, n in rows}
+
+    async def rows(self, kind: str, ref_id: int) -> list[Delivery]:
+        async with self._db.session() as session:
+            return list(
+                (
+                    await session.exec(
+                        select(Delivery)
+                        .where(Delivery.kind == kind, Delivery.ref_id == ref_id)
+                        .order_by(col(Delivery.id))
+                    )
+                ).all()
+            )
+
+    # --- workers ---------------------------------------------------------------------------
+    async def start(self) -> None:
+        if not self._postgres:
+            await self._release_all()
+        for n in range(self.pacing.workers):
+            self._tasks.append(asyncio.create_task(self._work(), name=f"outbox-{n}"))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def _release_all(self) -> None:
+        """SQLite runs one instance: rows still marked in flight were left by a crash."""
+        async with self._db.session() as session:
+            await session.exec(
+                sa.update(Delivery).where(col(Delivery.state) == "sending")
+                .values(state="pending", claimed_by="")
+            )
+
+    async def _work(self) -> None:
+        while True:
+            try:
+                done = await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("outbox: worker failed; retrying in a second")
+                done = 0
+            if not done:
+                self._wake.clear()
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=1.0)
+
+    async def run_once(self) -> int:
+        """Claim a batch of due rows and deliver them; returns how many were claimed."""
+        rows = await self._claim(self.pacing.batch)
+        for row in rows:
+            await self._deliver(row)
+        return len(rows)
+
+    async def drain(self, within: float = 30.0) -> None:
+        """Wait until everything due now is delivered (tests, benchmarks)."""
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            if not await self.pending_due():
+                return
+            await asyncio.sleep(0.02)
+        raise TimeoutError("outbox not drained")
+
+    async def pending_due(self) -> int:
+        now = self._clock.now()
+        async with self._db.session() as session:
+            result = await session.exec(
+                select(sa.func.count()).select_from(Delivery).where(
+                    sa.or_(
+                        sa.and_(col(Delivery.state) == "pending", col(Delivery.not_before) <= now),
+                        col(Delivery.state) == "sending",
+                    )
+                )
+            )
+            return int(result.one())
+
+    async def _claim(self, limit: int) -> list[Delivery]:
+        now = self._clock.now()
+        token = secrets.token_hex(8)
+        lease = now - timedelta(seconds=self.pacing.lease_seconds)
+        due = (
+            select(Delivery.id)
+            .where(
+                sa.or_(
+                    sa.and_(col(Delivery.state) == "pending", col(Delivery.not_before) <= now),
+                    sa.and_(col(Delivery.state) == "sending", col(Delivery.claimed_at) < lease),
+                )
+            )
+            .order_by(col(Delivery.priority), col(Delivery.id))
+            .limit(limit)
+        )
+        if self._postgres:
+            due = due.with_for_update(skip_locked=True)
+        async with self._db.session() as session:
+            await session.exec(
+                sa.update(Delivery).where(col(Delivery.id).in_(due.scalar_subquery()))
+                .values(state="sending", claimed_by=token, claimed_at=now)
+                .execution_options(synchronize_session=False)
+            )
+        async with self._db.session() as session:
+            return list(
+                (
+                    await session.exec(
+                        select(Delivery).where(Delivery.claimed_by == token)
+                        .order_by(col(Delivery.priority), col(Delivery.id))
+                    )
+                ).all()
+            )
+
+    async def _save(self, row: Delivery, **values: Any) -> None:
+        async with self._db.session() as session:
+            await session.exec(
+                sa.update(Delivery).where(col(Delivery.id) == row.id).values(**values)
+            )
+        for key, value in values.items():
+            setattr(row, key, value)
+
+    async def _release(self, row: Delivery, not_before: datetime, **values: Any) -> None:
+        await self._save(row, state="pending", claimed_by="", not_before=not_before, **values)
+
+    def _spacing(self, row: Delivery) -> float:
+        if row.is_group:
+            return 60.0 / self.pacing.group_per_minute
+        return 1.0 / self.pacing.private_per_second
+
+    async def _deliver(self, row: Delivery) -> None:
+        now = self._clock.now()
+        platform = self._platforms.get(row.platform)
+        if platform is None:
+            await self._release(row, now + timedelta(seconds=30))
+            return
+        if row.is_group:
+            quiet_end = self._quiet.ends_after(now)
+            if quiet_end is not None:
+                self._metrics.deliveries.labels(row.platform, "quiet").inc()
+                await self._release(row, quiet_end)
+                return
+        key = (row.platform, row.chat_id)
+        wait = self._next_slot.get(key, 0.0) - time.monotonic()
+        if wait > 0.05:
+            await self._release(row, now + timedelta(seconds=wait))
+            return
+        parts = split_text(row.text, platform.capabilities.max_text) or [""]
+        try:
+            for index in range(row.parts_sent, len(parts)):
+                await self._limiter.acquire()
+                slot = self._next_slot.get(key, 0.0) - time.monotonic()
+                if slot > 0:
+                    await asyncio.sleep(slot)  # the next part of a long message, in order
+                self._next_slot[key] = time.monotonic() + self._spacing(row)
+                last = index == len(parts) - 1
+                sent = await platform.send(row.chat_id, self._outgoing(row, parts[index],
+                                                                       index, last))
+                await self._save(row, parts_sent=index + 1, message_id=sent.message_id)
+        except DeliveryError as exc:
+            await self._failed(row, exc)
+            return
+        except Exception as exc:  # an adapter bug must not stop the outbox
+            log.exception("outbox: unexpected error sending delivery %s", row.id)
+            await self._failed(row, DeliveryError("transient", str(exc)[:200]))
+            return
+        await self._save(row, state="sent", sent_at=self._clock.now(), claimed_by="")
+        self._metrics.deliveries.labels(row.platform, "sent").inc()
+        await self._maybe_finished(row)
+
+    def _outgoing(self, row: Delivery, text: str, index: int, last: bool) -> Outgoing:
+        attachment = None
+        data = row.attachment
+        if index == 0 and data.get("file_id") and data.get("platform") == row.platform:
+            attachment = Attachment(kind=data.get("kind", "document"),
+                                    file_id=str(data["file_id"]),
+                                    filename=str(data.get("filename", "")))
+        buttons = tuple(
+            tuple(Button(label=str(label), payload=str(payload)) for label, payload in line)
+            for line in row.buttons
+        ) if last else ()
+        return Outgoing(text=text, buttons=buttons, attachment=attachment,
+                        pin=row.pin and index == 0)
+
+    async def _failed(self, row: Delivery, exc: DeliveryError) -> None:
+        now = self._clock.now()
+        key = (row.platform, row.chat_id)
+        self._metrics.deliveries.labels(row.platform, exc.problem).inc()
+        if exc.problem == "retry_after":
+            wait = max(exc.retry_after, 1.0)
+            self._next_slot[key] = time.monotonic() + wait
+            log.info("outbox: 429 for %s, waiting %.0f s", row.chat_id, wait)
+            await self._release(row, now + timedelta(seconds=wait))
+        elif exc.problem == "migrated" and exc.new_chat_id:
+            await self._chats.migrated(row.platform, row.chat_id, exc.new_chat_id)
+            log.info("outbox: chat %s migrated to %s", row.chat_id, exc.new_chat_id)
+            await self._release(row, now, chat_id=exc.new_chat_id)
+        elif exc.problem == "transient" and row.attempts + 1 < self.pacing.max_attempts:
+            attempts = row.attempts + 1
+            backoff = min(2 ** attempts, self.pacing.max_backoff_seconds)
+            await self._release(row, now + timedelta(seconds=backoff), attempts=attempts,
+                                error=exc.description[:300])
+        else:
+            if exc.problem == "gone":
+                await self._chats.bot_removed(row.platform, Chat(row.chat_id, "group"), None)
+            log.warning("outbox: delivery %s to %s failed: %s", row.id, row.chat_id, exc)
+            await self._save(row, state="failed", claimed_by="", attempts=row.attempts + 1,
+                             error=f"{exc.problem}: {exc.description}"[:300])
+            self._metrics.deliveries.labels(row.platform, "failed").inc()
+            await self._maybe_finished(row)
+
+    async def _maybe_finished(self, row: Delivery) -> None:
+        callback = self._finished.get(row.kind)
+        if callback is None or row.ref_id is None:
+            return
+        counts = await self.counts(row.kind, row.ref_id)
+        if all(state in FINAL for state in counts):
+            try:
+                await callback(row.kind, row.ref_id)
+            except Exception:
+                log.exception("outbox: finished-callback for %s %s failed", row.kind,
+                              row.ref_id)
