@@ -14,6 +14,7 @@ from bot.context import AppContext, build_context
 from bot.core import ChatEvent, Incoming, Platform
 from bot.dashboard import Dashboard
 from bot.db import Database
+from bot.leader import Leadership
 from bot.platforms.telegram import TelegramPlatform
 from bot.platforms.zalo import ZaloPlatform
 from bot.platforms.zalo_oa import ZaloOAClient, ZaloOAPlatform
@@ -21,7 +22,7 @@ from bot.router import Router
 from bot.scheduler import Job, Scheduler
 from bot.services.oa_tokens import DbTokenStore
 from bot.web import Webhook, WebServer
-from handlers import register_all
+from handlers import notices, register_all
 from handlers.feedback import nudge_overdue
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,8 @@ class BotApp:
         self.zalo: ZaloPlatform | None = None
         self.zalo_oa: ZaloOAPlatform | None = None
         self.web: WebServer | None = None
-        self.scheduler = Scheduler(config.bot.tz)
+        self.leadership = Leadership(self.db)
+        self.scheduler = Scheduler(config.bot.tz, leader=self.leadership.is_leader)
         for job in self.jobs():
             self.scheduler.add(job)
 
@@ -122,6 +124,9 @@ class BotApp:
             install=self._dashboard().install,
         )
         await self.web.start()
+        outbox = self.context.services.outbox
+        outbox.on_finished("notice", lambda _kind, ref: notices.report(self.context, ref))
+        await outbox.start()
         if self.telegram is not None:
             await self.telegram.start(menu_commands(self.context, self.router))
         if self.zalo is not None:
@@ -132,6 +137,8 @@ class BotApp:
 
     async def stop(self) -> None:
         self.scheduler.stop()
+        await self.context.services.outbox.stop()
+        await self.leadership.release()
         if self.telegram is not None:
             with suppress(Exception):
                 await self.telegram.stop()

@@ -30,3 +30,8 @@ class FrozenClock:
 
     def advance(self, delta: timedelta) -> None:
         self._now += delta
+
+    def set(self, moment: datetime) -> None:
+        if moment.tzinfo is None:
+            raise ValueError("FrozenClock needs an aware datetime")
+        self._now = moment

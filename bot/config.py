@@ -272,6 +272,22 @@ class FeedbackSection(_Section):
         return {**{c: 120 for c in FEEDBACK_CATEGORIES}, **value}
 
 
+class OutboxSection(_Section):
+    """Pacing of bulk messages (notices, reminders, polls). Telegram allows about 30
+    messages a second overall and 20 a minute per group; the default leaves room for the
+    direct replies that never wait behind a broadcast."""
+
+    per_second: float = Field(default=28.0, gt=0, le=1000)
+    group_per_minute: int = Field(default=20, ge=1, le=600)
+    workers: int = Field(default=4, ge=1, le=64)
+    max_attempts: int = Field(default=8, ge=1, le=50)
+
+
+class ScheduleSection(_Section):
+    digest_time: str = Field(default="17:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    grace_hours: int = Field(default=6, ge=0, le=72)
+
+
 class Config(_Section):
     bot: BotSection = Field(default_factory=BotSection)
     database: DatabaseSection = Field(default_factory=DatabaseSection)
@@ -284,6 +300,8 @@ class Config(_Section):
     citizen_app: CitizenAppSection = Field(default_factory=CitizenAppSection)
     office: OfficeSection = Field(default_factory=OfficeSection)
     feedback: FeedbackSection = Field(default_factory=FeedbackSection)
+    outbox: OutboxSection = Field(default_factory=OutboxSection)
+    schedule: ScheduleSection = Field(default_factory=ScheduleSection)
 
     def check_runnable(self) -> None:
         """Refuse to start a platform that cannot work, naming the key to fix."""

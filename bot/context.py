@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from bot.clock import Clock
 from bot.config import Config
+from bot.core import Platform
 from bot.db import Database
 from bot.metrics import Metrics
+from bot.outbox import Outbox, Pacing
+from bot.quiet import QuietHours
 from bot.services.access import Access
 from bot.services.accounts import Accounts
+from bot.services.campaigns import Campaigns
 from bot.services.chats import Chats
 from bot.services.conversations import Conversations
 from bot.services.dashboard_login import DashboardLogins
@@ -18,7 +22,9 @@ from bot.services.explanations import Explanations, load_library
 from bot.services.feedback import Feedbacks
 from bot.services.households import Households
 from bot.services.invites import Invites
+from bot.services.notices import Notices
 from bot.services.places import Places
+from bot.services.polls import Polls
 from bot.services.progress import Progress
 from bot.services.registry import Registry
 from bot.texts import Texts
@@ -38,6 +44,10 @@ class Services:
     households: Households
     registry: Registry
     progress: Progress
+    outbox: Outbox
+    notices: Notices
+    campaigns: Campaigns
+    polls: Polls
 
 
 @dataclass(frozen=True)
@@ -48,10 +58,14 @@ class AppContext:
     texts: Texts
     services: Services
     metrics: Metrics
+    # The running chat platforms by name, filled as they start; the router and the outbox
+    # reach people through it.
+    platforms: dict[str, Platform] = field(default_factory=dict)
 
 
 def build_services(
-    config: Config, db: Database, clock: Clock, *, console_admins: list[str] | None = None
+    config: Config, db: Database, clock: Clock, *, metrics: Metrics,
+    platforms: dict[str, Platform], console_admins: list[str] | None = None,
 ) -> Services:
     admins = {
         "telegram": [str(i) for i in config.admins.telegram],
@@ -60,11 +74,19 @@ def build_services(
     }
     access = Access(db, clock, admins)
     steps = config.onboarding.steps
+    places = Places(db, clock)
+    chats = Chats(db, clock)
+    pacing = Pacing(
+        per_second=config.outbox.per_second, group_per_minute=config.outbox.group_per_minute,
+        workers=config.outbox.workers, max_attempts=config.outbox.max_attempts,
+    )
+    outbox = Outbox(db, clock, platforms, chats, metrics, pacing=pacing,
+                    quiet=QuietHours(config.bot.quiet_window, config.bot.tz))
     return Services(
-        places=Places(db, clock),
+        places=places,
         access=access,
         invites=Invites(db, clock, access, default_days=config.bot.invite_days),
-        chats=Chats(db, clock),
+        chats=chats,
         conversations=Conversations(
             db, clock, timeout=timedelta(minutes=config.bot.conversation_timeout_minutes)
         ),
@@ -75,6 +97,11 @@ def build_services(
         households=Households(db, clock, steps),
         registry=Registry(db, clock, steps),
         progress=Progress(db, clock, steps),
+        outbox=outbox,
+        notices=Notices(db, clock, outbox, chats, places),
+        campaigns=Campaigns(db, clock, config.bot.tz,
+                            timedelta(hours=config.schedule.grace_hours)),
+        polls=Polls(db, clock),
     )
 
 
@@ -84,8 +111,11 @@ def build_context(
     texts = Texts(locale=config.bot.locale, timezone=config.bot.tz)
     if config.bot.name:
         texts.set_global("bot_name", config.bot.name)
+    metrics = Metrics(clock)
+    platforms: dict[str, Platform] = {}
     return AppContext(
         config=config, db=db, clock=clock, texts=texts,
-        services=build_services(config, db, clock, console_admins=console_admins),
-        metrics=Metrics(clock),
+        services=build_services(config, db, clock, metrics=metrics, platforms=platforms,
+                                console_admins=console_admins),
+        metrics=metrics, platforms=platforms,
     )

@@ -103,6 +103,10 @@ class Outbox:
         self._finished: dict[str, Finished] = {}
         self._postgres = db.engine.dialect.name == "postgresql"
 
+    def quiet_until(self, when: datetime) -> datetime | None:
+        """When group messages due at `when` will really go (end of quiet hours), or None."""
+        return self._quiet.ends_after(when)
+
     def on_finished(self, kind: str, callback: Finished) -> None:
         """Call back when every row of one notice (or poll…) is sent or failed."""
         self._finished[kind] = callback
@@ -110,7 +114,8 @@ class Outbox:
     # --- writing ---------------------------------------------------------------------------
     async def enqueue(self, items: Sequence[NewDelivery]) -> int:
         """Queue rows; a `dedupe` key already queued is skipped, so re-running a schedule
-        after a restart (or on two instances) never doubles a message."""
+        after a restart (or on two instances) never doubles a message. Returns how many
+        were offered."""
         if not items:
             return 0
         now = self._clock.now()
@@ -130,10 +135,9 @@ class Outbox:
         dialect = postgresql if self._postgres else sqlite
         statement = dialect.insert(Delivery).on_conflict_do_nothing(index_elements=["dedupe"])
         async with self._db.session() as session:
-            result = await session.exec(statement, params=rows)
-            added = int(result.rowcount) if result.rowcount and result.rowcount > 0 else 0
+            await session.exec(statement, params=rows)
         self._wake.set()
-        return added or len(rows)
+        return len(rows)
 
     async def cancel(self, kind: str, ref_id: int) -> int:
         """Drop rows not yet sent (a cancelled notice); rows in flight finish."""

@@ -157,7 +157,7 @@ class Router:
         self._text: Handler | None = None
         self._document: Handler | None = None
         self._chat_events: list[ChatEventHandler] = []
-        self.platforms: dict[str, Platform] = {}
+        self.platforms: dict[str, Platform] = app.platforms
 
     def attach(self, platform: Platform) -> None:
         """Make a running platform reachable for notifications to other people."""

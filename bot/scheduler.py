@@ -29,9 +29,13 @@ class Job:
     cron: str | None = None  # "minute hour day month day_of_week", e.g. "0 17 * * *"
 
 
+Leader = Callable[[], Awaitable[bool]]
+
+
 class Scheduler:
-    def __init__(self, timezone: tzinfo) -> None:
+    def __init__(self, timezone: tzinfo, leader: Leader | None = None) -> None:
         self._timezone = timezone
+        self._leader = leader
         self._scheduler = AsyncIOScheduler(timezone=timezone)
         self._jobs: dict[str, Job] = {}
 
@@ -63,6 +67,8 @@ class Scheduler:
 
     async def _guarded(self, job: Job) -> None:
         try:
+            if self._leader is not None and not await self._leader():
+                return  # another instance holds the scheduler lock
             result = await job.func()
             log.debug("scheduler: job %s done: %s", job.name, result)
         except Exception:

@@ -191,7 +191,9 @@ def to_terminal(text: str, *, color: bool) -> str:
 
 
 def split_text(text: str, limit: int) -> list[str]:
-    """Cut a long text into pieces of at most `limit` characters, at paragraph or line ends."""
+    """Cut a long text into pieces of at most `limit` characters, in order: at line ends
+    where that fills a piece at least half, else between words, never inside a word (unless
+    one "word" is longer than a piece)."""
     if len(text) <= limit:
         return [text]
     pieces: list[str] = []
@@ -201,14 +203,15 @@ def split_text(text: str, limit: int) -> list[str]:
         if len(candidate) <= limit:
             current = candidate
             continue
-        if current:
+        if len(current) >= limit // 2:
             pieces.append(current)
-        while len(line) > limit:
-            cut = line.rfind(" ", 0, limit)
-            cut = cut if cut > limit // 2 else limit
-            pieces.append(line[:cut])
-            line = line[cut:].lstrip()
-        current = line
+            candidate = line
+        while len(candidate) > limit:
+            cut = candidate.rfind(" ", 0, limit + 1)
+            cut = cut if cut > 0 else limit
+            pieces.append(candidate[:cut].rstrip())
+            candidate = candidate[cut:].lstrip(" ")
+        current = candidate
     if current:
         pieces.append(current)
     return pieces

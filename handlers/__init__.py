@@ -12,6 +12,7 @@ from handlers import (
     feedback,
     households,
     invites,
+    notices,
     progress,
 )
 
@@ -23,6 +24,7 @@ def register_all(router: Router) -> None:
     feedback.register(router)
     households.register(router)
     progress.register(router)
+    notices.register(router)
     invites.register(router)
     chats.register(router)
     accounts.register(router)

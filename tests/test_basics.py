@@ -20,7 +20,7 @@ async def test_leader_greeting_names_role_and_group_with_menu(harness: Harness) 
     await harness.send(message("/start"))
     said = harness.platform.last
     assert "Bạn là Tổ trưởng của tổ TDP01" in said.text
-    assert said.payloads == ["menu:tiendo", "menu:moi", "menu:trogiup"]
+    assert said.payloads == ["menu:thongbao", "menu:tiendo", "menu:moi", "menu:trogiup"]
 
 
 async def test_menu_button_runs_its_command(harness: Harness) -> None:

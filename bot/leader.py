@@ -1,0 +1,65 @@
+"""One scheduler among several instances: the one holding a PostgreSQL advisory lock.
+
+Several instances may share one PostgreSQL database (webhooks behind a load balancer); all of
+them answer people and deliver the outbox, but only one runs the scheduled jobs. The lock is
+held by a dedicated connection for the life of the process, so it goes away with the
+process (or its connection) and another instance takes over at its next try. SQLite runs a
+single instance, which is always the leader.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bot.db import Database
+
+log = logging.getLogger(__name__)
+
+LOCK_KEY = 0x43445342  # "CDSB": one number for every instance of this bot on the database
+
+
+class Leadership:
+    def __init__(self, db: Database, key: int = LOCK_KEY) -> None:
+        self._db = db
+        self._key = key
+        self._connection: AsyncConnection | None = None
+
+    @property
+    def needs_lock(self) -> bool:
+        return self._db.engine.dialect.name == "postgresql"
+
+    async def is_leader(self) -> bool:
+        if not self.needs_lock:
+            return True
+        if self._connection is not None:
+            try:
+                await self._connection.execute(sa.text("SELECT 1"))
+                return True
+            except Exception:  # noqa: BLE001 - a lost connection means a lost lock
+                log.warning("scheduler: lost the leader connection; trying again")
+                await self.release()
+        connection = await self._db.engine.connect()
+        try:
+            got = (await connection.execute(
+                sa.text("SELECT pg_try_advisory_lock(:key)"), {"key": self._key}
+            )).scalar_one()
+            await connection.commit()
+        except Exception:
+            await connection.close()
+            raise
+        if got:
+            self._connection = connection
+            log.info("scheduler: this instance runs the scheduled jobs")
+            return True
+        await connection.close()
+        return False
+
+    async def release(self) -> None:
+        if self._connection is not None:
+            try:
+                await self._connection.close()
+            finally:
+                self._connection = None

@@ -1,0 +1,234 @@
+"""Notices to group chats: who may send where, scheduling, cancelling, delivery reports.
+
+A notice becomes one outbox row per target chat at once, due at its send time; the outbox
+is the schedule, so a restart loses nothing and cancelling is deleting the pending rows.
+Scope is checked on the server for every target: a leader reaches his groups only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import col, select
+
+from bot.clock import Clock
+from bot.core import Role
+from bot.db import Database
+from bot.models import Delivery, Notice, ResidentialGroup
+from bot.outbox import NewDelivery, Outbox
+from bot.services import audit
+from bot.services.access import Identity
+from bot.services.chats import Chats
+from bot.services.places import GroupInfo, Places
+
+MAX_TEXT = 8000
+PAST_TOLERANCE = timedelta(minutes=1)
+
+
+class NoticeError(Exception):
+    def __init__(self, reason: str, **details: Any) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.details = details
+
+
+@dataclass(frozen=True)
+class Target:
+    group_id: int
+    group_code: str
+    platform: str
+    chat_id: str
+    title: str
+
+
+@dataclass(frozen=True)
+class Created:
+    notice_id: int
+    targets: list[Target]
+    groups_without_chat: list[str]
+    send_at: datetime
+
+
+@dataclass(frozen=True)
+class NoticeView:
+    id: int
+    text: str
+    send_at: datetime
+    state: str
+    group_codes: list[str]
+    author_member_id: int
+
+
+@dataclass(frozen=True)
+class DeliveryLine:
+    title: str
+    group_code: str
+    state: str
+    error: str
+
+
+def allowed_groups(
+    identity: Identity, ward_id: int, groups: Sequence[GroupInfo]
+) -> list[GroupInfo]:
+    """A coordinator reaches every group of his ward, a leader his own groups."""
+    return [g for g in groups if identity.role_in_group(ward_id, g.id) >= Role.LEADER]
+
+
+class Notices:
+    def __init__(
+        self, db: Database, clock: Clock, outbox: Outbox, chats: Chats, places: Places
+    ) -> None:
+        self._db = db
+        self._clock = clock
+        self._outbox = outbox
+        self._chats = chats
+        self._places = places
+
+    async def allowed(self, identity: Identity, ward_id: int) -> list[GroupInfo]:
+        return allowed_groups(identity, ward_id, await self._places.groups(ward_id))
+
+    async def create(
+        self,
+        identity: Identity,
+        ward_id: int,
+        *,
+        raw_text: str,
+        rendered: str,
+        group_ids: Sequence[int],
+        send_at: datetime | None = None,
+        pin: bool = False,
+        attachment: Mapping[str, Any] | None = None,
+    ) -> Created:
+        now = self._clock.now()
+        if not raw_text.strip() and not attachment:
+            raise NoticeError("empty")
+        if len(raw_text) > MAX_TEXT:
+            raise NoticeError("too_long", limit=MAX_TEXT)
+        when = send_at or now
+        if when < now - PAST_TOLERANCE:
+            raise NoticeError("past")
+        allowed = {g.id: g for g in await self.allowed(identity, ward_id)}
+        if not group_ids:
+            raise NoticeError("no_targets")
+        refused = [gid for gid in group_ids if gid not in allowed]
+        if refused:
+            raise NoticeError("not_your_group")
+        chats = await self._chats.active_by_group(ward_id)
+        targets = [
+            Target(gid, allowed[gid].code, b.platform, b.chat_id, b.title)
+            for gid in group_ids for b in chats.get(gid, [])
+        ]
+        without = [allowed[gid].code for gid in group_ids if not chats.get(gid)]
+        if not targets:
+            raise NoticeError("no_chats", groups=without)
+        async with self._db.session() as session:
+            notice = Notice(
+                ward_id=ward_id, author_member_id=identity.member_id, text=raw_text,
+                attachment=dict(attachment or {}), group_ids=list(group_ids), pin=pin,
+                send_at=when, state="scheduled", created_at=now,
+            )
+            session.add(notice)
+            await session.flush()
+            assert notice.id is not None
+            audit.record(
+                session, self._clock, action="notice.create", actor_member_id=identity.member_id,
+                ward_id=ward_id, target=f"notice:{notice.id}", groups=list(group_ids),
+                send_at=when.isoformat(),
+            )
+            notice_id = notice.id
+        await self._outbox.enqueue([
+            NewDelivery(
+                kind="notice", ref_id=notice_id,
+                dedupe=f"notice:{notice_id}:{t.platform}:{t.chat_id}", platform=t.platform,
+                chat_id=t.chat_id, text=rendered, ward_id=ward_id, group_id=t.group_id,
+                attachment=dict(attachment or {}), pin=pin, not_before=when,
+            )
+            for t in targets
+        ])
+        return Created(notice_id, targets, without, when)
+
+    async def scheduled(self, identity: Identity, ward_id: int) -> list[NoticeView]:
+        """Notices still to go: the author's own, or the ward's for a coordinator."""
+        now = self._clock.now()
+        async with self._db.session() as session:
+            query = select(Notice).where(
+                Notice.ward_id == ward_id, Notice.state == "scheduled", Notice.send_at > now
+            )
+            if identity.role_in_ward(ward_id) < Role.COORDINATOR:
+                query = query.where(Notice.author_member_id == identity.member_id)
+            rows = (await session.exec(query.order_by(col(Notice.send_at)))).all()
+            codes = await self._codes(session, {g for r in rows for g in r.group_ids})
+        return [self._view(r, codes) for r in rows]
+
+    async def cancel(self, identity: Identity, notice_id: int) -> NoticeView:
+        async with self._db.session() as session:
+            row = await session.get(Notice, notice_id)
+            if row is None:
+                raise NoticeError("unknown")
+            mine = row.author_member_id == identity.member_id
+            if not mine and identity.role_in_ward(row.ward_id) < Role.COORDINATOR:
+                raise NoticeError("not_yours")
+            if row.state != "scheduled":
+                raise NoticeError("already_sent")
+            row.state = "cancelled"
+            session.add(row)
+            audit.record(
+                session, self._clock, action="notice.cancel", actor_member_id=identity.member_id,
+                ward_id=row.ward_id, target=f"notice:{notice_id}",
+            )
+            codes = await self._codes(session, set(row.group_ids))
+            view = self._view(row, codes)
+        await self._outbox.cancel("notice", notice_id)
+        return view
+
+    async def finish(self, notice_id: int) -> tuple[NoticeView, list[DeliveryLine]] | None:
+        """Mark a notice delivered, once: the caller that gets the lines sends the report."""
+        async with self._db.session() as session:
+            result = await session.exec(
+                sa.update(Notice).where(col(Notice.id) == notice_id,
+                                        col(Notice.reported).is_(False))
+                .values(reported=True, state="sent")
+            )
+            if result.rowcount != 1:
+                return None
+            row = await session.get(Notice, notice_id)
+            assert row is not None
+            codes = await self._codes(session, set(row.group_ids))
+            deliveries = (
+                await session.exec(select(Delivery).where(
+                    Delivery.kind == "notice", Delivery.ref_id == notice_id
+                ).order_by(col(Delivery.id)))
+            ).all()
+            view = self._view(row, codes)
+        lines = []
+        for d in deliveries:
+            title = ""
+            if d.state != "sent":  # only failures are named in the report
+                binding = await self._chats.binding(d.platform, d.chat_id)
+                title = binding.title if binding else ""
+            lines.append(DeliveryLine(title or d.chat_id, codes.get(d.group_id or 0, ""),
+                                      d.state, d.error.split(":")[0]))
+        return view, lines
+
+    async def _codes(self, session: Any, group_ids: set[int]) -> dict[int, str]:
+        if not group_ids:
+            return {}
+        rows = (
+            await session.exec(
+                select(ResidentialGroup.id, ResidentialGroup.code)
+                .where(col(ResidentialGroup.id).in_(group_ids))
+            )
+        ).all()
+        return {int(i): c for i, c in rows}
+
+    def _view(self, row: Notice, codes: dict[int, str]) -> NoticeView:
+        assert row.id is not None
+        return NoticeView(
+            id=row.id, text=row.text, send_at=row.send_at, state=row.state,
+            group_codes=sorted(codes.get(g, "?") for g in row.group_ids),
+            author_member_id=row.author_member_id,
+        )

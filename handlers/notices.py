@@ -1,0 +1,218 @@
+"""`/thongbao`: a notice to group chats, seen first exactly as residents will see it.
+
+`/thongbao <text>` (or `/thongbao`, then the text, a photo or a document) → the preview →
+the targets (a leader: his groups; a coordinator: the ward or chosen groups) → "Gửi ngay"
+or "Hẹn giờ" → queued in the outbox. The author gets a delivery report when it is done.
+`/thongbao` also lists my scheduled notices with a cancel button each.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from bot.context import AppContext
+from bot.core import Attachment, Button, Outgoing, Role
+from bot.router import Ctx, Router
+from bot.services.notices import NoticeError
+from bot.when import parse_when
+
+log = logging.getLogger(__name__)
+
+FLOW = "notice"
+
+
+async def notice(ctx: Ctx) -> None:
+    ward_id = ctx.identity.ward_id
+    if ward_id is None:
+        await ctx.say("households/no_ward")
+        return
+    notices = ctx.app.services.notices
+    if not await notices.allowed(ctx.identity, ward_id):
+        await ctx.say("notices/no_groups")
+        return
+    data: dict[str, Any] = {"ward_id": ward_id, "pin": False}
+    if ctx.args:
+        data["text"] = ctx.incoming.args_text
+        await _preview(ctx, data)
+        return
+    scheduled = await notices.scheduled(ctx.identity, ward_id)
+    if scheduled:
+        buttons = [[ctx.button("notices.cancel_one", f"nt:x:{n.id}", id=n.id)] for n in scheduled]
+        await ctx.say("notices/scheduled", notices=scheduled, buttons=buttons)
+    await ctx.start_form(FLOW, "text", data)
+    await ctx.say("notices/ask_text")
+
+
+async def typed(ctx: Ctx) -> None:
+    form = ctx.form
+    assert form is not None
+    data = dict(form.data)
+    if form.step == "text":
+        attachment = next(iter(ctx.incoming.attachments), None)
+        text = ctx.incoming.text.strip()
+        if not text and attachment is None:
+            await ctx.say("notices/error_empty")
+            return
+        data["text"] = text
+        if attachment is not None:
+            data["attachment"] = {"kind": attachment.kind, "file_id": attachment.file_id,
+                                  "filename": attachment.filename,
+                                  "platform": ctx.platform.name}
+        await _preview(ctx, data)
+    elif form.step == "when":
+        when = parse_when(ctx.incoming.text, ctx.app.clock.now(), ctx.app.config.bot.tz)
+        if when is None:
+            await ctx.say("notices/bad_time")
+            return
+        if when <= ctx.app.clock.now():
+            await ctx.say("notices/error_past")
+            return
+        data["send_at"] = when.isoformat()
+        await _send(ctx, data)
+    else:
+        await ctx.say("notices/press_a_button")
+
+
+def _render(ctx: Ctx, data: dict[str, Any]) -> str:
+    return ctx.t("notices/notice", text=str(data.get("text", "")), author=ctx.identity.name)
+
+
+async def _preview(ctx: Ctx, data: dict[str, Any]) -> None:
+    """Show the notice as residents will get it, then the choices under it."""
+    ward_id = int(data["ward_id"])
+    allowed = await ctx.app.services.notices.allowed(ctx.identity, ward_id)
+    if "groups" not in data:
+        mine = ctx.identity.role_in_ward(ward_id) < Role.COORDINATOR
+        data["groups"] = [g.id for g in allowed] if mine else []
+    rendered = _render(ctx, data)
+    if len(rendered) > ctx.platform.capabilities.max_text * 3:
+        await ctx.say("notices/error_too_long", limit=ctx.platform.capabilities.max_text * 3)
+        return
+    await ctx.start_form(FLOW, "targets", data)
+    attachment = data.get("attachment")
+    await ctx.say("notices/preview_header")
+    outgoing_attachment = None
+    if attachment and attachment.get("platform") == ctx.platform.name:
+        outgoing_attachment = Attachment(kind=attachment["kind"], file_id=attachment["file_id"],
+                                         filename=attachment.get("filename", ""))
+    if outgoing_attachment is not None:
+        await ctx.reply(rendered, attachment=outgoing_attachment)
+    else:
+        await ctx.reply(rendered)
+    await _choices(ctx, data, edit=False)
+
+
+async def _choices(ctx: Ctx, data: dict[str, Any], *, edit: bool) -> None:
+    ward_id = int(data["ward_id"])
+    allowed = await ctx.app.services.notices.allowed(ctx.identity, ward_id)
+    chosen = {int(g) for g in data.get("groups", [])}
+    rows: list[list[Button]] = []
+    if ctx.identity.role_in_ward(ward_id) >= Role.COORDINATOR:
+        rows.append([ctx.button("notices.all", "nt:g:all",
+                                on=len(chosen) == len(allowed))])
+    toggles = [ctx.button("notices.group", f"nt:g:{g.id}", code=g.code, on=g.id in chosen)
+               for g in allowed]
+    rows += [toggles[i: i + 3] for i in range(0, len(toggles), 3)]
+    rows.append([ctx.button("notices.pin", "nt:p", on=bool(data.get("pin")))])
+    rows.append([ctx.button("notices.now", "nt:now"), ctx.button("notices.later", "nt:later")])
+    rows.append([ctx.button("notices.abort", "nt:stop")])
+    codes = [g.code for g in allowed if g.id in chosen]
+    if edit:
+        await ctx.update("notices/choices", codes=codes, pin=bool(data.get("pin")), buttons=rows)
+    else:
+        await ctx.say("notices/choices", codes=codes, pin=bool(data.get("pin")), buttons=rows)
+
+
+async def pressed(ctx: Ctx) -> None:
+    """`nt:g:<id|all>` toggle a target, `nt:p` pin, `nt:now`, `nt:later`, `nt:stop`,
+    `nt:x:<id>` cancel a scheduled notice."""
+    await ctx.answer_button()
+    parts = (ctx.incoming.payload or "").split(":")
+    if len(parts) == 3 and parts[1] == "x" and parts[2].isdigit():
+        try:
+            view = await ctx.app.services.notices.cancel(ctx.identity, int(parts[2]))
+        except NoticeError as exc:
+            await ctx.say(f"notices/error_{exc.reason}", **exc.details)
+            return
+        await ctx.update("notices/cancelled", notice=view)
+        return
+    form = ctx.form
+    if form is None or form.flow != FLOW or form.step not in ("targets", "when"):
+        await ctx.say("core/form_expired")
+        return
+    data = dict(form.data)
+    action = parts[1] if len(parts) > 1 else ""
+    ward_id = int(data["ward_id"])
+    if action == "g" and len(parts) == 3:
+        allowed = [g.id for g in await ctx.app.services.notices.allowed(ctx.identity, ward_id)]
+        chosen = {int(g) for g in data.get("groups", [])}
+        if parts[2] == "all":
+            chosen = set() if chosen == set(allowed) else set(allowed)
+        elif parts[2].isdigit() and int(parts[2]) in allowed:
+            chosen ^= {int(parts[2])}
+        data["groups"] = sorted(chosen)
+        await ctx.start_form(FLOW, "targets", data)
+        await _choices(ctx, data, edit=True)
+    elif action == "p":
+        data["pin"] = not data.get("pin")
+        await ctx.start_form(FLOW, "targets", data)
+        await _choices(ctx, data, edit=True)
+    elif action == "now":
+        data.pop("send_at", None)
+        await _send(ctx, data)
+    elif action == "later":
+        if not data.get("groups"):
+            await ctx.say("notices/error_no_targets")
+            return
+        await ctx.start_form(FLOW, "when", data)
+        await ctx.say("notices/ask_time")
+    elif action == "stop":
+        await ctx.end_form()
+        await ctx.update("notices/aborted")
+
+
+async def _send(ctx: Ctx, data: dict[str, Any]) -> None:
+    send_at = datetime.fromisoformat(str(data["send_at"])) if data.get("send_at") else None
+    try:
+        created = await ctx.app.services.notices.create(
+            ctx.identity, int(data["ward_id"]), raw_text=str(data.get("text", "")),
+            rendered=_render(ctx, data), group_ids=[int(g) for g in data.get("groups", [])],
+            send_at=send_at, pin=bool(data.get("pin")), attachment=data.get("attachment"),
+        )
+    except NoticeError as exc:
+        await ctx.say(f"notices/error_{exc.reason}", **exc.details)
+        return
+    await ctx.end_form()
+    quiet_until = ctx.app.services.outbox.quiet_until(created.send_at)
+    codes = sorted({t.group_code for t in created.targets})
+    await ctx.say("notices/queued", created=created, codes=codes, quiet_until=quiet_until,
+                  later=send_at is not None)
+
+
+async def report(app: AppContext, notice_id: int) -> None:
+    """The outbox finished a notice: tell its author how it went, once."""
+    finished = await app.services.notices.finish(notice_id)
+    if finished is None:
+        return
+    view, lines = finished
+    author = await app.services.access.identity_of(view.author_member_id)
+    if author is None:
+        return
+    platform = app.platforms.get(author.platform)
+    if platform is None:
+        return
+    text = app.texts.render("notices/report", author.locale or app.config.bot.locale,
+                            notice=view, lines=lines,
+                            sent=sum(1 for line in lines if line.state == "sent"))
+    try:
+        await platform.send(author.user_id, Outgoing(text=text))
+    except Exception:
+        log.warning("delivery report for notice %s not delivered", notice_id, exc_info=True)
+
+
+def register(router: Router) -> None:
+    router.command("thongbao", notice, aliases=("notice",), role=Role.LEADER, where="private")
+    router.button("nt", pressed, role=Role.LEADER)
+    router.form(FLOW, typed)
