@@ -39,6 +39,7 @@ class Texts:
         self._html: dict[str, jinja2.Environment] = {}
         self._plain: dict[str, jinja2.Environment] = {}
         self._labels: dict[str, dict[str, str]] = {}
+        self._compiled: dict[tuple[str, str], jinja2.Template] = {}
 
     def set_global(self, name: str, value: Any) -> None:
         """Add a value every template sees (before the first render)."""
@@ -92,11 +93,15 @@ class Texts:
     def label(self, key: str, locale: str | None = None, /, **context: Any) -> str:
         """A short plain string: a button, a command description, a role name."""
         locale = locale or self.default_locale
-        source = self._label_table(locale).get(key)
-        if source is None:
-            raise KeyError(f"no label {key!r} in messages/{locale}/labels.toml")
-        env = self._env(locale, escape=False)
-        return env.from_string(source).render(**context).strip()
+        template = self._compiled.get((locale, key))
+        if template is None:
+            source = self._label_table(locale).get(key)
+            if source is None:
+                raise KeyError(f"no label {key!r} in messages/{locale}/labels.toml")
+            # Compiled once: a checklist reply renders a dozen button labels.
+            template = self._env(locale, escape=False).from_string(source)
+            self._compiled[(locale, key)] = template
+        return template.render(**context).strip()
 
     def has_label(self, key: str, locale: str | None = None) -> bool:
         return key in self._label_table(locale or self.default_locale)

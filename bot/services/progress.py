@@ -146,35 +146,37 @@ class Progress:
         return next((s for s in self.steps if s.key == key), None)
 
     async def ward(self, ward_id: int, group_ids: Iterable[int] | None = None) -> WardProgress:
+        # Plain columns, not ORM objects: this runs on every /tiendo over up to
+        # thousands of rows, and building objects cost most of the time.
         async with self._db.session() as session:
-            query = select(ResidentialGroup).where(ResidentialGroup.ward_id == ward_id)
+            query = select(ResidentialGroup.id, ResidentialGroup.code, ResidentialGroup.name
+                           ).where(ResidentialGroup.ward_id == ward_id)
             if group_ids is not None:
                 query = query.where(col(ResidentialGroup.id).in_(list(group_ids)))
             groups = (await session.exec(query.order_by(col(ResidentialGroup.code)))).all()
-            ids = [g.id for g in groups]
             counts = (
                 await session.exec(
-                    select(GroupStepCount).where(col(GroupStepCount.group_id).in_(ids))
+                    select(GroupStepCount.group_id, GroupStepCount.step_key,
+                           GroupStepCount.units, GroupStepCount.households)
+                    .join(ResidentialGroup,
+                          col(ResidentialGroup.id) == col(GroupStepCount.group_id))
+                    .where(ResidentialGroup.ward_id == ward_id)
                 )
             ).all()
-        by_group: dict[int, dict[str, GroupStepCount]] = {}
-        for c in counts:
-            by_group.setdefault(c.group_id, {})[c.step_key] = c
+        by_group: dict[int, dict[str, tuple[int, int]]] = {}
+        for group_id, key, units, households_done in counts:
+            by_group.setdefault(group_id, {})[key] = (units, households_done)
         result = []
-        for g in groups:
-            assert g.id is not None
-            mine = by_group.get(g.id, {})
-            totals = mine.get(TOTALS)
-            households = totals.households if totals else 0
-            adults = totals.units if totals else 0
+        for gid, code, name in groups:
+            assert gid is not None
+            mine = by_group.get(gid, {})
+            adults, households = mine.get(TOTALS, (0, 0))
             steps = {}
             for s in self.steps:
-                row = mine.get(s.key)
+                done, whole = mine.get(s.key, (0, 0))
                 total = adults if s.per == "adult" else households
-                steps[s.key] = StepCount(
-                    s.key, row.units if row else 0, total, row.households if row else 0
-                )
-            result.append(GroupProgress(g.id, g.code, g.name, households, adults, steps))
+                steps[s.key] = StepCount(s.key, done, total, whole)
+            result.append(GroupProgress(gid, code, name, households, adults, steps))
         return WardProgress(result, self.steps)
 
     async def change_since(self, group_id: int, since: datetime) -> dict[str, int]:
