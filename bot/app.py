@@ -22,7 +22,7 @@ from bot.router import Router
 from bot.scheduler import Job, Scheduler
 from bot.services.oa_tokens import DbTokenStore
 from bot.web import Webhook, WebServer
-from handlers import notices, register_all
+from handlers import campaigns, notices, polls, register_all
 from handlers.feedback import nudge_overdue
 
 log = logging.getLogger(__name__)
@@ -68,6 +68,8 @@ class BotApp:
                 every_seconds=3600),
             Job("feedback-overdue-nudges", lambda: nudge_overdue(self.context, self.router),
                 every_seconds=900),
+            Job("campaigns", lambda: campaigns.tick(self.context), every_seconds=60),
+            Job("close-polls", lambda: polls.close_due(self.context), every_seconds=60),
         ]
 
     async def _incoming(self, platform: Platform, incoming: Incoming) -> None:

@@ -6,6 +6,7 @@ from bot.router import Router
 from handlers import (
     accounts,
     basics,
+    campaigns,
     chats,
     dashboard,
     explanations,
@@ -13,6 +14,7 @@ from handlers import (
     households,
     invites,
     notices,
+    polls,
     progress,
 )
 
@@ -25,6 +27,8 @@ def register_all(router: Router) -> None:
     households.register(router)
     progress.register(router)
     notices.register(router)
+    polls.register(router)
+    campaigns.register(router)
     invites.register(router)
     chats.register(router)
     accounts.register(router)

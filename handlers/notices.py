@@ -13,10 +13,11 @@ from datetime import datetime
 from typing import Any
 
 from bot.context import AppContext
-from bot.core import Attachment, Button, Outgoing, Role
+from bot.core import Attachment, Outgoing, Role
 from bot.router import Ctx, Router
 from bot.services.notices import NoticeError
 from bot.when import parse_when
+from handlers.targets import group_buttons, toggle
 
 log = logging.getLogger(__name__)
 
@@ -107,18 +108,13 @@ async def _preview(ctx: Ctx, data: dict[str, Any]) -> None:
 async def _choices(ctx: Ctx, data: dict[str, Any], *, edit: bool) -> None:
     ward_id = int(data["ward_id"])
     allowed = await ctx.app.services.notices.allowed(ctx.identity, ward_id)
-    chosen = {int(g) for g in data.get("groups", [])}
-    rows: list[list[Button]] = []
-    if ctx.identity.role_in_ward(ward_id) >= Role.COORDINATOR:
-        rows.append([ctx.button("notices.all", "nt:g:all",
-                                on=len(chosen) == len(allowed))])
-    toggles = [ctx.button("notices.group", f"nt:g:{g.id}", code=g.code, on=g.id in chosen)
-               for g in allowed]
-    rows += [toggles[i: i + 3] for i in range(0, len(toggles), 3)]
+    chosen = [int(g) for g in data.get("groups", [])]
+    rows = group_buttons(ctx, "nt", allowed, chosen,
+                         whole_ward=ctx.identity.role_in_ward(ward_id) >= Role.COORDINATOR)
     rows.append([ctx.button("notices.pin", "nt:p", on=bool(data.get("pin")))])
     rows.append([ctx.button("notices.now", "nt:now"), ctx.button("notices.later", "nt:later")])
     rows.append([ctx.button("notices.abort", "nt:stop")])
-    codes = [g.code for g in allowed if g.id in chosen]
+    codes = [g.code for g in allowed if g.id in set(chosen)]
     if edit:
         await ctx.update("notices/choices", codes=codes, pin=bool(data.get("pin")), buttons=rows)
     else:
@@ -147,12 +143,7 @@ async def pressed(ctx: Ctx) -> None:
     ward_id = int(data["ward_id"])
     if action == "g" and len(parts) == 3:
         allowed = [g.id for g in await ctx.app.services.notices.allowed(ctx.identity, ward_id)]
-        chosen = {int(g) for g in data.get("groups", [])}
-        if parts[2] == "all":
-            chosen = set() if chosen == set(allowed) else set(allowed)
-        elif parts[2].isdigit() and int(parts[2]) in allowed:
-            chosen ^= {int(parts[2])}
-        data["groups"] = sorted(chosen)
+        data["groups"] = toggle(data.get("groups", []), parts[2], allowed)
         await ctx.start_form(FLOW, "targets", data)
         await _choices(ctx, data, edit=True)
     elif action == "p":

@@ -117,6 +117,22 @@ class Access:
                 locale=member.locale,
             )
 
+    async def coordinators(self, ward_id: int) -> list[tuple[str, str]]:
+        """(platform, user id) of the ward's coordinators, for digests and final rankings."""
+        async with self._db.session() as session:
+            rows = (
+                await session.exec(
+                    select(Member.platform, Member.platform_user_id)
+                    .join(RoleGrant, col(RoleGrant.member_id) == Member.id)
+                    .where(
+                        RoleGrant.ward_id == ward_id, col(RoleGrant.revoked_at).is_(None),
+                        RoleGrant.role == Role.COORDINATOR.value,
+                    )
+                    .distinct()
+                )
+            ).all()
+            return [(p, u) for p, u in rows]
+
     async def _touch_member(self, session: AsyncSession, platform: str, sender: Sender) -> Member:
         now = self._clock.now()
         member = await _find_member(session, platform, sender.user_id)

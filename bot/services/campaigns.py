@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
+from typing import Any
 
 from apscheduler.triggers.cron import CronTrigger
 from sqlmodel import col, select
@@ -27,7 +28,7 @@ STATES = ("active", "paused", "ended")
 
 
 class CampaignError(Exception):
-    def __init__(self, reason: str, **details: object) -> None:
+    def __init__(self, reason: str, **details: Any) -> None:
         super().__init__(reason)
         self.reason = reason
         self.details = details

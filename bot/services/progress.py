@@ -179,6 +179,20 @@ class Progress:
             result.append(GroupProgress(gid, code, name, households, adults, steps))
         return WardProgress(result, self.steps)
 
+    async def change_by_group(self, ward_id: int, since: datetime) -> dict[int, int]:
+        """Units gained per group since a moment (today's line in the daily digest)."""
+        async with self._db.session() as session:
+            rows = await session.exec(
+                select(
+                    ProgressEvent.group_id,
+                    sa.func.sum(ProgressEvent.after_units - ProgressEvent.before_units),
+                )
+                .join(ResidentialGroup, col(ResidentialGroup.id) == ProgressEvent.group_id)
+                .where(ResidentialGroup.ward_id == ward_id, ProgressEvent.at >= since)
+                .group_by(col(ProgressEvent.group_id))
+            )
+            return {gid: int(delta or 0) for gid, delta in rows.all()}
+
     async def change_since(self, group_id: int, since: datetime) -> dict[str, int]:
         """Units gained (or lost) per step since a moment: "this week: +12"."""
         async with self._db.session() as session:

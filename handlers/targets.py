@@ -1,0 +1,36 @@
+"""Choosing residential groups with toggle buttons, shared by notices, polls and campaigns:
+`<prefix>:g:<id>` toggles one group, `<prefix>:g:all` the whole ward (coordinators)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from bot.core import Button
+from bot.router import Ctx
+from bot.services.places import GroupInfo
+
+
+def toggle(chosen: Sequence[int], value: str, allowed: Sequence[int]) -> list[int]:
+    """The new choice after pressing `value`; ids outside `allowed` are never added, so an
+    old or forged button cannot widen the scope."""
+    current = {int(g) for g in chosen} & set(allowed)
+    if value == "all":
+        current = set() if current == set(allowed) else set(allowed)
+    elif value.isdigit() and int(value) in allowed:
+        current ^= {int(value)}
+    return sorted(current)
+
+
+def group_buttons(
+    ctx: Ctx, prefix: str, allowed: Sequence[GroupInfo], chosen: Sequence[int], *,
+    whole_ward: bool,
+) -> list[list[Button]]:
+    picked = set(chosen)
+    rows: list[list[Button]] = []
+    if whole_ward:
+        rows.append([ctx.button("notices.all", f"{prefix}:g:all",
+                                on=bool(allowed) and len(picked) == len(allowed))])
+    toggles = [ctx.button("notices.group", f"{prefix}:g:{g.id}", code=g.code, on=g.id in picked)
+               for g in allowed]
+    rows += [toggles[i: i + 3] for i in range(0, len(toggles), 3)]
+    return rows
