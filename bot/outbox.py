@@ -44,6 +44,7 @@ from bot.texts import split_text
 log = logging.getLogger(__name__)
 
 FINAL = ("sent", "failed")
+SHORT_WAIT = 1.0  # a chat's next slot this close is waited for, not given back
 Finished = Callable[[str, int], Awaitable[None]]
 
 
@@ -305,7 +306,7 @@ class Outbox:
                 return
         key = (row.platform, row.chat_id)
         wait = self._next_slot.get(key, 0.0) - time.monotonic()
-        if wait > 0.05:
+        if wait > SHORT_WAIT:  # this chat must rest: let other chats go first
             await self._release(row, now + timedelta(seconds=wait))
             return
         parts = split_text(row.text, platform.capabilities.max_text) or [""]

@@ -11,7 +11,7 @@ from typing import Any
 
 from bot.app import BotApp
 from bot.clock import FrozenClock
-from tests.fake_telegram import FakeTelegram
+from tests.fake_telegram import SEND_METHODS, FakeTelegram
 
 
 def plain(message: dict[str, Any]) -> str:
@@ -65,21 +65,38 @@ class Ward:
     async def press(self, user: int, label: str, *, edit: bool = False) -> str:
         """Press the newest button with this label in a person's chat. Returns the message
         the bot edited (edit=True) or the next message it sent to that person."""
-        for current in reversed(self.tg.sent_to(user)):
-            if label in labels(current):
+        for message_id, markup in reversed(self.keyboards(user)):
+            if label in labels({"reply_markup": markup}):
                 break
         else:
             raise AssertionError(f"no button {label!r} for {user}: {self.inbox(user)[-3:]}")
-        rows = current["reply_markup"]["inline_keyboard"]
+        rows = markup["inline_keyboard"]
         payload = next(b["callback_data"] for row in rows for b in row if b["text"] == label)
         edits = len(self.tg.calls_to("editMessageText"))
         before = len(self.tg.sent_to(user))
-        self.tg.callback(user, user, int(current["message_id"]), payload)
+        self.tg.callback(user, user, message_id, payload)
         if edit:
             await until(lambda: len(self.tg.calls_to("editMessageText")) > edits, "an edit")
             return plain(self.tg.calls_to("editMessageText")[-1].params)
         sent = await self.tg.wait_sent(user, before + 1)
         return plain(sent[before])
+
+    def keyboards(self, user: int) -> list[tuple[int, dict[str, Any]]]:
+        """(message id, buttons) as the person sees them now, oldest first: a message the
+        bot edited shows its latest buttons, and counts as new from the edit on."""
+        shown: dict[int, dict[str, Any]] = {}
+        for call in self.tg.calls:
+            if str(call.params.get("chat_id")) != str(user):
+                continue
+            if call.method == "editMessageText":
+                message_id = int(call.params["message_id"])
+            elif call.method in SEND_METHODS and "_result" in call.params:
+                message_id = int(call.params["_result"]["message_id"])
+            else:
+                continue
+            shown.pop(message_id, None)
+            shown[message_id] = call.params.get("reply_markup") or {}
+        return list(shown.items())
 
     async def told(self, user: int, count: int) -> list[str]:
         """Wait until a person has received `count` messages in all; return them."""

@@ -37,7 +37,7 @@ def make_config(url: str, tg: FakeTelegram, **outbox: Any) -> Config:
         "database": {"url": url},
         "telegram": {"token": TOKEN, "api_base_url": tg.base_url},
         "web": {"port": 0},
-        "outbox": {"per_second": 200, "workers": 2, **outbox},
+        "outbox": {"per_second": 200, "group_per_minute": 600, "workers": 2, **outbox},
     })
 
 

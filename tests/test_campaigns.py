@@ -1,0 +1,232 @@
+"""Campaigns and polls over Telegram: the coordinator's form, reminders that carry each
+group's live figures on schedule (coalesced after downtime, held in quiet hours),
+congratulations once, the final ranking, the daily digest; polls with votes, changed votes,
+closing and results. Time moves only when the test moves the clock."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from bot.app import BotApp
+from bot.clock import FrozenClock
+from bot.core import Chat, Role, Sender
+from bot.services.tables import read_table
+from tests.fake_telegram import FakeTelegram
+from tests.telegram_people import Ward, labels, plain, until
+from tests.test_notices import TOKEN, make_config
+
+HELPER, LEADER, OTHER_LEADER, BOSS = 901, 902, 903, 904
+VOTER_A, VOTER_B = 951, 952
+CHATS = {"TDP01": -2001, "TDP02": -2002}
+START = datetime(2026, 11, 24, 4, 0, tzinfo=UTC)  # Tuesday 11:00 in Hà Nội
+LIST = (
+    "code,group,head_name,members\n"
+    "TDP01-001,TDP01,Nguyễn Văn An,4\nTDP01-002,TDP01,Trần Thị Bình,2\n"
+    "TDP01-003,TDP01,Lê Văn Cường,3\nTDP01-004,TDP01,Phạm Thị Dung,1\n"
+    "TDP02-001,TDP02,Võ Văn Em,2\nTDP02-002,TDP02,Đỗ Thị Gấm,2\n"
+)
+
+
+def local(day: int, hour: int, minute: int = 0) -> datetime:
+    """A moment in Hà Nội time in November 2026, as UTC."""
+    return datetime(2026, 11, day, hour, minute, tzinfo=UTC) - timedelta(hours=7)
+
+
+@pytest.fixture
+async def ward(tmp_path: Path) -> AsyncIterator[Ward]:
+    async with FakeTelegram(token=TOKEN, bot_username="cds_test_bot") as tg:
+        app = BotApp(make_config(f"sqlite+aiosqlite:///{tmp_path}/bot.db", tg),
+                     clock=FrozenClock(START))
+        await app.db.upgrade()
+        services = app.context.services
+        hb = await services.places.add_ward("HB", "Phường Hòa Bình")
+        await services.registry.import_table(hb.id, read_table(LIST.encode()))
+        for user, role, group in ((HELPER, Role.HELPER, "TDP01"), (LEADER, Role.LEADER, "TDP01"),
+                                  (OTHER_LEADER, Role.LEADER, "TDP02"),
+                                  (BOSS, Role.COORDINATOR, None)):
+            await services.access.grant(platform="telegram", user_id=str(user), role=role,
+                                        ward_code="HB", group_code=group)
+        boss = await services.access.identify("telegram", Sender(str(BOSS), "Cán bộ Hoa"))
+        for code, chat_id in CHATS.items():
+            await services.chats.bind(boss, "telegram",
+                                      Chat(str(chat_id), "group", f"Nhóm {code}"), code)
+        await app.start()
+        try:
+            yield Ward(tg, app, app.context.clock)  # type: ignore[arg-type]
+        finally:
+            await app.stop()
+
+
+async def tick_at(ward: Ward, moment: datetime) -> None:
+    ward.clock.set(moment)  # type: ignore[attr-defined]
+    await ward.app.scheduler.run_now("campaigns")
+    outbox = ward.app.context.services.outbox
+    outbox.wake()
+    await outbox.drain(within=10)
+
+
+def chat(ward: Ward, code: str) -> list[str]:
+    return [plain(m) for m in ward.tg.sent_to(CHATS[code])]
+
+
+async def create_campaign(ward: Ward) -> None:
+    [listing] = await ward.say(BOSS, "/chiendich")
+    assert "Chưa có đợt thi đua nào" in listing
+    assert "Tên đợt là gì?" in await ward.press(BOSS, "➕ Tạo đợt mới")
+    [step] = await ward.say(BOSS, "Đợt 1: ai cũng có điện thoại thông minh")
+    assert "thúc đẩy việc nào" in step
+    target = await ward.press(BOSS, "Có điện thoại thông minh", edit=True)
+    assert "Mục tiêu bao nhiêu phần trăm" in target
+    assert "Từ ngày nào đến ngày nào" in await ward.press(BOSS, "50%")
+    [bad] = await ward.say(BOSS, "hôm nay")
+    assert "chưa hiểu thời gian này" in bad
+    [schedule] = await ward.say(BOSS, "24/11 - 4/12")
+    assert "Nhắc các nhóm vào những ngày nào" in schedule
+    confirm = await ward.press(BOSS, "T2, T4, T6 lúc 19:00")
+    assert "Thời gian: 24/11/2026 – 04/12/2026" in confirm and "Các tổ: tất cả các tổ" in confirm
+    created = await ward.press(BOSS, "✅ Tạo đợt", edit=True)
+    assert "Đã tạo đợt thi đua #1 Đợt 1: ai cũng có điện thoại thông minh" in created
+
+
+async def mark(ward: Ward, code: str) -> None:
+    """The group's helper, or the coordinator for other groups, ticks the smartphone step."""
+    await ward.say(HELPER if code.startswith("TDP01") else BOSS, f"/ghi {code} smartphone")
+
+
+async def test_campaign_reminders_carry_live_figures_and_congratulate_once(ward: Ward) -> None:
+    await create_campaign(ward)
+    await mark(ward, "TDP01-001")
+    await tick_at(ward, local(25, 18, 59))  # Wednesday, a minute early
+    assert chat(ward, "TDP01") == []
+    await tick_at(ward, local(25, 19, 0))
+    [reminder] = chat(ward, "TDP01")
+    assert "Tổ TDP01: 25% có điện thoại thông minh (1/4 hộ)" in reminder
+    assert "Đứng thứ 1/2 trong phường" in reminder
+    assert "Còn 3 hộ nữa là xong, còn 9 ngày (hạn 04/12)" in reminder
+    assert labels(ward.tg.sent_to(CHATS["TDP01"])[0]) == ["📖 Xem cách làm"]
+    [other] = chat(ward, "TDP02")
+    assert "Tổ TDP02: 0%" in other and "Đứng thứ 2/2" in other
+    await mark(ward, "TDP01-002")
+    await tick_at(ward, local(27, 19, 0))  # Friday: TDP01 reaches 50%
+    texts = chat(ward, "TDP01")
+    assert "Tổ TDP01: 50%" in texts[1] and "Tổ đã đạt mục tiêu" in texts[1]
+    assert "Chúc mừng tổ TDP01 đã đạt mục tiêu 50%" in texts[2]
+    await tick_at(ward, local(30, 19, 0))  # Monday: reminded again, congratulated no more
+    assert len(chat(ward, "TDP01")) == 4
+    assert sum("Chúc mừng" in t for t in chat(ward, "TDP01")) == 1
+    [listing] = await ward.say(BOSS, "/chiendich")
+    assert "#1 Đợt 1: ai cũng có điện thoại thông minh — đang chạy" in listing
+    assert "Có điện thoại thông minh: 33% / mục tiêu 50% (2/6)" in listing
+
+
+async def test_missed_reminders_are_sent_once_and_quiet_hours_wait(ward: Ward) -> None:
+    await create_campaign(ward)
+    # The bot was down from Tuesday to Friday 20:00: Wednesday and Friday 19:00 are missed.
+    await tick_at(ward, local(27, 20, 0))
+    assert len(chat(ward, "TDP01")) == 1  # one late reminder, not two
+    await tick_at(ward, local(27, 20, 5))
+    assert len(chat(ward, "TDP01")) == 1
+    # Down again over Monday 19:00, back at 22:30: inside quiet hours, so it waits.
+    await tick_at(ward, local(30, 22, 30))
+    assert len(chat(ward, "TDP01")) == 1
+    await tick_at(ward, datetime(2026, 12, 1, 6, 59, tzinfo=UTC) - timedelta(hours=7))
+    assert len(chat(ward, "TDP01")) == 1
+    await tick_at(ward, datetime(2026, 12, 1, 7, 1, tzinfo=UTC) - timedelta(hours=7))
+    assert len(chat(ward, "TDP01")) == 2
+
+
+async def test_pause_remind_now_end_and_final_ranking(ward: Ward) -> None:
+    await create_campaign(ward)
+    await mark(ward, "TDP02-001")
+    [_] = await ward.say(BOSS, "/chiendich")
+    await ward.press(BOSS, "⏸ Tạm dừng #1", edit=True)
+    await tick_at(ward, local(25, 19, 0))
+    assert chat(ward, "TDP01") == []
+    reminded = await ward.press(BOSS, "📣 Nhắc ngay #1")
+    assert "Đã xếp nhắc «Đợt 1: ai cũng có điện thoại thông minh» tới 2 nhóm chat" in reminded
+    await ward.app.context.services.outbox.drain(within=10)
+    assert len(chat(ward, "TDP01")) == 1
+    resumed = await ward.press(BOSS, "▶️ Tiếp tục #1", edit=True)
+    assert "đang chạy" in resumed
+    ended = await ward.press(BOSS, "⏹ Kết thúc #1", edit=True)
+    assert "đã kết thúc" in ended
+    await ward.app.context.services.outbox.drain(within=10)
+    final = chat(ward, "TDP02")[-1]
+    assert "Kết thúc đợt «Đợt 1: ai cũng có điện thoại thông minh»" in final
+    assert "🥇 TDP02: 50% ✅" in final and "🥈 TDP01: 0%" in final
+    await until(lambda: any("Kết thúc đợt" in t for t in ward.inbox(BOSS)), "the ranking")
+    await tick_at(ward, local(27, 19, 0))
+    assert len(chat(ward, "TDP01")) == 2  # the ranking, and no reminder after the end
+
+
+async def test_campaign_ends_by_itself_after_its_last_day(ward: Ward) -> None:
+    await create_campaign(ward)
+    await tick_at(ward, local(28, 9, 0) + timedelta(days=7))  # Saturday 5 December
+    assert any("Kết thúc đợt" in t for t in chat(ward, "TDP01"))
+
+
+async def test_daily_digest_for_coordinators(ward: Ward) -> None:
+    await mark(ward, "TDP01-001")
+    await ward.say(BOSS, "/gopy Đèn đường hỏng")
+    await tick_at(ward, local(24, 16, 59))
+    assert not any("Tổng kết ngày" in t for t in ward.inbox(BOSS))
+    await tick_at(ward, local(24, 17, 0))
+    await until(lambda: any("Tổng kết ngày" in t for t in ward.inbox(BOSS)), "the digest")
+    digest = next(t for t in ward.inbox(BOSS) if "Tổng kết ngày" in t)
+    assert "Tổng kết ngày 24/11/2026" in digest
+    assert "• TDP01: 3% (+1 hôm nay)" in digest  # 1 of 16 household + 20 adult units
+    assert "Phản ánh mới hôm nay: 1 · đang mở: 1 · quá hạn: 0" in digest
+    await tick_at(ward, local(24, 17, 30))
+    assert sum("Tổng kết ngày" in t for t in ward.inbox(BOSS)) == 1
+    assert not any("Tổng kết ngày" in t for t in ward.inbox(LEADER))
+
+
+async def vote(ward: Ward, user: int, label: str) -> str:
+    message = ward.tg.sent_to(CHATS["TDP01"])[0]
+    rows = message["reply_markup"]["inline_keyboard"]
+    data = next(b["callback_data"] for row in rows for b in row if b["text"] == label)
+    before = len(ward.tg.calls_to("answerCallbackQuery"))
+    ward.tg.callback(CHATS["TDP01"], user, int(message["message_id"]), data, chat_type="group")
+    await until(lambda: len(ward.tg.calls_to("answerCallbackQuery")) > before, "an answer")
+    return str(ward.tg.calls_to("answerCallbackQuery")[-1].params.get("text", ""))
+
+
+async def test_poll_votes_change_close_and_results(ward: Ward) -> None:
+    [ask] = await ward.say(LEADER, "/khaosat Tổ mình họp tối nào tiện nhất?")
+    assert "mỗi dòng một lựa chọn" in ask
+    [few] = await ward.say(LEADER, "Tối thứ Bảy")
+    assert "Cần từ 2 đến 10 lựa chọn" in few
+    [choices] = await ward.say(LEADER, "Tối thứ Bảy\nTối Chủ nhật\n- Tối thứ Bảy")
+    assert "1. Tối thứ Bảy\n2. Tối Chủ nhật\n" in choices and "Gửi tới: TDP01" in choices
+    assert "Đóng: 11:00 25/11/2026" in choices
+    sent = await ward.press(LEADER, "📤 Gửi khảo sát", edit=True)
+    assert "Khảo sát #1 đang được gửi tới 1 nhóm chat (TDP01)" in sent
+    [poll] = await ward.tg.wait_sent(CHATS["TDP01"], 1)
+    assert "Tổ mình họp tối nào tiện nhất?" in plain(poll)
+    assert labels(poll) == ["1. Tối thứ Bảy", "2. Tối Chủ nhật"]
+    assert not ward.tg.sent_to(CHATS["TDP02"])
+    assert await vote(ward, VOTER_A, "1. Tối thứ Bảy") == "✅ Đã ghi: Tối thứ Bảy"
+    assert await vote(ward, VOTER_A, "2. Tối Chủ nhật") == "🔄 Đã đổi sang: Tối Chủ nhật"
+    assert await vote(ward, VOTER_A, "2. Tối Chủ nhật") == "Bạn đã chọn «Tối Chủ nhật» rồi."
+    assert await vote(ward, VOTER_B, "2. Tối Chủ nhật") == "✅ Đã ghi: Tối Chủ nhật"
+    results = await ward.press(LEADER, "📊 Kết quả #1")
+    assert "0% Tối thứ Bảy (0)" in results and "100% Tối Chủ nhật (2)" in results
+    assert "Tổng: 2 phiếu" in results
+    [fresh] = await ward.say(OTHER_LEADER, "/khaosat")
+    assert "Tạo khảo sát" in fresh  # no list: the other leader has no polls of his own
+    message = ward.tg.sent_to(LEADER)[-1]
+    ward.tg.callback(OTHER_LEADER, OTHER_LEADER, int(message["message_id"]), "pl:c:1")
+    await until(lambda: "không phải khảo sát của bạn" in ward.inbox(OTHER_LEADER)[-1], "refusal")
+    ward.clock.set(START + timedelta(days=1, minutes=1))  # type: ignore[attr-defined]
+    await ward.app.scheduler.run_now("close-polls")
+    await ward.app.context.services.outbox.drain(within=10)
+    posted = chat(ward, "TDP01")[-1]
+    assert "Kết quả khảo sát #1 (đã đóng)" in posted and "100% Tối Chủ nhật (2)" in posted
+    await until(lambda: "Kết quả khảo sát #1 (đã đóng)" in ward.inbox(LEADER)[-1], "results")
+    assert await vote(ward, VOTER_B, "1. Tối thứ Bảy") == "Khảo sát đã đóng."
+    await asyncio.sleep(0)
