@@ -65,11 +65,11 @@ class Ward:
     async def press(self, user: int, label: str, *, edit: bool = False) -> str:
         """Press the newest button with this label in a person's chat. Returns the message
         the bot edited (edit=True) or the next message it sent to that person."""
-        for message_id, markup in reversed(self.keyboards(user)):
-            if label in labels({"reply_markup": markup}):
-                break
-        else:
+        found = next(((m, k) for m, k in reversed(self.keyboards(user))
+                      if label in labels({"reply_markup": k})), None)
+        if found is None:
             raise AssertionError(f"no button {label!r} for {user}: {self.inbox(user)[-3:]}")
+        message_id, markup = found
         rows = markup["inline_keyboard"]
         payload = next(b["callback_data"] for row in rows for b in row if b["text"] == label)
         edits = len(self.tg.calls_to("editMessageText"))

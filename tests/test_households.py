@@ -80,7 +80,12 @@ async def test_helper_logs_in_one_line_and_undoes_with_one_button(ward: Ward) ->
     assert "• Tài khoản định danh điện tử VNeID mức 2: 3 → 0/3 người" in undone
     assert "xong 0/6 việc" in undone
     assert await figures(ward, "vneid") == {"TDP01": (0, 6), "TDP02": (0, 2)}
-    again = await ward.press(HELPER, "↩️ Hoàn tác")
+    redone = await ward.press(HELPER, "↩️ Hoàn tác", edit=True)  # undoing the undo
+    assert "• Tài khoản định danh điện tử VNeID mức 2: 0 → 3/3 người" in redone
+    first = ward.tg.sent_to(HELPER)[0]
+    stale = first["reply_markup"]["inline_keyboard"][-1][0]["callback_data"]
+    ward.tg.callback(HELPER, HELPER, int(first["message_id"]), stale)  # the old button again
+    [again] = (await ward.told(HELPER, 2))[1:]
     assert "đã được hoàn tác rồi" in again
 
 
