@@ -147,6 +147,9 @@ class ZaloSection(_Section):
     mode: Literal["polling", "webhook"] = "polling"
     webhook_url: str = ""
     webhook_secret: SecretStr = SecretStr("")
+    # Zalo publishes no rate limits for bots: bulk messages are paced conservatively.
+    per_second: float = Field(default=5.0, gt=0, le=100)
+    group_per_minute: int = Field(default=10, ge=1, le=600)
 
     @field_validator("api_base_url")
     @classmethod

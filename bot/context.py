@@ -10,7 +10,7 @@ from bot.config import Config
 from bot.core import Platform
 from bot.db import Database
 from bot.metrics import Metrics
-from bot.outbox import Outbox, Pacing
+from bot.outbox import Limits, Outbox, Pacing
 from bot.quiet import QuietHours
 from bot.services.access import Access
 from bot.services.accounts import Accounts
@@ -80,7 +80,10 @@ def build_services(
         per_second=config.outbox.per_second, group_per_minute=config.outbox.group_per_minute,
         workers=config.outbox.workers, max_attempts=config.outbox.max_attempts,
     )
+    zalo = Limits(per_second=config.zalo.per_second,
+                  group_per_minute=config.zalo.group_per_minute, private_per_second=1.0)
     outbox = Outbox(db, clock, platforms, chats, metrics, pacing=pacing,
+                    limits={"zalo": zalo, "zalo_oa": zalo},
                     quiet=QuietHours(config.bot.quiet_window, config.bot.tz))
     return Services(
         places=places,

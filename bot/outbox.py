@@ -67,6 +67,15 @@ class NewDelivery:
 
 
 @dataclass(frozen=True)
+class Limits:
+    """One platform's pace: messages per second over all chats, per minute to one group."""
+
+    per_second: float = 28.0
+    group_per_minute: int = 20
+    private_per_second: float = 1.0
+
+
+@dataclass(frozen=True)
 class Pacing:
     per_second: float = 28.0
     group_per_minute: int = 20
@@ -89,6 +98,7 @@ class Outbox:
         *,
         quiet: QuietHours,
         pacing: Pacing | None = None,
+        limits: Mapping[str, Limits] | None = None,
     ) -> None:
         self._db = db
         self._clock = clock
@@ -97,7 +107,12 @@ class Outbox:
         self._metrics = metrics
         self._quiet = quiet
         self.pacing = pacing or Pacing()
-        self._limiter = AsyncLimiter(1, 1 / self.pacing.per_second)
+        default = Limits(self.pacing.per_second, self.pacing.group_per_minute,
+                         self.pacing.private_per_second)
+        self._limits = {"telegram": default, **(limits or {})}
+        self._default_limits = default
+        # A token bucket of size one per platform: sends evenly spaced, never a burst.
+        self._limiters: dict[str, AsyncLimiter] = {}
         self._next_slot: dict[tuple[str, str], float] = {}
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -287,10 +302,19 @@ class Outbox:
     async def _release(self, row: Delivery, not_before: datetime, **values: Any) -> None:
         await self._save(row, state="pending", claimed_by="", not_before=not_before, **values)
 
+    def limits(self, platform: str) -> Limits:
+        return self._limits.get(platform, self._default_limits)
+
+    def _limiter(self, platform: str) -> AsyncLimiter:
+        if platform not in self._limiters:
+            self._limiters[platform] = AsyncLimiter(1, 1 / self.limits(platform).per_second)
+        return self._limiters[platform]
+
     def _spacing(self, row: Delivery) -> float:
+        limits = self.limits(row.platform)
         if row.is_group:
-            return 60.0 / self.pacing.group_per_minute
-        return 1.0 / self.pacing.private_per_second
+            return 60.0 / limits.group_per_minute
+        return 1.0 / limits.private_per_second
 
     async def _deliver(self, row: Delivery) -> None:
         now = self._clock.now()
@@ -312,7 +336,7 @@ class Outbox:
         parts = split_text(row.text, platform.capabilities.max_text) or [""]
         try:
             for index in range(row.parts_sent, len(parts)):
-                await self._limiter.acquire()
+                await self._limiter(row.platform).acquire()
                 slot = self._next_slot.get(key, 0.0) - time.monotonic()
                 if slot > 0:
                     await asyncio.sleep(slot)  # the next part of a long message, in order

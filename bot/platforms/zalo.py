@@ -25,6 +25,7 @@ from bot.core import (
     Capabilities,
     Chat,
     ChatKind,
+    DeliveryError,
     Incoming,
     Outgoing,
     Sender,
@@ -55,6 +56,22 @@ class ZaloApiError(Exception):
     def transient(self) -> bool:
         """Worth retrying later: rate limits, timeouts, server errors."""
         return self.error_code in (408, 429) or self.error_code >= 500
+
+
+# Zalo says nothing of how long to wait after a 429: wait this long before trying again.
+RETRY_AFTER_SECONDS = 10.0
+_GONE_WORDS = ("not found", "blocked", "not a member", "kicked", "removed", "forbidden")
+
+
+def delivery_error(exc: ZaloApiError) -> DeliveryError:
+    """Zalo's answers in the outbox's words: wait, try later, stop sending there, give up."""
+    if exc.error_code == 429:
+        return DeliveryError("retry_after", exc.description, retry_after=RETRY_AFTER_SECONDS)
+    if exc.transient:
+        return DeliveryError("transient", exc.description)
+    if exc.error_code == 403 or any(w in exc.description.lower() for w in _GONE_WORDS):
+        return DeliveryError("gone", exc.description)
+    return DeliveryError("rejected", exc.description)
 
 
 class ZaloClient:
@@ -279,8 +296,11 @@ class ZaloPlatform:
     async def send(self, chat_id: str, message: Outgoing) -> Sent:
         text = to_plain(message.text)
         result: dict[str, Any] = {}
-        for piece in split_text(text, TEXT_LIMIT):
-            result = await self.client.send_message(chat_id, piece)
+        try:
+            for piece in split_text(text, TEXT_LIMIT):
+                result = await self.client.send_message(chat_id, piece)
+        except ZaloApiError as exc:
+            raise delivery_error(exc) from exc
         return Sent(chat_id=chat_id, message_id=str(result.get("message_id") or next(self._ids)))
 
     async def edit(self, chat_id: str, message_id: str, message: Outgoing) -> Sent:

@@ -35,6 +35,7 @@ from bot.core import (
     Attachment,
     Capabilities,
     Chat,
+    DeliveryError,
     Incoming,
     Outgoing,
     Sender,
@@ -89,6 +90,22 @@ class ZaloOAError(Exception):
     @property
     def transient(self) -> bool:
         return self.code in (-32, 429) or self.code >= 500  # -32: rate limit exceeded
+
+
+# OA Open API codes meaning "this person cannot be reached any more": -213, the user does
+# not follow the OA (any more). -230 (no interaction in the last 7 days) only closes the
+# window for now: such a message is given up, the chat kept. See docs/zalo.md.
+GONE_CODES = frozenset({-213})
+
+
+def delivery_error(exc: ZaloOAError) -> DeliveryError:
+    if exc.code in (-32, 429):
+        return DeliveryError("retry_after", exc.message, retry_after=60.0)
+    if exc.transient:
+        return DeliveryError("transient", exc.message)
+    if exc.code in GONE_CODES:
+        return DeliveryError("gone", exc.message)
+    return DeliveryError("rejected", exc.message)
 
 
 def expected_signature(app_id: str, raw_body: bytes, timestamp: str, oa_secret_key: str) -> str:
@@ -283,8 +300,11 @@ class ZaloOAPlatform:
 
     async def send(self, chat_id: str, message: Outgoing) -> Sent:
         message_id = ""
-        for piece in split_text(to_plain(message.text), TEXT_LIMIT):
-            message_id = await self.client.send_text(chat_id, piece)
+        try:
+            for piece in split_text(to_plain(message.text), TEXT_LIMIT):
+                message_id = await self.client.send_text(chat_id, piece)
+        except ZaloOAError as exc:
+            raise delivery_error(exc) from exc
         return Sent(chat_id=chat_id, message_id=message_id)
 
     async def edit(self, chat_id: str, message_id: str, message: Outgoing) -> Sent:
