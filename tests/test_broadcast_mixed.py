@@ -1,0 +1,114 @@
+"""One notice, two platforms: a Telegram group chat and a Zalo group chat of the same ward
+get it from the same outbox, each in its own form; Zalo's refusals are mapped like
+Telegram's (a removed bot deactivates the binding and shows in the delivery report)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from bot.app import BotApp
+from bot.clock import FrozenClock
+from bot.config import Config
+from bot.core import Chat, DeliveryError, Role, Sender
+from bot.platforms.zalo import ZaloApiError, delivery_error
+from bot.platforms.zalo_oa import ZaloOAError
+from bot.platforms.zalo_oa import delivery_error as oa_delivery_error
+from tests.fake_telegram import FakeTelegram
+from tests.fake_zalo import FakeZalo
+from tests.telegram_people import Ward, plain, until
+
+TOKEN = "123456:TEST-TOKEN"
+BOSS = 1101
+TG_CHAT, ZALO_CHAT = -3001, "zg-2002"
+START = datetime(2026, 11, 24, 4, 0, tzinfo=UTC)
+
+
+@dataclass
+class Both:
+    ward: Ward
+    zl: FakeZalo
+
+
+@pytest.fixture
+async def both(tmp_path: Path) -> AsyncIterator[Both]:
+    async with FakeTelegram(token=TOKEN) as tg, FakeZalo() as zl:
+        config = Config.model_validate({
+            "database": {"url": f"sqlite+aiosqlite:///{tmp_path}/bot.db"},
+            "telegram": {"token": TOKEN, "api_base_url": tg.base_url},
+            "zalo": {"enabled": True, "token": zl.token, "api_base_url": zl.base_url,
+                     "per_second": 50, "group_per_minute": 600},
+            "outbox": {"per_second": 200, "group_per_minute": 600},
+            "web": {"port": 0},
+        })
+        app = BotApp(config, clock=FrozenClock(START))
+        await app.db.upgrade()
+        services = app.context.services
+        await services.places.add_ward("HB", "Phường Hòa Bình")
+        for code in ("TDP01", "TDP02"):
+            await services.places.add_group("HB", code, f"Tổ {code}")
+        await services.access.grant(platform="telegram", user_id=str(BOSS),
+                                    role=Role.COORDINATOR, ward_code="HB")
+        boss = await services.access.identify("telegram", Sender(str(BOSS), "Cán bộ Hoa"))
+        await services.chats.bind(boss, "telegram", Chat(str(TG_CHAT), "group", "Tổ 1"), "TDP01")
+        await services.chats.bind(boss, "zalo", Chat(ZALO_CHAT, "group", "Tổ 2 Zalo"), "TDP02")
+        await app.start()
+        try:
+            yield Both(Ward(tg, app, app.context.clock), zl)  # type: ignore[arg-type]
+        finally:
+            await app.stop()
+
+
+async def send_to_ward(ward: Ward, text: str) -> None:
+    await ward.say(BOSS, f"/thongbao {text}", count=3)
+    await ward.press(BOSS, "⬜ Cả phường", edit=True)
+    await ward.press(BOSS, "📤 Gửi ngay")
+
+
+async def test_one_notice_reaches_telegram_and_zalo_groups(both: Both) -> None:
+    await send_to_ward(both.ward, "Họp tổ <lúc 19h> tối nay")
+    [tg] = await both.ward.tg.wait_sent(TG_CHAT, 1)
+    assert "Họp tổ <lúc 19h> tối nay" in plain(tg)
+    [zalo] = await both.zl.wait_sent(ZALO_CHAT, 1)
+    assert zalo["text"] == "📢 THÔNG BÁO\n\nHọp tổ <lúc 19h> tối nay\n\n— An"  # plain text
+    await until(lambda: "đã gửi tới" in both.ward.inbox(BOSS)[-1], "the report")
+    assert "Thông báo #1: đã gửi tới 2/2 nhóm chat." in both.ward.inbox(BOSS)[-1]
+
+
+async def test_zalo_chat_gone_is_reported_and_deactivated(both: Both) -> None:
+    both.zl.fail_next("sendMessage", 403, "Forbidden: bot was removed from the group",
+                      chat_id=ZALO_CHAT)
+    await send_to_ward(both.ward, "Mai cắt điện")
+    await until(lambda: "đã gửi tới" in both.ward.inbox(BOSS)[-1], "the report")
+    report = both.ward.inbox(BOSS)[-1]
+    assert "đã gửi tới 1/2 nhóm chat" in report
+    assert "«Tổ 2 Zalo» (TDP02): bot không còn trong nhóm, hoặc nhóm đã bị xóa" in report
+    binding = await both.ward.app.context.services.chats.binding("zalo", ZALO_CHAT)
+    assert binding is not None and not binding.active
+
+
+@pytest.mark.parametrize(("code", "description", "problem"), [
+    (429, "Too many requests", "retry_after"),
+    (408, "timed out", "transient"),
+    (502, "Bad gateway", "transient"),
+    (403, "Forbidden", "gone"),
+    (400, "Bad Request: chat not found", "gone"),
+    (400, "Bad Request: text is too long", "rejected"),
+])
+def test_zalo_errors_map_to_what_the_outbox_does(code: int, description: str,
+                                                 problem: str) -> None:
+    error = delivery_error(ZaloApiError("sendMessage", code, description))
+    assert isinstance(error, DeliveryError) and error.problem == problem
+    if problem == "retry_after":
+        assert error.retry_after > 0
+
+
+@pytest.mark.parametrize(("code", "problem"), [
+    (-32, "retry_after"), (500, "transient"), (-213, "gone"), (-230, "rejected"),
+])
+def test_zalo_oa_errors_map_to_what_the_outbox_does(code: int, problem: str) -> None:
+    assert oa_delivery_error(ZaloOAError(code, "x")).problem == problem
