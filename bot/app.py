@@ -8,12 +8,15 @@ import secrets
 import signal
 from contextlib import suppress
 
+from aiohttp import web as aiohttp_web
+
 from bot.clock import Clock, SystemClock
 from bot.config import Config
 from bot.context import AppContext, build_context
 from bot.core import ChatEvent, Incoming, Platform
 from bot.dashboard import Dashboard
 from bot.db import Database
+from bot.downloads_web import DownloadRoutes
 from bot.leader import Leadership
 from bot.platforms.telegram import TelegramPlatform
 from bot.platforms.zalo import ZaloPlatform
@@ -22,7 +25,7 @@ from bot.router import Router
 from bot.scheduler import Job, Scheduler
 from bot.services.oa_tokens import DbTokenStore
 from bot.web import Webhook, WebServer
-from handlers import campaigns, notices, polls, register_all
+from handlers import campaigns, notices, polls, progress, register_all
 from handlers.feedback import nudge_overdue
 
 log = logging.getLogger(__name__)
@@ -123,7 +126,7 @@ class BotApp:
         self.web = WebServer(
             self.db, self.context.metrics, webhooks, host=self.config.web.host,
             port=self.config.web.port, platforms=tuple(self.router.platforms),
-            install=self._dashboard().install,
+            install=self._install_pages,
         )
         await self.web.start()
         outbox = self.context.services.outbox
@@ -153,6 +156,13 @@ class BotApp:
         if self.web is not None:
             await self.web.stop()
         await self.db.dispose()
+
+    def _install_pages(self, web_app: aiohttp_web.Application) -> None:
+        """The web pages next to the webhooks: the dashboard and one-time downloads."""
+        self._dashboard().install(web_app)
+        DownloadRoutes(self.context, {
+            "progress_xlsx": (progress.export_file, progress.XLSX_TYPE),
+        }).install(web_app)
 
     def _dashboard(self) -> Dashboard:
         secret = self.config.web.secret.get_secret_value()

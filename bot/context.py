@@ -18,6 +18,7 @@ from bot.services.campaigns import Campaigns
 from bot.services.chats import Chats
 from bot.services.conversations import Conversations
 from bot.services.dashboard_login import DashboardLogins
+from bot.services.downloads import Downloads
 from bot.services.explanations import Explanations, load_library
 from bot.services.feedback import Feedbacks
 from bot.services.households import Households
@@ -48,6 +49,7 @@ class Services:
     notices: Notices
     campaigns: Campaigns
     polls: Polls
+    downloads: Downloads
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,7 @@ def build_services(
         campaigns=Campaigns(db, clock, config.bot.tz,
                             timedelta(hours=config.schedule.grace_hours)),
         polls=Polls(db, clock),
+        downloads=Downloads(db, clock),
     )
 
 

@@ -447,3 +447,18 @@ class ScheduleRun(SQLModel, table=True):
     __tablename__ = "schedule_run"
     key: str = Field(max_length=64, primary_key=True)
     last_run_at: datetime = _when()
+
+
+class DownloadLink(SQLModel, table=True):
+    """A one-time link to a file the chat cannot carry (an Excel export on Zalo); only the
+    token's hash is stored, and the file is made when the link is opened."""
+
+    __tablename__ = "download_link"
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(max_length=64, unique=True, index=True)
+    member_id: int = Field(foreign_key="member.id")
+    kind: str = Field(max_length=32)
+    ward_id: int = Field(foreign_key="ward.id")
+    created_at: datetime = _when()
+    expires_at: datetime = _when()
+    used_at: datetime | None = _when(nullable=True)

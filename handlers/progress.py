@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from bot.context import AppContext
 from bot.core import Attachment, Role
 from bot.reports import bar_chart_png, progress_xlsx
 from bot.router import Ctx, Router
@@ -145,24 +146,37 @@ async def ranking(ctx: Ctx) -> None:
                   buttons=[[ctx.button("progress.chart_button", f"pg:c:{key or '*'}")]])
 
 
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+async def export_file(app: AppContext, ward_id: int) -> tuple[str, bytes, int]:
+    """The progress workbook of a ward: (file name, bytes, households in it)."""
+    ward = await app.services.places.ward(ward_id)
+    progress = await app.services.progress.ward(ward_id)
+    rows = await app.services.registry.household_rows(ward_id)
+    data = progress_xlsx(progress, rows, app.texts.label, app.config.bot.tz)
+    day = app.clock.now().astimezone(app.config.bot.tz).strftime("%Y-%m-%d")
+    code = ward.code if ward else "phuong"
+    return f"tien-do-{code}-{day}.xlsx", data, len(rows)
+
+
 async def export(ctx: Ctx) -> None:
     ward_id = ctx.identity.ward_id
     if ward_id is None:
         await ctx.say("households/no_ward")
         return
     if not ctx.platform.capabilities.documents:
-        await ctx.say("progress/no_documents")
+        public_url = ctx.app.config.web.public_url
+        if not public_url:
+            await ctx.say("progress/no_documents")
+            return
+        token = await ctx.app.services.downloads.create(ctx.identity, "progress_xlsx", ward_id)
+        await ctx.say("progress/download_link", url=f"{public_url.rstrip('/')}/download/{token}")
         return
-    ward = await ctx.app.services.places.ward(ward_id)
-    progress = await ctx.app.services.progress.ward(ward_id)
-    rows = await ctx.app.services.registry.household_rows(ward_id)
-    data = progress_xlsx(progress, rows, ctx.label, ctx.app.config.bot.tz)
-    day = ctx.app.clock.now().astimezone(ctx.app.config.bot.tz).strftime("%Y-%m-%d")
-    code = ward.code if ward else "phuong"
-    await ctx.reply(ctx.t("progress/export_caption", households=len(rows)), attachment=Attachment(
-        kind="document", filename=f"tien-do-{code}-{day}.xlsx", data=data,
-        mime_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-    ))
+    filename, data, households = await export_file(ctx.app, ward_id)
+    await ctx.reply(ctx.t("progress/export_caption", households=households),
+                    attachment=Attachment(kind="document", filename=filename, data=data,
+                                          mime_type=XLSX_TYPE))
 
 
 def register(router: Router) -> None:
