@@ -69,3 +69,14 @@ def test_shell_command_line_with_piped_input(tmp_path: Path) -> None:
     assert "Cán bộ phường, phường DEMO" in result.stdout
     assert (tmp_path / "data" / "demo.db").exists()
     assert not (tmp_path / "data" / "bot.db").exists()
+
+
+async def test_demo_ward_has_households_progress_and_a_campaign(tmp_path: Path) -> None:
+    out = await run_shell(tmp_path, Role.COORDINATOR, ["/tiendo", "/chiendich", "/ho nguyen"])
+    assert "Tiến độ cả phường" in out
+    for code in ("TDP01", "TDP02", "TDP03", "TDP04"):
+        assert f"{code} ▓" in out or f"{code} ░" in out
+    assert "#1 Đợt 1: kích hoạt VNeID mức 2 — đang chạy" in out
+    assert "Có 8 hộ khớp với «nguyen» (gõ thêm chữ để tìm đúng hơn)" in out
+    again = await run_shell(tmp_path, Role.COORDINATOR, ["/chiendich"])
+    assert again.count("Đợt 1: kích hoạt VNeID mức 2") == 1  # seeded once
