@@ -6,18 +6,22 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
 
 from bot.app import BotApp
+from bot.clock import FrozenClock
 from bot.config import Config
-from bot.core import Role
+from bot.core import Chat, Role, Sender
+from bot.services.tables import read_table
 from tests.fake_telegram import FakeTelegram
 from tests.fake_zalo import FakeZalo
 
-LEADER, PERSON = "801", "802"
+LEADER, PERSON, HELPER, RESIDENT = "801", "802", "803", "804"
+GROUP_CHAT = {"telegram": "-4001", "zalo": "zg-4001"}
 
 
 class Chatter(Protocol):
@@ -26,6 +30,8 @@ class Chatter(Protocol):
     async def say(self, user: str, text: str, count: int = 1) -> list[str]: ...
 
     async def press(self, user: str, label: str) -> list[str]: ...
+
+    async def in_group(self, chat_id: str, count: int = 1) -> list[str]: ...
 
 
 class TelegramChatter:
@@ -54,6 +60,9 @@ class TelegramChatter:
         new_edits = self.tg.calls_to("editMessageText")[edits:]
         return [_plain(c.params) for c in new_edits] + [_plain(m) for m in self.tg.sent_to(user)[before:]]
 
+    async def in_group(self, chat_id: str, count: int = 1) -> list[str]:
+        return [_plain(m) for m in await self.tg.wait_sent(chat_id, count)]
+
 
 class ZaloChatter:
     platform = "zalo"
@@ -74,6 +83,9 @@ class ZaloChatter:
             if line.split(".", 1)[-1].strip() == label
         )
         return await self.say(user, number)
+
+    async def in_group(self, chat_id: str, count: int = 1) -> list[str]:
+        return [str(m["text"]) for m in await self.zl.wait_sent(chat_id, count)]
 
 
 def _plain(message: dict[str, Any]) -> str:
@@ -102,13 +114,20 @@ async def chat(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[
 
 
 async def _running(config: Config, platform: str) -> AsyncIterator[BotApp]:
-    app = BotApp(config)
+    # Midday in Hà Nội, whatever the real time: quiet hours would hold group messages.
+    app = BotApp(config, clock=FrozenClock(datetime(2026, 11, 24, 5, 0, tzinfo=UTC)))
     await app.db.upgrade()
-    await app.context.services.places.add_ward("HB", "Phường Hòa Bình")
-    await app.context.services.places.add_group("HB", "TDP01", "Tổ dân phố 1")
-    await app.context.services.access.grant(
-        platform=platform, user_id=LEADER, role=Role.LEADER, ward_code="HB", group_code="TDP01"
-    )
+    services = app.context.services
+    ward = await services.places.add_ward("HB", "Phường Hòa Bình")
+    await services.places.add_group("HB", "TDP01", "Tổ dân phố 1")
+    await services.registry.import_table(ward.id, read_table(
+        "code,group,head_name,members\nTDP01-001,TDP01,Nguyễn Văn An,3\n".encode()))
+    for user, role in ((LEADER, Role.LEADER), (HELPER, Role.HELPER), (RESIDENT, Role.RESIDENT)):
+        await services.access.grant(platform=platform, user_id=user, role=role,
+                                    ward_code="HB", group_code="TDP01")
+    leader = await services.access.identify(platform, Sender(LEADER, "Tư"))
+    await services.chats.bind(leader, platform, Chat(GROUP_CHAT[platform], "group", "Tổ 1"),
+                              "TDP01")
     await app.start()
     try:
         yield app
@@ -148,3 +167,31 @@ async def test_unknown_command_and_cancel(chat: Chatter) -> None:
 async def test_question_without_answer_offers_the_ward(chat: Chatter) -> None:
     [answer] = await chat.say(PERSON, "con mèo nhà tôi bị lạc")
     assert "Hỏi cán bộ phường" in answer
+
+
+async def test_feedback_form_with_menus(chat: Chatter) -> None:
+    await chat.say(RESIDENT, "/gopy")
+    asked = await chat.press(RESIDENT, "🧹 Vệ sinh môi trường")
+    assert any("kể ngắn gọn chuyện gì đang xảy ra" in t for t in asked)
+    await chat.say(RESIDENT, "Rác để ở đầu ngõ 3 ngày chưa ai dọn")
+    await chat.press(RESIDENT, "Bỏ qua")
+    filed = await chat.press(RESIDENT, "🙈 Giấu tên tôi với cán bộ")
+    assert any("PA-1" in t for t in filed)
+
+
+async def test_helper_ticks_a_step_from_the_checklist(chat: Chatter) -> None:
+    [checklist] = await chat.say(HELPER, "/ghi TDP01-001")
+    assert "⬜ 1. Có điện thoại thông minh" in checklist
+    ticked = await chat.press(HELPER, "⬜ Có điện thoại thông minh")
+    assert any("✅ 1. Có điện thoại thông minh" in t for t in ticked)
+    [progress] = await chat.say(RESIDENT, "/tiendo TDP01")
+    assert "Có điện thoại thông minh" in progress and "100% (1/1)" in progress
+
+
+async def test_leader_sends_a_notice_to_his_group_chat(chat: Chatter) -> None:
+    shown = await chat.say(LEADER, "/thongbao Họp tổ tối thứ Bảy lúc 19h", count=3)
+    assert "Họp tổ tối thứ Bảy lúc 19h" in shown[1]
+    queued = await chat.press(LEADER, "📤 Gửi ngay")
+    assert any("đang được gửi tới 1 nhóm chat (TDP01)" in t for t in queued)
+    [posted] = await chat.in_group(GROUP_CHAT[chat.platform])
+    assert "THÔNG BÁO" in posted and "Họp tổ tối thứ Bảy lúc 19h" in posted
