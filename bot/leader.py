@@ -41,6 +41,7 @@ class Leadership:
             except Exception:  # noqa: BLE001 - a lost connection means a lost lock
                 log.warning("scheduler: lost the leader connection; trying again")
                 await self.release()
+                return await self.is_leader()
         connection = await self._db.engine.connect()
         try:
             got = (await connection.execute(
@@ -58,8 +59,16 @@ class Leadership:
         return False
 
     async def release(self) -> None:
-        if self._connection is not None:
-            try:
-                await self._connection.close()
-            finally:
-                self._connection = None
+        """Give the lock up: unlock, and drop the connection rather than pool it (a pooled
+        connection would keep a session lock for whoever borrows it next)."""
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return
+        try:
+            await connection.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": self._key})
+            await connection.commit()
+        except Exception:  # noqa: BLE001 - a dead connection has released the lock already
+            log.debug("scheduler: unlock failed; dropping the connection", exc_info=True)
+        finally:
+            await connection.invalidate()
+            await connection.close()
