@@ -389,8 +389,9 @@ class Outbox:
             await self._release(row, now + timedelta(seconds=backoff), attempts=attempts,
                                 error=exc.description[:300])
         else:
-            if exc.problem == "gone":
-                await self._chats.bot_removed(row.platform, Chat(row.chat_id, "group"), None)
+            if exc.problem == "gone" and row.is_group:  # a person who blocked the bot has
+                await self._chats.bot_removed(  # no binding to switch off
+                    row.platform, Chat(row.chat_id, "group"), None)
             log.warning("outbox: delivery %s to %s failed: %s", row.id, row.chat_id, exc)
             await self._save(row, state="failed", claimed_by="", attempts=row.attempts + 1,
                              error=f"{exc.problem}: {exc.description}"[:300])
