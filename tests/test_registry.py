@@ -181,5 +181,11 @@ async def test_import_mark_and_count_on_both_databases(db_url: str, clock: Froze
         missing, total = await services.households.missing(found.group_id, "vneid", offset=0,
                                                            limit=10)
         assert total == 1 and missing[0][0].code == "TDP03-001"
+        again = data.replace("0912 345 678,2", "0912 345 678,4").replace("14 Lê Lợi,2,,x",
+                                                                        "14 Lê Lợi,2,,0")
+        second = await services.registry.import_table(ward.id, read_table(again.encode()))
+        assert (second.unchanged, second.steps_set) == (3, 2)
+        counts = {g.code: g.steps["vneid"] for g in (await services.progress.ward(ward.id)).groups}
+        assert (counts["TDP01"].done, counts["TDP01"].households_done) == (4, 1)
     finally:
         await db.dispose()

@@ -314,7 +314,8 @@ class Registry:
         by_key: dict[str, OnboardingStepConfig], now: datetime, actor: int | None,
     ) -> int:
         """Step columns: set each household's state where the file says something new.
-        Counts are rebuilt by the caller, so this only writes states and events."""
+        Counts are rebuilt by the caller, so this only writes states and events, in bulk
+        statements (a district's file carries hundreds of thousands of them)."""
         wanted = [r for r in rows if r.steps]
         if not wanted:
             return 0
@@ -324,44 +325,57 @@ class Registry:
         )).all()
         ids = {code: int(hid or 0) for code, hid, _g in pairs}
         groups = {int(hid or 0): group for _c, hid, group in pairs}
-        states = {
-            (s.household_id, s.step_key): s for s in (await session.exec(
-                select(HouseholdStep).where(
-                    col(HouseholdStep.household_id).in_([ids[r.code] for r in wanted])
-                )
-            )).all()
-        }
-        changed = 0
+        current: Any = (
+            sa.select(col(HouseholdStep.household_id), col(HouseholdStep.step_key),
+                      col(HouseholdStep.units))
+            .join(Household, col(Household.id) == col(HouseholdStep.household_id))
+            .where(col(Household.ward_id) == ward_id)
+        )
+        states = {(hid, key): units for hid, key, units in (await session.exec(current)).all()}
+        inserts: list[dict[str, object]] = []
+        updates: list[dict[str, object]] = []
+        events: list[dict[str, object]] = []
         for r in wanted:
             household_id = ids[r.code]
             for key, value in r.steps.items():
-                step = by_key[key]
-                total = step_total(step, r.adults)
+                total = step_total(by_key[key], r.adults)
                 after = total if value is None else min(value, total)
-                state = states.get((household_id, key))
-                before = state.units if state else 0
-                if state is not None and before == after:
+                before = states.get((household_id, key))
+                if before == after or (before is None and after == 0):
                     continue
-                if state is None:
-                    if after == 0:
-                        continue
-                    state = HouseholdStep(household_id=household_id, step_key=key,
-                                          group_id=groups[household_id])
-                state.units = after
-                state.complete = after >= total
-                state.updated_at = now
-                state.updated_by = actor
-                if state.complete:
-                    state.reported_at = None
-                session.add(state)
-                session.add(ProgressEvent(
-                    household_id=household_id, group_id=groups[household_id], step_key=key,
-                    action="set", before_units=before, after_units=after,
-                    actor_member_id=actor, source="import", at=now,
-                ))
-                changed += 1
-        await session.flush()
-        return changed
+                values = {"units": after, "complete": after >= total, "updated_at": now,
+                          "updated_by": actor}
+                if before is None:
+                    inserts.append({"household_id": household_id, "step_key": key,
+                                    "group_id": groups[household_id], "reported_at": None,
+                                    "reported_by": None, **values})
+                else:
+                    updates.append({"hid": household_id, "key": key, **values})
+                events.append({
+                    "household_id": household_id, "group_id": groups[household_id],
+                    "step_key": key, "action": "set", "before_units": before or 0,
+                    "after_units": after, "actor_member_id": actor, "source": "import",
+                    "batch": "", "note": "", "at": now,
+                })
+        if inserts:
+            await session.exec(sa.insert(HouseholdStep), params=inserts)
+        if updates:
+            table = HouseholdStep.__table__  # type: ignore[attr-defined]
+            await session.exec(
+                sa.update(table)
+                .where(table.c.household_id == sa.bindparam("hid"),
+                       table.c.step_key == sa.bindparam("key"))
+                .values(units=sa.bindparam("units"), complete=sa.bindparam("complete"),
+                        updated_at=sa.bindparam("updated_at"),
+                        updated_by=sa.bindparam("updated_by"),
+                        # a done step confirms a resident's self-report
+                        reported_at=sa.case((sa.bindparam("complete"), None),
+                                            else_=table.c.reported_at)),
+                params=updates,
+            )
+        if events:
+            await session.exec(sa.insert(ProgressEvent), params=events)
+        return len(events)
 
     # --- export ---------------------------------------------------------------------------
     async def household_rows(self, ward_id: int) -> list[dict[str, object]]:
