@@ -1,7 +1,11 @@
 """The coordinators' web dashboard: sign-in by one-time link only, a signed HttpOnly session
 cookie scoped to the person's role and ward, CSRF tokens on every form, pages rendered on
 the server from `messages/<locale>/web/`. Every page checks role and scope again from the
-database, so a revoked role closes the door at once."""
+database, so a revoked role closes the door at once.
+
+This module holds sessions, the page guard and the route table; the pages themselves live
+in `bot/dashboard_pages.py`, `bot/dashboard_feedback.py` and `bot/dashboard_downloads.py`.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +13,15 @@ import hmac
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from aiohttp import web
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
+from bot import dashboard_downloads as downloads
+from bot import dashboard_feedback as feedback
+from bot import dashboard_pages as pages
 from bot.context import AppContext
 from bot.core import Role
 from bot.services.access import Identity
@@ -32,17 +39,23 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
 }
 
-Page = Callable[[web.Request, "Viewer"], Awaitable[web.StreamResponse]]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Page = Callable[["Dashboard", web.Request, "Viewer"], Awaitable[web.StreamResponse]]
 
 
 @dataclass(frozen=True)
 class Viewer:
-    """The signed-in person: who, what role, which ward, and the form token."""
+    """The signed-in person: who, what role, which ward, and the form token. `identity`
+    keeps only the grants of this ward, so services called with it stay inside the ward."""
 
     identity: Identity
     ward_id: int
     role: Role
     csrf: str
+
+    @property
+    def coordinator(self) -> bool:
+        return self.role >= Role.COORDINATOR
 
     def may_see_group(self, group_id: int) -> bool:
         return self.identity.role_in_group(self.ward_id, group_id) >= Role.LEADER
@@ -55,19 +68,49 @@ class Dashboard:
         self._secure = secure_cookie
 
     def install(self, web_app: web.Application) -> None:
-        web_app.router.add_get("/login/{token}", self._login)
-        web_app.router.add_get("/dashboard", self._page(self._overview))
-        web_app.router.add_get("/dashboard/group/{code}", self._page(self._group))
-        web_app.router.add_post("/logout", self._logout)
+        add_get, add_post = web_app.router.add_get, web_app.router.add_post
+        add_get("/login/{token}", self._login)
+        add_post("/logout", self._logout)
+        add_get("/dashboard", self._page(pages.overview))
+        add_get("/dashboard/group/{code}", self._page(pages.group))
+        add_get("/dashboard/notices", self._page(pages.notices))
+        add_get("/dashboard/explanations", self._page(pages.explanations, Role.COORDINATOR))
+        add_get("/dashboard/feedback", self._page(feedback.queue))
+        add_get("/dashboard/feedback/{number:\\d+}", self._page(feedback.ticket))
+        add_post("/dashboard/feedback/{number:\\d+}", self._page(feedback.act, post=True))
+        add_get("/dashboard/export.xlsx", self._page(downloads.xlsx))
+        add_get("/dashboard/group/{code}/poster", self._page(downloads.poster))
+        add_post("/dashboard/group/{code}/poster", self._page(downloads.new_poster, post=True))
 
-    # --- sessions ----------------------------------------------------------------------------
-    def _render(self, name: str, status: int = 200, **context: Any) -> web.Response:
+    # --- rendering ----------------------------------------------------------------------------
+    def render(self, name: str, status: int = 200, **context: Any) -> web.Response:
         html = self.app.texts.render(f"web/{name}", self.app.config.bot.locale, **context)
         return web.Response(
             text=html, status=status, content_type="text/html", charset="utf-8",
             headers=SECURITY_HEADERS,
         )
 
+    def page(self, name: str, viewer: Viewer, status: int = 200, **context: Any) -> web.Response:
+        """A page inside the signed-in frame (header, navigation, sign-out form)."""
+        return self.render(
+            name, status, viewer=viewer, role=viewer.role.value, today=self.app.clock.now(),
+            **context,
+        )
+
+    def forbidden(self, viewer: Viewer | None, what: str) -> web.Response:
+        # Ids only: names, phones and addresses never reach the logs.
+        who = viewer.identity.member_id if viewer else "-"
+        log.info("dashboard: member %s refused %s", who, what)
+        return self.render("forbidden", status=403)
+
+    def not_found(self, viewer: Viewer) -> web.Response:
+        return self.page("not_found", viewer, status=404)
+
+    @staticmethod
+    def redirect(location: str) -> web.Response:
+        return web.Response(status=303, headers={**SECURITY_HEADERS, "Location": location})
+
+    # --- sessions -----------------------------------------------------------------------------
     async def _viewer(self, request: web.Request) -> Viewer | None:
         raw = request.cookies.get(COOKIE)
         if not raw:
@@ -85,14 +128,22 @@ class Dashboard:
             Role.LEADER
         )):
             return None
-        return Viewer(identity=identity, ward_id=ward_id, role=role, csrf=str(data["c"]))
+        scoped = replace(identity, grants=tuple(g for g in identity.grants
+                                                if g.ward_id == ward_id))
+        return Viewer(identity=scoped, ward_id=ward_id, role=role, csrf=str(data["c"]))
 
-    def _page(self, page: Page) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    def _page(self, page: Page, minimum: Role = Role.LEADER, *, post: bool = False) -> Handler:
         async def handle(request: web.Request) -> web.StreamResponse:
             viewer = await self._viewer(request)
             if viewer is None:
-                return self._render("signed_out", status=401)
-            return await page(request, viewer)
+                return self.render("signed_out", status=401)
+            if post:
+                form = await request.post()
+                if not hmac.compare_digest(str(form.get("csrf", "")), viewer.csrf):
+                    return self.forbidden(viewer, f"{request.path} (form token)")
+            if viewer.role < minimum:
+                return self.forbidden(viewer, request.path)
+            return await page(self, request, viewer)
 
         return handle
 
@@ -101,11 +152,11 @@ class Dashboard:
         identity = await self.app.services.access.identity_of(member_id) if member_id else None
         ward_id = identity.ward_id if identity else None
         if identity is None or ward_id is None or identity.role_in_ward(ward_id) < Role.LEADER:
-            return self._render("link_invalid", status=403)
+            return self.render("link_invalid", status=403)
         cookie = self._serializer.dumps(
             {"m": identity.member_id, "w": ward_id, "c": secrets.token_urlsafe(24)}
         )
-        response = web.Response(status=303, headers={**SECURITY_HEADERS, "Location": "/dashboard"})
+        response = self.redirect("/dashboard")
         response.set_cookie(
             COOKIE, cookie, max_age=SESSION_SECONDS, httponly=True, samesite="Lax",
             secure=self._secure, path="/",
@@ -116,33 +167,7 @@ class Dashboard:
         viewer = await self._viewer(request)
         form = await request.post()
         if viewer is None or not hmac.compare_digest(str(form.get("csrf", "")), viewer.csrf):
-            return self._render("forbidden", status=403)
-        response = self._render("logged_out")
+            return self.forbidden(viewer, "/logout (form token)")
+        response = self.render("logged_out")
         response.del_cookie(COOKIE, path="/")
         return response
-
-    # --- pages -------------------------------------------------------------------------------
-    async def _overview(self, request: web.Request, viewer: Viewer) -> web.StreamResponse:
-        places = self.app.services.places
-        ward = await places.ward(viewer.ward_id)
-        groups = [g for g in await places.groups(viewer.ward_id) if viewer.may_see_group(g.id)]
-        chats = await self.app.services.chats.active_by_group(viewer.ward_id)
-        return self._render(
-            "overview", viewer=viewer, ward=ward, groups=groups, chats=chats,
-            role=viewer.role.value,
-        )
-
-    async def _group(self, request: web.Request, viewer: Viewer) -> web.StreamResponse:
-        group = await self.app.services.places.group_by_code(
-            viewer.ward_id, request.match_info["code"]
-        )
-        if group is None:
-            return self._render("not_found", status=404, viewer=viewer)
-        if not viewer.may_see_group(group.id):
-            log.info("dashboard: member %s refused group %s", viewer.identity.member_id, group.id)
-            return self._render("forbidden", status=403)
-        chats = await self.app.services.chats.active_by_group(viewer.ward_id)
-        return self._render(
-            "group", viewer=viewer, group=group, chats=chats.get(group.id, []),
-            role=viewer.role.value,
-        )

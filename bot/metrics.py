@@ -52,5 +52,9 @@ class Metrics:
             self._gauges[name] = Gauge(name, help_text, list(labels), registry=self.registry)
         return self._gauges[name]
 
+    def now(self) -> datetime:
+        """The metrics' clock, for figures computed at scrape time (ages, overdue)."""
+        return self._clock.now()
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

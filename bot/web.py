@@ -1,4 +1,5 @@
-"""The aiohttp server: platform webhooks (secret checked) and the health check."""
+"""The aiohttp server: platform webhooks (secret checked), the health check and the
+Prometheus metrics (outbox backlog and open feedback computed at each scrape)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,15 @@ from typing import Any
 
 from aiohttp import web
 
+from bot import dashboard_data
 from bot.db import Database
 from bot.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
 MAX_WEBHOOK_BYTES = 1_000_000
+# A due delivery waiting longer than this means the outbox workers are stuck or too slow.
+OUTBOX_STALE_SECONDS = 15 * 60
 
 
 @dataclass(frozen=True)
@@ -87,21 +91,55 @@ class WebServer:
         return handle
 
     async def _healthz(self, request: web.Request) -> web.Response:
-        """Healthy when the database answers; each platform's last good exchange is shown."""
+        """Healthy when the database answers and the outbox keeps up; each platform's last
+        good exchange is shown (an idle platform is not a failure)."""
         database = await self._db.ping()
         last = self._metrics.last_success
         platforms = {
             name: {"last_success": last[name].isoformat() if name in last else None}
             for name in self._platforms
         }
-        body = {"ok": database, "database": database, "platforms": platforms}
-        return web.json_response(body, status=200 if database else 503)
+        outbox: dict[str, Any] = {"depth": None, "oldest_due_seconds": None}
+        outbox_ok = False
+        if database:
+            try:
+                backlog = await dashboard_data.outbox_backlog(self._db, self._metrics.now())
+            except Exception:
+                log.warning("healthz: cannot read the outbox", exc_info=True)
+            else:
+                outbox = {"depth": backlog.depth,
+                          "oldest_due_seconds": round(backlog.oldest_seconds)}
+                outbox_ok = backlog.oldest_seconds < OUTBOX_STALE_SECONDS
+        ok = database and outbox_ok
+        body = {"ok": ok, "database": database, "platforms": platforms,
+                "outbox": {**outbox, "ok": outbox_ok}}
+        return web.json_response(body, status=200 if ok else 503)
 
     async def _metrics_page(self, request: web.Request) -> web.Response:
+        await self._scrape_gauges()
         return web.Response(
             body=self._metrics.render(),
             headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"},
         )
+
+    async def _scrape_gauges(self) -> None:
+        """Figures read from the database at each scrape (several instances agree on them)."""
+        metrics = self._metrics
+        now = metrics.now()
+        try:
+            backlog = await dashboard_data.outbox_backlog(self._db, now)
+            load = await dashboard_data.feedback_load(self._db, now)
+        except Exception:
+            log.warning("metrics: cannot read the database", exc_info=True)
+            return
+        metrics.gauge("cds_outbox_due", "Deliveries due now and not yet sent").set(backlog.depth)
+        metrics.gauge(
+            "cds_outbox_oldest_due_seconds", "Age of the oldest due delivery, in seconds"
+        ).set(backlog.oldest_seconds)
+        metrics.gauge("cds_feedback_open", "Feedback tickets open (all wards)").set(load.open)
+        metrics.gauge(
+            "cds_feedback_overdue", "Open feedback tickets past their due time (all wards)"
+        ).set(load.overdue)
 
     async def start(self) -> None:
         self._runner = web.AppRunner(self.app, access_log=None)

@@ -1,0 +1,125 @@
+"""The feedback queue on the web: filter, open a ticket with its history, and act on it
+(acknowledge, start, reply, resolve, reject) exactly as in chat, the reporter told in chat."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from bot.config import FEEDBACK_CATEGORIES
+from bot.core import Outgoing
+from bot.services.feedback import (
+    FINAL_STATES,
+    OPEN_STATES,
+    TRANSITIONS,
+    Changed,
+    FeedbackError,
+    Filters,
+    TicketView,
+)
+
+if TYPE_CHECKING:
+    from bot.dashboard import Dashboard, Viewer
+
+log = logging.getLogger(__name__)
+
+ACTIONS = ("acknowledge", "start", "reply", "resolve", "reject")
+STATES = OPEN_STATES + FINAL_STATES
+
+
+def _page_number(text: str) -> int:
+    return int(text) if text.isdigit() and 0 < int(text) < 10_000 else 1
+
+
+async def queue(d: Dashboard, request: web.Request, viewer: Viewer) -> web.StreamResponse:
+    q = request.query
+    group_code = q.get("nhom", "").strip().upper()
+    if group_code:
+        group = await d.app.services.places.group_by_code(viewer.ward_id, group_code)
+        if group is None or not viewer.may_see_group(group.id):
+            return d.forbidden(viewer, "feedback filter by group")
+    filters = Filters(
+        group=group_code,
+        category=q.get("loai", "") if q.get("loai", "") in FEEDBACK_CATEGORIES else "",
+        state=q.get("trangthai", "") if q.get("trangthai", "") in STATES else "",
+        overdue=q.get("quahan", "") == "1",
+    )
+    page = await d.app.services.feedback.list_for_staff(
+        viewer.identity, filters, _page_number(q.get("trang", ""))
+    )
+    groups = [g for g in await d.app.services.places.groups(viewer.ward_id)
+              if viewer.may_see_group(g.id)]
+    return d.page(
+        "feedback", viewer, nav="feedback", page=page, filters=filters, groups=groups,
+        categories=FEEDBACK_CATEGORIES, states=STATES,
+    )
+
+
+def _allowed_actions(ticket: TicketView) -> list[str]:
+    return [a for a in ACTIONS if ticket.state in TRANSITIONS[a][0]]
+
+
+async def _ticket_page(
+    d: Dashboard, viewer: Viewer, number: int, *, status: int = 200, error: str = "",
+    done: str = "", told: bool = False, message: str = "",
+) -> web.StreamResponse:
+    try:
+        ticket = await d.app.services.feedback.for_staff(viewer.identity, number)
+    except FeedbackError as exc:
+        if exc.reason == "not_found":
+            return d.not_found(viewer)
+        return d.forbidden(viewer, f"ticket PA-{number}")
+    return d.page(
+        "ticket", viewer, status=status, nav="feedback", t=ticket,
+        actions=_allowed_actions(ticket), error=error, done=done, told=told, message=message,
+    )
+
+
+async def ticket(d: Dashboard, request: web.Request, viewer: Viewer) -> web.StreamResponse:
+    done = request.query.get("xong", "")
+    return await _ticket_page(
+        d, viewer, int(request.match_info["number"]),
+        done=done if done in ACTIONS else "", told=request.query.get("bao") == "1",
+    )
+
+
+async def act(d: Dashboard, request: web.Request, viewer: Viewer) -> web.StreamResponse:
+    number = int(request.match_info["number"])
+    form = await request.post()
+    action, message = str(form.get("action", "")), str(form.get("message", ""))
+    try:
+        changed = await d.app.services.feedback.act(viewer.identity, number, action, message)
+    except FeedbackError as exc:
+        if exc.reason == "not_found":
+            return d.not_found(viewer)
+        if exc.reason == "not_yours":
+            return d.forbidden(viewer, f"action on ticket PA-{number}")
+        return await _ticket_page(d, viewer, number, status=400, error=exc.reason,
+                                  message=message)
+    told = await tell_reporter(d, changed)
+    log.info("dashboard: member %s did %s on PA-%s", viewer.identity.member_id, action, number)
+    return d.redirect(f"/dashboard/feedback/{number}?xong={action}&bao={int(told)}")
+
+
+async def tell_reporter(d: Dashboard, changed: Changed) -> bool:
+    """The same chat message `/xuly` sends (handlers/feedback.py `_tell_reporter`)."""
+    reporter = changed.reporter
+    if reporter is None:
+        return False
+    platform = d.app.platforms.get(reporter.platform)
+    if platform is None:
+        log.warning("PA-%s: reporter's platform %s is not running", changed.ticket.number,
+                    reporter.platform)
+        return False
+    text = d.app.texts.render(
+        "feedback/notify_reporter", d.app.config.bot.locale, t=changed.ticket,
+        action=changed.action, message=changed.message,
+    )
+    try:
+        await platform.send(reporter.user_id, Outgoing(text=text))
+    except Exception:
+        log.warning("PA-%s: reporter not told", changed.ticket.number, exc_info=True)
+        return False
+    return True
