@@ -140,10 +140,6 @@ class BotApp:
         if self.zalo_oa is not None:
             await self.zalo_oa.start()
         self.scheduler.start()
-        # Everything built at start lives as long as the process: keep it out of the
-        # garbage collector's full passes, which otherwise stall a busy moment (bench/).
-        gc.collect()
-        gc.freeze()
 
     async def stop(self) -> None:
         self.scheduler.stop()
@@ -194,6 +190,10 @@ class BotApp:
             with suppress(NotImplementedError):
                 loop.add_signal_handler(sig, stop.set)
         await self.start()
+        # Everything built at start lives as long as the process: keep it out of the
+        # garbage collector's full passes, which otherwise stall a busy moment (bench/).
+        gc.collect()
+        gc.freeze()
         try:
             await stop.wait()
         finally:
