@@ -48,10 +48,10 @@ class BarChart:
 
 def bar_chart(
     items: Sequence[tuple[str, int, str]], *, target: int | None = None,
-    width: int = 640, left: int = 120, row: int = 30,
+    width: int = 440, left: int = 76, row: int = 30,
 ) -> BarChart:
     """Items are (label, percent, note); the target, when given, is a dashed line."""
-    plot = width - left - 60
+    plot = width - left - 52
     top = 8
     bars = tuple(
         Bar(label, percent, top + i * row, round(plot * _clamp(percent) / 100, 1), note)
@@ -100,7 +100,7 @@ class LineChart:
 def line_chart(
     items: Sequence[tuple[str, int]], *, width: int = 640, height: int = 240,
 ) -> LineChart:
-    left, top, right, bottom = 44, 16, width - 20, height - 30
+    left, top, right, bottom = 42, 18, width - 18, height - 28
     span = bottom - top
     step = (right - left) / max(1, len(items) - 1)
     points = tuple(
