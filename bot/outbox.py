@@ -28,7 +28,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from aiolimiter import AsyncLimiter
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col, select
 
@@ -64,6 +63,25 @@ class NewDelivery:
     pin: bool = False
     priority: int = 5
     not_before: datetime | None = None
+
+
+class Pacer:
+    """Sends at fixed, evenly spaced moments: `per_second` of them, never a burst. The
+    schedule does not drift with late wake-ups of the event loop (a token bucket of one,
+    such as aiolimiter's, loses those moments for good and runs a few percent slow)."""
+
+    def __init__(self, per_second: float) -> None:
+        self._interval = 1.0 / per_second
+        self._next = 0.0
+        self._lock = asyncio.Lock()
+
+    async def acquire(self) -> None:
+        async with self._lock:
+            now = time.monotonic()
+            slot = max(self._next, now)
+            self._next = slot + self._interval
+        if slot > now:
+            await asyncio.sleep(slot - now)
 
 
 @dataclass(frozen=True)
@@ -112,7 +130,8 @@ class Outbox:
         self._limits = {"telegram": default, **(limits or {})}
         self._default_limits = default
         # A token bucket of size one per platform: sends evenly spaced, never a burst.
-        self._limiters: dict[str, AsyncLimiter] = {}
+        self._pacers: dict[str, Pacer] = {}
+        self._stopping = False
         self._next_slot: dict[tuple[str, str], float] = {}
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -193,15 +212,22 @@ class Outbox:
     async def start(self) -> None:
         if not self._postgres:
             await self._release_all()
+        self._stopping = False
         for n in range(self.pacing.workers):
             self._tasks.append(asyncio.create_task(self._work(), name=f"outbox-{n}"))
 
-    async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with suppress(asyncio.CancelledError, Exception):
-                await task
+    async def stop(self, grace: float = 5.0) -> None:
+        """Finish the sends in flight (so a normal stop doubles nothing), give the rest of
+        each claimed batch back, then stop; workers still busy after `grace` are cancelled."""
+        self._stopping = True
+        self._wake.set()
+        if self._tasks:
+            _done, busy = await asyncio.wait(self._tasks, timeout=grace)
+            for task in busy:
+                task.cancel()
+            for task in self._tasks:
+                with suppress(asyncio.CancelledError, Exception):
+                    await task
         self._tasks.clear()
 
     def wake(self) -> None:
@@ -216,7 +242,7 @@ class Outbox:
             )
 
     async def _work(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 done = await self.run_once()
             except asyncio.CancelledError:
@@ -224,7 +250,7 @@ class Outbox:
             except Exception:
                 log.exception("outbox: worker failed; retrying in a second")
                 done = 0
-            if not done:
+            if not done and not self._stopping:
                 self._wake.clear()
                 with suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=1.0)
@@ -232,7 +258,11 @@ class Outbox:
     async def run_once(self) -> int:
         """Claim a batch of due rows and deliver them; returns how many were claimed."""
         rows = await self._claim(self.pacing.batch)
-        for row in rows:
+        for index, row in enumerate(rows):
+            if self._stopping:  # stopping: what was claimed but not begun goes back
+                for rest in rows[index:]:
+                    await self._release(rest, self._clock.now())
+                break
             await self._deliver(row)
         return len(rows)
 
@@ -305,10 +335,10 @@ class Outbox:
     def limits(self, platform: str) -> Limits:
         return self._limits.get(platform, self._default_limits)
 
-    def _limiter(self, platform: str) -> AsyncLimiter:
-        if platform not in self._limiters:
-            self._limiters[platform] = AsyncLimiter(1, 1 / self.limits(platform).per_second)
-        return self._limiters[platform]
+    def _pacer(self, platform: str) -> Pacer:
+        if platform not in self._pacers:
+            self._pacers[platform] = Pacer(self.limits(platform).per_second)
+        return self._pacers[platform]
 
     def _spacing(self, row: Delivery) -> float:
         limits = self.limits(row.platform)
@@ -336,7 +366,7 @@ class Outbox:
         parts = split_text(row.text, platform.capabilities.max_text) or [""]
         try:
             for index in range(row.parts_sent, len(parts)):
-                await self._limiter(row.platform).acquire()
+                await self._pacer(row.platform).acquire()
                 slot = self._next_slot.get(key, 0.0) - time.monotonic()
                 if slot > 0:
                     await asyncio.sleep(slot)  # the next part of a long message, in order
