@@ -232,7 +232,7 @@ async def _show_staff(ctx: Ctx, number: int, *, edit: bool = False) -> None:
     try:
         ticket = await ctx.app.services.feedback.for_staff(ctx.identity, number)
     except FeedbackError as exc:
-        await ctx.say(f"feedback/error_{exc.reason}", number=number)
+        await _staff_error(ctx, exc, number)
         return
     render = ctx.update if edit else ctx.say
     await render("feedback/ticket_staff", buttons=_staff_buttons(ctx, ticket), t=ticket)
@@ -253,7 +253,7 @@ async def act_button(ctx: Ctx) -> None:
         try:
             people = await ctx.app.services.feedback.staff_of(ctx.identity, number)
         except FeedbackError as exc:
-            await ctx.say(f"feedback/error_{exc.reason}", number=number)
+            await _staff_error(ctx, exc, number)
             return
         buttons = [[Button(p.name, f"fba:{number}:{p.member_id}")] for p in people]
         await ctx.say("feedback/ask_assignee", buttons=buttons, number=number)
@@ -261,7 +261,7 @@ async def act_button(ctx: Ctx) -> None:
         try:
             await ctx.app.services.feedback.for_staff(ctx.identity, number)
         except FeedbackError as exc:
-            await ctx.say(f"feedback/error_{exc.reason}", number=number)
+            await _staff_error(ctx, exc, number)
             return
         await ctx.start_form(MESSAGE, "message", {"number": number, "action": action})
         await ctx.say("feedback/ask_message", action=action, number=number)
@@ -279,11 +279,15 @@ async def assign_button(ctx: Ctx) -> None:
         changed = await ctx.app.services.feedback.assign(ctx.identity, int(parts[1]),
                                                          int(parts[2]))
     except FeedbackError as exc:
-        await ctx.say(f"feedback/error_{exc.reason}", number=parts[1])
+        await _staff_error(ctx, exc, int(parts[1]))
         return
     if changed.reporter is not None:
         await ctx.notify(changed.reporter.platform, changed.reporter.user_id,
                          ctx.t("feedback/notify_assignee", t=changed.ticket))
+    if changed.also_tell is not None:  # a new ticket is acknowledged by being assigned
+        await ctx.notify(changed.also_tell.platform, changed.also_tell.user_id,
+                         ctx.t("feedback/notify_reporter", t=changed.ticket,
+                               action="acknowledge", message=""))
     await ctx.say("feedback/assigned", t=changed.ticket)
 
 
@@ -308,11 +312,17 @@ async def _act(ctx: Ctx, number: int, action: str, message: str) -> None:
     try:
         changed = await ctx.app.services.feedback.act(ctx.identity, number, action, message)
     except FeedbackError as exc:
-        await ctx.say(f"feedback/error_{exc.reason}", **{"number": number, **exc.details})
+        await _staff_error(ctx, exc, number)
         return
     await _tell_reporter(ctx, changed)
     await ctx.say("feedback/acted", t=changed.ticket, action=action,
                   told=changed.reporter is not None)
+
+
+async def _staff_error(ctx: Ctx, exc: FeedbackError, number: int) -> None:
+    """Staff asking for a ticket that is not theirs to see get a staff-worded answer."""
+    reason = "not_found_staff" if exc.reason == "not_found" else exc.reason
+    await ctx.say(f"feedback/error_{reason}", **{"number": number, **exc.details})
 
 
 async def _tell_reporter(ctx: Ctx, changed: Changed) -> None:

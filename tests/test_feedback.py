@@ -199,3 +199,22 @@ async def test_forget_me_leaves_other_peoples_open_forms(harness: Harness) -> No
     await harness.send(press("fbd:yes", user=RESIDENT))
     await harness.send(press("fbc:environment", user=neighbour))
     assert "kể ngắn gọn chuyện gì đang xảy ra" in harness.platform.last.text
+
+
+async def test_assigning_a_new_ticket_tells_the_reporter_it_was_taken_up(harness: Harness) -> None:
+    await setup(harness)
+    await harness.say("/gopy Cây đổ chắn ngõ 5", user=RESIDENT)
+    await harness.say("/start", user=LEADER, name="Tổ trưởng Hùng")
+    await harness.send(press("fbx:1:assign", user=BOSS))
+    names = harness.platform.last.labels
+    assert "Tổ trưởng Hùng" in names  # leaders and coordinators only: they can act on it
+    leader_id = harness.platform.last.payloads[names.index("Tổ trưởng Hùng")].split(":")[2]
+    await harness.send(press(f"fba:1:{leader_id}", user=BOSS))
+    assert "Cán bộ phường đã tiếp nhận" in to(harness, RESIDENT)[-1]
+
+
+async def test_staff_mistyping_a_ticket_get_a_staff_answer(harness: Harness) -> None:
+    await setup(harness)
+    answer = await harness.say("/xuly PA-77 tiepnhan", user=BOSS)
+    assert "Không có phiếu PA-77 trong phạm vi bạn phụ trách" in answer
+    assert "/theodoi" not in answer

@@ -108,6 +108,7 @@ class Changed:
     reporter: Reporter | None
     action: str
     message: str
+    also_tell: Reporter | None = None
 
 
 @dataclass(frozen=True)
@@ -395,7 +396,9 @@ class Feedbacks:
             assignee = await session.get(Member, member_id)
             view = await self._view(session, row, staff=True)
             target = Reporter(assignee.platform, assignee.platform_user_id) if assignee else None
-            return Changed(ticket=view, reporter=target, action="assigned", message="")
+            reporter = await self._reporter(session, row) if before == "new" else None
+            return Changed(ticket=view, reporter=target, action="assigned", message="",
+                           also_tell=reporter)
 
     # --- nudges, counts, summaries ----------------------------------------------------------
     async def overdue_nudges(self) -> list[Nudge]:
