@@ -301,3 +301,18 @@ async def test_two_workers_on_postgres_send_each_delivery_once(pg_url: str) -> N
         assert states == {"sent"}
     finally:
         await db.dispose()
+
+
+async def test_notice_with_a_photo_goes_out_as_a_photo(ward: Ward) -> None:
+    await ward.say(LEADER, "/thongbao")
+    before = len(ward.tg.sent_to(LEADER))
+    ward.tg.photo_message(LEADER, LEADER, b"\xff\xd8\xff lich tiem", caption="Lịch tiêm phòng")
+    shown = await ward.tg.wait_sent(LEADER, before + 3)
+    preview = shown[before + 1]
+    assert preview["kind"] == "photo" and "Lịch tiêm phòng" in plain(preview)
+    await ward.press(LEADER, "📤 Gửi ngay")
+    [posted] = await ward.tg.wait_sent(CHATS["TDP01"], 1)
+    assert posted["kind"] == "photo" and "Lịch tiêm phòng" in plain(posted)
+    call = next(c for c in ward.tg.calls_to("sendPhoto")
+                if str(c.params.get("chat_id")) == str(CHATS["TDP01"]))
+    assert str(call.params["photo"]).startswith("photo-")  # the file id, not a re-upload
