@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import unicodedata
+from datetime import UTC, datetime
 
 import pytest
 from openpyxl import Workbook
@@ -187,5 +189,33 @@ async def test_import_mark_and_count_on_both_databases(db_url: str, clock: Froze
         assert (second.unchanged, second.steps_set) == (3, 2)
         counts = {g.code: g.steps["vneid"] for g in (await services.progress.ward(ward.id)).groups}
         assert (counts["TDP01"].done, counts["TDP01"].households_done) == (4, 1)
+    finally:
+        await db.dispose()
+
+
+@pytest.mark.postgres
+async def test_parallel_marks_and_an_import_keep_the_totals_right(pg_url: str) -> None:
+    """Helpers tick at the same moment (and an import runs): no error, no lost count."""
+    db = Database(pg_url)
+    await db.upgrade()
+    try:
+        clock = FrozenClock(datetime(2026, 11, 24, 4, 0, tzinfo=UTC))
+        services = build_context(make_config(pg_url), db, clock).services
+        ward = await services.places.add_ward("P9", "Phường Thử")
+        lines = "".join(f"TDP01-{n:03d},TDP01,Chủ hộ {n},,2\n" for n in range(1, 21))
+        table = read_table(("code,group,head_name,address,members\n" + lines).encode())
+        await services.registry.import_table(ward.id, table)
+        await services.access.grant(platform="telegram", user_id="1", role=Role.COORDINATOR,
+                                    ward_code="P9")
+        me = await services.access.identify("telegram", Sender("1", "Cán bộ"))
+        found = [await services.households.by_code(ward.id, f"TDP01-{n:03d}")
+                 for n in range(1, 21)]
+        marks = [services.households.mark(me, h.id, {"smartphone": None})
+                 for h in found if h is not None]
+        again = services.registry.import_table(ward.id, table)
+        results = await asyncio.gather(*marks, again, return_exceptions=True)
+        assert [r for r in results if isinstance(r, BaseException)] == []
+        group = (await services.progress.ward(ward.id)).groups[0]
+        assert (group.steps["smartphone"].done, group.steps["smartphone"].total) == (20, 20)
     finally:
         await db.dispose()

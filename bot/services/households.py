@@ -34,7 +34,7 @@ from bot.models import (
 from bot.services.access import Identity
 from bot.services.explanations import fold
 from bot.services.places import normalize_code
-from bot.services.progress import bump
+from bot.services.progress import bump, lock_groups
 
 SEARCH_LIMIT = 8
 
@@ -250,6 +250,7 @@ class Households:
                 raise HouseholdError("unknown_household")
             if not may_log(identity, info.ward_id, info.group_id):
                 raise HouseholdError("not_your_group", code=info.code, group=info.group_code)
+            await lock_groups(session, group_id=info.group_id)
             changes = []
             for key, wanted in targets.items():
                 step = self._by_key[key]
@@ -325,6 +326,7 @@ class Households:
             assert info is not None
             if not may_log(identity, info.ward_id, info.group_id):
                 raise HouseholdError("not_your_group", code=info.code, group=info.group_code)
+            await lock_groups(session, group_id=info.group_id)
             changes = []
             for event in events:
                 step = self._by_key.get(event.step_key)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -85,27 +86,41 @@ class WardProgress:
         return sorted(pairs, key=lambda p: (-p[1].ratio, -p[1].done, p[0].code))
 
 
+async def lock_groups(
+    session: AsyncSession, *, group_id: int | None = None, ward_id: int | None = None
+) -> None:
+    """Serialise writers of one group's (or a ward's) states and totals: a mark waits for
+    another mark of the same group, or for an import, instead of both inserting the same
+    row. PostgreSQL row locks on the groups; SQLite has one writer at a time anyway."""
+    if session.bind is None or session.bind.dialect.name != "postgresql":
+        return
+    query = select(ResidentialGroup.id)
+    query = query.where(ResidentialGroup.id == group_id) if group_id is not None else \
+        query.where(ResidentialGroup.ward_id == ward_id)
+    await session.exec(query.order_by(col(ResidentialGroup.id)).with_for_update())
+
+
 async def bump(
     session: AsyncSession, group_id: int, step_key: str, units: int, households: int
 ) -> None:
     """Add a household's change to its group's totals (inside the change's transaction)."""
     if not units and not households:
         return
-    table = GroupStepCount.__table__  # type: ignore[attr-defined]
-    result = await session.exec(
-        sa.update(table)
-        .where(table.c.group_id == group_id, table.c.step_key == step_key)
-        .values(units=table.c.units + units, households=table.c.households + households)
+    dialect = postgresql if session.bind and session.bind.dialect.name == "postgresql" \
+        else sqlite
+    statement = dialect.insert(GroupStepCount).values(
+        group_id=group_id, step_key=step_key, units=units, households=households,
     )
-    if result.rowcount == 0:
-        session.add(GroupStepCount(
-            group_id=group_id, step_key=step_key, units=units, households=households,
-        ))
-        await session.flush()
+    await session.exec(statement.on_conflict_do_update(
+        index_elements=["group_id", "step_key"],
+        set_={"units": GroupStepCount.units + units,
+              "households": GroupStepCount.households + households},
+    ))
 
 
 async def recount(session: AsyncSession, ward_id: int) -> None:
     """Rebuild a ward's totals from the states (after an import moved or changed many)."""
+    await lock_groups(session, ward_id=ward_id)
     group_ids = select(ResidentialGroup.id).where(ResidentialGroup.ward_id == ward_id)
     await session.exec(
         sa.delete(GroupStepCount).where(col(GroupStepCount.group_id).in_(group_ids))

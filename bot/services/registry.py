@@ -29,7 +29,7 @@ from bot.services import audit
 from bot.services.explanations import fold
 from bot.services.households import search_text, step_total
 from bot.services.places import normalize_code
-from bot.services.progress import recount
+from bot.services.progress import lock_groups, recount
 from bot.services.tables import Table, TableError
 
 CODE_RE = re.compile(r"^[A-Z0-9][A-Z0-9_.\-/]{0,31}$")
@@ -288,6 +288,7 @@ class Registry:
             if dry_run or (strict and rejected):
                 await session.rollback()
                 return report
+            await lock_groups(session, ward_id=ward_id)
             if inserts:
                 await session.exec(sa.insert(Household), params=inserts)
             if updates:
