@@ -219,3 +219,23 @@ async def test_parallel_marks_and_an_import_keep_the_totals_right(pg_url: str) -
         assert (group.steps["smartphone"].done, group.steps["smartphone"].total) == (20, 20)
     finally:
         await db.dispose()
+
+
+async def test_changing_the_number_of_adults_refits_per_adult_steps(harness: Harness) -> None:
+    wid = await ward_id(harness)
+    registry = harness.ctx.services.registry
+    data = "code,group,head_name,members,adults,vneid\nTDP01-001,TDP01,Nguyễn Văn An,4,3,3\n"
+    await registry.import_table(wid, read_table(data.encode()))
+    more = data.replace(",4,3,3", ",6,6,")
+    await registry.import_table(wid, read_table(more.encode()))
+    tdp01 = (await harness.ctx.services.progress.ward(wid)).groups[0]
+    assert (tdp01.steps["vneid"].done, tdp01.steps["vneid"].total,
+            tdp01.steps["vneid"].households_done) == (3, 6, 0)
+    missing, total = await harness.ctx.services.households.missing(tdp01.group_id, "vneid",
+                                                                   offset=0, limit=5)
+    assert total == 1
+    fewer = data.replace(",4,3,3", ",4,1,")
+    await registry.import_table(wid, read_table(fewer.encode()))
+    tdp01 = (await harness.ctx.services.progress.ward(wid)).groups[0]
+    assert (tdp01.steps["vneid"].done, tdp01.steps["vneid"].total,
+            tdp01.steps["vneid"].households_done) == (1, 1, 1)

@@ -250,6 +250,7 @@ class Registry:
             inserts: list[dict[str, object]] = []
             updates: list[dict[str, object]] = []
             moved: list[tuple[int, int | None]] = []
+            resized: dict[int, int] = {}  # household id → its new number of adults
             for group_code in new_groups:
                 group = ResidentialGroup(
                     ward_id=ward_id, code=group_code, name=group_code, created_at=now
@@ -281,6 +282,8 @@ class Registry:
                 report.updated += 1
                 if old.group_id != values["group_id"]:
                     moved.append((int(old.id), groups[r.group]))
+                if old.adults != r.adults:
+                    resized[int(old.id)] = r.adults
                 updates.append({
                     **values, "id": old.id, "updated_at": now,
                     "search": search_text(r.code, r.head_name, r.address),
@@ -299,6 +302,7 @@ class Registry:
                         col(HouseholdStep.household_id) == household_id
                     ).values(group_id=group_id)
                 )
+            await self._refit(session, resized, now, actor_member_id)
             report.steps_set = await self._import_steps(session, ward_id, rows, by_key, now,
                                                         actor_member_id)
             await recount(session, ward_id)
@@ -309,6 +313,35 @@ class Registry:
             )
             report.written = True
         return report
+
+    async def _refit(
+        self, session: AsyncSession, resized: dict[int, int], now: datetime, actor: int | None
+    ) -> None:
+        """A household's adults changed: its per-adult steps are measured against the new
+        number (3 of 3 done becomes 3 of 6, not "complete"; never more done than adults)."""
+        keys = [s.key for s in self.steps if s.per == "adult"]
+        ids = list(resized)
+        for start in range(0, len(ids), 500):
+            states = (await session.exec(select(HouseholdStep).where(
+                col(HouseholdStep.household_id).in_(ids[start:start + 500]),
+                col(HouseholdStep.step_key).in_(keys),
+            ))).all()
+            for state in states:
+                total = max(resized[state.household_id], 1)
+                after = min(state.units, total)
+                complete = after >= total
+                if (after, complete) == (state.units, state.complete):
+                    continue
+                if after != state.units:
+                    session.add(ProgressEvent(
+                        household_id=state.household_id, group_id=state.group_id,
+                        step_key=state.step_key, action="set", before_units=state.units,
+                        after_units=after, actor_member_id=actor, source="import",
+                        note="adults changed", at=now,
+                    ))
+                state.units, state.complete, state.updated_at = after, complete, now
+                session.add(state)
+        await session.flush()
 
     async def _import_steps(
         self, session: AsyncSession, ward_id: int, rows: list[_Row],
