@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -234,3 +234,17 @@ async def test_coordinator_imports_by_sending_the_file(ward: Ward) -> None:
     assert "Chưa nhập được: tệp bị hỏng" in broken
     refused = await ward.send_file(HELPER, "ds-ho.csv", data, "text/csv")
     assert "chỉ nhận tệp danh sách hộ từ cán bộ phường" in refused
+
+
+async def test_linking_needs_the_full_name_of_a_household_of_my_group(ward: Ward) -> None:
+    [partial] = await ward.say(RESIDENT, "/cuaho TDP01-002 thi")
+    assert "Tên chủ hộ chưa đúng" in partial
+    [other] = await ward.say(RESIDENT, "/cuaho TDP02-001 pham thi dung")
+    assert "không thuộc tổ của bạn" in other and "Phạm" not in other
+    for _ in range(3):
+        await ward.say(RESIDENT, "/cuaho TDP01-003 le van")
+    [stopped] = await ward.say(RESIDENT, "/cuaho TDP01-003 le van cuong")
+    assert "thử nhiều lần quá" in stopped  # five misses in an hour, even before a right one
+    ward.clock.advance(timedelta(hours=1, minutes=1))  # type: ignore[attr-defined]
+    linked, _mine = await ward.say(RESIDENT, "/cuaho TDP01-003 Lê Văn Cường", count=2)
+    assert "Đã gắn bạn với hộ TDP01-003" in linked

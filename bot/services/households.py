@@ -10,7 +10,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -23,6 +23,7 @@ from bot.config import OnboardingStepConfig
 from bot.core import Role
 from bot.db import Database
 from bot.models import (
+    AuditLog,
     Household,
     HouseholdResident,
     HouseholdStep,
@@ -31,12 +32,15 @@ from bot.models import (
     ResidentialGroup,
     RoleGrant,
 )
+from bot.services import audit
 from bot.services.access import Identity
 from bot.services.explanations import fold
 from bot.services.places import normalize_code
 from bot.services.progress import bump, lock_groups
 
 SEARCH_LIMIT = 8
+LINK_TRIES = 5  # failed /cuaho links per person per hour
+LINK_WINDOW = timedelta(hours=1)
 
 
 class HouseholdError(Exception):
@@ -344,14 +348,36 @@ class Households:
 
     # --- residents -----------------------------------------------------------------------
     async def link(self, identity: Identity, ward_id: int, code: str, head_name: str) -> Checklist:
-        """Link a resident to his household; the head's name proves he knows it."""
-        info = await self.by_code(ward_id, code)
-        if info is None:
-            raise HouseholdError("unknown_household")
-        wanted = fold(head_name).split()
-        if not wanted or not set(wanted) <= set(fold(info.head_name).split()):
-            raise HouseholdError("name_mismatch")
+        """Link a resident to his household. The proof is the head's full name, a household
+        of his own group, and few tries: codes run in sequence, so without these anyone could
+        walk the ward's list and read names and addresses."""
+        since = self._clock.now() - LINK_WINDOW
         async with self._db.session() as session:
+            tries = (await session.exec(
+                select(sa.func.count()).select_from(AuditLog).where(
+                    AuditLog.action == "household.link_failed",
+                    AuditLog.actor_member_id == identity.member_id, AuditLog.at >= since,
+                )
+            )).one()
+        if int(tries) >= LINK_TRIES:
+            raise HouseholdError("too_many_tries")
+        info = await self.by_code(ward_id, code)
+        failure = None
+        if info is None:
+            failure = "unknown_household"
+        elif identity.role_in_group(ward_id, info.group_id) < Role.RESIDENT:
+            failure = "other_group"
+        elif fold(head_name) != fold(info.head_name) or not fold(head_name):
+            failure = "name_mismatch"
+        if failure is not None or info is None:
+            async with self._db.session() as session:
+                audit.record(session, self._clock, action="household.link_failed",
+                             actor_member_id=identity.member_id, ward_id=ward_id,
+                             target=normalize_code(code)[:32], reason=failure)
+            raise HouseholdError(failure or "unknown_household")
+        async with self._db.session() as session:
+            audit.record(session, self._clock, action="household.link",
+                         actor_member_id=identity.member_id, ward_id=ward_id, target=info.code)
             row = await session.get(HouseholdResident, identity.member_id)
             if row is None:
                 row = HouseholdResident(member_id=identity.member_id, household_id=info.id)
