@@ -321,16 +321,28 @@ class Outbox:
                 ).all()
             )
 
-    async def _save(self, row: Delivery, **values: Any) -> None:
+    async def _save(self, row: Delivery, **values: Any) -> bool:
+        """Write a row this worker still holds; False if another worker has taken it over
+        (its lease ran out), in which case this worker must leave it alone."""
         async with self._db.session() as session:
-            await session.exec(
-                sa.update(Delivery).where(col(Delivery.id) == row.id).values(**values)
+            result = await session.exec(
+                sa.update(Delivery)
+                .where(col(Delivery.id) == row.id, col(Delivery.claimed_by) == row.claimed_by)
+                .values(**values)
             )
-        for key, value in values.items():
-            setattr(row, key, value)
+            held = bool(result.rowcount)
+        if held:
+            for key, value in values.items():
+                setattr(row, key, value)
+        return held
+
+    async def _renew(self, row: Delivery) -> bool:
+        """Just before a send: renew the lease, and check the row is still ours."""
+        return await self._save(row, claimed_at=self._clock.now())
 
     async def _release(self, row: Delivery, not_before: datetime, **values: Any) -> None:
         await self._save(row, state="pending", claimed_by="", not_before=not_before, **values)
+
 
     def limits(self, platform: str) -> Limits:
         return self._limits.get(platform, self._default_limits)
@@ -371,6 +383,9 @@ class Outbox:
                 if slot > 0:
                     await asyncio.sleep(slot)  # the next part of a long message, in order
                 self._next_slot[key] = time.monotonic() + self._spacing(row)
+                if not await self._renew(row):
+                    log.warning("outbox: delivery %s was taken over; leaving it", row.id)
+                    return
                 last = index == len(parts) - 1
                 sent = await platform.send(row.chat_id, self._outgoing(row, parts[index],
                                                                        index, last))
@@ -382,7 +397,8 @@ class Outbox:
             log.exception("outbox: unexpected error sending delivery %s", row.id)
             await self._failed(row, DeliveryError("transient", str(exc)[:200]))
             return
-        await self._save(row, state="sent", sent_at=self._clock.now(), claimed_by="")
+        if not await self._save(row, state="sent", sent_at=self._clock.now(), claimed_by=""):
+            return
         self._metrics.deliveries.labels(row.platform, "sent").inc()
         await self._maybe_finished(row)
 
@@ -423,8 +439,10 @@ class Outbox:
                 await self._chats.bot_removed(  # no binding to switch off
                     row.platform, Chat(row.chat_id, "group"), None)
             log.warning("outbox: delivery %s to %s failed: %s", row.id, row.chat_id, exc)
-            await self._save(row, state="failed", claimed_by="", attempts=row.attempts + 1,
-                             error=f"{exc.problem}: {exc.description}"[:300])
+            if not await self._save(row, state="failed", claimed_by="",
+                                    attempts=row.attempts + 1,
+                                    error=f"{exc.problem}: {exc.description}"[:300]):
+                return
             self._metrics.deliveries.labels(row.platform, "failed").inc()
             await self._maybe_finished(row)
 

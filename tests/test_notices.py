@@ -316,3 +316,39 @@ async def test_notice_with_a_photo_goes_out_as_a_photo(ward: Ward) -> None:
     call = next(c for c in ward.tg.calls_to("sendPhoto")
                 if str(c.params.get("chat_id")) == str(CHATS["TDP01"]))
     assert str(call.params["photo"]).startswith("photo-")  # the file id, not a re-upload
+
+
+class SlowPlatform(CountingPlatform):
+    async def send(self, chat_id: str, message: Outgoing) -> Sent:
+        await asyncio.sleep(0.3)
+        return await super().send(chat_id, message)
+
+
+async def test_a_row_taken_over_after_its_lease_is_sent_once(tmp_path: Path) -> None:
+    """A worker so slow that its lease runs out: its rows go to another worker, and the
+    slow one leaves them alone instead of sending them a second time. Only the message
+    it had in flight when the lease ran out can arrive twice (without the check, all
+    four it had claimed did)."""
+    db = Database(f"sqlite+aiosqlite:///{tmp_path}/bot.db")
+    await db.upgrade()
+    try:
+        clock = FrozenClock(START)
+        platform = SlowPlatform()
+        outbox = Outbox(db, clock, {"telegram": platform}, Chats(db, clock), Metrics(clock),
+                        quiet=QuietHours(None, UTC),
+                        pacing=Pacing(per_second=1000, workers=2, batch=4, lease_seconds=60))
+        chats = [str(-8000 - i) for i in range(8)]
+        await outbox.enqueue([
+            NewDelivery(kind="notice", ref_id=1, dedupe=f"l:{c}", platform="telegram",
+                        chat_id=c, text="Xin chào", is_group=False) for c in chats])
+        first = asyncio.create_task(outbox.run_once())  # claims 4 and sends them slowly
+        await asyncio.sleep(0.1)
+        clock.advance(timedelta(seconds=61))  # its lease on the other three runs out
+        second = await outbox.run_once()  # takes them over
+        await first
+        assert second >= 3
+        await outbox.run_once()
+        assert set(platform.got) == set(chats)
+        assert sum(n - 1 for n in platform.got.values()) <= 1
+    finally:
+        await db.dispose()
