@@ -19,7 +19,7 @@ def parse_time_of_day(text: str) -> time | None:
     return time(hour, minute)
 
 
-def parse_date(text: str, today: date) -> date | None:
+def parse_date(text: str, today: date, *, roll_forward: bool = True) -> date | None:
     match = _DATE.match(text.strip())
     if not match:
         return None
@@ -31,7 +31,7 @@ def parse_date(text: str, today: date) -> date | None:
         found = date(year, month, day)
     except ValueError:
         return None
-    if not match.group(3) and found < today:
+    if roll_forward and not match.group(3) and found < today:
         found = found.replace(year=year + 1)  # "5/1" typed in December means next January
     return found
 

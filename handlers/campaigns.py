@@ -122,7 +122,7 @@ async def typed(ctx: Ctx) -> None:
         data["days"], data["at"] = days, at
         await _ask_groups(ctx, data)
     else:
-        await ctx.say("notices/press_a_button")
+        await ctx.say("campaigns/press_a_button")
 
 
 def _today(ctx: Ctx) -> date:
@@ -130,17 +130,20 @@ def _today(ctx: Ctx) -> date:
 
 
 def _parse_period(text: str, today: date) -> tuple[date, date] | None:
-    """"1/12 - 31/12", "1/12/2026-31/12/2026", or just the last day (starting today)."""
+    """"1/12 - 31/12", "15/12 - 15/1", "1/12/2026-31/12/2026", or just the last day
+    (starting today). A start without a year is this year; an end before it, next year's."""
     parts = [p.strip() for p in text.replace("đến", "-").replace("den", "-").split("-")
              if p.strip()]
     if len(parts) == 1:
         end = parse_date(parts[0], today)
         return (today, end) if end and end >= today else None
-    if len(parts) == 2:
-        start, end = parse_date(parts[0], today), parse_date(parts[1], today)
-        if start and end and start <= end and end >= today:
-            return start, end
-    return None
+    if len(parts) != 2:
+        return None
+    start = parse_date(parts[0], today, roll_forward=False)
+    end = parse_date(parts[1], start or today, roll_forward=True)
+    if start is None or end is None or end < start or end < today:
+        return None
+    return start, end
 
 
 async def _ask_step(ctx: Ctx, data: dict[str, Any]) -> None:
@@ -205,13 +208,14 @@ async def pressed(ctx: Ctx) -> None:
         await ctx.say("core/form_expired")
         return
     data = dict(form.data)
-    if action == "s" and ctx.app.services.progress.step(value):
+    if action == "s" and form.step == "step" and ctx.app.services.progress.step(value):
         data["step"] = value
         await _ask_target(ctx, data)
-    elif action == "t" and value.isdigit():
+    elif action == "t" and form.step == "target" and value in {str(n) for n in TARGETS}:
         data["target"] = int(value)
         await _ask_period(ctx, data)
-    elif action == "r" and value.isdigit() and int(value) < len(PRESETS):
+    elif action == "r" and form.step == "schedule" and value in {
+            str(i) for i in range(len(PRESETS))}:
         days, at = PRESETS[int(value)]
         data["days"], data["at"] = days.split(","), at
         await _ask_groups(ctx, data)
@@ -222,7 +226,7 @@ async def pressed(ctx: Ctx) -> None:
     elif action == "ok" and form.step == "groups":
         await _create(ctx, ward_id, data)
     else:
-        await ctx.say("notices/press_a_button")
+        await ctx.say("campaigns/press_a_button")
 
 
 async def _create(ctx: Ctx, ward_id: int, data: dict[str, Any]) -> None:

@@ -74,7 +74,7 @@ async def typed(ctx: Ctx) -> None:
         await ctx.start_form(FLOW, "targets", data)
         await _choices(ctx, data, edit=False)
     else:
-        await ctx.say("notices/press_a_button")
+        await ctx.say("polls/press_a_button")
 
 
 def _closes_at(ctx: Ctx, closing: str) -> datetime | None:

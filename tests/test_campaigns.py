@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -15,7 +15,9 @@ import pytest
 from bot.app import BotApp
 from bot.clock import FrozenClock
 from bot.core import Chat, Role, Sender
+from bot.services.campaigns import parse_days
 from bot.services.tables import read_table
+from handlers.campaigns import _parse_period
 from tests.fake_telegram import FakeTelegram
 from tests.telegram_people import Ward, labels, plain, until
 from tests.test_notices import TOKEN, make_config
@@ -230,3 +232,34 @@ async def test_poll_votes_change_close_and_results(ward: Ward) -> None:
     await until(lambda: "Kết quả khảo sát #1 (đã đóng)" in ward.inbox(LEADER)[-1], "results")
     assert await vote(ward, VOTER_B, "1. Tối thứ Bảy") == "Khảo sát đã đóng."
     await asyncio.sleep(0)
+
+
+@pytest.mark.parametrize(("text", "days"), [
+    ("t2 t4 t6", ["mon", "wed", "fri"]), ("thứ 2, thứ 4", ["mon", "wed"]),
+    ("thu2 thu5", ["mon", "thu"]), ("tue thu", ["tue", "thu"]), ("2,4,6", ["mon", "wed", "fri"]),
+    ("t7 cn", ["sat", "sun"]), ("hằng ngày", ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]),
+])
+def test_reminder_days_as_people_write_them(text: str, days: list[str]) -> None:
+    assert parse_days(text) == days
+
+
+@pytest.mark.parametrize(("text", "period"), [
+    ("1/12 - 31/12", (date(2026, 12, 1), date(2026, 12, 31))),  # started already: fine
+    ("15/12 - 15/1", (date(2026, 12, 15), date(2027, 1, 15))),  # over new year
+    ("31/12", (date(2026, 12, 20), date(2026, 12, 31))),
+    ("1/11 - 30/11", None),  # over already
+    ("hôm nay", None),
+])
+def test_campaign_periods_as_people_write_them(
+    text: str, period: tuple[date, date] | None
+) -> None:
+    assert _parse_period(text, date(2026, 12, 20)) == period
+
+
+async def test_an_old_form_button_does_not_break_the_form(ward: Ward) -> None:
+    await create_campaign(ward)
+    assert "Tên đợt là gì?" in await ward.press(BOSS, "➕ Tạo đợt mới")
+    stale = await ward.press(BOSS, "T2, T4, T6 lúc 19:00")  # from the first form
+    assert "bấm một nút bên trên" in stale
+    [step] = await ward.say(BOSS, "Đợt 2")
+    assert "thúc đẩy việc nào" in step

@@ -8,6 +8,7 @@ within the grace time, never five, and a restart never repeats one.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
@@ -22,6 +23,7 @@ from bot.db import Database
 from bot.models import Campaign, ScheduleRun
 from bot.services import audit
 from bot.services.access import Identity
+from bot.services.explanations import fold
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 STATES = ("active", "paused", "ended")
@@ -64,26 +66,34 @@ def _info(row: Campaign) -> CampaignInfo:
     )
 
 
+ENGLISH = {"mon": "mon", "monday": "mon", "tue": "tue", "tuesday": "tue", "wed": "wed",
+           "wednesday": "wed", "thu": "thu", "thursday": "thu", "fri": "fri", "friday": "fri",
+           "sat": "sat", "saturday": "sat", "sun": "sun", "sunday": "sun"}
+
+
 def parse_days(text: str) -> list[str]:
-    """"t2 t4 t6", "2,4,6", "mon,wed", "hangngay" → ["mon", "wed", "fri"]."""
-    words = text.lower().replace(",", " ").replace("-", " ").split()
-    if any(w in ("hangngay", "moingay", "daily", "*") for w in words):
-        return list(DAYS)
+    """"t2 t4 t6", "thứ 2, thứ 4", "thu2", "2,4,6", "mon wed", "hằng ngày" → day keys."""
+    folded = fold(text.replace(",", " ").replace("-", " "))
+    if folded.replace(" ", "") in ("hangngay", "moingay", "daily", "everyday", ""):
+        if folded:
+            return list(DAYS)
+        raise CampaignError("bad_days", text=text)
+    # "thu 2" / "t 2" written apart: join the word to its number first
+    words = re.sub(r"\b(thu|t)\s+(\d)\b", r"\1\2", folded).split()
     days: list[str] = []
     for word in words:
-        word = word.removeprefix("t").removeprefix("thu")
-        if word in DAYS:
-            day = word
-        elif word.isdigit() and 2 <= int(word) <= 7:
-            day = DAYS[int(word) - 2]
-        elif word in ("cn", "chunhat", "8"):
+        if word in ENGLISH:
+            day = ENGLISH[word]
+        elif word in ("cn", "chunhat"):
             day = "sun"
         else:
-            raise CampaignError("bad_days", text=text)
+            number = word.removeprefix("thu") if word.startswith("thu") else \
+                word.removeprefix("t")
+            if not (number.isascii() and number.isdigit() and 2 <= int(number) <= 8):
+                raise CampaignError("bad_days", text=text)
+            day = DAYS[int(number) - 2] if int(number) <= 7 else "sun"
         if day not in days:
             days.append(day)
-    if not days:
-        raise CampaignError("bad_days", text=text)
     return sorted(days, key=DAYS.index)
 
 
