@@ -197,6 +197,12 @@ class Platform(Protocol):
     def invite_link(self, code: str) -> str: ...
 
 
+def is_number(text: str) -> bool:
+    """Plain digits that fit an id: "12" yes; "²", "①", "٣" or 3000000000 no (str.isdigit
+    accepts the first ones and int() then fails; PostgreSQL refuses the last)."""
+    return text.isascii() and text.isdigit() and len(text) <= 9
+
+
 def parse_command_text(text: str) -> tuple[str | None, tuple[str, ...], str | None]:
     """`/lienket@cds_bot TDP05` → ("lienket", ("TDP05",), "cds_bot"), for platforms that
     send plain text without command entities."""

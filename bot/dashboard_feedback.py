@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from bot.config import FEEDBACK_CATEGORIES
-from bot.core import Outgoing
+from bot.core import Outgoing, is_number
 from bot.services.feedback import (
     FINAL_STATES,
     OPEN_STATES,
@@ -30,7 +30,7 @@ STATES = OPEN_STATES + FINAL_STATES
 
 
 def _page_number(text: str) -> int:
-    return int(text) if text.isdigit() and 0 < int(text) < 10_000 else 1
+    return int(text) if is_number(text) and 0 < int(text) < 10_000 else 1
 
 
 async def queue(d: Dashboard, request: web.Request, viewer: Viewer) -> web.StreamResponse:

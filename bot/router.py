@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from bot.context import AppContext
-from bot.core import Button, ChatEvent, Incoming, Outgoing, Platform, Role, Sent
+from bot.core import Button, ChatEvent, Incoming, Outgoing, Platform, Role, Sent, is_number
 from bot.services.access import Identity
 from bot.services.conversations import FormState, Who
 from bot.texts import split_text
@@ -230,7 +230,8 @@ class Router:
     async def _numbered_choice(self, platform: Platform, incoming: Incoming) -> Incoming:
         """On platforms without buttons, "2" after a numbered menu is a press of button 2."""
         text = incoming.text.strip()
-        if platform.capabilities.buttons or incoming.command or not text.isdigit() or len(text) > 3:
+        if platform.capabilities.buttons or incoming.command or len(text) > 3 or \
+                not is_number(text):
             return incoming
         who = Who(platform.name, incoming.chat.chat_id, incoming.sender.user_id)
         payload = await self.app.services.conversations.menu_choice(who, int(text))
@@ -244,7 +245,13 @@ class Router:
             return
         metrics = self.app.metrics
         metrics.mark_ok(platform.name)
-        incoming = await self._numbered_choice(platform, incoming)
+        try:
+            incoming = await self._numbered_choice(platform, incoming)
+        except Exception:
+            log.exception("numbered choice failed: platform=%s chat=%s", platform.name,
+                          incoming.chat.chat_id)
+            await self._apologize(platform, incoming, None)
+            return
         in_group = not incoming.is_private
         if in_group and not (incoming.command or incoming.payload or incoming.addressed):
             return  # ordinary chatter in a group: never the bot's business

@@ -10,7 +10,7 @@ from pathlib import Path
 from bot.clock import Clock, SystemClock
 from bot.config import Config
 from bot.context import AppContext, build_context
-from bot.core import Chat, Incoming, Role, Sender, parse_command_text
+from bot.core import Chat, Incoming, Role, Sender, is_number, parse_command_text
 from bot.db import Database
 from bot.demo import seed_demo
 from bot.platforms.console import ConsolePlatform
@@ -82,7 +82,7 @@ class Shell:
         text = line.strip()
         if not text:
             return None
-        if text.isdigit():
+        if is_number(text):
             button = self.platform.press(int(text))
             if button is not None:
                 return Incoming(

@@ -14,7 +14,7 @@ from datetime import date, datetime
 from typing import Any
 
 from bot.context import AppContext
-from bot.core import Button, Role
+from bot.core import Button, Role, is_number
 from bot.outbox import NewDelivery
 from bot.router import Ctx, Router
 from bot.services.campaigns import CampaignError, CampaignInfo, parse_days, parse_time
@@ -99,7 +99,7 @@ async def typed(ctx: Ctx) -> None:
         await _ask_step(ctx, data)
     elif form.step == "target":
         number = text.rstrip("%").strip()
-        if not number.isdigit() or not 1 <= int(number) <= 100:
+        if not is_number(number) or not 1 <= int(number) <= 100:
             await ctx.say("campaigns/bad_target")
             return
         data["target"] = int(number)
@@ -200,7 +200,7 @@ async def pressed(ctx: Ctx) -> None:
     if action == "new":
         await _start(ctx, ward_id)
         return
-    if action in ("pause", "resume", "end", "now") and value.isdigit():
+    if action in ("pause", "resume", "end", "now") and is_number(value):
         await _manage(ctx, ward_id, action, int(value))
         return
     form = ctx.form

@@ -14,7 +14,7 @@ from datetime import datetime
 
 from bot.config import FEEDBACK_CATEGORIES
 from bot.context import AppContext
-from bot.core import Button, Outgoing, Role
+from bot.core import Button, Outgoing, Role, is_number
 from bot.router import Ctx, Router
 from bot.services.feedback import (
     Changed,
@@ -206,7 +206,7 @@ async def _list(ctx: Ctx, filters: Filters, page: int) -> None:
 async def list_button(ctx: Ctx) -> None:
     await ctx.answer_button()
     parts = (ctx.incoming.payload or "").split(":")
-    if len(parts) != 6 or not parts[1].isdigit():
+    if len(parts) != 6 or not is_number(parts[1]):
         await ctx.answer_button("core.stale_button")
         return
     filters = Filters(group=parts[2], category=parts[3], state=parts[4], overdue=parts[5] == "1")
@@ -272,7 +272,7 @@ async def act_button(ctx: Ctx) -> None:
 async def assign_button(ctx: Ctx) -> None:
     await ctx.answer_button()
     parts = (ctx.incoming.payload or "").split(":")
-    if len(parts) != 3 or not parts[1].isdigit() or not parts[2].isdigit():
+    if len(parts) != 3 or not is_number(parts[1]) or not is_number(parts[2]):
         await ctx.answer_button("core.stale_button")
         return
     try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from bot.core import Button, Role
+from bot.core import Button, Role, is_number
 from bot.router import Ctx, Router
 from bot.services.households import (
     Checklist,
@@ -132,7 +132,7 @@ async def _parse_steps(ctx: Ctx, words: list[str]) -> dict[str, int | None] | No
         if word.startswith("-"):
             targets[step.key] = 0
         elif count:
-            if not count.isdigit():
+            if not is_number(count):
                 await ctx.say("households/bad_count", step=step.key, count=count)
                 return None
             targets[step.key] = int(count)
@@ -208,7 +208,7 @@ async def pressed(ctx: Ctx) -> None:
             await _answer_marked(ctx, await households.undo(ctx.identity, parts[2]))
             return
         household = await households.by_id(int(parts[2])) if len(parts) > 2 and \
-            parts[2].isdigit() else None
+            is_number(parts[2]) else None
         if household is None:
             await ctx.say("households/error_unknown_household")
             return

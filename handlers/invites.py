@@ -10,7 +10,7 @@ import io
 
 import segno
 
-from bot.core import GROUP_ROLES, Attachment, Role
+from bot.core import GROUP_ROLES, Attachment, Role, is_number
 from bot.router import Ctx, Router
 from bot.services.invites import InviteError, InviteInfo, invitable_roles
 
@@ -67,7 +67,7 @@ async def _one_line(ctx: Ctx, ward_id: int, roles: list[Role]) -> None:
         group_id = group.id
     uses: int | None = None
     if rest:
-        if not rest[0].isdigit():
+        if not is_number(rest[0]):
             await ctx.say("invites/bad_uses")
             return
         uses = int(rest[0]) or None
@@ -124,7 +124,7 @@ async def typed(ctx: Ctx) -> None:
     data = dict(form.data)
     text = ctx.incoming.text.strip()
     if form.step == "uses":
-        if not text.isdigit() or not 0 <= int(text) <= 10_000:
+        if not is_number(text) or not 0 <= int(text) <= 10_000:
             await ctx.say("invites/bad_uses")
             return
         await _finish(ctx, data, int(text) or None)

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.context import AppContext
-from bot.core import Attachment, Outgoing, Role
+from bot.core import Attachment, Outgoing, Role, is_number
 from bot.router import Ctx, Router
 from bot.services.notices import NoticeError
 from bot.when import parse_when
@@ -126,7 +126,7 @@ async def pressed(ctx: Ctx) -> None:
     `nt:x:<id>` cancel a scheduled notice."""
     await ctx.answer_button()
     parts = (ctx.incoming.payload or "").split(":")
-    if len(parts) == 3 and parts[1] == "x" and parts[2].isdigit():
+    if len(parts) == 3 and parts[1] == "x" and is_number(parts[2]):
         try:
             view = await ctx.app.services.notices.cancel(ctx.identity, int(parts[2]))
         except NoticeError as exc:

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot.context import AppContext
-from bot.core import Button, Role
+from bot.core import Button, Role, is_number
 from bot.outbox import NewDelivery
 from bot.router import Ctx, Router
 from bot.services.polls import PollError, PollInfo, Results, clean_options
@@ -118,7 +118,7 @@ async def pressed(ctx: Ctx) -> None:
     parts = (ctx.incoming.payload or "").split(":")
     action = parts[1] if len(parts) > 1 else ""
     value = parts[2] if len(parts) > 2 else ""
-    if action in ("r", "c") and value.isdigit():
+    if action in ("r", "c") and is_number(value):
         await _manage(ctx, action, int(value))
         return
     form = ctx.form
@@ -212,7 +212,7 @@ def _rows(results: Results) -> list[tuple[str, int, float]]:
 async def vote(ctx: Ctx) -> None:
     """`pv:<poll>:<option>`, pressed in a group chat (or a private one)."""
     parts = (ctx.incoming.payload or "").split(":")
-    if len(parts) != 3 or not parts[1].isdigit() or not parts[2].isdigit():
+    if len(parts) != 3 or not is_number(parts[1]) or not is_number(parts[2]):
         await ctx.answer_button("core.stale_button")
         return
     group_id = None

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from bot.context import AppContext
-from bot.core import Attachment, Role
+from bot.core import Attachment, Role, is_number
 from bot.reports import bar_chart_png, progress_xlsx
 from bot.router import Ctx, Router
 from bot.services.places import GroupInfo
@@ -90,7 +90,7 @@ async def pressed(ctx: Ctx) -> None:
     elif parts[1] == "c":
         key = parts[2] if steps.step(parts[2]) else None
         await _chart(ctx, ward_id, key)
-    elif parts[1] == "m" and len(parts) == 5 and parts[2].isdigit() and parts[4].isdigit():
+    elif parts[1] == "m" and len(parts) == 5 and is_number(parts[2]) and is_number(parts[4]):
         await _missing(ctx, int(parts[2]), parts[3] if steps.step(parts[3]) else None,
                        int(parts[4]))
     else:

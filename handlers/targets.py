@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bot.core import Button
+from bot.core import Button, is_number
 from bot.router import Ctx
 from bot.services.places import GroupInfo
 
@@ -16,7 +16,7 @@ def toggle(chosen: Sequence[int], value: str, allowed: Sequence[int]) -> list[in
     current = {int(g) for g in chosen} & set(allowed)
     if value == "all":
         current = set() if current == set(allowed) else set(allowed)
-    elif value.isdigit() and int(value) in allowed:
+    elif is_number(value) and int(value) in allowed:
         current ^= {int(value)}
     return sorted(current)
 

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from bot.core import Role
 from bot.router import Ctx
+from bot.services.tables import read_table
 from tests.conftest import Harness
 from tests.recording import message, press
 
@@ -100,3 +101,15 @@ async def test_free_text_without_form_is_a_question(harness: Harness) -> None:
     await harness.send(message("xin chào"))
     assert "Hỏi cán bộ phường" in harness.platform.last.text
     assert "fb:ask" in harness.platform.last.payloads
+
+
+async def test_odd_digits_and_huge_numbers_get_answers_not_crashes(harness: Harness) -> None:
+    await harness.grant("300", Role.COORDINATOR)
+    ward = await harness.ctx.services.places.ward_by_code("P1")
+    assert ward is not None
+    await harness.ctx.services.registry.import_table(ward.id, read_table(
+        "code,group,head_name\nTDP01-001,TDP01,Nguyễn Văn An\n".encode()))
+    answer = await harness.say("/ghi TDP01-001 vneid=²", user="300")
+    assert "«²» không phải là số người" in answer
+    huge = await harness.say("/theodoi PA-3000000000", user="300")
+    assert "trục trặc" not in huge and huge

@@ -18,7 +18,7 @@ from apscheduler.triggers.cron import CronTrigger
 from sqlmodel import col, select
 
 from bot.clock import Clock
-from bot.core import Role
+from bot.core import Role, is_number
 from bot.db import Database
 from bot.models import Campaign, ScheduleRun
 from bot.services import audit
@@ -89,7 +89,7 @@ def parse_days(text: str) -> list[str]:
         else:
             number = word.removeprefix("thu") if word.startswith("thu") else \
                 word.removeprefix("t")
-            if not (number.isascii() and number.isdigit() and 2 <= int(number) <= 8):
+            if not (number.isascii() and is_number(number) and 2 <= int(number) <= 8):
                 raise CampaignError("bad_days", text=text)
             day = DAYS[int(number) - 2] if int(number) <= 7 else "sun"
         if day not in days:
@@ -100,7 +100,7 @@ def parse_days(text: str) -> list[str]:
 def parse_time(text: str) -> str:
     text = text.strip().lower().replace("h", ":")
     hour, _, minute = text.partition(":")
-    if not hour.isdigit() or (minute and not minute.isdigit()):
+    if not is_number(hour) or (minute and not is_number(minute)):
         raise CampaignError("bad_time", text=text)
     h, m = int(hour), int(minute or 0)
     if not (0 <= h <= 23 and 0 <= m <= 59):

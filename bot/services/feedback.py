@@ -17,7 +17,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import Clock
 from bot.config import FEEDBACK_CATEGORIES, FeedbackSection
-from bot.core import GROUP_ROLES, Role
+from bot.core import GROUP_ROLES, Role, is_number
 from bot.db import Database
 from bot.models import (
     ConversationState,
@@ -158,7 +158,7 @@ class StaffMember:
 def parse_ticket(text: str) -> int | None:
     """"PA-12", "pa12", "12" → 12."""
     cleaned = text.strip().upper().removeprefix("PA").lstrip("-# ")
-    return int(cleaned) if cleaned.isdigit() else None
+    return int(cleaned) if is_number(cleaned) else None
 
 
 def _hash(text: str) -> str:

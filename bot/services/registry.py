@@ -23,6 +23,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import Clock
 from bot.config import OnboardingStepConfig
+from bot.core import is_number
 from bot.db import Database
 from bot.models import Household, HouseholdStep, Member, ProgressEvent, ResidentialGroup
 from bot.services import audit
@@ -118,7 +119,7 @@ def map_header(table: Table, steps: Sequence[OnboardingStepConfig]) -> dict[int,
 
 def _number(text: str) -> int | None:
     text = text.strip()
-    return int(text) if text.isdigit() else None
+    return int(text) if is_number(text) else None
 
 
 def _phone(text: str) -> str | None:
@@ -191,7 +192,7 @@ def parse_rows(
                 step_values[step.key] = None
             elif value in NO:
                 step_values[step.key] = 0
-            elif value.isdigit() and step.per == "adult" and int(value) <= total:
+            elif is_number(value) and step.per == "adult" and int(value) <= total:
                 step_values[step.key] = int(value)
             else:
                 problem = Rejected(row.line, "bad_step_value", f"{step.key}|{text}")
