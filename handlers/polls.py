@@ -78,7 +78,9 @@ async def typed(ctx: Ctx) -> None:
 
 
 def _closes_at(ctx: Ctx, closing: str) -> datetime | None:
+    """Counted from when the poll reaches the groups: after quiet hours if it is night."""
     now = ctx.app.clock.now()
+    now = ctx.app.services.outbox.quiet_until(now) or now
     tz = ctx.app.config.bot.tz
     if closing == "1h":
         return now + timedelta(hours=1)
@@ -167,15 +169,18 @@ async def _send(ctx: Ctx, data: dict[str, Any]) -> None:
         await ctx.say(f"polls/error_{exc.reason}", **exc.details)
         return
     await ctx.end_form()
-    text = ctx.t("polls/poll", poll=created, author=ctx.identity.name)
     buttons = [[Button(f"{i + 1}. {option}", f"pv:{created.id}:{i}")]
                for i, option in enumerate(created.options)]
+    texts = {}  # per platform: where there are no buttons, people answer with a command
+    for name, platform in ctx.app.platforms.items():
+        texts[name] = ctx.t("polls/poll", poll=created, author=ctx.identity.name,
+                            by_command=not platform.capabilities.buttons)
     await ctx.app.services.outbox.enqueue([
         NewDelivery(kind="poll", ref_id=created.id, platform=chat.platform,
-                    chat_id=chat.chat_id, text=text,
+                    chat_id=chat.chat_id, text=texts.get(chat.platform, ""),
                     dedupe=f"poll:{created.id}:{chat.platform}:{chat.chat_id}",
                     ward_id=ward_id, group_id=gid, buttons=buttons)
-        for gid, chat in targets
+        for gid, chat in targets if chat.platform in texts
     ])
     await ctx.update("polls/sent", poll=created, chats=len(targets),
                      codes=sorted({allowed[g].code for g in group_ids}),
@@ -215,23 +220,37 @@ async def vote(ctx: Ctx) -> None:
     if len(parts) != 3 or not is_number(parts[1]) or not is_number(parts[2]):
         await ctx.answer_button("core.stale_button")
         return
+    key, option = await _vote(ctx, int(parts[1]), int(parts[2]))
+    await ctx.answer_button(key, option=option)
+
+
+async def vote_command(ctx: Ctx) -> None:
+    """`/binhchon <poll> <option>`: the same vote where a platform has no buttons (Zalo);
+    options are numbered from 1, as the poll shows them."""
+    if len(ctx.args) != 2 or not all(is_number(a) for a in ctx.args):
+        await ctx.say("polls/vote_usage")
+        return
+    key, option = await _vote(ctx, int(ctx.args[0]), int(ctx.args[1]) - 1)
+    await ctx.reply(ctx.label(key, option=option))
+
+
+async def _vote(ctx: Ctx, poll_id: int, option: int) -> tuple[str, str]:
+    """Record a vote; returns the label to answer with and the option's text."""
     group_id = None
     if not ctx.incoming.is_private:
         binding = await ctx.app.services.chats.binding(ctx.platform.name,
                                                        ctx.incoming.chat.chat_id)
         group_id = binding.group_id if binding else None
     polls = ctx.app.services.polls
-    found = await polls.get(int(parts[1]))
+    found = await polls.get(poll_id)
     if found is None or (group_id is not None and group_id not in found.group_ids):
-        await ctx.answer_button("polls.not_here")
-        return
+        return "polls.not_here", ""
     try:
-        poll_info, outcome = await polls.vote(ctx.identity.member_id, found.id, int(parts[2]),
+        poll_info, outcome = await polls.vote(ctx.identity.member_id, found.id, option,
                                               group_id)
     except PollError as exc:
-        await ctx.answer_button(f"polls.vote_{exc.reason}")
-        return
-    await ctx.answer_button(f"polls.vote_{outcome}", option=poll_info.options[int(parts[2])])
+        return f"polls.vote_{exc.reason}", ""
+    return f"polls.vote_{outcome}", poll_info.options[option]
 
 
 async def publish(app: AppContext, closed: PollInfo, *, tell_author: bool = True) -> None:
@@ -272,4 +291,5 @@ def register(router: Router) -> None:
     router.command("khaosat", poll, aliases=("poll",), role=Role.LEADER, where="private")
     router.button("pl", pressed, role=Role.LEADER)
     router.button("pv", vote)
+    router.command("binhchon", vote_command, aliases=("vote",), menu=False)
     router.form(FLOW, typed)

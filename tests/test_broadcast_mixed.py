@@ -112,3 +112,41 @@ def test_zalo_errors_map_to_what_the_outbox_does(code: int, description: str,
 ])
 def test_zalo_oa_errors_map_to_what_the_outbox_does(code: int, problem: str) -> None:
     assert oa_delivery_error(ZaloOAError(code, "x")).problem == problem
+
+
+async def test_a_poll_on_zalo_is_answered_with_a_command(both: Both) -> None:
+    ward = both.ward
+    await ward.say(BOSS, "/khaosat Họp tổ vào tối nào?")
+    await ward.say(BOSS, "Thứ Bảy\nChủ nhật")
+    await ward.press(BOSS, "⬜ Cả phường", edit=True)
+    await ward.press(BOSS, "📤 Gửi khảo sát", edit=True)
+    [zalo] = await both.zl.wait_sent(ZALO_CHAT, 1)
+    assert "1. Thứ Bảy\n2. Chủ nhật" in zalo["text"]
+    assert "gõ /binhchon 1 và số của lựa chọn" in zalo["text"]
+    [tg] = await ward.tg.wait_sent(TG_CHAT, 1)
+    assert "Bấm một nút để chọn" in plain(tg)
+    before = len(both.zl.sent_to(ZALO_CHAT))
+    both.zl.text(ZALO_CHAT, "z-77", "/binhchon 1 2", group=True, name="Bà Tư")
+    [answer] = (await both.zl.wait_sent(ZALO_CHAT, before + 1))[before:]
+    assert answer["text"] == "✅ Đã ghi: Chủ nhật"
+    both.zl.text(ZALO_CHAT, "z-77", "/binhchon 1 9", group=True, name="Bà Tư")
+    [wrong] = (await both.zl.wait_sent(ZALO_CHAT, before + 2))[before + 1:]
+    assert wrong["text"] == "Lựa chọn này không còn."
+    results = await ward.app.context.services.polls.results(1)
+    assert results.ward == [0, 1] and results.by_group == {"TDP02": [0, 1]}
+
+
+async def test_a_poll_made_at_night_closes_counting_from_the_morning(both: Both) -> None:
+    ward = both.ward
+    ward.clock.set(datetime(2026, 11, 24, 14, 30, tzinfo=UTC))  # type: ignore[attr-defined]
+    await ward.say(BOSS, "/khaosat Có cần lớp học VNeID không?")
+    [choices] = await ward.say(BOSS, "Có\nKhông")
+    assert "Đóng: 07:00 26/11/2026" in choices  # 21:30 → held till 07:00 → one day later
+    closing = await ward.press(BOSS, "⏰ Đóng: sau 1 ngày", edit=True)  # cycle: 3 days
+    assert "Đóng: 07:00 28/11/2026" in closing
+    closing = await ward.press(BOSS, "⏰ Đóng: sau 3 ngày", edit=True)
+    assert "Đóng: khi bạn bấm đóng" in closing
+    closing = await ward.press(BOSS, "⏰ Đóng: khi tôi bấm đóng", edit=True)
+    assert "Đóng: 08:00 25/11/2026" in closing  # an hour after it reaches the groups
+    closing = await ward.press(BOSS, "⏰ Đóng: sau 1 giờ", edit=True)
+    assert "Đóng: 20:00 25/11/2026" in closing
