@@ -69,7 +69,8 @@ class Dashboard:
 
     def install(self, web_app: web.Application) -> None:
         add_get, add_post = web_app.router.add_get, web_app.router.add_post
-        add_get("/login/{token}", self._login)
+        add_get("/login/{token}", self._login_page)
+        add_post("/login/{token}", self._login)
         add_post("/logout", self._logout)
         add_get("/dashboard", self._page(pages.overview))
         add_get("/dashboard/group/{code}", self._page(pages.group))
@@ -146,6 +147,13 @@ class Dashboard:
             return await page(self, request, viewer)
 
         return handle
+
+    async def _login_page(self, request: web.Request) -> web.StreamResponse:
+        """Opening the link only shows a button: chat apps fetch links to preview them,
+        and a GET that signed in would use the one-time link up (or sign the crawler in)."""
+        if not await self.app.services.dashboard_logins.valid(request.match_info["token"]):
+            return self.render("link_invalid", status=403)
+        return self.render("login_confirm")
 
     async def _login(self, request: web.Request) -> web.StreamResponse:
         member_id = await self.app.services.dashboard_logins.redeem(request.match_info["token"])

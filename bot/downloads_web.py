@@ -21,7 +21,17 @@ class DownloadRoutes:
         self._makers = makers  # kind → (make the file, its content type)
 
     def install(self, web_app: web.Application) -> None:
-        web_app.router.add_get("/download/{token}", self.download)
+        web_app.router.add_get("/download/{token}", self.confirm)
+        web_app.router.add_post("/download/{token}", self.download)
+
+    async def confirm(self, request: web.Request) -> web.StreamResponse:
+        """A page with a button: chat apps (Zalo) fetch links to preview them, and a GET
+        that handed out the file would give the ward's list to their crawler."""
+        if not await self._app.services.downloads.valid(request.match_info["token"]):
+            return self._invalid()
+        html = self._app.texts.render("downloads/confirm", self._app.config.bot.locale)
+        return web.Response(text=html, content_type="text/html",
+                            headers={"Cache-Control": "no-store"})
 
     async def download(self, request: web.Request) -> web.StreamResponse:
         redeemed = await self._app.services.downloads.redeem(request.match_info["token"])

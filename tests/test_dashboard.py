@@ -110,7 +110,10 @@ async def link_for(harness: Harness, user: str) -> str:
 
 
 async def sign_in(client: TestClient[web.Request, web.Application], path: str) -> None:
-    response = await client.get(path, allow_redirects=False)
+    page = await client.get(path, allow_redirects=False)  # what a link preview would fetch
+    assert page.status == 200 and "Đăng nhập" in await page.text()
+    assert COOKIE not in page.cookies
+    response = await client.post(path, allow_redirects=False)
     assert response.status == 303
     assert response.headers["Location"] == "/dashboard"
     cookie = response.cookies[COOKIE]

@@ -52,14 +52,18 @@ async def link(harness: Harness, user: str) -> str:
 async def test_one_time_link_gives_the_workbook_once(harness: Harness, client: Client) -> None:
     await harness.grant("100", Role.COORDINATOR)
     path = await link(harness, "100")
-    response = await client.get(path)
+    page = await client.get(path)  # what a chat app's link preview fetches: no file
+    assert page.status == 200 and "Tải về" in await page.text()
+    assert "spreadsheetml" not in page.headers["Content-Type"]
+    response = await client.post(path)
     assert response.status == 200
     assert "attachment; filename=\"tien-do-P1-" in response.headers["Content-Disposition"]
     book = load_workbook(io.BytesIO(await response.read()))
     rows = [[c.value for c in r] for r in book["Danh sách hộ"].iter_rows()]
     assert rows[1][:3] == ["TDP01-001", "TDP01", "Nguyễn Văn An"]
-    again = await client.get(path)
+    again = await client.post(path)
     assert again.status == 404 and "chỉ dùng được một lần" in await again.text()
+    assert (await client.get(path)).status == 404
 
 
 async def test_link_expires_and_follows_the_role(harness: Harness, client: Client) -> None:
@@ -67,11 +71,12 @@ async def test_link_expires_and_follows_the_role(harness: Harness, client: Clien
     late = await link(harness, "100")
     harness.clock.advance(timedelta(minutes=31))
     assert (await client.get(late)).status == 404
+    assert (await client.post(late)).status == 404
     assert (await client.get("/download/not-a-token")).status == 404
     kept = await link(harness, "100")
     await harness.say("/xoadulieu", user="100")  # gives up the person's roles, among others
     await harness.send(press("fbd:yes", user="100"))
-    assert (await client.get(kept)).status == 404
+    assert (await client.post(kept)).status == 404
 
 
 async def test_only_coordinators_export(harness: Harness, client: Client) -> None:

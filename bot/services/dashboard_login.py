@@ -44,6 +44,17 @@ class DashboardLogins:
             )
         return token
 
+    async def valid(self, token: str) -> bool:
+        """Whether a link would still sign in, without using it up (the confirm page)."""
+        now = self._clock.now()
+        async with self._db.session() as session:
+            row = (
+                await session.exec(
+                    select(DashboardLogin).where(DashboardLogin.token_hash == _hash(token))
+                )
+            ).first()
+            return row is not None and row.used_at is None and row.expires_at > now
+
     async def redeem(self, token: str) -> int | None:
         """The member the link was made for, or None if unknown, used or expired."""
         now = self._clock.now()

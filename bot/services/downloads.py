@@ -51,6 +51,13 @@ class Downloads:
                          actor_member_id=identity.member_id, ward_id=ward_id, target=kind)
         return token
 
+    async def valid(self, token: str) -> bool:
+        now = self._clock.now()
+        async with self._db.session() as session:
+            row = (await session.exec(
+                select(DownloadLink).where(DownloadLink.token_hash == _hash(token)))).first()
+            return row is not None and row.used_at is None and row.expires_at > now
+
     async def redeem(self, token: str) -> Redeemed | None:
         now = self._clock.now()
         async with self._db.session() as session:
