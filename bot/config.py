@@ -114,9 +114,10 @@ def normalize_database_url(value: str) -> str:
         if value.startswith(plain):
             value = async_ + value[len(plain) :]
     if not (value.startswith("sqlite+aiosqlite:///") or value.startswith("postgresql+asyncpg://")):
+        scheme = value.split(":", 1)[0] if ":" in value else value[:20]
         raise ValueError(
             "must be sqlite+aiosqlite:///path.db or postgresql+asyncpg://user@host/db, "
-            f"got {value!r}"
+            f"got a {scheme!r} URL"  # never the whole URL: it may carry a password
         )
     return value
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -579,11 +580,19 @@ class FakeTelegram:
         return web.Response(status=404)
 
 
+def _utf16(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
 def _entities(text: str) -> list[dict[str, Any]]:
-    if not text.startswith("/"):
-        return []
-    word = text.split()[0]
-    return [{"type": "bot_command", "offset": 0, "length": len(word.encode("utf-16-le")) // 2}]
+    """As Telegram marks them: offsets and lengths in UTF-16 code units."""
+    found: list[dict[str, Any]] = []
+    if text.startswith("/"):
+        found.append({"type": "bot_command", "offset": 0, "length": _utf16(text.split()[0])})
+    for match in re.finditer(r"@\w+", text):
+        found.append({"type": "mention", "offset": _utf16(text[: match.start()]),
+                      "length": _utf16(match.group())})
+    return found
 
 
 def _admin_rights() -> dict[str, Any]:

@@ -59,3 +59,13 @@ async def test_bot_added_removed_and_migrated(harness: Harness) -> None:
     )
     gone = await chats.binding("telegram", "-100600")
     assert gone is not None and not gone.active and gone.group_code == "TDP01"
+
+
+async def test_another_groups_leader_cannot_take_a_bound_chat(harness: Harness) -> None:
+    await harness.grant("100", Role.LEADER, "TDP01")
+    await harness.grant("200", Role.LEADER, "TDP02")
+    await harness.say("/lienket TDP01", group=True, chat="-500", user="100")
+    refused = await harness.say("/lienket TDP02", group=True, chat="-500", user="200")
+    assert "thay cho" not in refused and "Đã gắn" not in refused
+    binding = await harness.ctx.services.chats.binding("telegram", "-500")
+    assert binding is not None and binding.group_code == "TDP01"

@@ -274,3 +274,10 @@ async def test_metrics_and_health(app: BotApp, tg: FakeTelegram) -> None:
     assert "cds_handler_seconds_bucket" in text
     assert health["ok"] is True
     assert health["platforms"]["telegram"]["last_success"] is not None
+
+
+async def test_a_mention_after_an_emoji_is_heard_in_a_group(app: BotApp, tg: FakeTelegram) -> None:
+    tg.set_chat(GROUP_CHAT, "group", "Tổ 1")
+    tg.message(GROUP_CHAT, RESIDENT, "🙏🙏 @cds_test_bot vneid là gì ạ", chat_type="group")
+    [answer] = await tg.wait_sent(GROUP_CHAT, 1)
+    assert "VNeID" in plain(answer)

@@ -170,3 +170,20 @@ async def test_webhook_mode_checks_the_secret(zl: FakeZalo, tmp_path: Path) -> N
         assert "Các lệnh bạn dùng được" in str(reply["text"])
     finally:
         await app.stop()
+
+
+async def test_a_malformed_update_does_not_stop_the_poller(app: BotApp, zl: FakeZalo) -> None:
+    zl._updates.put_nowait({"event_name": "message.text.received",
+                            "message": {"from": "123", "chat": {"id": "1"}, "text": "/start"}})
+    [greeting] = await ask(zl, RESIDENT, "/start")
+    assert "Xin chào" in greeting
+
+
+async def test_a_repeated_update_is_handled_once(app: BotApp, zl: FakeZalo) -> None:
+    update = zl.text(RESIDENT, RESIDENT, "/quyen", queue=False)
+    zl._updates.put_nowait(update)
+    zl._updates.put_nowait(update)  # the platform sends the same message again
+    await zl.wait_sent(RESIDENT, 1)
+    [answer] = await ask(zl, RESIDENT, "/huy")
+    assert "Không có việc gì đang làm dở" in answer
+    assert len(zl.sent_to(RESIDENT)) == 2  # one /quyen answer, one /huy answer

@@ -195,10 +195,11 @@ class TelegramPlatform:
         addressed = private or bool(command and target and target.lower() == me)
         if not addressed:
             mention = f"@{me}"
+            # Entity offsets count UTF-16 units (an emoji is two): let PTB cut the text.
+            parsed = message.parse_entities() or message.parse_caption_entities()
             addressed = any(
-                e.type == MessageEntity.MENTION
-                and text[e.offset : e.offset + e.length].lower() == mention
-                for e in entities
+                e.type == MessageEntity.MENTION and found.lower() == mention
+                for e, found in parsed.items()
             ) or (
                 message.reply_to_message is not None
                 and message.reply_to_message.from_user is not None

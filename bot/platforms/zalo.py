@@ -60,6 +60,7 @@ class ZaloApiError(Exception):
 
 # Zalo says nothing of how long to wait after a 429: wait this long before trying again.
 RETRY_AFTER_SECONDS = 10.0
+SEEN_MAX = 5000  # message ids remembered to drop the platform's repeats
 _GONE_WORDS = ("not found", "blocked", "not a member", "kicked", "removed", "forbidden")
 
 
@@ -195,6 +196,8 @@ class ZaloPlatform:
         self._me: dict[str, Any] = {}
         self._poller: asyncio.Task[None] | None = None
         self._ids = itertools.count(1)
+        self._seen: dict[str, None] = {}  # insertion-ordered: the oldest go first
+        self._background: set[asyncio.Task[None]] = set()
 
     @property
     def bot_username(self) -> str:
@@ -241,19 +244,30 @@ class ZaloPlatform:
                 await self._handle(update)
 
     async def feed_webhook(self, payload: dict[str, Any]) -> None:
+        """Answer Zalo at once (it retries a slow webhook, which would run commands twice)
+        and handle the update in the background; repeats are dropped by message id."""
         update = unwrap_update(payload)
         if update is None:
             raise ValueError("not a Zalo update")
-        await self._handle(update)
+        task = asyncio.create_task(self._handle(update))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _handle(self, update: dict[str, Any]) -> None:
-        incoming = self.to_incoming(update)
-        if incoming is None:
-            return
+        """Never raises: one malformed update must not stop the poller."""
         try:
+            incoming = self.to_incoming(update)
+            if incoming is None:
+                return
+            if incoming.message_id and incoming.message_id in self._seen:
+                return  # the platform sent it again (a webhook retry): handled already
+            if incoming.message_id:
+                self._seen[incoming.message_id] = None
+                while len(self._seen) > SEEN_MAX:
+                    self._seen.pop(next(iter(self._seen)))
             await self._on_incoming(self, incoming)
         except Exception:
-            log.exception("zalo: update not handled: %s", update.get("event_name"))
+            log.exception("zalo: update not handled: %s", str(update.get("event_name"))[:64])
 
     def to_incoming(self, update: dict[str, Any]) -> Incoming | None:
         event = str(update.get("event_name", ""))
@@ -262,6 +276,8 @@ class ZaloPlatform:
             return None
         sender = message.get("from") or {}
         chat = message.get("chat") or {}
+        if not isinstance(sender, dict) or not isinstance(chat, dict):
+            return None
         if not sender.get("id") or not chat.get("id"):
             return None
         kind: ChatKind = "group" if str(chat.get("chat_type", "")).upper() == "GROUP" else "private"

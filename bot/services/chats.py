@@ -143,6 +143,14 @@ class Chats:
             if len(allowed) > 1:
                 raise BindError("ambiguous_group")
             group = allowed[0]
+            existing = await self._get(session, platform, chat.chat_id)
+            if existing is not None and existing.group_id and existing.group_id != group.id:
+                # Moving a chat away from a group takes power over that group too: another
+                # group's leader must not be able to take its chat.
+                old = await session.get(ResidentialGroup, existing.group_id)
+                if old is not None and old.id is not None and \
+                        identity.role_in_group(old.ward_id, old.id) < Role.LEADER:
+                    raise BindError("not_allowed")
             row = await self._upsert(session, platform, chat)
             previous = ""
             if row.group_id and row.group_id != group.id:
