@@ -113,6 +113,7 @@ class Incoming:
     attachments: tuple[Attachment, ...] = ()
     addressed: bool = False
     foreign_command: bool = False
+    reply_to: str = ""  # the bot's own message this one answers, if any
 
     @property
     def args_text(self) -> str:

@@ -196,6 +196,17 @@ class Outbox:
             ).all()
             return {state: int(n) for state, n in rows}
 
+    async def is_broadcast(self, platform: str, chat_id: str, message_id: str) -> bool:
+        """Whether a message in a chat is one the outbox sent (a notice, a reminder...)."""
+        if not message_id:
+            return False
+        async with self._db.session() as session:
+            found = (await session.exec(select(Delivery.id).where(
+                Delivery.platform == platform, Delivery.chat_id == chat_id,
+                Delivery.message_id == message_id,
+            ))).first()
+            return found is not None
+
     async def rows(self, kind: str, ref_id: int) -> list[Delivery]:
         async with self._db.session() as session:
             return list(

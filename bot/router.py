@@ -231,8 +231,8 @@ class Router:
         """On platforms without buttons, "2" after a numbered menu is a press of button 2."""
         text = incoming.text.strip()
         if platform.capabilities.buttons or incoming.command or len(text) > 3 or \
-                not is_number(text):
-            return incoming
+                not is_number(text) or not incoming.is_private:
+            return incoming  # in a group, "2" is chatter, not a press of an old menu
         who = Who(platform.name, incoming.chat.chat_id, incoming.sender.user_id)
         payload = await self.app.services.conversations.menu_choice(who, int(text))
         if payload is None:

@@ -176,8 +176,23 @@ async def answer_text(ctx: Ctx, text: str) -> None:
 
 
 async def free_text(ctx: Ctx) -> None:
-    """Any text outside a form (private chat, or a mention/reply in a group) is a question."""
+    """Text outside a form is a question in a private chat; in a group when it names the
+    bot, or replies to one of the bot's answers. A reply to a notice, reminder or poll
+    ("Đã nhận ạ") or a sticker is chatter, not a question for the whole group."""
+    if not ctx.incoming.is_private and not await _called_in_group(ctx):
+        return
     await answer_text(ctx, ctx.incoming.text)
+
+
+async def _called_in_group(ctx: Ctx) -> bool:
+    incoming = ctx.incoming
+    me = f"@{ctx.platform.bot_username}".lower()
+    if me != "@" and me in incoming.text.lower():
+        return True
+    if not incoming.reply_to or not incoming.text.strip():
+        return False
+    return not await ctx.app.services.outbox.is_broadcast(
+        ctx.platform.name, incoming.chat.chat_id, incoming.reply_to)
 
 
 async def stats(ctx: Ctx) -> None:

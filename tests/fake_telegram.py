@@ -133,7 +133,7 @@ class FakeTelegram:
     def message(
         self, chat_id: int, user_id: int, text: str, *, chat_type: str = "private",
         chat_title: str | None = None, first_name: str = "An", last_name: str | None = None,
-        username: str | None = None, reply_to_bot: bool = False, queue: bool = True,
+        username: str | None = None, reply_to_bot: bool | int = False, queue: bool = True,
     ) -> dict[str, Any]:
         user = self._user(user_id, first_name, last_name, username)
         message: dict[str, Any] = {
@@ -144,9 +144,10 @@ class FakeTelegram:
         entities = _entities(text)
         if entities:
             message["entities"] = entities
-        if reply_to_bot:
+        if reply_to_bot is not False:  # True: the bot's message 1; a number: that message
+            replied = 1 if reply_to_bot is True else int(reply_to_bot)
             message["reply_to_message"] = {
-                "message_id": 1, "date": int(time.time()), "chat": message["chat"],
+                "message_id": replied, "date": int(time.time()), "chat": message["chat"],
                 "from": self._bot_user(), "text": "…",
             }
         return self._push({"message": message}, queue)

@@ -352,3 +352,23 @@ async def test_a_row_taken_over_after_its_lease_is_sent_once(tmp_path: Path) -> 
         assert sum(n - 1 for n in platform.got.values()) <= 1
     finally:
         await db.dispose()
+
+
+async def test_replies_to_a_notice_are_chatter_replies_to_answers_are_questions(
+    ward: Ward,
+) -> None:
+    group = CHATS["TDP01"]
+    await ward.say(LEADER, "/thongbao Mai họp tổ lúc 19h", count=3)
+    await ward.press(LEADER, "📤 Gửi ngay")
+    [notice] = await ward.tg.wait_sent(group, 1)
+    ward.tg.message(group, RESIDENT, "Đã nhận ạ", chat_type="group",
+                    reply_to_bot=int(notice["message_id"]))
+    ward.tg.message(group, RESIDENT, "Nhà em đã cài rồi ạ", chat_type="group",
+                    reply_to_bot=int(notice["message_id"]))
+    ward.tg.message(group, RESIDENT, "/hoidap@cds_test_bot", chat_type="group")
+    [_, menu] = await ward.tg.wait_sent(group, 2)  # only the menu: the replies got nothing
+    assert "Bạn muốn tìm hiểu về việc gì?" in plain(menu)
+    ward.tg.message(group, RESIDENT, "vneid là gì", chat_type="group",
+                    reply_to_bot=int(menu["message_id"]))
+    [*_, answer] = await ward.tg.wait_sent(group, 3)
+    assert "VNeID" in plain(answer)

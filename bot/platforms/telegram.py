@@ -205,10 +205,16 @@ class TelegramPlatform:
                 and message.reply_to_message.from_user is not None
                 and message.reply_to_message.from_user.id == self.bot_id
             )
+        replied = message.reply_to_message
+        reply_to = str(replied.message_id) if (
+            replied is not None and replied.from_user is not None
+            and replied.from_user.id == self.bot_id
+        ) else ""
         return Incoming(
             platform=self.name, chat=_chat(message), sender=_sender(message.from_user),
             text=text, message_id=str(message.message_id), command=command, args=args,
             attachments=_attachments(message), addressed=addressed, foreign_command=foreign,
+            reply_to=reply_to,
         )
 
     def _chat_member_event(self, update: Update) -> ChatEvent | None:

@@ -304,7 +304,9 @@ class ZaloPlatform:
             command=command,
             args=args,
             attachments=attachments,
-            addressed=kind == "private" or mentioned or bool(command),
+            # A bare /command in a group may be meant for another bot: only a mention or
+            # /cmd@thisbot counts as talking to us (known commands still run, see router).
+            addressed=kind == "private" or mentioned or bool(command and target),
             foreign_command=bool(command and target and target.lower() != me),
         )
 

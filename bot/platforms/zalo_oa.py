@@ -295,7 +295,7 @@ class ZaloOAPlatform:
         return Incoming(
             platform=self.name, chat=chat, sender=Sender(user_id=user_id),
             text=text, message_id=str(message.get("msg_id") or ""), command=command, args=args,
-            addressed=chat.kind == "private" or bool(command),
+            addressed=chat.kind == "private",
         )
 
     async def send(self, chat_id: str, message: Outgoing) -> Sent:
