@@ -33,7 +33,7 @@ async def test_link_refusals(harness: Harness) -> None:
     code = re.search(r"/lienketzalo ([A-Z0-9]{8})", offer)
     assert code
     assert "chính tài khoản" in await harness.say(f"/lienketzalo {code.group(1)}")
-    assert "cùng một ứng dụng" in await harness.say(f"/lienketzalo {code.group(1)}", user="101")
+    assert "một tài khoản Telegram và một tài khoản Zalo" in await harness.say(f"/lienketzalo {code.group(1)}", user="101")
     offer = await harness.say("/lienketzalo")
     code = re.search(r"/lienketzalo ([A-Z0-9]{8})", offer)
     assert code
@@ -41,3 +41,21 @@ async def test_link_refusals(harness: Harness) -> None:
     zalo = RecordingPlatform(name="zalo")
     await harness.router.dispatch(zalo, message(f"/lienketzalo {code.group(1)}", user="z-1", platform="zalo"))
     assert "quá 10 phút" in zalo.last.text
+
+
+async def test_a_person_gets_one_account_per_app(harness: Harness) -> None:
+    """A coordinator typing codes from two Zalo accounts must not make both coordinators."""
+    zalo = RecordingPlatform(name="zalo", capabilities=Capabilities(buttons=False, edit=False))
+    harness.router.attach(zalo)
+    await harness.grant("100", Role.COORDINATOR)
+    codes = []
+    for user in ("z-1", "z-2"):
+        await harness.router.dispatch(zalo, message("/lienketzalo", user=user, platform="zalo"))
+        found = re.search(r"/lienketzalo ([A-Z0-9]{8})", zalo.last.text)
+        assert found and "Đừng gửi mã cho người khác" in zalo.last.text
+        codes.append(found.group(1))
+    assert "Đã liên kết" in await harness.say(f"/lienketzalo {codes[0]}")
+    assert "một tài khoản Telegram và một tài khoản Zalo" in await harness.say(
+        f"/lienketzalo {codes[1]}")
+    await harness.router.dispatch(zalo, message("/quyen", user="z-2", platform="zalo"))
+    assert "Cán bộ phường" not in zalo.last.text

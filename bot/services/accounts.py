@@ -63,7 +63,10 @@ class Accounts:
         now = self._clock.now()
         async with self._db.session() as session:
             row = (
-                await session.exec(select(LinkCode).where(LinkCode.code == code.strip().upper()))
+                await session.exec(
+                    select(LinkCode).where(LinkCode.code == code.strip().upper())
+                    .with_for_update()  # two people typing the same code: one wins
+                )
             ).first()
             if row is None or row.used:
                 raise LinkError("unknown")
@@ -76,9 +79,20 @@ class Accounts:
                 raise LinkError("same_account")
             if first.platform == second.platform:
                 raise LinkError("same_platform")
+            already = first.person_id is not None and first.person_id == second.person_id
+            if not already:
+                # One person, one account per app: joining two people who between them hold
+                # two accounts of the same app would hand roles to a second account.
+                accounts = [m for m in (first, second) if m.person_id is None]
+                people = {p for p in (first.person_id, second.person_id) if p is not None}
+                if people:
+                    accounts += list((await session.exec(
+                        select(Member).where(col(Member.person_id).in_(people)))).all())
+                platforms = [m.platform for m in {m.id: m for m in accounts}.values()]
+                if len(platforms) != len(set(platforms)):
+                    raise LinkError("same_platform")
             row.used = True
             session.add(row)
-            already = first.person_id is not None and first.person_id == second.person_id
             if not already:
                 person = first.person_id or second.person_id or first.id
                 old = {p for p in (first.person_id, second.person_id) if p is not None}
