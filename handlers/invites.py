@@ -10,9 +10,9 @@ import io
 
 import segno
 
-from bot.core import GROUP_ROLES, Attachment, Role, is_number
+from bot.core import GROUP_ROLES, Attachment, Button, Role, is_number
 from bot.router import Ctx, Router
-from bot.services.invites import InviteError, InviteInfo, invitable_roles
+from bot.services.invites import STAFF_ROLES, InviteError, InviteInfo, invitable_roles
 
 FLOW = "invite"
 
@@ -102,7 +102,7 @@ async def pick(ctx: Ctx) -> None:
         await _finish(ctx, data, None)
         return
     await ctx.start_form(FLOW, "uses", data)
-    await ctx.update("invites/ask_uses", buttons=[[ctx.button("invites.no_limit", "inv:uses:0")]])
+    await ctx.update("invites/ask_uses", buttons=_uses_buttons(ctx, data))
 
 
 async def _ask_group(ctx: Ctx, ward_id: int) -> None:
@@ -115,6 +115,14 @@ async def _ask_group(ctx: Ctx, ward_id: int) -> None:
     buttons = [ctx.button("invites.group", f"inv:group:{g.id}", code=g.code) for g in mine]
     rows = [buttons[i : i + 3] for i in range(0, len(buttons), 3)]
     await ctx.update("invites/ask_group", buttons=rows)
+
+
+def _uses_buttons(ctx: Ctx, data: dict[str, object]) -> list[list[Button]]:
+    """Residents and helpers: "no limit" (a link for the whole group); leaders and ward
+    staff: one person unless a number is typed."""
+    staff = Role(str(data.get("role", Role.RESIDENT.value))) in STAFF_ROLES
+    label = "invites.one_person" if staff else "invites.no_limit"
+    return [[ctx.button(label, "inv:uses:0")]]
 
 
 async def typed(ctx: Ctx) -> None:
@@ -135,7 +143,7 @@ async def typed(ctx: Ctx) -> None:
             return
         data["group_id"] = group.id
         await ctx.start_form(FLOW, "uses", data)
-        await ctx.say("invites/ask_uses", buttons=[[ctx.button("invites.no_limit", "inv:uses:0")]])
+        await ctx.say("invites/ask_uses", buttons=_uses_buttons(ctx, data))
     else:
         await ctx.say("invites/ask_role_again")
 

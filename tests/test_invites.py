@@ -77,10 +77,23 @@ async def test_coordinator_invites_another_coordinator(harness: Harness) -> None
     await harness.say("/moi")
     assert harness.platform.last.labels == ["Cư dân", "Tổ công nghệ số", "Tổ trưởng", "Cán bộ phường"]
     await harness.send(press("inv:role:coordinator"))
+    assert harness.platform.last.labels == ["Chỉ 1 người"]
     await harness.send(press("inv:uses:0"))
     said = "\n".join(harness.platform.texts()[-2:])
     assert "Vai trò: Cán bộ phường, Phường Hòa Bình" in said
-    assert "không giới hạn" in said
+    assert "Dùng được: 1 người" in said  # a link that makes ward staff is for one person
+
+
+async def test_an_invite_dies_with_its_makers_power(harness: Harness) -> None:
+    await harness.grant("100", Role.LEADER, "TDP01")
+    said = await harness.say("/moi tocds TDP01 5", user="100")
+    code = re.search(r"start=([A-Z0-9]{8})", said)
+    assert code, said
+    await harness.say("/xoadulieu", user="100")
+    await harness.send(press("fbd:yes", user="100"))  # the leader gives up his data and role
+    joined = await harness.say(f"/start {code.group(1)}", user="777")
+    assert "Tổ công nghệ số" not in await harness.say("/quyen", user="777")
+    assert "Mã mời này không đúng hoặc đã bị hủy" in joined
 
 
 async def test_bad_number_of_uses_is_asked_again(harness: Harness) -> None:

@@ -26,6 +26,9 @@ _ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
 CODE_LENGTH = 8
 
 
+STAFF_ROLES = frozenset({Role.LEADER, Role.COORDINATOR})
+
+
 class InviteError(Exception):
     """Why an invite cannot be made or used; `reason` names a message."""
 
@@ -102,6 +105,8 @@ class Invites:
             raise InviteError("not_allowed")
         if max_uses is not None and not 1 <= max_uses <= 10_000:
             raise InviteError("bad_uses")
+        if max_uses is None and role in STAFF_ROLES:
+            max_uses = 1  # a link that makes leaders or ward staff is for one person
         now = self._clock.now()
         async with self._db.session() as session:
             ward = await session.get(Ward, ward_id)
@@ -133,6 +138,12 @@ class Invites:
             if invite.expires_at <= now:
                 raise InviteError("expired")
             role = Role(invite.role)
+            creator = (await self._access.identity_of(invite.created_by)
+                       if invite.created_by is not None else None)
+            if creator is not None and not may_invite(creator, role, invite.ward_id,
+                                                      invite.group_id):
+                # Its maker has lost the power to give this role: the link dies with it.
+                raise InviteError("unknown")
             ward = await session.get(Ward, invite.ward_id)
             group = (
                 await session.get(ResidentialGroup, invite.group_id) if invite.group_id else None
