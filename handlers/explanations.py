@@ -10,6 +10,7 @@ from typing import Any
 from bot.core import Button, Role
 from bot.router import Ctx, Router
 from bot.services.explanations import Topic
+from bot.services.privacy import mask_national_ids
 
 FLOW = "faq"
 _MENTION = re.compile(r"@\w+")
@@ -160,7 +161,7 @@ async def answer_text(ctx: Ctx, text: str) -> None:
         await show_topic(ctx, result.confident)
         return
     # Keep the question so "Hỏi cán bộ phường" can send it as typed.
-    await ctx.start_form(FLOW, "question", {"question": question[:2000]})
+    await ctx.start_form(FLOW, "question", {"question": mask_national_ids(question[:2000])})
     if result.candidates:
         buttons = [
             [ctx.button("faq.topic", f"faq:t:{t.key}", title=title(ctx, t))]

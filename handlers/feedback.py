@@ -23,6 +23,7 @@ from bot.services.feedback import (
     TicketView,
     parse_ticket,
 )
+from bot.services.privacy import mask_national_ids
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +94,7 @@ async def form_text(ctx: Ctx) -> None:
         if not text:
             await ctx.say("feedback/error_empty")
             return
-        data["text"] = text
+        data["text"] = mask_national_ids(text)  # held in the form until filed: never an ID
         await ctx.start_form(FORM, "location", data)
         await ctx.say("feedback/ask_location", buttons=[[ctx.button("feedback.skip", "fbs:skip")]])
     elif form.step == "location":

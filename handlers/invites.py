@@ -50,6 +50,14 @@ async def invite(ctx: Ctx) -> None:
 
 
 async def _one_line(ctx: Ctx, ward_id: int, roles: list[Role]) -> None:
+    if ctx.args[0].lower() in ("huy", "revoke") and len(ctx.args) == 2:
+        try:
+            code = await ctx.app.services.invites.revoke(ctx.identity, ctx.args[1])
+        except InviteError as exc:
+            await ctx.say(f"invites/revoke_{exc.reason}")
+            return
+        await ctx.say("invites/revoked", code=code)
+        return
     role = ROLE_WORDS.get(ctx.args[0].lower())
     if role is None or role not in roles:
         await ctx.say("invites/usage", roles=[r.value for r in roles])

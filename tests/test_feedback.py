@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlmodel import select
 
 from bot.core import Attachment, Chat, Incoming, Role, Sender
-from bot.models import Feedback
+from bot.models import ConversationState, Feedback
 from handlers.feedback import nudge_overdue
 from tests.conftest import Harness
 from tests.recording import message, press
@@ -218,3 +219,29 @@ async def test_staff_mistyping_a_ticket_get_a_staff_answer(harness: Harness) -> 
     answer = await harness.say("/xuly PA-77 tiepnhan", user=BOSS)
     assert "Không có phiếu PA-77 trong phạm vi bạn phụ trách" in answer
     assert "/theodoi" not in answer
+
+
+@pytest.mark.parametrize(("typed", "hidden"), [
+    ("CCCD001099012345", "001099012345"), ("cmnd123456789 bị mất", "123456789"),
+    ("sdt0912345678", "0912345678"), ("gọi (+84) 912 345 678", "912 345 678"),
+    ("gọi 84912345678", "84912345678"),
+])
+async def test_numbers_written_against_words_are_masked_too(
+    harness: Harness, typed: str, hidden: str
+) -> None:
+    await setup(harness)
+    await harness.say(f"/gopy {typed}", user=RESIDENT, name="Lan 0987 654 321")
+    await harness.send(press("fbv:1", user=BOSS))
+    view = harness.platform.last.text
+    assert hidden not in view
+    assert "0987 654 321" not in view and "09*****321" in view  # the name's phone too
+
+
+async def test_an_id_number_in_an_open_form_is_never_kept(harness: Harness) -> None:
+    await setup(harness)
+    await harness.say("/gopy", user=RESIDENT)
+    await harness.send(press("fbc:procedures", user=RESIDENT))
+    await harness.say("Làm lại CCCD 001099012345 ở đâu?", user=RESIDENT)
+    async with harness.ctx.db.session() as session:
+        forms = (await session.exec(select(ConversationState))).all()
+    assert forms and all("001099012345" not in str(f.data) for f in forms)

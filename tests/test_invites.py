@@ -128,3 +128,15 @@ async def test_inviting_in_a_group_chat_is_refused(harness: Harness) -> None:
     await harness.grant("100", Role.LEADER, "TDP01")
     await harness.send(message("/moi", group=True))
     assert "nhắn riêng" in harness.platform.last.text
+
+
+async def test_revoking_an_invite(harness: Harness) -> None:
+    await harness.grant("100", Role.LEADER, "TDP01")
+    await harness.grant("200", Role.LEADER, "TDP02")
+    said = await harness.say("/moi cudan TDP01", user="100")
+    code = re.search(r"start=([A-Z0-9]{8})", said)
+    assert code, said
+    assert "Chỉ người tạo mã" in await harness.say(f"/moi huy {code.group(1)}", user="200")
+    assert "Đã hủy mã mời" in await harness.say(f"/moi huy {code.group(1)}", user="100")
+    assert "Mã mời này không đúng hoặc đã bị hủy" in await harness.say(
+        f"/start {code.group(1)}", user="777")

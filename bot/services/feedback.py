@@ -554,6 +554,8 @@ class Feedbacks:
         if not (staff and row.anonymous) and row.reporter_member_id is not None:
             member = await session.get(Member, row.reporter_member_id)
             reporter_name = member.display_name if member else ""
+            if staff:  # names like "Lan 0912 345 678" carry a phone number
+                reporter_name = mask_contacts(reporter_name)
         group = await session.get(ResidentialGroup, row.group_id) if row.group_id else None
         assignee = (
             await session.get(Member, row.assignee_member_id) if row.assignee_member_id else None

@@ -127,6 +127,23 @@ class Invites:
             )
             return _info(invite, ward, group)
 
+    async def revoke(self, identity: Identity, code: str) -> str:
+        """Stop an invite now: its maker, or a coordinator of its ward. Returns the code."""
+        code = code.strip().upper()
+        async with self._db.session() as session:
+            invite = (await session.exec(select(Invite).where(Invite.code == code))).first()
+            if invite is None:
+                raise InviteError("unknown")
+            mine = invite.created_by == identity.member_id
+            if not mine and identity.role_in_ward(invite.ward_id) < Role.COORDINATOR:
+                raise InviteError("not_allowed")
+            invite.revoked = True
+            session.add(invite)
+            audit.record(session, self._clock, action="invite.revoke",
+                         actor_member_id=identity.member_id, ward_id=invite.ward_id,
+                         target=code)
+            return code
+
     async def redeem(self, identity: Identity, code: str) -> Joined:
         """Use one of the invite's uses and give its role to this person."""
         code = code.strip().upper()

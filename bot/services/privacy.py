@@ -11,8 +11,9 @@ import re
 
 from bot.services.explanations import fold
 
-# A run of digits, possibly grouped by spaces, dots or dashes, possibly with a +84 prefix.
-_NUMBER = re.compile(r"(?<![\w])(\+?\d(?:[ .\-]?\d){7,22})(?![\w])")
+# A run of digits, possibly grouped by spaces, dots or dashes, possibly with a +84 or (+84)
+# prefix; letters may touch it ("CCCD001099012345", "sdt0912345678"), other digits not.
+_NUMBER = re.compile(r"(?<!\d)((?:\(\+84\)\s?|\+)?\d(?:[ .\-]?\d){7,22})(?!\d)")
 _ID_WORDS = re.compile(r"(cccd|cmnd|can cuoc|chung minh|dinh danh|so cmt|cmt)\W*$")
 _MASK = "*"
 
@@ -31,7 +32,7 @@ def mask_national_ids(text: str) -> str:
     def repl(match: re.Match[str]) -> str:
         raw = match.group(1)
         digits = _digits(raw)
-        is_id = len(digits) == 12 and not raw.startswith("+") or (
+        is_id = len(digits) == 12 and not raw.startswith(("+", "(")) or (
             len(digits) == 9 and _ID_WORDS.search(_folded_before(text, match.start()) + " ")
             is not None
         )
@@ -47,7 +48,7 @@ def mask_contacts(text: str) -> str:
         raw = match.group(1)
         digits = _digits(raw)
         phone = (len(digits) == 10 and digits.startswith("0")) or (
-            raw.startswith("+84") and len(digits) == 11
+            len(digits) == 11 and digits.startswith("84")
         )
         card = 13 <= len(digits) <= 19
         if not (phone or card):
