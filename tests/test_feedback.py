@@ -245,3 +245,14 @@ async def test_an_id_number_in_an_open_form_is_never_kept(harness: Harness) -> N
     async with harness.ctx.db.session() as session:
         forms = (await session.exec(select(ConversationState))).all()
     assert forms and all("001099012345" not in str(f.data) for f in forms)
+
+
+async def test_deleting_my_data_does_not_reset_the_hourly_limit(harness: Harness) -> None:
+    await setup(harness)
+    for n in range(3):
+        await harness.say(f"/gopy Chuyện số {n} ở ngõ {n}", user=RESIDENT)
+    assert "PA-" not in await harness.say("/gopy Chuyện thứ tư", user=RESIDENT)
+    await harness.say("/xoadulieu", user=RESIDENT)
+    await harness.send(press("fbd:yes", user=RESIDENT))
+    await harness.grant(RESIDENT, Role.RESIDENT, "TDP01")
+    assert "PA-4" not in await harness.say("/gopy Chuyện thứ năm", user=RESIDENT)

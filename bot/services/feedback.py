@@ -20,6 +20,7 @@ from bot.config import FEEDBACK_CATEGORIES, FeedbackSection
 from bot.core import GROUP_ROLES, Role, is_number
 from bot.db import Database
 from bot.models import (
+    AuditLog,
     ConversationState,
     Feedback,
     FeedbackEvent,
@@ -206,14 +207,21 @@ class Feedbacks:
             ).first()
             if same is not None:
                 return Filed(await self._view(session, same, staff=False), merged=True)
+            # Counted from the audit log, which /xoadulieu does not clear (de-identified
+            # tickets would otherwise reset the count); the member row is locked so that
+            # tickets sent at the same moment are counted one after another.
+            await session.exec(
+                select(Member.id).where(Member.id == identity.member_id).with_for_update()
+            )
             recent = (
                 await session.exec(
-                    select(Feedback.created_at)
+                    select(AuditLog.at)
                     .where(
-                        Feedback.reporter_member_id == identity.member_id,
-                        col(Feedback.created_at) > now - timedelta(hours=1),
+                        AuditLog.action == "feedback.submit",
+                        AuditLog.actor_member_id == identity.member_id,
+                        col(AuditLog.at) > now - timedelta(hours=1),
                     )
-                    .order_by(col(Feedback.created_at))
+                    .order_by(col(AuditLog.at))
                 )
             ).all()
             if len(recent) >= self._config.max_per_hour:
@@ -231,6 +239,9 @@ class Feedbacks:
             assert row.id is not None
             session.add(FeedbackEvent(feedback_id=row.id, at=now, action="created",
                                       to_state="new"))
+            audit.record(session, self._clock, action="feedback.submit",
+                         actor_member_id=identity.member_id, ward_id=ward_id,
+                         target=f"PA-{row.id}")
             return Filed(await self._view(session, row, staff=False), merged=False)
 
     async def _place_of(self, session: AsyncSession, identity: Identity) -> tuple[int, int | None]:
