@@ -93,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     grant = sub.add_parser("grant", help="give a role to a chat user")
     grant.add_argument("role", choices=[r.value for r in Role if r not in (Role.GUEST, Role.ADMIN)])
-    grant.add_argument("--platform", default="telegram", choices=["telegram", "zalo"])
+    grant.add_argument("--platform", default="telegram", choices=["telegram", "zalo", "zalo_oa"])
     grant.add_argument("--user", required=True, help="the user's numeric id on that platform")
     grant.add_argument("--ward", required=True)
     grant.add_argument("--group", help="residential group code (residents, helpers, leaders)")
@@ -182,6 +182,12 @@ def _group(args: argparse.Namespace, loaded: LoadedConfig) -> int:
 
 
 def _grant(args: argparse.Namespace, loaded: LoadedConfig) -> int:
+    user = str(args.user).strip()
+    if not user or user.startswith("@") or (args.platform == "telegram" and not user.isdigit()):
+        # A name or @username would make a member nobody can ever be.
+        return _fail(f"--user must be the person's {args.platform} user id "
+                     "(a number on Telegram; /quyen shows it), not a name", EXIT_USAGE)
+
     async def act(db: Database) -> None:
         await db.upgrade()
         access = build_context(loaded.config, db, SystemClock()).services.access

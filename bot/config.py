@@ -194,6 +194,7 @@ class WebSection(_Section):
 class AdminsSection(_Section):
     telegram: list[int] = Field(default_factory=list)
     zalo: list[str] = Field(default_factory=list)
+    zalo_oa: list[str] = Field(default_factory=list)
 
 
 class OnboardingStepConfig(_Section):

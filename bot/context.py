@@ -72,6 +72,7 @@ def build_services(
     admins = {
         "telegram": [str(i) for i in config.admins.telegram],
         "zalo": list(config.admins.zalo),
+        "zalo_oa": list(config.admins.zalo_oa),
         "console": list(console_admins or []),
     }
     access = Access(db, clock, admins)

@@ -28,11 +28,14 @@ def test_ward_group_grant_and_list(config: Path, capsys: pytest.CaptureFixture[s
     assert cli(config, "group", "add", "HB", "TDP01", "Tổ dân phố 1") == 0
     assert cli(config, "grant", "leader", "--user", "42", "--ward", "HB", "--group", "tdp01") == 0
     assert cli(config, "grant", "coordinator", "--user", "43", "--ward", "HB") == 0
+    assert cli(config, "grant", "coordinator", "--platform", "zalo_oa", "--user", "oa-77",
+               "--ward", "HB") == 0
     assert cli(config, "ward", "list") == 0
     out = capsys.readouterr().out
     assert "ward HB added: Phường Hòa Bình" in out
     assert "telegram user 42 is now leader of group TDP01 in ward HB" in out
     assert "telegram user 43 is now coordinator of the whole ward in ward HB" in out
+    assert "zalo_oa user oa-77 is now coordinator of the whole ward in ward HB" in out
     assert "HB\tPhường Hòa Bình\t1 groups: TDP01" in out
 
 
@@ -42,12 +45,15 @@ def test_operator_mistakes_are_one_line(config: Path, capsys: pytest.CaptureFixt
     assert cli(config, "ward", "add", "HB", "Phường") == 1
     assert cli(config, "grant", "helper", "--user", "1", "--ward", "HB") == 1
     assert cli(config, "ward", "add", "bad code!", "x") == 1
+    assert cli(config, "grant", "coordinator", "--user", "@lan", "--ward", "HB") == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [
         "cds-bot: no ward NOPE (see `cds-bot ward list`)",
         "cds-bot: ward HB already exists",
         "cds-bot: role helper needs --group (it is given per residential group)",
         "cds-bot: code 'BAD CODE!' must be letters, digits, - or _ (up to 32)",
+        "cds-bot: --user must be the person's telegram user id (a number on Telegram; "
+        "/quyen shows it), not a name",
     ]
 
 
