@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -14,11 +16,12 @@ import pytest
 from bot.app import BotApp
 from bot.config import Config
 from bot.core import Outgoing
-from bot.platforms.zalo_oa import expected_signature
+from bot.platforms.zalo_oa import expected_signature, verify_signature
 from bot.services.oa_tokens import DbTokenStore
 from tests.fake_zalo_oa import FakeZaloOA
 
 APP_ID, OA_SECRET = "5551234", "oa-secret-key"
+MSG_IDS = itertools.count(1)
 
 
 @pytest.fixture
@@ -45,13 +48,20 @@ async def app(oa: FakeZaloOA, tmp_path: Path) -> AsyncIterator[BotApp]:
     await bot_app.stop()
 
 
-def event(name: str, user: str, text: str, **extra: Any) -> bytes:
+def event(name: str, user: str, text: str, *, sent: float | None = None,
+          msg_id: str | None = None, **extra: Any) -> bytes:
     body = {
-        "app_id": APP_ID, "event_name": name, "timestamp": "1732500000000",
+        "app_id": APP_ID, "event_name": name,
+        "timestamp": str(int((time.time() if sent is None else sent) * 1000)),
         "sender": {"id": user}, "recipient": {"id": "oa-1", **extra},
-        "message": {"text": text, "msg_id": "x1"},
+        "message": {"text": text, "msg_id": msg_id or f"m-{next(MSG_IDS)}"},
     }
     return json.dumps(body, ensure_ascii=False).encode()
+
+
+def sign(raw: bytes) -> str:
+    """The signature Zalo would send: over the app id, body, the body's timestamp, key."""
+    return expected_signature(APP_ID, raw, json.loads(raw)["timestamp"], OA_SECRET)
 
 
 async def post(app: BotApp, raw: bytes, signature: str) -> int:
@@ -76,8 +86,10 @@ async def test_signed_event_is_answered_and_bad_signature_refused(
 ) -> None:
     raw = event("user_send_text", "u-1", "/trogiup")
     assert await post(app, raw, "mac=" + "0" * 64) == 403
-    assert await post(app, raw.replace(b"/trogiup", b"/quyen"), expected_signature(APP_ID, raw, "1732500000000", OA_SECRET)) == 403
-    assert await post(app, raw, expected_signature(APP_ID, raw, "1732500000000", OA_SECRET)) == 200
+    assert await post(app, raw.replace(b"/trogiup", b"/quyen"), sign(raw)) == 403
+    old = event("user_send_text", "u-1", "/trogiup", sent=time.time() - 600)
+    assert await post(app, old, sign(old)) == 403  # a captured event replayed later
+    assert await post(app, raw, sign(raw)) == 200
     await wait_for(lambda: oa.texts_to("u-1"))
     assert "Các lệnh bạn dùng được" in oa.texts_to("u-1")[0]
     assert "<b>" not in oa.texts_to("u-1")[0]
@@ -85,11 +97,11 @@ async def test_signed_event_is_answered_and_bad_signature_refused(
 
 async def test_group_command_is_answered_in_the_group(app: BotApp, oa: FakeZaloOA) -> None:
     raw = event("user_send_group_text", "u-2", "/trogiup", group_id="g-77")
-    assert await post(app, raw, expected_signature(APP_ID, raw, "1732500000000", OA_SECRET)) == 200
+    assert await post(app, raw, sign(raw)) == 200
     await wait_for(lambda: oa.texts_to("g-77"))
     assert [m["kind"] for m in oa.sent] == ["group"]
     chatter = event("user_send_group_text", "u-2", "chào cả nhà", group_id="g-77")
-    assert await post(app, chatter, expected_signature(APP_ID, chatter, "1732500000000", OA_SECRET)) == 200
+    assert await post(app, chatter, sign(chatter)) == 200
     await asyncio.sleep(0.1)
     assert len(oa.sent) == 1  # ordinary chatter gets no answer
 
@@ -108,3 +120,18 @@ async def test_expired_token_is_refreshed_once_and_rotated_in_the_database(
     await asyncio.gather(*(app.zalo_oa.send("u-3", Outgoing(text=f"tin {i}")) for i in range(3)))
     assert oa.refreshes == 2
     assert len(oa.texts_to("u-3")) == 4
+
+
+async def test_a_repeated_event_is_handled_once(app: BotApp, oa: FakeZaloOA) -> None:
+    raw = event("user_send_text", "u-4", "/quyen", msg_id="same-1")
+    assert await post(app, raw, sign(raw)) == 200
+    assert await post(app, raw, sign(raw)) == 200  # Zalo retries a slow webhook
+    await wait_for(lambda: oa.texts_to("u-4"))
+    await asyncio.sleep(0.2)
+    assert len(oa.texts_to("u-4")) == 1
+
+
+def test_a_deeply_nested_body_is_refused_not_a_crash() -> None:
+    raw = b"[" * 200_000 + b"]" * 200_000
+    assert not verify_signature({"X-ZEvent-Signature": "mac=00"}, raw, app_id=APP_ID,
+                                oa_secret_key=OA_SECRET)

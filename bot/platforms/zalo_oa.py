@@ -24,7 +24,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import aiohttp
@@ -115,20 +115,31 @@ def expected_signature(app_id: str, raw_body: bytes, timestamp: str, oa_secret_k
     return f"mac={digest}"
 
 
+MAX_EVENT_AGE = timedelta(minutes=5)
+
+
 def verify_signature(
-    headers: Mapping[str, str], raw_body: bytes, *, app_id: str, oa_secret_key: str
+    headers: Mapping[str, str], raw_body: bytes, *, app_id: str, oa_secret_key: str,
+    now: datetime | None = None,
 ) -> bool:
-    """Check `X-ZEvent-Signature` against the body; anything unreadable fails."""
+    """Check `X-ZEvent-Signature` against the body, and (given `now`) that the event's
+    timestamp is recent, so a captured signed event cannot be replayed later."""
     given = headers.get("X-ZEvent-Signature", "").strip()
     if not given or not oa_secret_key:
         return False
     try:
         payload = json.loads(raw_body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return False
     if not isinstance(payload, dict):
         return False
     timestamp = str(payload.get("timestamp", ""))
+    if now is not None:
+        if not timestamp.isascii() or not timestamp.isdigit() or len(timestamp) > 16:
+            return False
+        sent = datetime.fromtimestamp(int(timestamp) / 1000, tz=UTC)
+        if abs(now - sent) > MAX_EVENT_AGE:
+            return False
     signer = str(payload.get("app_id") or app_id)
     if signer != app_id:
         return False
@@ -139,6 +150,9 @@ def verify_signature(
 
 
 class ZaloOAClient:
+    def now(self) -> datetime:
+        return self._clock.now()
+
     def __init__(self, config: ZaloOASection, store: TokenStore, clock: Clock) -> None:
         self._config = config
         self._store = store
@@ -246,6 +260,8 @@ class ZaloOAPlatform:
         self._config = config
         self._on_incoming = on_incoming
         self.client = client
+        self._seen: dict[str, None] = {}
+        self._background: set[asyncio.Task[None]] = set()
         self.capabilities = Capabilities(
             buttons=False, edit=False, documents=False, photos=False, polls=False, pin=False,
             max_text=TEXT_LIMIT, max_button_payload=64, markup="plain",
@@ -266,12 +282,30 @@ class ZaloOAPlatform:
         return verify_signature(
             headers, raw_body, app_id=self._config.app_id,
             oa_secret_key=self._config.oa_secret_key.get_secret_value(),
+            now=self.client.now(),
         )
 
     async def feed_webhook(self, payload: dict[str, Any]) -> None:
+        """Answer Zalo at once (it wants an answer within about 2 s and retries) and handle
+        the event in the background; a repeated message id is handled once."""
         incoming = self.to_incoming(payload)
-        if incoming is not None:
+        if incoming is None:
+            return
+        if incoming.message_id:
+            if incoming.message_id in self._seen:
+                return
+            self._seen[incoming.message_id] = None
+            while len(self._seen) > 5000:
+                self._seen.pop(next(iter(self._seen)))
+        task = asyncio.create_task(self._handle(incoming))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _handle(self, incoming: Incoming) -> None:
+        try:
             await self._on_incoming(self, incoming)
+        except Exception:
+            log.exception("zalo oa: update not handled")
 
     def to_incoming(self, event: dict[str, Any]) -> Incoming | None:
         name = str(event.get("event_name", ""))
