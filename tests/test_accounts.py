@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from bot.core import Capabilities, Role
 from tests.conftest import Harness
-from tests.recording import RecordingPlatform, message
+from tests.recording import RecordingPlatform, message, press
 
 
 async def test_link_telegram_and_zalo_accounts(harness: Harness) -> None:
@@ -59,3 +59,21 @@ async def test_a_person_gets_one_account_per_app(harness: Harness) -> None:
         f"/lienketzalo {codes[1]}")
     await harness.router.dispatch(zalo, message("/quyen", user="z-2", platform="zalo"))
     assert "Cán bộ phường" not in zalo.last.text
+
+
+async def test_forgetting_me_covers_my_linked_account(harness: Harness) -> None:
+    zalo = RecordingPlatform(name="zalo", capabilities=Capabilities(buttons=False, edit=False))
+    harness.router.attach(zalo)
+    await harness.grant("100", Role.RESIDENT, "TDP01")
+    offer = await harness.say("/lienketzalo", user="100")
+    code = re.search(r"/lienketzalo ([A-Z0-9]{8})", offer)
+    assert code
+    await harness.router.dispatch(zalo, message(f"/lienketzalo {code.group(1)}", user="z-5",
+                                                platform="zalo"))
+    await harness.router.dispatch(zalo, message("/gopy Đèn hỏng ở ngõ 2", user="z-5",
+                                                platform="zalo"))
+    await harness.say("/xoadulieu", user="100")
+    await harness.send(press("fbd:yes", user="100"))
+    assert "1 phiếu đã gửi được giữ lại" in harness.platform.last.text
+    await harness.router.dispatch(zalo, message("/quyen", user="z-5", platform="zalo"))
+    assert "Cư dân" not in zalo.last.text  # the Zalo account's role went too

@@ -510,40 +510,43 @@ class Feedbacks:
 
     # --- the reporter's own data ---------------------------------------------------------------
     async def forget(self, identity: Identity) -> int:
-        """Delete a resident's own data: tickets stay, de-identified. Returns tickets kept."""
+        """Delete a person's own data, on every linked account (Telegram and Zalo): tickets
+        stay, de-identified. Returns tickets kept."""
         now = self._clock.now()
         async with self._db.session() as session:
             member = await session.get(Member, identity.member_id)
             assert member is not None
+            accounts = [member]
+            if member.person_id is not None:
+                accounts = list((await session.exec(
+                    select(Member).where(Member.person_id == member.person_id))).all())
+            ids = [m.id for m in accounts if m.id is not None]
             kept = await session.exec(
                 sa.update(Feedback)
-                .where(col(Feedback.reporter_member_id) == identity.member_id)
+                .where(col(Feedback.reporter_member_id).in_(ids))
                 .values(reporter_member_id=None, anonymous=True)
             )
             await session.exec(
                 sa.update(RoleGrant)
-                .where(col(RoleGrant.member_id) == identity.member_id,
-                       col(RoleGrant.revoked_at).is_(None))
+                .where(col(RoleGrant.member_id).in_(ids), col(RoleGrant.revoked_at).is_(None))
                 .values(revoked_at=now)
             )
-            await session.exec(
-                sa.delete(ConversationState).where(
-                    col(ConversationState.platform) == member.platform,
-                    col(ConversationState.user_id).in_(
-                        (member.platform_user_id, member.platform_user_id + MENU_SUFFIX)
-                    ),
+            for account in accounts:
+                await session.exec(
+                    sa.delete(ConversationState).where(
+                        col(ConversationState.platform) == account.platform,
+                        col(ConversationState.user_id).in_(
+                            (account.platform_user_id, account.platform_user_id + MENU_SUFFIX)
+                        ),
+                    )
                 )
-            )
+            await session.exec(sa.delete(TopicVote).where(col(TopicVote.member_id).in_(ids)))
             await session.exec(
-                sa.delete(TopicVote).where(col(TopicVote.member_id) == identity.member_id)
+                sa.delete(HouseholdResident).where(col(HouseholdResident.member_id).in_(ids))
             )
-            await session.exec(
-                sa.delete(HouseholdResident).where(
-                    col(HouseholdResident.member_id) == identity.member_id
-                )
-            )
-            member.display_name, member.username, member.person_id = "", "", None
-            session.add(member)
+            for account in accounts:
+                account.display_name, account.username, account.person_id = "", "", None
+                session.add(account)
             audit.record(
                 session, self._clock, action="member.forget", actor_member_id=identity.member_id,
                 ward_id=None, target=f"member:{identity.member_id}",
