@@ -77,3 +77,19 @@ async def test_forgetting_me_covers_my_linked_account(harness: Harness) -> None:
     assert "1 phiếu đã gửi được giữ lại" in harness.platform.last.text
     await harness.router.dispatch(zalo, message("/quyen", user="z-5", platform="zalo"))
     assert "Cư dân" not in zalo.last.text  # the Zalo account's role went too
+
+
+async def test_the_hourly_ticket_limit_is_one_for_both_apps(harness: Harness) -> None:
+    zalo = RecordingPlatform(name="zalo", capabilities=Capabilities(buttons=False, edit=False))
+    harness.router.attach(zalo)
+    await harness.grant("100", Role.RESIDENT, "TDP01")
+    offer = await harness.say("/lienketzalo", user="100")
+    code = re.search(r"/lienketzalo ([A-Z0-9]{8})", offer)
+    assert code
+    await harness.router.dispatch(zalo, message(f"/lienketzalo {code.group(1)}", user="z-6",
+                                                platform="zalo"))
+    for n in range(3):
+        await harness.say(f"/gopy Chuyện số {n} ở ngõ {n}", user="100")
+    await harness.router.dispatch(zalo, message("/gopy Chuyện thứ tư trên Zalo", user="z-6",
+                                                platform="zalo"))
+    assert "PA-4" not in zalo.last.text

@@ -210,15 +210,20 @@ class Feedbacks:
             # Counted from the audit log, which /xoadulieu does not clear (de-identified
             # tickets would otherwise reset the count); the member row is locked so that
             # tickets sent at the same moment are counted one after another.
-            await session.exec(
-                select(Member.id).where(Member.id == identity.member_id).with_for_update()
-            )
+            me = (await session.exec(
+                select(Member).where(Member.id == identity.member_id).with_for_update()
+            )).one()
+            accounts = [identity.member_id]  # a person's Telegram and Zalo share one limit
+            if me.person_id is not None:
+                accounts = [int(i) for i in (await session.exec(
+                    select(Member.id).where(Member.person_id == me.person_id))).all()
+                    if i is not None]
             recent = (
                 await session.exec(
                     select(AuditLog.at)
                     .where(
                         AuditLog.action == "feedback.submit",
-                        AuditLog.actor_member_id == identity.member_id,
+                        col(AuditLog.actor_member_id).in_(accounts),
                         col(AuditLog.at) > now - timedelta(hours=1),
                     )
                     .order_by(col(AuditLog.at))
