@@ -70,7 +70,7 @@ async def _group(ctx: Ctx, group: GroupInfo, step_key: str | None) -> None:
     week_start = ctx.app.clock.now() - timedelta(days=7)
     change = await ctx.app.services.progress.change_since(group.id, week_start)
     buttons = []
-    if _sees_households(ctx, group):
+    if _sees_households(ctx, group) and ctx.incoming.is_private:  # names stay out of groups
         buttons.append([ctx.button("progress.missing", f"pg:m:{group.id}:{step_key or '*'}:0")])
     await ctx.say("progress/group", group=ward.groups[0], steps=ward.steps, change=change,
                   buttons=buttons)
@@ -98,6 +98,9 @@ async def pressed(ctx: Ctx) -> None:
 
 
 async def _missing(ctx: Ctx, group_id: int, step_key: str | None, page: int) -> None:
+    if not ctx.incoming.is_private:
+        await ctx.say("core/private_only", command="tiendo", bot=ctx.platform.bot_username)
+        return
     group = await ctx.app.services.places.group(group_id)
     if group is None or not _sees_households(ctx, group):
         await ctx.say("core/denied", needed=Role.HELPER.value, role=ctx.identity.role.value)

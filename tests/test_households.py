@@ -19,7 +19,7 @@ from bot.config import Config
 from bot.core import Role
 from bot.services.tables import read_table
 from tests.fake_telegram import FakeTelegram
-from tests.telegram_people import Ward, labels
+from tests.telegram_people import Ward, labels, plain
 
 TOKEN = "123456:TEST-TOKEN"
 HELPER, OTHER_HELPER, LEADER, BOSS, RESIDENT = 701, 702, 703, 704, 705
@@ -248,3 +248,14 @@ async def test_linking_needs_the_full_name_of_a_household_of_my_group(ward: Ward
     ward.clock.advance(timedelta(hours=1, minutes=1))  # type: ignore[attr-defined]
     linked, _mine = await ward.say(RESIDENT, "/cuaho TDP01-003 Lê Văn Cường", count=2)
     assert "Đã gắn bạn với hộ TDP01-003" in linked
+
+
+async def test_household_names_never_go_to_a_group_chat(ward: Ward) -> None:
+    group = -9001
+    ward.tg.set_chat(group, "group", "Tổ 1")
+    ward.tg.message(group, LEADER, "/tiendo@cds_test_bot TDP01", chat_type="group")
+    [shown] = await ward.tg.wait_sent(group, 1)
+    assert "Tổ TDP01" in plain(shown) and labels(shown) == []  # no "Hộ chưa xong" here
+    ward.tg.callback(group, LEADER, int(shown["message_id"]), "pg:m:1:*:0", chat_type="group")
+    [_, refused] = await ward.tg.wait_sent(group, 2)
+    assert "chỉ dùng khi nhắn riêng" in plain(refused) and "Nguyễn" not in plain(refused)
