@@ -66,6 +66,7 @@ class Texts:
             env.globals["bot_name"] = self._label_table(locale).get("bot.default_name", "")
             env.globals.update(self._globals)
             env.globals["label"] = lambda key, **kw: self.label(key, locale, **kw)
+            env.globals["has_label"] = lambda key: self.has_label(key, locale)
             env.filters["number"] = format_number
             env.filters["bar"] = progress_bar
             env.filters["date"] = lambda v: v.astimezone(self.timezone).strftime("%d/%m/%Y")

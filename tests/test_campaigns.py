@@ -107,16 +107,17 @@ async def test_campaign_reminders_carry_live_figures_and_congratulate_once(ward:
     assert chat(ward, "TDP01") == []
     await tick_at(ward, local(25, 19, 0))
     [reminder] = chat(ward, "TDP01")
-    assert "Tổ TDP01: 25% có điện thoại thông minh (1/4 hộ)" in reminder
+    assert "Tổ TDP01 — Có điện thoại thông minh: 25% (1/4 hộ)" in reminder
     assert "Đứng thứ 1/2 trong phường" in reminder
     assert "Còn 3 hộ nữa là xong, còn 9 ngày (hạn 04/12)" in reminder
     assert labels(ward.tg.sent_to(CHATS["TDP01"])[0]) == ["📖 Xem cách làm"]
     [other] = chat(ward, "TDP02")
-    assert "Tổ TDP02: 0%" in other and "Đứng thứ 2/2" in other
+    assert "Tổ TDP02 — Có điện thoại thông minh: 0%" in other and "Đứng thứ 2/2" in other
     await mark(ward, "TDP01-002")
     await tick_at(ward, local(27, 19, 0))  # Friday: TDP01 reaches 50%
     texts = chat(ward, "TDP01")
-    assert "Tổ TDP01: 50%" in texts[1] and "Tổ đã đạt mục tiêu" in texts[1]
+    assert "Tổ TDP01 — Có điện thoại thông minh: 50%" in texts[1]
+    assert "Tổ đã đạt mục tiêu" in texts[1]
     assert "Chúc mừng tổ TDP01 đã đạt mục tiêu 50%" in texts[2]
     await tick_at(ward, local(30, 19, 0))  # Monday: reminded again, congratulated no more
     assert len(chat(ward, "TDP01")) == 4

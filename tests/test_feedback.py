@@ -42,7 +42,7 @@ async def test_resident_files_by_form_with_photo_and_place(harness: Harness) -> 
     assert "giấu tên" in harness.platform.last.text
     await harness.send(press("fbn:0", user=RESIDENT))
     filed = harness.platform.last.text
-    assert "Số phiếu của bạn: PA-1" in filed and "chậm nhất trước" in filed
+    assert "Số phiếu của bạn: PA-1" in filed and "chậm nhất là" in filed
     view = await harness.say("/theodoi PA-1", user=RESIDENT)
     assert "Đèn đường trước nhà số 5" in view and "📍 ngõ 12 Lê Lợi" in view and "Mới" in view
     staff = await harness.say("/phananh", user=LEADER)

@@ -67,7 +67,7 @@ async def test_resident_files_by_the_form_and_the_right_staff_see_it(ward: Ward)
     assert "giấu tên" in anonymous
     filed = await ward.press(RESIDENT, "👤 Ghi tên tôi")
     assert "Số phiếu của bạn: PA-1" in filed
-    assert "chậm nhất trước 10:00 27/11/2026" in filed  # infrastructure: 72 hours
+    assert "chậm nhất là 10:00 27/11/2026" in filed  # infrastructure: 72 hours
 
     [mine] = await ward.say(RESIDENT, "/theodoi PA-1")
     assert "Đèn đường trước nhà số 5" in mine and "📍 ngõ 12 Lê Lợi" in mine
@@ -97,7 +97,7 @@ async def test_resident_files_by_the_form_and_the_right_staff_see_it(ward: Ward)
 async def test_one_line_feedback_duplicates_and_hourly_limit(ward: Ward) -> None:
     [first] = await ward.say(RESIDENT, "/gopy Rác ở đầu ngõ chưa ai dọn")
     assert "Số phiếu của bạn: PA-1" in first
-    assert "chậm nhất trước 10:00 29/11/2026" in first  # one line = "other": 120 hours
+    assert "chậm nhất là 10:00 29/11/2026" in first  # one line = "other": 120 hours
     [again] = await ward.say(RESIDENT, "/gopy rac o dau ngo chua ai don")
     assert "Bạn đã gửi nội dung này rồi" in again and "PA-1" in again
     assert "PA-2" in (await ward.say(RESIDENT, "/gopy Cột điện nghiêng"))[0]

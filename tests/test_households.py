@@ -147,8 +147,8 @@ async def test_resident_links_reports_and_helper_confirms(ward: Ward) -> None:
     assert "Đã gắn bạn với hộ TDP01-002" in linked
     assert "⬜ 3. Tài khoản định danh điện tử VNeID mức 2 (0/2 người)" in mine
     buttons = labels(ward.tg.sent_to(RESIDENT)[-1])
-    assert "📖 Cách làm việc 3" in buttons and "✅ Tôi đã làm xong việc 3" in buttons
-    guide = await ward.press(RESIDENT, "📖 Cách làm việc 3")
+    assert "📖 Hướng dẫn việc 3" in buttons and "✅ Tôi đã làm xong việc 3" in buttons
+    guide = await ward.press(RESIDENT, "📖 Hướng dẫn việc 3")
     assert "VNeID" in guide
     reported = await ward.press(RESIDENT, "✅ Tôi đã làm xong việc 3")
     assert "Đã ghi nhận nhà mình làm xong «Tài khoản định danh điện tử VNeID mức 2»" in reported
