@@ -229,7 +229,8 @@ class OnboardingSection(_Section):
 class CitizenAppSection(_Section):
     """The province's citizen app, named in explanations (e.g. iHanoi, YenBai-S)."""
 
-    name: str = Field(default="Công dân số", min_length=1, max_length=60)
+    # Empty: the label `citizen_app.default_name` (messages/) names it.
+    name: str = Field(default="", max_length=60)
     android_url: str = ""
     ios_url: str = ""
     hotline: str = Field(default="", max_length=40)

@@ -20,8 +20,12 @@ def topic_context(ctx: Ctx) -> dict[str, Any]:
     """What a topic's text may name: the province's app, the ward office, the bot."""
     config = ctx.app.config
     office = config.office
+    app = config.citizen_app
+    if not app.name:
+        app = app.model_copy(update={
+            "name": ctx.app.texts.label("citizen_app.default_name", ctx.locale)})
     return {
-        "app": config.citizen_app,
+        "app": app,
         "office": {
             "name": office.name, "address": office.address,
             "hours": office.hours, "phone": office.phone,
