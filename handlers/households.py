@@ -28,14 +28,23 @@ IMPORT_SUFFIXES = (".csv", ".xlsx", ".txt")
 
 
 # --- helpers: /ghi and /ho -------------------------------------------------------------------
-async def log_steps(ctx: Ctx) -> None:
+async def _ward_or_ask(ctx: Ctx) -> int | None:
+    """The ward to search in, when the command names a household; otherwise ask for one
+    (or say there is no ward) and return None."""
     ward_id = ctx.identity.ward_id
     if ward_id is None:
         await ctx.say("households/no_ward")
-        return
+        return None
     if not ctx.args:
         await ctx.start_form(FIND, "query", {"ward_id": ward_id})
         await ctx.say("households/ask_household")
+        return None
+    return ward_id
+
+
+async def log_steps(ctx: Ctx) -> None:
+    ward_id = await _ward_or_ask(ctx)
+    if ward_id is None:
         return
     household = await _household(ctx, ward_id, ctx.args[0])
     if household is None:
@@ -51,13 +60,8 @@ async def log_steps(ctx: Ctx) -> None:
 
 
 async def look_up(ctx: Ctx) -> None:
-    ward_id = ctx.identity.ward_id
+    ward_id = await _ward_or_ask(ctx)
     if ward_id is None:
-        await ctx.say("households/no_ward")
-        return
-    if not ctx.args:
-        await ctx.start_form(FIND, "query", {"ward_id": ward_id})
-        await ctx.say("households/ask_household")
         return
     await _find(ctx, ward_id, ctx.incoming.args_text)
 
