@@ -12,6 +12,7 @@ import csv
 import io
 import unicodedata
 import zipfile
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 MAX_FILE_BYTES = 20 * 1024 * 1024
@@ -79,23 +80,27 @@ def _read_csv(text: str, encoding: str) -> Table:
     first = next((line for line in lines if line.strip()), "")
     delimiter = max(",;\t", key=first.count)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        return _collect(((reader.line_num, cells) for cells in reader), encoding)
+    except csv.Error as exc:
+        raise TableError("not_a_table", str(exc)) from exc
+
+
+def _collect(lines: Iterable[tuple[int, Sequence[object]]], encoding: str) -> Table:
+    """The first non-empty line is the header; then the rows, empty lines skipped."""
     header: tuple[str, ...] | None = None
     header_line = 0
     rows: list[TableRow] = []
-    try:
-        for cells in reader:
-            line = reader.line_num
-            clean = tuple(c.strip() for c in cells)
-            if not any(clean):
-                continue
-            if header is None:
-                header, header_line = clean, line
-                continue
-            rows.append(TableRow(line, clean))
-            if len(rows) > MAX_ROWS:
-                raise TableError("too_many_rows", str(MAX_ROWS))
-    except csv.Error as exc:
-        raise TableError("not_a_table", str(exc)) from exc
+    for line, values in lines:
+        clean = tuple(_cell(v) for v in values)
+        if not any(clean):
+            continue
+        if header is None:
+            header, header_line = clean, line
+            continue
+        rows.append(TableRow(line, clean))
+        if len(rows) > MAX_ROWS:
+            raise TableError("too_many_rows", str(MAX_ROWS))
     if header is None:
         raise TableError("empty")
     return Table(header_line, header, tuple(rows), encoding)
@@ -109,26 +114,13 @@ def _read_xlsx(data: bytes) -> Table:
     except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
         raise TableError("not_a_table", str(exc)) from exc
     try:
-        sheet = book.worksheets[0]
-        header: tuple[str, ...] | None = None
-        header_line = 0
-        rows: list[TableRow] = []
-        for line, values in enumerate(sheet.iter_rows(values_only=True), start=1):
-            clean = tuple(_cell(v) for v in values)
-            if not any(clean):
-                continue
-            if header is None:
-                header, header_line = clean, line
-                continue
-            rows.append(TableRow(line, clean))
-            if len(rows) > MAX_ROWS:
-                raise TableError("too_many_rows", str(MAX_ROWS))
+        table = _collect(enumerate(book.worksheets[0].iter_rows(values_only=True), start=1),
+                         "xlsx")
     finally:
         book.close()
-    if header is None:
-        raise TableError("empty")
-    width = max((i + 1 for i, h in enumerate(header) if h), default=0)
-    return Table(header_line, header[:width], tuple(_trim(r, width) for r in rows), "xlsx")
+    width = max((i + 1 for i, h in enumerate(table.header) if h), default=0)
+    return Table(table.header_line, table.header[:width],
+                 tuple(_trim(r, width) for r in table.rows), "xlsx")
 
 
 def _trim(row: TableRow, width: int) -> TableRow:
