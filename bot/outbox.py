@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 
 FINAL = ("sent", "failed")
 SHORT_WAIT = 1.0  # a chat's next slot this close is waited for, not given back
+IDLE_POLL = 5.0  # seconds an idle worker sleeps before looking for rows that came due
 Finished = Callable[[str, int], Awaitable[None]]
 
 
@@ -147,7 +148,7 @@ class Outbox:
         self._finished[kind] = callback
 
     # --- writing ---------------------------------------------------------------------------
-    async def enqueue(self, items: Sequence[NewDelivery]) -> int:
+    async def enqueue(self, items: Sequence[NewDelivery], *, wake: bool = True) -> int:
         """Queue rows; a `dedupe` key already queued is skipped, so re-running a schedule
         after a restart (or on two instances) never doubles a message. Returns how many
         were offered."""
@@ -171,7 +172,8 @@ class Outbox:
         statement = dialect.insert(Delivery).on_conflict_do_nothing(index_elements=["dedupe"])
         async with self._db.session() as session:
             await session.exec(statement, params=rows)
-        self._wake.set()
+        if wake:  # else the caller wakes the workers once it has told its person
+            self._wake.set()
         return len(rows)
 
     async def cancel(self, kind: str, ref_id: int) -> int:
@@ -263,8 +265,8 @@ class Outbox:
                 done = 0
             if not done and not self._stopping:
                 self._wake.clear()
-                with suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=1.0)
+                with suppress(TimeoutError):  # enqueue wakes us; the poll finds rows
+                    await asyncio.wait_for(self._wake.wait(), timeout=IDLE_POLL)  # come due
 
     async def run_once(self) -> int:
         """Claim a batch of due rows and deliver them; returns how many were claimed."""

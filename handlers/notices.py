@@ -180,6 +180,7 @@ async def _send(ctx: Ctx, data: dict[str, Any]) -> None:
     codes = sorted({t.group_code for t in created.targets})
     await ctx.say("notices/queued", created=created, codes=codes, quiet_until=quiet_until,
                   later=send_at is not None)
+    ctx.app.services.outbox.wake()  # now: the delivery report must come after this answer
 
 
 async def report(app: AppContext, notice_id: int) -> None:

@@ -44,7 +44,7 @@ async def test_whoami_shows_roles_and_scopes(harness: Harness) -> None:
     await harness.grant("100", Role.HELPER, "TDP02")
     await harness.grant("100", Role.LEADER, "TDP01")
     said = await harness.say("/quyen")
-    assert "Tổ công nghệ số — tổ TDP02, phường P1" in said
+    assert "Thành viên tổ công nghệ số — tổ TDP02, phường P1" in said
     assert "Tổ trưởng — tổ TDP01, phường P1" in said
     assert "/moi" in said
 

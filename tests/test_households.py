@@ -114,7 +114,7 @@ async def test_mistakes_get_a_clear_answer_and_change_nothing(ward: Ward) -> Non
     [other] = await ward.say(HELPER, "/ghi TDP02-001 vneid")
     assert "Hộ TDP02-001 thuộc tổ TDP02, không phải tổ của bạn" in other
     [resident] = await ward.say(RESIDENT, "/ghi TDP01-001 vneid")
-    assert "Tổ công nghệ số" in resident  # the role needed, in words
+    assert "Thành viên tổ công nghệ số" in resident  # the role needed, in words
     assert await figures(ward, "vneid") == {"TDP01": (0, 6), "TDP02": (0, 2)}
 
 

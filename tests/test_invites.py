@@ -21,13 +21,13 @@ async def test_leader_invites_a_helper_step_by_step_and_gets_link_and_qr(
 ) -> None:
     await harness.grant("100", Role.LEADER, "TDP01")
     await harness.say("/moi")
-    assert harness.platform.last.labels == ["Cư dân", "Tổ công nghệ số"]
+    assert harness.platform.last.labels == ["Cư dân", "Thành viên tổ công nghệ số"]
     await harness.send(press("inv:role:helper"))
     assert harness.platform.last.labels == ["TDP01"]  # only the groups he leads
     await harness.send(press("inv:group:1"))
     assert "Bước 3/3" in harness.platform.last.text
     said = await harness.say("3")
-    assert "Vai trò: Tổ công nghệ số — tổ TDP01 (Tổ dân phố 1)" in said
+    assert "Vai trò: Thành viên tổ công nghệ số — tổ TDP01 (Tổ dân phố 1)" in said
     assert "Dùng được: 3 người" in said
     qr = harness.platform.last.message.attachment
     assert qr is not None and qr.kind == "photo" and qr.data is not None
@@ -35,8 +35,8 @@ async def test_leader_invites_a_helper_step_by_step_and_gets_link_and_qr(
     code = code_of(said)
 
     joined = await harness.say(f"/start {code}", user="300", name="Lê Văn Cường")
-    assert "Bạn đã tham gia với vai trò Tổ công nghệ số của Tổ dân phố 1" in joined
-    assert "Tổ công nghệ số — tổ TDP01" in await harness.say("/quyen", user="300")
+    assert "Bạn đã tham gia với vai trò Thành viên tổ công nghệ số của Tổ dân phố 1" in joined
+    assert "Thành viên tổ công nghệ số — tổ TDP01" in await harness.say("/quyen", user="300")
 
 
 async def test_one_line_invite_with_limit_and_used_up(harness: Harness) -> None:
@@ -75,7 +75,7 @@ async def test_leader_cannot_invite_a_coordinator_or_into_another_group(harness:
 async def test_coordinator_invites_another_coordinator(harness: Harness) -> None:
     await harness.grant("100", Role.COORDINATOR)
     await harness.say("/moi")
-    assert harness.platform.last.labels == ["Cư dân", "Tổ công nghệ số", "Tổ trưởng", "Cán bộ phường"]
+    assert harness.platform.last.labels == ["Cư dân", "Thành viên tổ công nghệ số", "Tổ trưởng", "Cán bộ phường"]
     await harness.send(press("inv:role:coordinator"))
     assert harness.platform.last.labels == ["Chỉ 1 người"]
     await harness.send(press("inv:uses:0"))
@@ -92,7 +92,7 @@ async def test_an_invite_dies_with_its_makers_power(harness: Harness) -> None:
     await harness.say("/xoadulieu", user="100")
     await harness.send(press("fbd:yes", user="100"))  # the leader gives up his data and role
     joined = await harness.say(f"/start {code.group(1)}", user="777")
-    assert "Tổ công nghệ số" not in await harness.say("/quyen", user="777")
+    assert "Thành viên tổ công nghệ số" not in await harness.say("/quyen", user="777")
     assert "Mã mời này không đúng hoặc đã bị hủy" in joined
 
 

@@ -89,8 +89,9 @@ async def test_leader_previews_and_sends_to_his_group_user_text_escaped(ward: Wa
     assert "Gửi tới: TDP01" in choices
     assert labels(ward.tg.sent_to(LEADER)[-1]) == [
         "✅ TDP01", "📌 Ghim: không", "📤 Gửi ngay", "🕒 Hẹn giờ", "✖️ Thôi, không gửi"]
-    queued = await ward.press(LEADER, "📤 Gửi ngay")
-    assert "Thông báo #1 đang được gửi tới 1 nhóm chat (TDP01)" in queued
+    await ward.press(LEADER, "📤 Gửi ngay")
+    await until(lambda: any("Thông báo #1 đang được gửi tới 1 nhóm chat (TDP01)" in t
+                            for t in ward.inbox(LEADER)), "the confirmation")
     [delivered] = await ward.tg.wait_sent(CHATS["TDP01"], 1)
     assert "Họp tổ lúc 19h &lt;b&gt;tối nay&lt;/b&gt; &amp; mang CCCD" in delivered["text"]
     await until(lambda: "đã gửi tới" in ward.inbox(LEADER)[-1], "the delivery report")
@@ -157,8 +158,9 @@ async def test_roles_and_forged_buttons_are_refused_on_the_server(ward: Ward) ->
     message = ward.tg.sent_to(LEADER)[-1]
     ward.tg.callback(LEADER, LEADER, int(message["message_id"]), f"nt:g:{tdp02.id}")
     await ward.tg.wait_for_call("answerCallbackQuery")
-    after = await ward.press(LEADER, "📤 Gửi ngay")
-    assert "tới 1 nhóm chat (TDP01)" in after
+    await ward.press(LEADER, "📤 Gửi ngay")
+    await until(lambda: any("tới 1 nhóm chat (TDP01)" in t for t in ward.inbox(LEADER)),
+                "the confirmation naming only TDP01")
     await ward.tg.wait_sent(CHATS["TDP01"], 1)
     await asyncio.sleep(0.1)
     assert not ward.tg.sent_to(CHATS["TDP02"])

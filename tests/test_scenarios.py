@@ -33,6 +33,8 @@ class Chatter(Protocol):
 
     async def in_group(self, chat_id: str, count: int = 1) -> list[str]: ...
 
+    async def told(self, user: str, fragment: str) -> None: ...
+
 
 class TelegramChatter:
     platform = "telegram"
@@ -63,6 +65,10 @@ class TelegramChatter:
     async def in_group(self, chat_id: str, count: int = 1) -> list[str]:
         return [_plain(m) for m in await self.tg.wait_sent(chat_id, count)]
 
+    async def told(self, user: str, fragment: str) -> None:
+        await _until(lambda: any(fragment in _plain(m) for m in self.tg.sent_to(user)),
+                     fragment)
+
 
 class ZaloChatter:
     platform = "zalo"
@@ -86,6 +92,18 @@ class ZaloChatter:
 
     async def in_group(self, chat_id: str, count: int = 1) -> list[str]:
         return [str(m["text"]) for m in await self.zl.wait_sent(chat_id, count)]
+
+    async def told(self, user: str, fragment: str) -> None:
+        await _until(lambda: any(fragment in str(m["text"]) for m in self.zl.sent_to(user)),
+                     fragment)
+
+
+async def _until(condition: Any, what: str) -> None:
+    for _ in range(250):
+        if condition():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"never told: {what}")
 
 
 def _plain(message: dict[str, Any]) -> str:
@@ -191,7 +209,10 @@ async def test_helper_ticks_a_step_from_the_checklist(chat: Chatter) -> None:
 async def test_leader_sends_a_notice_to_his_group_chat(chat: Chatter) -> None:
     shown = await chat.say(LEADER, "/thongbao Họp tổ tối thứ Bảy lúc 19h", count=3)
     assert "Họp tổ tối thứ Bảy lúc 19h" in shown[1]
-    queued = await chat.press(LEADER, "📤 Gửi ngay")
-    assert any("đang được gửi tới 1 nhóm chat (TDP01)" in t for t in queued)
+    await chat.press(LEADER, "📤 Gửi ngay")
+    # The order of the confirmation and the delivery report depends on how quick the
+    # outbox is: wait for each.
+    await chat.told(LEADER, "đang được gửi tới 1 nhóm chat (TDP01)")
+    await chat.told(LEADER, "Thông báo #1: đã gửi tới 1/1 nhóm chat")
     [posted] = await chat.in_group(GROUP_CHAT[chat.platform])
     assert "THÔNG BÁO" in posted and "Họp tổ tối thứ Bảy lúc 19h" in posted

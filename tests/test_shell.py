@@ -37,8 +37,8 @@ async def run_shell(tmp_path: Path, role: Role, lines: list[str]) -> str:
 async def test_leader_makes_an_invite_by_pressing_numbers(tmp_path: Path) -> None:
     out = await run_shell(tmp_path, Role.LEADER, ["/moi", "2", "1", "10", "/thoat", "never read"])
     assert "bạn đang là Tổ trưởng ở DEMO" in out
-    assert "[1] Cư dân" in out and "[2] Tổ công nghệ số" in out
-    assert "Vai trò: Tổ công nghệ số — tổ TDP01 (Tổ dân phố 1)" in out
+    assert "[1] Cư dân" in out and "[2] Thành viên tổ công nghệ số" in out
+    assert "Vai trò: Thành viên tổ công nghệ số — tổ TDP01 (Tổ dân phố 1)" in out
     assert "Dùng được: 10 người" in out
     qr = list((tmp_path / "files").glob("moi-*.png"))
     assert len(qr) == 1 and qr[0].read_bytes().startswith(b"\x89PNG")

@@ -189,7 +189,7 @@ async def test_a_form_survives_a_restart(tg: FakeTelegram, tmp_path: Path) -> No
         tg.callback(LEADER, LEADER, message_id, "inv:group:1")
         await tg.wait_for_call("editMessageText", lambda c: "Bước 3/3" in c.params["text"])
         created = await ask(tg, LEADER, "7", count=2)
-        assert "Vai trò: Tổ công nghệ số — tổ TDP01" in plain(created[0])
+        assert "Vai trò: Thành viên tổ công nghệ số — tổ TDP01" in plain(created[0])
         assert "Dùng được: 7 người" in plain(created[0])
     finally:
         await second.stop()

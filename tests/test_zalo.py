@@ -104,7 +104,7 @@ async def test_greeting_and_help_in_plain_text(app: BotApp, zl: FakeZalo) -> Non
 
 async def test_numbered_menu_conversation_makes_an_invite(app: BotApp, zl: FakeZalo) -> None:
     [roles] = await ask(zl, LEADER, "/moi")
-    assert "1. Cư dân" in roles and "2. Tổ công nghệ số" in roles
+    assert "1. Cư dân" in roles and "2. Thành viên tổ công nghệ số" in roles
     assert "(1 hoặc 2)" in roles
     [groups] = await ask(zl, LEADER, "2")
     assert "Bước 2/3" in groups and "1. TDP01" in groups
@@ -115,7 +115,7 @@ async def test_numbered_menu_conversation_makes_an_invite(app: BotApp, zl: FakeZ
     code = re.search(r"/start ([A-Z0-9]{8})", created)
     assert code, created
     joined = await ask(zl, RESIDENT, f"/start {code.group(1)}", count=2)
-    assert "Bạn đã tham gia với vai trò Tổ công nghệ số của Tổ dân phố 1" in joined[0]
+    assert "Bạn đã tham gia với vai trò Thành viên tổ công nghệ số của Tổ dân phố 1" in joined[0]
 
 
 async def test_a_number_without_a_menu_is_just_text(app: BotApp, zl: FakeZalo) -> None:

@@ -140,7 +140,7 @@ class Notices:
                 send_at=when.isoformat(),
             )
             notice_id = notice.id
-        await self._outbox.enqueue([
+        await self._outbox.enqueue(wake=False, items=[
             NewDelivery(
                 kind="notice", ref_id=notice_id,
                 dedupe=f"notice:{notice_id}:{t.platform}:{t.chat_id}", platform=t.platform,
