@@ -202,6 +202,11 @@ class OnboardingStepConfig(_Section):
     title: str = Field(min_length=1, max_length=80)
     per: Literal["household", "adult"] = "household"
     guide: str = Field(default="", max_length=40)  # explanation topic shown to residents
+    short: str = Field(default="", max_length=24)  # on buttons; empty: the title
+
+    @property
+    def label(self) -> str:
+        return self.short or self.title
 
 
 def default_steps() -> list[OnboardingStepConfig]:

@@ -148,7 +148,7 @@ def _parse_period(text: str, today: date) -> tuple[date, date] | None:
 
 async def _ask_step(ctx: Ctx, data: dict[str, Any]) -> None:
     await ctx.start_form(FLOW, "step", data)
-    buttons = [[ctx.button("campaigns.step", f"cp:s:{s.key}", title=s.title)]
+    buttons = [[ctx.button("campaigns.step", f"cp:s:{s.key}", title=s.label)]
                for s in ctx.app.services.progress.steps]
     await ctx.say("campaigns/ask_step", buttons=buttons)
 

@@ -187,14 +187,14 @@ def _checklist_buttons(ctx: Ctx, checklist: Checklist) -> list[list[Button]]:
         key = state.step.key
         if state.step.per == "adult":
             rows.append([
-                ctx.button("households.adult_step", f"hh:p:{hid}:{key}", title=state.step.title,
+                ctx.button("households.adult_step", f"hh:p:{hid}:{key}", title=state.step.label,
                            done=state.units, total=state.total, complete=state.complete,
                            reported=state.reported),
                 ctx.button("households.minus", f"hh:m:{hid}:{key}"),
             ])
         else:
             rows.append([ctx.button("households.step", f"hh:t:{hid}:{key}",
-                                    title=state.step.title, complete=state.complete,
+                                    title=state.step.label, complete=state.complete,
                                     reported=state.reported)])
     return rows
 

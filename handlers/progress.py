@@ -48,7 +48,7 @@ async def progress(ctx: Ctx) -> None:
 
 async def _ward(ctx: Ctx, ward_id: int) -> None:
     ward = await ctx.app.services.progress.ward(ward_id)
-    buttons = [[ctx.button("progress.step", f"pg:s:{s.key}", title=s.title)] for s in ward.steps]
+    buttons = [[ctx.button("progress.step", f"pg:s:{s.key}", title=s.label)] for s in ward.steps]
     buttons.append([ctx.button("progress.chart_button", "pg:c:*")])
     await ctx.say("progress/ward", ward=ward, buttons=buttons)
 

@@ -82,7 +82,7 @@ async def create_campaign(ward: Ward) -> None:
     assert "Tên đợt là gì?" in await ward.press(BOSS, "➕ Tạo đợt mới")
     [step] = await ward.say(BOSS, "Đợt 1: ai cũng có điện thoại thông minh")
     assert "thúc đẩy việc nào" in step
-    target = await ward.press(BOSS, "Có điện thoại thông minh", edit=True)
+    target = await ward.press(BOSS, "Điện thoại thông minh", edit=True)
     assert "Mục tiêu bao nhiêu phần trăm" in target
     assert "Từ ngày nào đến ngày nào" in await ward.press(BOSS, "50%")
     [bad] = await ward.say(BOSS, "hôm nay")

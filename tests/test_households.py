@@ -96,10 +96,10 @@ async def test_counts_per_adult_and_checklist_buttons(ward: Ward) -> None:
     assert "⬜ 1. Có điện thoại thông minh" in checklist
     assert "Tài khoản định danh điện tử VNeID mức 2 (2/3 người)" in checklist
     buttons = labels(ward.tg.sent_to(HELPER)[-1])
-    assert "➕ Tài khoản định danh điện tử VNeID mức 2 2/3" in buttons
-    ticked = await ward.press(HELPER, "⬜ Có điện thoại thông minh", edit=True)
+    assert "➕ VNeID mức 2: 2/3" in buttons
+    ticked = await ward.press(HELPER, "⬜ Điện thoại thông minh", edit=True)
     assert "✅ 1. Có điện thoại thông minh" in ticked
-    plus = await ward.press(HELPER, "➕ Tài khoản định danh điện tử VNeID mức 2 2/3", edit=True)
+    plus = await ward.press(HELPER, "➕ VNeID mức 2: 2/3", edit=True)
     assert "✅ 3. Tài khoản định danh điện tử VNeID mức 2 (3/3 người)" in plus
     [too_many] = await ward.say(HELPER, "/ghi TDP01-001 vneid=5")
     assert "chỉ có 3 người" in too_many
