@@ -171,6 +171,7 @@ async def _send(ctx: Ctx, data: dict[str, Any]) -> None:
             ctx.identity, int(data["ward_id"]), raw_text=str(data.get("text", "")),
             rendered=_render(ctx, data), group_ids=[int(g) for g in data.get("groups", [])],
             send_at=send_at, pin=bool(data.get("pin")), attachment=data.get("attachment"),
+            wake=False,
         )
     except NoticeError as exc:
         await ctx.say(f"notices/error_{exc.reason}", **exc.details)

@@ -102,7 +102,10 @@ class Notices:
         send_at: datetime | None = None,
         pin: bool = False,
         attachment: Mapping[str, Any] | None = None,
+        wake: bool = True,
     ) -> Created:
+        """Queue the notice. `wake=False` leaves the outbox asleep until the caller wakes
+        it, so the chat can confirm to the author before the delivery report arrives."""
         now = self._clock.now()
         if not raw_text.strip() and not attachment:
             raise NoticeError("empty")
@@ -140,7 +143,7 @@ class Notices:
                 send_at=when.isoformat(),
             )
             notice_id = notice.id
-        await self._outbox.enqueue(wake=False, items=[
+        await self._outbox.enqueue(wake=wake, items=[
             NewDelivery(
                 kind="notice", ref_id=notice_id,
                 dedupe=f"notice:{notice_id}:{t.platform}:{t.chat_id}", platform=t.platform,
