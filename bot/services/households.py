@@ -210,6 +210,19 @@ class Households:
         async with self._db.session() as session:
             return await self._checklist(session, household_id)
 
+    async def _writable(
+        self, session: AsyncSession, identity: Identity, household_id: int
+    ) -> HouseholdInfo:
+        """A household this person may change, its group locked for the change (scope is
+        checked here, on every write, whatever button or command asked for it)."""
+        info = await self._by_id(session, household_id)
+        if info is None:
+            raise HouseholdError("unknown_household")
+        if not may_log(identity, info.ward_id, info.group_id):
+            raise HouseholdError("not_your_group", code=info.code, group=info.group_code)
+        await lock_groups(session, group_id=info.group_id)
+        return info
+
     async def _checklist(self, session: AsyncSession, household_id: int) -> Checklist:
         info = await self._by_id(session, household_id)
         if info is None:
@@ -249,12 +262,7 @@ class Households:
             raise HouseholdError("unknown_step", step=unknown[0])
         batch = secrets.token_hex(6)
         async with self._db.session() as session:
-            info = await self._by_id(session, household_id)
-            if info is None:
-                raise HouseholdError("unknown_household")
-            if not may_log(identity, info.ward_id, info.group_id):
-                raise HouseholdError("not_your_group", code=info.code, group=info.group_code)
-            await lock_groups(session, group_id=info.group_id)
+            info = await self._writable(session, identity, household_id)
             changes = []
             for key, wanted in targets.items():
                 step = self._by_key[key]
@@ -326,11 +334,7 @@ class Households:
             first = events[0]
             if first.actor_member_id != identity.member_id and identity.role < Role.COORDINATOR:
                 raise HouseholdError("not_your_change")
-            info = await self._by_id(session, first.household_id)
-            assert info is not None
-            if not may_log(identity, info.ward_id, info.group_id):
-                raise HouseholdError("not_your_group", code=info.code, group=info.group_code)
-            await lock_groups(session, group_id=info.group_id)
+            info = await self._writable(session, identity, first.household_id)
             changes = []
             for event in events:
                 step = self._by_key.get(event.step_key)
@@ -442,11 +446,7 @@ class Households:
     async def reject_report(self, identity: Identity, household_id: int, step_key: str) -> bool:
         """A helper says the self-report is not right (yet): the mark goes, the state stays."""
         async with self._db.session() as session:
-            info = await self._by_id(session, household_id)
-            if info is None:
-                raise HouseholdError("unknown_household")
-            if not may_log(identity, info.ward_id, info.group_id):
-                raise HouseholdError("not_your_group", code=info.code, group=info.group_code)
+            info = await self._writable(session, identity, household_id)
             row = await session.get(HouseholdStep, (household_id, step_key))
             if row is None or row.reported_at is None:
                 return False
