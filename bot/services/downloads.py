@@ -4,19 +4,16 @@ when the link is opened, from the data as it is then, so nothing personal waits 
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
-
-import sqlalchemy as sa
-from sqlmodel import col, select
 
 from bot.clock import Clock
 from bot.db import Database
 from bot.models import DownloadLink
 from bot.services import audit
 from bot.services.access import Identity
+from bot.services.one_time import token_hash, usable, use_up
 
 LIFETIME = timedelta(minutes=30)
 KINDS = ("progress_xlsx",)
@@ -27,10 +24,6 @@ class Redeemed:
     member_id: int
     kind: str
     ward_id: int
-
-
-def _hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 class Downloads:
@@ -44,7 +37,7 @@ class Downloads:
         token = secrets.token_urlsafe(32)
         now = self._clock.now()
         async with self._db.session() as session:
-            session.add(DownloadLink(token_hash=_hash(token), member_id=identity.member_id,
+            session.add(DownloadLink(token_hash=token_hash(token), member_id=identity.member_id,
                                      kind=kind, ward_id=ward_id, created_at=now,
                                      expires_at=now + LIFETIME))
             audit.record(session, self._clock, action="download.link",
@@ -52,25 +45,13 @@ class Downloads:
         return token
 
     async def valid(self, token: str) -> bool:
-        now = self._clock.now()
         async with self._db.session() as session:
-            row = (await session.exec(
-                select(DownloadLink).where(DownloadLink.token_hash == _hash(token)))).first()
-            return row is not None and row.used_at is None and row.expires_at > now
+            return await usable(session, DownloadLink, token, self._clock.now()) is not None
 
     async def redeem(self, token: str) -> Redeemed | None:
-        now = self._clock.now()
         async with self._db.session() as session:
-            row = (await session.exec(
-                select(DownloadLink).where(DownloadLink.token_hash == _hash(token)))).first()
-            if row is None or row.used_at is not None or row.expires_at <= now:
-                return None
-            taken = await session.exec(
-                sa.update(DownloadLink)
-                .where(col(DownloadLink.id) == row.id, col(DownloadLink.used_at).is_(None))
-                .values(used_at=now)
-            )
-            if taken.rowcount != 1:
+            row = await use_up(session, DownloadLink, token, self._clock.now())
+            if row is None:
                 return None
             audit.record(session, self._clock, action="download.used",
                          actor_member_id=row.member_id, ward_id=row.ward_id, target=row.kind)
