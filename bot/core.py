@@ -198,6 +198,25 @@ class Platform(Protocol):
     def invite_link(self, code: str) -> str: ...
 
 
+class RecentIds:
+    """The last `size` message ids seen, to drop a platform's repeated deliveries."""
+
+    def __init__(self, size: int = 5000) -> None:
+        self._size = size
+        self._ids: dict[str, None] = {}  # insertion-ordered: the oldest go first
+
+    def seen_before(self, message_id: str) -> bool:
+        """Remember this id; True if it was already there. Empty ids are never repeats."""
+        if not message_id:
+            return False
+        if message_id in self._ids:
+            return True
+        self._ids[message_id] = None
+        while len(self._ids) > self._size:
+            self._ids.pop(next(iter(self._ids)))
+        return False
+
+
 def is_number(text: str) -> bool:
     """Plain digits that fit an id: "12" yes; "²", "①", "٣" or 3000000000 no (str.isdigit
     accepts the first ones and int() then fails; PostgreSQL refuses the last)."""

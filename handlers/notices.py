@@ -17,7 +17,7 @@ from bot.core import Attachment, Outgoing, Role, is_number
 from bot.router import Ctx, Router
 from bot.services.notices import NoticeError
 from bot.when import parse_when
-from handlers.targets import group_buttons, toggle
+from handlers.targets import group_buttons, sending_ward, toggle
 
 log = logging.getLogger(__name__)
 
@@ -25,14 +25,10 @@ FLOW = "notice"
 
 
 async def notice(ctx: Ctx) -> None:
-    ward_id = ctx.identity.ward_id
+    ward_id = await sending_ward(ctx)
     if ward_id is None:
-        await ctx.say("households/no_ward")
         return
     notices = ctx.app.services.notices
-    if not await notices.allowed(ctx.identity, ward_id):
-        await ctx.say("notices/no_groups")
-        return
     data: dict[str, Any] = {"ward_id": ward_id, "pin": False}
     if ctx.args:
         data["text"] = ctx.incoming.args_text

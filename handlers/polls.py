@@ -17,7 +17,7 @@ from bot.core import Button, Role, is_number
 from bot.outbox import NewDelivery
 from bot.router import Ctx, Router
 from bot.services.polls import PollError, PollInfo, Results, clean_options
-from handlers.targets import group_buttons, toggle
+from handlers.targets import group_buttons, sending_ward, toggle
 
 log = logging.getLogger(__name__)
 
@@ -26,12 +26,8 @@ CLOSINGS = ("1h", "evening", "1d", "3d", "never")
 
 
 async def poll(ctx: Ctx) -> None:
-    ward_id = ctx.identity.ward_id
+    ward_id = await sending_ward(ctx)
     if ward_id is None:
-        await ctx.say("households/no_ward")
-        return
-    if not await ctx.app.services.notices.allowed(ctx.identity, ward_id):
-        await ctx.say("notices/no_groups")
         return
     data: dict[str, Any] = {"ward_id": ward_id, "closing": "1d", "post": True}
     if ctx.args:

@@ -34,3 +34,16 @@ def group_buttons(
                for g in allowed]
     rows += [toggles[i: i + 3] for i in range(0, len(toggles), 3)]
     return rows
+
+
+async def sending_ward(ctx: Ctx) -> int | None:
+    """The ward a leader or coordinator sends to (notices, polls); None after saying why
+    not (no ward, or no group of his own to reach)."""
+    ward_id = ctx.identity.ward_id
+    if ward_id is None:
+        await ctx.say("households/no_ward")
+        return None
+    if not await ctx.app.services.notices.allowed(ctx.identity, ward_id):
+        await ctx.say("notices/no_groups")
+        return None
+    return ward_id

@@ -28,6 +28,7 @@ from bot.core import (
     DeliveryError,
     Incoming,
     Outgoing,
+    RecentIds,
     Sender,
     Sent,
     parse_command_text,
@@ -60,7 +61,6 @@ class ZaloApiError(Exception):
 
 # Zalo says nothing of how long to wait after a 429: wait this long before trying again.
 RETRY_AFTER_SECONDS = 10.0
-SEEN_MAX = 5000  # message ids remembered to drop the platform's repeats
 _GONE_WORDS = ("not found", "blocked", "not a member", "kicked", "removed", "forbidden")
 
 
@@ -196,7 +196,7 @@ class ZaloPlatform:
         self._me: dict[str, Any] = {}
         self._poller: asyncio.Task[None] | None = None
         self._ids = itertools.count(1)
-        self._seen: dict[str, None] = {}  # insertion-ordered: the oldest go first
+        self._seen = RecentIds()
         self._background: set[asyncio.Task[None]] = set()
 
     @property
@@ -259,12 +259,8 @@ class ZaloPlatform:
             incoming = self.to_incoming(update)
             if incoming is None:
                 return
-            if incoming.message_id and incoming.message_id in self._seen:
+            if self._seen.seen_before(incoming.message_id):
                 return  # the platform sent it again (a webhook retry): handled already
-            if incoming.message_id:
-                self._seen[incoming.message_id] = None
-                while len(self._seen) > SEEN_MAX:
-                    self._seen.pop(next(iter(self._seen)))
             await self._on_incoming(self, incoming)
         except Exception:
             log.exception("zalo: update not handled: %s", str(update.get("event_name"))[:64])

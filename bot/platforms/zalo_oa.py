@@ -38,6 +38,7 @@ from bot.core import (
     DeliveryError,
     Incoming,
     Outgoing,
+    RecentIds,
     Sender,
     Sent,
     parse_command_text,
@@ -260,7 +261,7 @@ class ZaloOAPlatform:
         self._config = config
         self._on_incoming = on_incoming
         self.client = client
-        self._seen: dict[str, None] = {}
+        self._seen = RecentIds()
         self._background: set[asyncio.Task[None]] = set()
         self.capabilities = Capabilities(
             buttons=False, edit=False, documents=False, photos=False, polls=False, pin=False,
@@ -291,12 +292,8 @@ class ZaloOAPlatform:
         incoming = self.to_incoming(payload)
         if incoming is None:
             return
-        if incoming.message_id:
-            if incoming.message_id in self._seen:
-                return
-            self._seen[incoming.message_id] = None
-            while len(self._seen) > 5000:
-                self._seen.pop(next(iter(self._seen)))
+        if self._seen.seen_before(incoming.message_id):
+            return
         task = asyncio.create_task(self._handle(incoming))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
