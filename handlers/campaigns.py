@@ -45,7 +45,7 @@ async def campaigns(ctx: Ctx) -> None:
     await _list(ctx, ward_id)
 
 
-async def _list(ctx: Ctx, ward_id: int, *, edit: bool = False) -> None:
+async def _list(ctx: Ctx, ward_id: int) -> None:
     services = ctx.app.services
     items = await services.campaigns.in_ward(ward_id)
     progress = await services.progress.ward(ward_id)
@@ -64,10 +64,7 @@ async def _list(ctx: Ctx, ward_id: int, *, edit: bool = False) -> None:
         ])
     rows.append([ctx.button("campaigns.new", "cp:new")])
     steps = {s.key: s.title for s in services.progress.steps}
-    if edit:
-        await ctx.update("campaigns/list", items=lines, steps=steps, buttons=rows)
-    else:
-        await ctx.say("campaigns/list", items=lines, steps=steps, buttons=rows)
+    await ctx.update("campaigns/list", items=lines, steps=steps, buttons=rows)
 
 
 def _in_campaign(groups: list[GroupProgress], c: CampaignInfo) -> list[GroupProgress]:
@@ -266,7 +263,7 @@ async def _manage(ctx: Ctx, ward_id: int, action: str, campaign_id: int) -> None
         return
     if state == "ended":
         await finish(ctx.app, changed)
-    await _list(ctx, ward_id, edit=True)
+    await _list(ctx, ward_id)
 
 
 # --- what the scheduler runs -------------------------------------------------------------------

@@ -162,22 +162,15 @@ async def _answer_marked(ctx: Ctx, marked: Marked) -> None:
     buttons = _checklist_buttons(ctx, marked.checklist)
     if marked.changes:
         buttons.append([ctx.button("households.undo", f"hh:u:{marked.batch}")])
-    if ctx.incoming.payload is not None:
-        await ctx.update("households/changed", marked=marked, checklist=marked.checklist,
-                         buttons=buttons)
-    else:
-        await ctx.say("households/changed", marked=marked, checklist=marked.checklist,
-                      buttons=buttons)
+    # After a press the checklist message itself changes; after a command, a new one.
+    await ctx.update("households/changed", marked=marked, checklist=marked.checklist,
+                     buttons=buttons)
 
 
 async def _show(ctx: Ctx, household: HouseholdInfo) -> None:
     checklist = await ctx.app.services.households.checklist(household.id)
-    if ctx.incoming.payload is not None:
-        await ctx.update("households/checklist", checklist=checklist,
-                         buttons=_checklist_buttons(ctx, checklist))
-    else:
-        await ctx.say("households/checklist", checklist=checklist,
-                      buttons=_checklist_buttons(ctx, checklist))
+    await ctx.update("households/checklist", checklist=checklist,
+                     buttons=_checklist_buttons(ctx, checklist))
 
 
 def _checklist_buttons(ctx: Ctx, checklist: Checklist) -> list[list[Button]]:

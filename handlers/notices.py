@@ -98,10 +98,11 @@ async def _preview(ctx: Ctx, data: dict[str, Any]) -> None:
         await ctx.reply(rendered, attachment=outgoing_attachment)
     else:
         await ctx.reply(rendered)
-    await _choices(ctx, data, edit=False)
+    await _choices(ctx, data)
 
 
-async def _choices(ctx: Ctx, data: dict[str, Any], *, edit: bool) -> None:
+async def _choices(ctx: Ctx, data: dict[str, Any]) -> None:
+    """The targets and buttons under the preview; a press redraws them in place."""
     ward_id = int(data["ward_id"])
     allowed = await ctx.app.services.notices.allowed(ctx.identity, ward_id)
     chosen = [int(g) for g in data.get("groups", [])]
@@ -111,10 +112,7 @@ async def _choices(ctx: Ctx, data: dict[str, Any], *, edit: bool) -> None:
     rows.append([ctx.button("notices.now", "nt:now"), ctx.button("notices.later", "nt:later")])
     rows.append([ctx.button("notices.abort", "nt:stop")])
     codes = [g.code for g in allowed if g.id in set(chosen)]
-    if edit:
-        await ctx.update("notices/choices", codes=codes, pin=bool(data.get("pin")), buttons=rows)
-    else:
-        await ctx.say("notices/choices", codes=codes, pin=bool(data.get("pin")), buttons=rows)
+    await ctx.update("notices/choices", codes=codes, pin=bool(data.get("pin")), buttons=rows)
 
 
 async def pressed(ctx: Ctx) -> None:
@@ -141,11 +139,11 @@ async def pressed(ctx: Ctx) -> None:
         allowed = [g.id for g in await ctx.app.services.notices.allowed(ctx.identity, ward_id)]
         data["groups"] = toggle(data.get("groups", []), parts[2], allowed)
         await ctx.start_form(FLOW, "targets", data)
-        await _choices(ctx, data, edit=True)
+        await _choices(ctx, data)
     elif action == "p":
         data["pin"] = not data.get("pin")
         await ctx.start_form(FLOW, "targets", data)
-        await _choices(ctx, data, edit=True)
+        await _choices(ctx, data)
     elif action == "now":
         data.pop("send_at", None)
         await _send(ctx, data)

@@ -68,7 +68,7 @@ async def typed(ctx: Ctx) -> None:
             data["groups"] = [g.id for g in await ctx.app.services.notices.allowed(
                 ctx.identity, ward_id)]
         await ctx.start_form(FLOW, "targets", data)
-        await _choices(ctx, data, edit=False)
+        await _choices(ctx, data)
     else:
         await ctx.say("polls/press_a_button")
 
@@ -91,7 +91,7 @@ def _closes_at(ctx: Ctx, closing: str) -> datetime | None:
     return None
 
 
-async def _choices(ctx: Ctx, data: dict[str, Any], *, edit: bool) -> None:
+async def _choices(ctx: Ctx, data: dict[str, Any]) -> None:
     ward_id = int(data["ward_id"])
     allowed = await ctx.app.services.notices.allowed(ctx.identity, ward_id)
     chosen = [int(g) for g in data.get("groups", [])]
@@ -103,10 +103,7 @@ async def _choices(ctx: Ctx, data: dict[str, Any], *, edit: bool) -> None:
     codes = [g.code for g in allowed if g.id in set(chosen)]
     closes_at = _closes_at(ctx, str(data["closing"]))
     context = {"data": data, "codes": codes, "closes_at": closes_at}
-    if edit:
-        await ctx.update("polls/choices", buttons=rows, **context)
-    else:
-        await ctx.say("polls/choices", buttons=rows, **context)
+    await ctx.update("polls/choices", buttons=rows, **context)
 
 
 async def pressed(ctx: Ctx) -> None:
@@ -140,7 +137,7 @@ async def pressed(ctx: Ctx) -> None:
         await ctx.update("notices/aborted")
         return
     await ctx.start_form(FLOW, "targets", data)
-    await _choices(ctx, data, edit=True)
+    await _choices(ctx, data)
 
 
 async def _send(ctx: Ctx, data: dict[str, Any]) -> None:
