@@ -61,15 +61,22 @@ async def test_a_person_gets_one_account_per_app(harness: Harness) -> None:
     assert "Cán bộ phường" not in zalo.last.text
 
 
-async def test_forgetting_me_covers_my_linked_account(harness: Harness) -> None:
+async def resident_on_both_apps(harness: Harness, zalo_user: str) -> RecordingPlatform:
+    """Resident "100" on Telegram, linked to `zalo_user` on a Zalo stand-in."""
     zalo = RecordingPlatform(name="zalo", capabilities=Capabilities(buttons=False, edit=False))
     harness.router.attach(zalo)
     await harness.grant("100", Role.RESIDENT, "TDP01")
     offer = await harness.say("/lienketzalo", user="100")
     code = re.search(r"/lienketzalo ([A-Z0-9]{8})", offer)
     assert code
-    await harness.router.dispatch(zalo, message(f"/lienketzalo {code.group(1)}", user="z-5",
-                                                platform="zalo"))
+    await harness.router.dispatch(zalo, message(f"/lienketzalo {code.group(1)}",
+                                                user=zalo_user, platform="zalo"))
+    assert "Đã liên kết" in zalo.last.text
+    return zalo
+
+
+async def test_forgetting_me_covers_my_linked_account(harness: Harness) -> None:
+    zalo = await resident_on_both_apps(harness, "z-5")
     await harness.router.dispatch(zalo, message("/gopy Đèn hỏng ở ngõ 2", user="z-5",
                                                 platform="zalo"))
     await harness.say("/xoadulieu", user="100")
@@ -80,14 +87,7 @@ async def test_forgetting_me_covers_my_linked_account(harness: Harness) -> None:
 
 
 async def test_the_hourly_ticket_limit_is_one_for_both_apps(harness: Harness) -> None:
-    zalo = RecordingPlatform(name="zalo", capabilities=Capabilities(buttons=False, edit=False))
-    harness.router.attach(zalo)
-    await harness.grant("100", Role.RESIDENT, "TDP01")
-    offer = await harness.say("/lienketzalo", user="100")
-    code = re.search(r"/lienketzalo ([A-Z0-9]{8})", offer)
-    assert code
-    await harness.router.dispatch(zalo, message(f"/lienketzalo {code.group(1)}", user="z-6",
-                                                platform="zalo"))
+    zalo = await resident_on_both_apps(harness, "z-6")
     for n in range(3):
         await harness.say(f"/gopy Chuyện số {n} ở ngõ {n}", user="100")
     await harness.router.dispatch(zalo, message("/gopy Chuyện thứ tư trên Zalo", user="z-6",
