@@ -263,7 +263,7 @@ async def run_restart(db_url: str, chats: Sequence[str], boss: Any, ward_id: int
 async def run_in_flight(db_url: str, chats: Sequence[str], stop_after: int) -> Result:
     """The worst moment to stop: the server has taken message `stop_after` and the bot has
     not seen the answer yet. Rows go in straight through `Outbox.enqueue`."""
-    from bot.outbox import NewDelivery
+    from bot.delivery.outbox import NewDelivery
 
     fake = TimedFake()
     async with fake:

@@ -15,17 +15,17 @@ from bot.clock import Clock, SystemClock
 from bot.config import Config
 from bot.context import AppContext, build_context
 from bot.core import ChatEvent, Incoming, Platform
-from bot.dashboard import Dashboard
 from bot.db import Database
-from bot.downloads_web import DownloadRoutes
-from bot.leader import Leadership
+from bot.jobs.leader import Leadership
+from bot.jobs.scheduler import Job, Scheduler
 from bot.platforms.telegram import TelegramPlatform
 from bot.platforms.zalo import ZaloPlatform
 from bot.platforms.zalo_oa import ZaloOAClient, ZaloOAPlatform
 from bot.router import Router
-from bot.scheduler import Job, Scheduler
 from bot.services.oa_tokens import DbTokenStore
-from bot.web import Webhook, WebServer
+from bot.web.dashboard.routes import Dashboard
+from bot.web.downloads import DownloadRoutes
+from bot.web.server import Webhook, WebServer
 from handlers import campaigns, notices, polls, progress, register_all
 from handlers.feedback import nudge_overdue
 

@@ -9,9 +9,9 @@ from bot.clock import Clock
 from bot.config import Config
 from bot.core import Platform
 from bot.db import Database
+from bot.delivery.outbox import Limits, Outbox, Pacing
+from bot.delivery.quiet import QuietHours
 from bot.metrics import Metrics
-from bot.outbox import Limits, Outbox, Pacing
-from bot.quiet import QuietHours
 from bot.services.access import Access
 from bot.services.accounts import Accounts
 from bot.services.campaigns import Campaigns

@@ -15,7 +15,7 @@ from typing import Any
 
 from bot.context import AppContext
 from bot.core import Button, Role, is_number
-from bot.outbox import NewDelivery
+from bot.delivery.outbox import NewDelivery
 from bot.router import Ctx, Router
 from bot.services.campaigns import CampaignError, CampaignInfo, parse_days, parse_time
 from bot.services.progress import GroupProgress, StepCount

@@ -14,7 +14,7 @@ from typing import Any
 
 from bot.context import AppContext
 from bot.core import Button, Role, is_number
-from bot.outbox import NewDelivery
+from bot.delivery.outbox import NewDelivery
 from bot.router import Ctx, Router
 from bot.services.polls import PollError, PollInfo, Results, clean_options
 from handlers.targets import group_buttons, sending_ward, toggle

@@ -12,10 +12,10 @@ from datetime import timedelta
 
 from bot.context import AppContext
 from bot.core import Attachment, Role, is_number
-from bot.reports import bar_chart_png, progress_xlsx
 from bot.router import Ctx, Router
 from bot.services.places import GroupInfo
 from bot.services.progress import WardProgress
+from bot.services.reports import bar_chart_png, progress_xlsx
 
 PAGE = 15
 

@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from bot.dashboard import Dashboard
+from bot.web.dashboard.routes import Dashboard
 from tests.conftest import IN_CI, Harness
 from tests.test_dashboard import BOSS, LEADER, RESIDENT_B, link_for, seed_ward
 

@@ -14,10 +14,10 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from bot.core import Chat, Role, Sender
-from bot.dashboard import COOKIE, Dashboard
 from bot.metrics import Metrics
 from bot.services.tables import read_table
-from bot.web import WebServer
+from bot.web.dashboard.routes import COOKIE, Dashboard
+from bot.web.server import WebServer
 from tests.conftest import Harness
 
 Client = TestClient[web.Request, web.Application]

@@ -14,8 +14,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from openpyxl import load_workbook
 
 from bot.core import Capabilities, Role
-from bot.downloads_web import DownloadRoutes
 from bot.services.tables import read_table
+from bot.web.downloads import DownloadRoutes
 from handlers import progress
 from tests.conftest import Harness
 from tests.recording import press

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from bot.db import Database
-from bot.leader import Leadership
-from bot.scheduler import Job, Scheduler
+from bot.jobs.leader import Leadership
+from bot.jobs.scheduler import Job, Scheduler
 
 
 @pytest.mark.postgres

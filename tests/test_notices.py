@@ -18,10 +18,10 @@ from bot.clock import FrozenClock
 from bot.config import Config
 from bot.core import Capabilities, Chat, Outgoing, Role, Sender, Sent
 from bot.db import Database
+from bot.delivery.outbox import NewDelivery, Outbox, Pacing
+from bot.delivery.quiet import QuietHours
 from bot.metrics import Metrics
 from bot.models import ChatBinding, Delivery
-from bot.outbox import NewDelivery, Outbox, Pacing
-from bot.quiet import QuietHours
 from bot.services.chats import Chats
 from tests.fake_telegram import FakeTelegram
 from tests.telegram_people import Ward, labels, plain, until

@@ -7,8 +7,8 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+from bot.cli.shell import Shell
 from bot.core import Role
-from bot.shell import Shell
 from tests.conftest import make_config
 
 

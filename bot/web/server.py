@@ -12,9 +12,9 @@ from typing import Any
 
 from aiohttp import web
 
-from bot import dashboard_data
 from bot.db import Database
 from bot.metrics import Metrics
+from bot.services import dashboard as dashboard_data
 
 log = logging.getLogger(__name__)
 

@@ -10,16 +10,16 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from bot import dashboard_data as data
 from bot.config import OnboardingStepConfig
+from bot.services import dashboard as data
 from bot.services.campaigns import CampaignInfo
 from bot.services.feedback import Filters
 from bot.services.places import GroupInfo
 from bot.services.progress import StepCount, WardProgress
-from bot.svg import bar_chart, line_chart
+from bot.web.dashboard.charts import bar_chart, line_chart
 
 if TYPE_CHECKING:
-    from bot.dashboard import Dashboard, Viewer
+    from bot.web.dashboard.routes import Dashboard, Viewer
 
 TREND_WEEKS = 8
 MISSING_LIMIT = 300

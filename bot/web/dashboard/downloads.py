@@ -12,14 +12,14 @@ import segno
 from aiohttp import web
 from markupsafe import Markup
 
-from bot import dashboard_data as data
 from bot.core import Role
-from bot.reports import progress_xlsx
+from bot.services import dashboard as data
 from bot.services.invites import InviteError
 from bot.services.places import GroupInfo
+from bot.services.reports import progress_xlsx
 
 if TYPE_CHECKING:
-    from bot.dashboard import Dashboard, Viewer
+    from bot.web.dashboard.routes import Dashboard, Viewer
 
 log = logging.getLogger(__name__)
 

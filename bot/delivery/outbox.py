@@ -34,9 +34,9 @@ from sqlmodel import col, select
 from bot.clock import Clock
 from bot.core import Attachment, Button, Chat, DeliveryError, Outgoing, Platform
 from bot.db import Database
+from bot.delivery.quiet import QuietHours
 from bot.metrics import Metrics
 from bot.models import Delivery
-from bot.quiet import QuietHours
 from bot.services.chats import Chats
 from bot.texts import split_text
 

@@ -7,12 +7,12 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from bot.cli.demo import seed_demo
 from bot.clock import Clock, SystemClock
 from bot.config import Config
 from bot.context import AppContext, build_context
 from bot.core import Chat, Incoming, Role, Sender, is_number, parse_command_text
 from bot.db import Database
-from bot.demo import seed_demo
 from bot.platforms.console import ConsolePlatform
 from bot.router import Router
 from bot.texts import to_terminal

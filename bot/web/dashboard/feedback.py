@@ -21,7 +21,7 @@ from bot.services.feedback import (
 )
 
 if TYPE_CHECKING:
-    from bot.dashboard import Dashboard, Viewer
+    from bot.web.dashboard.routes import Dashboard, Viewer
 
 log = logging.getLogger(__name__)
 

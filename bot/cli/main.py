@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 from bot.app import BotApp
+from bot.cli.shell import Shell
 from bot.clock import SystemClock
 from bot.config import (
     Config,
@@ -26,11 +27,10 @@ from bot.config import (
 from bot.context import build_context
 from bot.core import Role
 from bot.db import Database
-from bot.reports import progress_xlsx
 from bot.services.places import PlaceError
 from bot.services.registry import rows_to_csv
+from bot.services.reports import progress_xlsx
 from bot.services.tables import TableError, read_table
-from bot.shell import Shell
 from bot.texts import Texts, to_plain
 
 DEMO_DATABASE_URL = "sqlite+aiosqlite:///./data/demo.db"

@@ -19,12 +19,10 @@ from typing import Any
 from aiohttp import web
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
-from bot import dashboard_downloads as downloads
-from bot import dashboard_feedback as feedback
-from bot import dashboard_pages as pages
 from bot.context import AppContext
 from bot.core import Role
 from bot.services.access import Identity
+from bot.web.dashboard import downloads, feedback, pages
 
 log = logging.getLogger(__name__)
 

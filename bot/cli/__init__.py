@@ -1,0 +1,1 @@
+"""The cds-bot command, the terminal chat and the demo ward."""

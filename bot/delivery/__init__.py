@@ -1,0 +1,1 @@
+"""One paced, persisted way out for everything the bot sends."""

@@ -1,0 +1,1 @@
+"""The aiohttp server: webhooks, /healthz, /metrics, downloads and the dashboard."""

@@ -1,0 +1,1 @@
+"""The ward dashboard: routes, pages, feedback handling, charts, downloads."""
