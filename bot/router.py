@@ -91,7 +91,7 @@ class Ctx:
             for i, piece in enumerate(pieces)
         ]
         return await self.app.services.courier.reply(
-            self.platform.name, self.incoming.chat.chat_id, messages,
+            self.platform, self.incoming.chat.chat_id, messages,
             is_group=not self.incoming.is_private,
         )
 
@@ -110,7 +110,7 @@ class Ctx:
             and len(text) <= self.platform.capabilities.max_text
         ):
             return await self.app.services.courier.reply(
-                self.platform.name, self.incoming.chat.chat_id,
+                self.platform, self.incoming.chat.chat_id,
                 [Outgoing(text=text, buttons=rows)], is_group=not self.incoming.is_private,
                 edit_of=self.incoming.message_id,
             )
@@ -360,7 +360,7 @@ class Router:
             locale = ctx.locale if ctx else self.app.config.bot.locale
             text = self.app.texts.render("core/error", locale)
             await self.app.services.courier.reply(  # waits out a 429 like any reply
-                platform.name, incoming.chat.chat_id, [Outgoing(text=text)],
+                platform, incoming.chat.chat_id, [Outgoing(text=text)],
                 is_group=not incoming.is_private,
             )
         except Exception:

@@ -52,13 +52,13 @@ class Courier:
         self._transient_tries = transient_tries
 
     async def reply(
-        self, platform: str, chat_id: str, pieces: Sequence[Outgoing], *, is_group: bool,
+        self, target: Platform, chat_id: str, pieces: Sequence[Outgoing], *, is_group: bool,
         edit_of: str = "",
     ) -> Sent:
         """Send the pieces of one answer in order; returns the last one sent (its id is
         empty when it was handed to the outbox)."""
-        target = self._outbox.platforms.get(platform)
-        if target is None or not self._leases.holds(platform):
+        platform = target.name
+        if not self._leases.holds(platform):
             return await self._hand_over(platform, chat_id, pieces, is_group, edit_of, 0.0)
         sent = Sent(chat_id, "")
         for index, piece in enumerate(pieces):
