@@ -91,7 +91,8 @@ class Pacer:
 
     def _take(self, now: float) -> None:
         # A wake-up a little late keeps the schedule; after an idle spell it starts afresh.
-        self._next = max(self._next, now - self._interval / 2) + self._interval
+        start = self._next if self._next >= now - self._interval else now
+        self._next = start + self._interval
 
     async def _hand_out(self) -> None:
         """The only task that sleeps for the pacer: one sleeper, however many wait."""
