@@ -337,21 +337,35 @@ class Outbox:
             event.clear()
             try:
                 done = await self.run_once(urgent=urgent)
-                idle = 0.0 if done else await self._idle_for(urgent)
+                due = None if done else await self._next_due(urgent)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("outbox: worker failed; retrying in a second")
-                idle = 1.0
-            if idle > 0 and not self._stopping:
-                with suppress(TimeoutError):  # woken by new rows, or the next one due
-                    await asyncio.wait_for(event.wait(), timeout=idle)
+                done, due = 0, 1.0
+            if not done and not self._stopping:
+                await self._idle(event, due)
 
-    async def _idle_for(self, urgent: bool) -> float:
-        """Seconds until the next row of ours comes due (at most IDLE_MAX)."""
+    async def _idle(self, event: asyncio.Event, due: float | None) -> None:
+        """Until new rows are written (the event) or the next row of ours comes due."""
+        if due is None:  # nothing waiting: only a new row (or a lost notification) wakes us
+            with suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), timeout=IDLE_MAX)
+            return
+        woken = asyncio.ensure_future(event.wait())
+        timer = asyncio.ensure_future(self.sleeper.sleep(due))
+        try:
+            await asyncio.wait({woken, timer}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (woken, timer):
+                task.cancel()
+            await asyncio.gather(woken, timer, return_exceptions=True)
+
+    async def _next_due(self, urgent: bool) -> float | None:
+        """Seconds until the next row of ours comes due (at most IDLE_MAX); None if none."""
         held = self.leases.held(self.platforms)
-        if not held:
-            return self.pacing.sender_renew_seconds
+        if not held:  # not the sender: taking the lease over wakes us (`_took_over`)
+            return None
         query = select(sa.func.min(Delivery.not_before)).where(
             col(Delivery.state) == "pending", col(Delivery.platform).in_(held))
         if urgent:
@@ -359,7 +373,7 @@ class Outbox:
         async with self._db.session() as session:
             due = (await session.exec(query)).one()
         if due is None:
-            return IDLE_MAX
+            return None
         seconds = (due - self._clock.now()).total_seconds()
         return min(max(seconds, 0.05), IDLE_MAX)
 
