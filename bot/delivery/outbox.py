@@ -380,12 +380,16 @@ class Outbox:
     async def run_once(self, *, urgent: bool = False) -> int:
         """Claim a batch of due rows and deliver them; returns how many were claimed."""
         rows = await self._claim(2 if urgent else self.pacing.batch, urgent=urgent)
+        finished: set[tuple[str, int]] = set()
         for index, row in enumerate(rows):
             if self._stopping:  # stopping: what was claimed but not begun goes back
                 for rest in rows[index:]:
                     await self._release(rest, self._clock.now())
                 break
-            await self._deliver(row)
+            if await self._deliver(row) and row.ref_id is not None:
+                finished.add((row.kind, row.ref_id))
+        for kind, ref_id in sorted(finished):  # once a batch, not once a row
+            await self._maybe_finished(kind, ref_id)
         return len(rows)
 
     async def drain(self, within: float = 30.0) -> None:
@@ -478,48 +482,60 @@ class Outbox:
             return self.lanes.resting(row.platform, row.chat_id)
         return self.lanes.wait(row.platform, row.chat_id)
 
-    async def _deliver(self, row: Delivery) -> None:
+    async def _deliver(self, row: Delivery) -> bool:
+        """Send one row (all its parts); True when it ended sent or failed."""
         now = self._clock.now()
         platform = self.platforms.get(row.platform)
         if platform is None or not self.leases.holds(row.platform):
             await self._release(row, now)  # the sender for that token will take it
-            return
+            return False
         if row.is_group and row.priority > Priority.REPLY:
             quiet_end = self._quiet.ends_after(now)
             if quiet_end is not None:
                 self._metrics.deliveries.labels(row.platform, "quiet").inc()
                 await self._release(row, quiet_end)
-                return
+                return False
         wait = self._chat_wait(row)
         if wait > SHORT_WAIT:  # this chat must rest: let other chats go first
             await self._release(row, now + timedelta(seconds=wait))
-            return
+            return False
         parts = split_text(row.text, platform.capabilities.max_text) or [""]
+        sent = Sent(row.chat_id, row.message_id)
         try:
             for index in range(row.parts_sent, len(parts)):
                 wait = self._chat_wait(row)
                 if wait > 0:
                     await self.sleeper.sleep(wait)  # the next part of a long message, in order
                 await self.lanes.pacer(row.platform).acquire(row.priority)
-                if not self.leases.holds(row.platform) or not await self._renew(row):
+                if not self.leases.holds(row.platform) or not await self._still_mine(row):
                     log.warning("outbox: delivery %s was taken over; leaving it", row.id)
-                    return
+                    return False
                 self.lanes.sent(row.platform, row.chat_id, row.is_group)
                 last = index == len(parts) - 1
                 message = self._outgoing(row, parts[index], index, last)
                 sent = await self._send(platform, row, message, single=len(parts) == 1)
-                await self._save(row, parts_sent=index + 1, message_id=sent.message_id)
+                if not last:  # progress of a long message, so a crash resumes after it
+                    await self._save(row, parts_sent=index + 1, message_id=sent.message_id)
         except DeliveryError as exc:
-            await self._failed(row, exc)
-            return
+            return await self._failed(row, exc)
         except Exception as exc:  # an adapter bug must not stop the outbox
             log.exception("outbox: unexpected error sending delivery %s", row.id)
-            await self._failed(row, DeliveryError("transient", str(exc)[:200]))
-            return
-        if not await self._save(row, state="sent", sent_at=self._clock.now(), claimed_by=""):
-            return
+            return await self._failed(row, DeliveryError("transient", str(exc)[:200]))
+        if not await self._save(row, state="sent", sent_at=self._clock.now(), claimed_by="",
+                                parts_sent=len(parts), message_id=sent.message_id):
+            return False
         self._metrics.deliveries.labels(row.platform, "sent").inc()
-        await self._maybe_finished(row)
+        return True
+
+    async def _still_mine(self, row: Delivery) -> bool:
+        """Before a send: is the row still this worker's? Asked of the database only once
+        the claim is a third of the row lease old (one write less per message); a takeover
+        by this instance's successor is stopped by the send lease itself."""
+        claimed = row.claimed_at
+        if claimed is not None and (self._clock.now() - claimed).total_seconds() < \
+                self.pacing.lease_seconds / 3:
+            return True
+        return await self._renew(row)
 
     async def _send(self, platform: Platform, row: Delivery, message: Outgoing, *,
                     single: bool) -> Sent:
@@ -546,7 +562,8 @@ class Outbox:
         return Outgoing(text=text, buttons=buttons, attachment=attachment,
                         pin=row.pin and index == 0)
 
-    async def _failed(self, row: Delivery, exc: DeliveryError) -> None:
+    async def _failed(self, row: Delivery, exc: DeliveryError) -> bool:
+        """Act on a refusal; True when the row has ended (failed for good)."""
         now = self._clock.now()
         self._metrics.deliveries.labels(row.platform, exc.problem).inc()
         if exc.problem == "retry_after":
@@ -554,16 +571,19 @@ class Outbox:
             self.lanes.refused(row.platform, row.chat_id, row.is_group, wait)
             log.info("outbox: 429 for %s, waiting %.0f s", row.chat_id, wait)
             await self._release(row, now + timedelta(seconds=wait))
+            return False
         elif exc.problem == "migrated" and exc.new_chat_id:
             await self.hooks.moved(row.platform, row.chat_id, exc.new_chat_id)
             self.lanes.moved(row.platform, row.chat_id, exc.new_chat_id)
             log.info("outbox: chat %s migrated to %s", row.chat_id, exc.new_chat_id)
             await self._release(row, now, chat_id=exc.new_chat_id)
+            return False
         elif exc.problem == "transient" and row.attempts + 1 < self.pacing.max_attempts:
             attempts = row.attempts + 1
             backoff = min(2 ** attempts, self.pacing.max_backoff_seconds)
             await self._release(row, now + timedelta(seconds=backoff), attempts=attempts,
                                 error=exc.description[:300])
+            return False
         else:
             if exc.problem == "gone" and row.is_group:  # a person who blocked the bot has
                 await self.hooks.gone(row.platform, row.chat_id)  # no binding to switch off
@@ -571,18 +591,23 @@ class Outbox:
             if not await self._save(row, state="failed", claimed_by="",
                                     attempts=row.attempts + 1,
                                     error=f"{exc.problem}: {exc.description}"[:300]):
-                return
+                return False
             self._metrics.deliveries.labels(row.platform, "failed").inc()
-            await self._maybe_finished(row)
+            return True
 
-    async def _maybe_finished(self, row: Delivery) -> None:
-        callback = self._finished.get(row.kind)
-        if callback is None or row.ref_id is None:
+    async def _maybe_finished(self, kind: str, ref_id: int) -> None:
+        callback = self._finished.get(kind)
+        if callback is None:
             return
-        counts = await self.counts(row.kind, row.ref_id)
-        if all(state in FINAL for state in counts):
+        async with self._db.session() as session:
+            open_row = (await session.exec(
+                select(Delivery.id).where(
+                    Delivery.kind == kind, Delivery.ref_id == ref_id,
+                    col(Delivery.state).in_(("pending", "sending")),
+                ).limit(1)
+            )).first()
+        if open_row is None:
             try:
-                await callback(row.kind, row.ref_id)
+                await callback(kind, ref_id)
             except Exception:
-                log.exception("outbox: finished-callback for %s %s failed", row.kind,
-                              row.ref_id)
+                log.exception("outbox: finished-callback for %s %s failed", kind, ref_id)
