@@ -238,6 +238,8 @@ async def during(tmp: Path) -> dict[str, Any]:
             broadcast = max(t for t, c, _ in fake.accepted if c in set(chats)) - started
         finally:
             await app.stop()
+    if os.environ.get("BENCH_VERBOSE"):
+        print([round(w, 2) for w in waits])
     return {"questions": len(waits), "p50": round(statistics.median(waits), 3),
             "p95": round(pct(waits, 0.95), 3), "max": round(max(waits), 3),
             "broadcast_seconds": round(broadcast, 1), "429": fake.too_many}
