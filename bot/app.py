@@ -16,6 +16,7 @@ from bot.config import Config
 from bot.context import AppContext, build_context
 from bot.core import ChatEvent, Incoming, Platform
 from bot.db import Database
+from bot.jobs.feedback_followup import ask_if_fixed
 from bot.jobs.leader import Leadership
 from bot.jobs.scheduler import Job, Scheduler
 from bot.platforms.telegram import TelegramPlatform
@@ -72,6 +73,7 @@ class BotApp:
                 every_seconds=3600),
             Job("feedback-overdue-nudges", lambda: nudge_overdue(self.context, self.router),
                 every_seconds=900),
+            Job("feedback-ask-fixed", lambda: ask_if_fixed(self.context), every_seconds=900),
             Job("campaigns", lambda: campaigns.tick(self.context), every_seconds=60),
             Job("close-polls", lambda: polls.close_due(self.context), every_seconds=60),
         ]

@@ -269,6 +269,10 @@ class FeedbackSection(_Section):
         }
     )
     nudge_every_hours: int = Field(default=24, ge=1, le=720)
+    # Days after "resolved" before the reporter is asked "is it really fixed?"; days during
+    # which the reporter may still say "not fixed" and reopen the ticket.
+    ask_fixed_after_days: int = Field(default=3, ge=1, le=60)
+    reopen_days: int = Field(default=14, ge=1, le=180)
 
     @field_validator("due_hours")
     @classmethod

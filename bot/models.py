@@ -246,6 +246,11 @@ class Feedback(SQLModel, table=True):
     acknowledged_at: datetime | None = _when(nullable=True)
     resolved_at: datetime | None = _when(nullable=True)
     last_nudged_at: datetime | None = _when(nullable=True)
+    # --- closing the loop (issue 15): "is it fixed?" asked once, the reporter's answer ---
+    fixed_asked_at: datetime | None = _when(nullable=True)
+    fixed_answer: str = Field(default="", max_length=16)
+    satisfaction: int | None = Field(default=None)
+    reopen_count: int = Field(default=0)
 
 
 class FeedbackEvent(SQLModel, table=True):

@@ -11,6 +11,7 @@ from handlers import (
     dashboard,
     explanations,
     feedback,
+    feedback_followup,
     households,
     invites,
     notices,
@@ -24,6 +25,7 @@ def register_all(router: Router) -> None:
     basics.register(router)
     explanations.register(router)
     feedback.register(router)
+    feedback_followup.register(router)
     households.register(router)
     progress.register(router)
     notices.register(router)
