@@ -287,6 +287,13 @@ class FeedbackSection(_Section):
         return {**{c: 120 for c in FEEDBACK_CATEGORIES}, **value}
 
 
+class RemindersSection(_Section):
+    """Personal reminders to households that still miss a running campaign's step."""
+
+    enabled: bool = True
+    every_days: int = Field(default=7, ge=1, le=60)
+
+
 class OutboxSection(_Section):
     """Pacing of bulk messages (notices, reminders, polls). Telegram allows about 30
     messages a second overall and 20 a minute per group; the default leaves room for the
@@ -315,6 +322,7 @@ class Config(_Section):
     citizen_app: CitizenAppSection = Field(default_factory=CitizenAppSection)
     office: OfficeSection = Field(default_factory=OfficeSection)
     feedback: FeedbackSection = Field(default_factory=FeedbackSection)
+    reminders: RemindersSection = Field(default_factory=RemindersSection)
     outbox: OutboxSection = Field(default_factory=OutboxSection)
     schedule: ScheduleSection = Field(default_factory=ScheduleSection)
 

@@ -467,3 +467,46 @@ class DownloadLink(SQLModel, table=True):
     created_at: datetime = _when()
     expires_at: datetime = _when()
     used_at: datetime | None = _when(nullable=True)
+
+
+# --- closing the loops (issue 15): personal reminders, mutes, visit requests ------------------
+class PersonalReminder(SQLModel, table=True):
+    """One nudge to one household about a campaign's step it still misses. Planned as a row,
+    sent to the household's linked residents when due; dropped (`cancelled`) in the same
+    transaction as the step is logged, so it never reaches a household that is done.
+    `done_at` records when the step was done after the reminder went: the reminders' effect."""
+
+    __tablename__ = "personal_reminder"
+    __table_args__ = (sa.Index("ix_personal_reminder_due", "state", "due_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    household_id: int = Field(foreign_key="household.id", index=True)
+    campaign_id: int = Field(foreign_key="campaign.id", index=True)
+    group_id: int = Field(foreign_key="residential_group.id")
+    step_key: str = Field(max_length=32)
+    state: str = Field(default="pending", max_length=12)
+    due_at: datetime = _when()
+    created_at: datetime = _when()
+    sent_at: datetime | None = _when(nullable=True)
+    done_at: datetime | None = _when(nullable=True)
+
+
+class ReminderMute(SQLModel, table=True):
+    """A person who said /tatnhac: no personal reminders in this ward until /batnhac."""
+
+    __tablename__ = "reminder_mute"
+    member_id: int = Field(foreign_key="member.id", primary_key=True)
+    ward_id: int = Field(foreign_key="ward.id", primary_key=True)
+    muted_at: datetime = _when()
+
+
+class VisitRequest(SQLModel, table=True):
+    """"Nhờ tổ công nghệ số đến giúp": a household asks the group's helpers to come by."""
+
+    __tablename__ = "visit_request"
+    id: int | None = Field(default=None, primary_key=True)
+    household_id: int = Field(foreign_key="household.id", index=True)
+    group_id: int = Field(foreign_key="residential_group.id", index=True)
+    step_key: str = Field(default="", max_length=32)
+    requested_by: int | None = Field(default=None, foreign_key="member.id")
+    requested_at: datetime = _when()
+    done_at: datetime | None = _when(nullable=True)

@@ -17,6 +17,7 @@ from handlers import (
     notices,
     polls,
     progress,
+    reminders,
 )
 
 
@@ -27,6 +28,7 @@ def register_all(router: Router) -> None:
     feedback.register(router)
     feedback_followup.register(router)
     households.register(router)
+    reminders.register(router)
     progress.register(router)
     notices.register(router)
     polls.register(router)

@@ -327,6 +327,10 @@ async def finish(app: AppContext, c: CampaignInfo) -> None:
                     ward_id=c.ward_id, group_id=group.group_id)
         for group, _ in ranked for chat in chats.get(group.group_id, [])
     ]
+    effect = await services.reminders.effect(c.id)
+    if effect:  # the coordinators' copy also says what the personal reminders achieved
+        text += "\n\n" + app.texts.render("campaigns/reminder_effect", app.config.bot.locale,
+                                          effect=effect)
     items += [
         NewDelivery(kind="final", ref_id=c.id, platform=platform, chat_id=user_id,
                     dedupe=f"final:{c.id}:{platform}:{user_id}", text=text, is_group=False,

@@ -1,4 +1,4 @@
-"""feedback: "is it fixed?" asked, the reporter's answer, satisfaction, reopen count
+"""closing the loops: "is it fixed?" on feedback; personal reminders, mutes, visit requests
 
 Revision ID: 0012
 Revises: 0006
@@ -30,7 +30,62 @@ def upgrade() -> None:
                                       server_default='0'))
 
 
+    op.create_table(
+        'personal_reminder',
+        sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('household_id', sa.Integer(), nullable=False),
+        sa.Column('campaign_id', sa.Integer(), nullable=False),
+        sa.Column('group_id', sa.Integer(), nullable=False),
+        sa.Column('step_key', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+        sa.Column('state', sqlmodel.sql.sqltypes.AutoString(length=12), nullable=False),
+        sa.Column('due_at', bot.models.UTCDateTime(), nullable=False),
+        sa.Column('created_at', bot.models.UTCDateTime(), nullable=False),
+        sa.Column('sent_at', bot.models.UTCDateTime(), nullable=True),
+        sa.Column('done_at', bot.models.UTCDateTime(), nullable=True),
+        sa.ForeignKeyConstraint(['campaign_id'], ['campaign.id'], ),
+        sa.ForeignKeyConstraint(['group_id'], ['residential_group.id'], ),
+        sa.ForeignKeyConstraint(['household_id'], ['household.id'], ),
+        sa.PrimaryKeyConstraint('id'),
+    )
+    with op.batch_alter_table('personal_reminder', schema=None) as batch_op:
+        batch_op.create_index('ix_personal_reminder_due', ['state', 'due_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_personal_reminder_campaign_id'), ['campaign_id'],
+                              unique=False)
+        batch_op.create_index(batch_op.f('ix_personal_reminder_household_id'), ['household_id'],
+                              unique=False)
+    op.create_table(
+        'reminder_mute',
+        sa.Column('member_id', sa.Integer(), nullable=False),
+        sa.Column('ward_id', sa.Integer(), nullable=False),
+        sa.Column('muted_at', bot.models.UTCDateTime(), nullable=False),
+        sa.ForeignKeyConstraint(['member_id'], ['member.id'], ),
+        sa.ForeignKeyConstraint(['ward_id'], ['ward.id'], ),
+        sa.PrimaryKeyConstraint('member_id', 'ward_id'),
+    )
+    op.create_table(
+        'visit_request',
+        sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('household_id', sa.Integer(), nullable=False),
+        sa.Column('group_id', sa.Integer(), nullable=False),
+        sa.Column('step_key', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+        sa.Column('requested_by', sa.Integer(), nullable=True),
+        sa.Column('requested_at', bot.models.UTCDateTime(), nullable=False),
+        sa.Column('done_at', bot.models.UTCDateTime(), nullable=True),
+        sa.ForeignKeyConstraint(['group_id'], ['residential_group.id'], ),
+        sa.ForeignKeyConstraint(['household_id'], ['household.id'], ),
+        sa.ForeignKeyConstraint(['requested_by'], ['member.id'], ),
+        sa.PrimaryKeyConstraint('id'),
+    )
+    with op.batch_alter_table('visit_request', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_visit_request_group_id'), ['group_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_visit_request_household_id'), ['household_id'],
+                              unique=False)
+
+
 def downgrade() -> None:
+    op.drop_table('visit_request')
+    op.drop_table('reminder_mute')
+    op.drop_table('personal_reminder')
     with op.batch_alter_table('feedback', schema=None) as batch_op:
         batch_op.drop_column('reopen_count')
         batch_op.drop_column('satisfaction')
