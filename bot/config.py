@@ -294,6 +294,13 @@ class RemindersSection(_Section):
     every_days: int = Field(default=7, ge=1, le=60)
 
 
+class ContestSection(_Section):
+    """The ward's knowledge contest: questions drawn per player, attempts allowed."""
+
+    questions_per_player: int = Field(default=10, ge=1, le=50)
+    attempts: int = Field(default=1, ge=1, le=10)
+
+
 class OutboxSection(_Section):
     """Pacing of bulk messages (notices, reminders, polls). Telegram allows about 30
     messages a second overall and 20 a minute per group; the default leaves room for the
@@ -323,6 +330,7 @@ class Config(_Section):
     office: OfficeSection = Field(default_factory=OfficeSection)
     feedback: FeedbackSection = Field(default_factory=FeedbackSection)
     reminders: RemindersSection = Field(default_factory=RemindersSection)
+    contest: ContestSection = Field(default_factory=ContestSection)
     outbox: OutboxSection = Field(default_factory=OutboxSection)
     schedule: ScheduleSection = Field(default_factory=ScheduleSection)
 

@@ -16,6 +16,7 @@ from bot.services.access import Access
 from bot.services.accounts import Accounts
 from bot.services.campaigns import Campaigns
 from bot.services.chats import Chats
+from bot.services.contests import Contests, load_banks
 from bot.services.conversations import Conversations
 from bot.services.dashboard_login import DashboardLogins
 from bot.services.downloads import Downloads
@@ -52,6 +53,7 @@ class Services:
     polls: Polls
     downloads: Downloads
     reminders: PersonalReminders
+    contests: Contests
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,9 @@ def build_services(
         polls=Polls(db, clock),
         downloads=Downloads(db, clock),
         reminders=PersonalReminders(db, clock, steps, every_days=config.reminders.every_days),
+        contests=Contests(db, clock, per_player=config.contest.questions_per_player,
+                          attempts=config.contest.attempts,
+                          banks=load_banks(config.bot.locale)),
     )
 
 

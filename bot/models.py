@@ -510,3 +510,43 @@ class VisitRequest(SQLModel, table=True):
     requested_by: int | None = Field(default=None, foreign_key="member.id")
     requested_at: datetime = _when()
     done_at: datetime | None = _when(nullable=True)
+
+
+class Contest(SQLModel, table=True):
+    """The ward's knowledge contest: questions copied from a bank when created (so editing the
+    bank never changes a running contest), a period, the groups taking part, and which of
+    its group posts (announcement, mid-contest standing, final result) went out."""
+
+    __tablename__ = "contest"
+    id: int | None = Field(default=None, primary_key=True)
+    ward_id: int = Field(foreign_key="ward.id", index=True)
+    title: str = Field(max_length=200)
+    questions: list[Any] = _json_list()
+    per_player: int = Field(default=10)
+    attempts: int = Field(default=1)
+    starts_at: datetime = _when()
+    ends_at: datetime = _when()
+    group_ids: list[Any] = _json_list()
+    state: str = Field(default="active", max_length=12)
+    announced: bool = Field(default=False)
+    mid_posted: bool = Field(default=False)
+    final_posted: bool = Field(default=False)
+    created_by: int | None = Field(default=None, foreign_key="member.id")
+    created_at: datetime = _when()
+
+
+class ContestPlay(SQLModel, table=True):
+    """One attempt of one person: the questions drawn for him, his answers so far, the score."""
+
+    __tablename__ = "contest_play"
+    id: int | None = Field(default=None, primary_key=True)
+    contest_id: int = Field(foreign_key="contest.id", index=True)
+    member_id: int = Field(foreign_key="member.id", index=True)
+    group_id: int | None = Field(default=None, foreign_key="residential_group.id")
+    household_id: int | None = Field(default=None, foreign_key="household.id")
+    attempt: int = Field(default=1)
+    drawn: list[Any] = _json_list()
+    answers: list[Any] = _json_list()
+    score: int = Field(default=0)
+    started_at: datetime = _when()
+    finished_at: datetime | None = _when(nullable=True)

@@ -8,6 +8,7 @@ from handlers import (
     basics,
     campaigns,
     chats,
+    contests,
     dashboard,
     explanations,
     feedback,
@@ -32,6 +33,7 @@ def register_all(router: Router) -> None:
     progress.register(router)
     notices.register(router)
     polls.register(router)
+    contests.register(router)
     campaigns.register(router)
     invites.register(router)
     chats.register(router)

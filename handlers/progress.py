@@ -50,7 +50,9 @@ async def _ward(ctx: Ctx, ward_id: int) -> None:
     ward = await ctx.app.services.progress.ward(ward_id)
     buttons = [[ctx.button("progress.step", f"pg:s:{s.key}", title=s.label)] for s in ward.steps]
     buttons.append([ctx.button("progress.chart_button", "pg:c:*")])
-    await ctx.say("progress/ward", ward=ward, buttons=buttons)
+    contests = [await ctx.app.services.contests.standings(c.id)
+                for c in await ctx.app.services.contests.open_for({ward_id})]
+    await ctx.say("progress/ward", ward=ward, buttons=buttons, contests=contests)
 
 
 async def _step(ctx: Ctx, ward_id: int, key: str) -> None:

@@ -1,4 +1,5 @@
-"""closing the loops: "is it fixed?" on feedback; personal reminders, mutes, visit requests
+"""closing the loops: "is it fixed?" on feedback; personal reminders, mutes, visit
+requests; the knowledge contest
 
 Revision ID: 0012
 Revises: 0006
@@ -81,8 +82,58 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_visit_request_household_id'), ['household_id'],
                               unique=False)
 
+    op.create_table(
+        'contest',
+        sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('ward_id', sa.Integer(), nullable=False),
+        sa.Column('title', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.Column('questions', sa.JSON(), nullable=False),
+        sa.Column('per_player', sa.Integer(), nullable=False),
+        sa.Column('attempts', sa.Integer(), nullable=False),
+        sa.Column('starts_at', bot.models.UTCDateTime(), nullable=False),
+        sa.Column('ends_at', bot.models.UTCDateTime(), nullable=False),
+        sa.Column('group_ids', sa.JSON(), nullable=False),
+        sa.Column('state', sqlmodel.sql.sqltypes.AutoString(length=12), nullable=False),
+        sa.Column('announced', sa.Boolean(), nullable=False),
+        sa.Column('mid_posted', sa.Boolean(), nullable=False),
+        sa.Column('final_posted', sa.Boolean(), nullable=False),
+        sa.Column('created_by', sa.Integer(), nullable=True),
+        sa.Column('created_at', bot.models.UTCDateTime(), nullable=False),
+        sa.ForeignKeyConstraint(['created_by'], ['member.id'], ),
+        sa.ForeignKeyConstraint(['ward_id'], ['ward.id'], ),
+        sa.PrimaryKeyConstraint('id'),
+    )
+    with op.batch_alter_table('contest', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_contest_ward_id'), ['ward_id'], unique=False)
+    op.create_table(
+        'contest_play',
+        sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('contest_id', sa.Integer(), nullable=False),
+        sa.Column('member_id', sa.Integer(), nullable=False),
+        sa.Column('group_id', sa.Integer(), nullable=True),
+        sa.Column('household_id', sa.Integer(), nullable=True),
+        sa.Column('attempt', sa.Integer(), nullable=False),
+        sa.Column('drawn', sa.JSON(), nullable=False),
+        sa.Column('answers', sa.JSON(), nullable=False),
+        sa.Column('score', sa.Integer(), nullable=False),
+        sa.Column('started_at', bot.models.UTCDateTime(), nullable=False),
+        sa.Column('finished_at', bot.models.UTCDateTime(), nullable=True),
+        sa.ForeignKeyConstraint(['contest_id'], ['contest.id'], ),
+        sa.ForeignKeyConstraint(['group_id'], ['residential_group.id'], ),
+        sa.ForeignKeyConstraint(['household_id'], ['household.id'], ),
+        sa.ForeignKeyConstraint(['member_id'], ['member.id'], ),
+        sa.PrimaryKeyConstraint('id'),
+    )
+    with op.batch_alter_table('contest_play', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_contest_play_contest_id'), ['contest_id'],
+                              unique=False)
+        batch_op.create_index(batch_op.f('ix_contest_play_member_id'), ['member_id'],
+                              unique=False)
+
 
 def downgrade() -> None:
+    op.drop_table('contest_play')
+    op.drop_table('contest')
     op.drop_table('visit_request')
     op.drop_table('reminder_mute')
     op.drop_table('personal_reminder')
