@@ -267,9 +267,11 @@ async def test_one_sender_per_token_and_the_survivor_takes_over(pg_url: str) -> 
         assert b.got == []  # never two senders for one token
         sent_by_first = len(a.got)
         clock.advance(timedelta(seconds=9))  # within the lease: nobody takes over
-        assert await second.leases.refresh(["telegram"]) == []
+        await second.leases.refresh(["telegram"])
+        assert not second.leases.holds("telegram")
         clock.advance(timedelta(seconds=2))  # the lease has run out
-        assert await second.leases.refresh(["telegram"]) == ["telegram"]
+        await second.leases.refresh(["telegram"])  # (its own loop may be there first)
+        assert second.leases.holds("telegram")
         await second.drain(within=20)
         got = [chat for chat, _ in a.got + b.got]
         assert sorted(set(got)) == sorted(chats)  # none missed
@@ -313,7 +315,8 @@ async def test_a_clean_stop_hands_the_token_over_at_once(pg_url: str) -> None:
         await first.start()
         await second.start()
         await first.stop()
-        assert await second.leases.refresh(["telegram"]) == ["telegram"]
+        await second.leases.refresh(["telegram"])  # (or the notification got there first)
+        assert second.leases.holds("telegram")
     finally:
         await second.stop()
         await first_db.dispose()

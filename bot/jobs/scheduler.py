@@ -40,7 +40,9 @@ class Scheduler:
         self._scheduler = AsyncIOScheduler(timezone=timezone)
         self._jobs: dict[str, Job] = {}
         self.watch_seconds = watch_seconds
-        self.leading = leader is None
+        # None until first asked: an instance that leads from its start keeps the normal
+        # schedule; only one that was a follower runs the jobs at once when it takes over.
+        self.leading: bool | None = True if leader is None else None
 
     def add(self, job: Job) -> None:
         if job.name in self._jobs:
@@ -83,7 +85,7 @@ class Scheduler:
         except Exception:
             log.exception("scheduler: could not ask for the leader lock")
             leads = False
-        elected, self.leading = leads and not self.leading, leads
+        elected, self.leading = leads and self.leading is False, leads
         if elected and self._scheduler.running:
             now = datetime.now(self._timezone)
             for job in self._jobs.values():
