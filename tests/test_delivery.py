@@ -245,8 +245,10 @@ async def test_one_sender_per_token_and_the_survivor_takes_over(pg_url: str) -> 
     await first_db.upgrade()
     clock = FrozenClock(START)
     a, b = Scripted(), Scripted()
-    first = make_outbox(first_db, clock, {"telegram": a}, VirtualSleeper(), batch=4)
-    second = make_outbox(second_db, clock, {"telegram": b}, VirtualSleeper(), batch=4)
+    # One worker each: a crash doubles at most what was in flight, one message a worker.
+    first = make_outbox(first_db, clock, {"telegram": a}, VirtualSleeper(), batch=4, workers=1)
+    second = make_outbox(second_db, clock, {"telegram": b}, VirtualSleeper(), batch=4,
+                         workers=1)
     try:
         await first.start()
         await second.start()
