@@ -16,6 +16,7 @@ from bot.config import Config
 from bot.context import AppContext, build_context
 from bot.core import ChatEvent, Incoming, Platform
 from bot.db import Database
+from bot.jobs import series
 from bot.jobs.leader import Leadership
 from bot.jobs.scheduler import Job, Scheduler
 from bot.platforms.telegram import TelegramPlatform
@@ -74,6 +75,7 @@ class BotApp:
                 every_seconds=900),
             Job("campaigns", lambda: campaigns.tick(self.context), every_seconds=60),
             Job("close-polls", lambda: polls.close_due(self.context), every_seconds=60),
+            Job("guide-series", lambda: series.post_due(self.context), every_seconds=60),
         ]
 
     async def _incoming(self, platform: Platform, incoming: Incoming) -> None:

@@ -21,6 +21,7 @@ from bot.services.dashboard_login import DashboardLogins
 from bot.services.downloads import Downloads
 from bot.services.explanations import Explanations, load_library
 from bot.services.feedback import Feedbacks
+from bot.services.guides import Guides
 from bot.services.households import Households
 from bot.services.invites import Invites
 from bot.services.notices import Notices
@@ -50,6 +51,7 @@ class Services:
     campaigns: Campaigns
     polls: Polls
     downloads: Downloads
+    guides: Guides
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,8 @@ def build_services(
                             timedelta(hours=config.schedule.grace_hours)),
         polls=Polls(db, clock),
         downloads=Downloads(db, clock),
+        guides=Guides(db, clock, config.bot.tz, QuietHours(config.bot.quiet_window, config.bot.tz),
+                      timedelta(hours=config.schedule.grace_hours)),
     )
 
 

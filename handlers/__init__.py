@@ -11,6 +11,7 @@ from handlers import (
     dashboard,
     explanations,
     feedback,
+    guides,
     households,
     invites,
     notices,
@@ -29,6 +30,7 @@ def register_all(router: Router) -> None:
     notices.register(router)
     polls.register(router)
     campaigns.register(router)
+    guides.register(router)
     invites.register(router)
     chats.register(router)
     accounts.register(router)
