@@ -11,6 +11,7 @@ guides, groups and period; the jobs leader posts the next guide at each slot
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 from typing import Any
 
@@ -42,6 +43,9 @@ async def share(ctx: Ctx) -> None:
     if ward_id is None:
         return
     body = await guide_body(ctx.app, topic, ward_id, ctx.locale)
+    # The preview and its choices come as new messages under the guide, which stays as
+    # it is (the notice flow edits the message whose button was pressed).
+    ctx.incoming = replace(ctx.incoming, payload=None)
     await notices.open_with(ctx, {"ward_id": ward_id, "pin": False, "text": body.title,
                                   "guide": body.as_data()})
 
