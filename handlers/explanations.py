@@ -155,7 +155,8 @@ def _topic_buttons(ctx: Ctx, topic: Topic, *, steps: bool = True) -> list[list[B
     elif steps and topic.steps and ctx.platform.capabilities.buttons:
         # In a group the steps open in the person's private chat, never in the group.
         link = ctx.platform.invite_link(link_payload(topic.key))
-        rows.append([Button(ctx.label("faq.steps"), "", url=link)])
+        if link.startswith("https://"):
+            rows.append([Button(ctx.label("faq.steps"), "", url=link)])
     related = [service.topic(k) for k in topic.related]
     rows.extend(
         [ctx.button("faq.related", f"faq:t:{t.key}", title=title(ctx, t))] for t in related if t

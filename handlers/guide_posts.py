@@ -52,8 +52,11 @@ async def guide_body(app: AppContext, topic: Topic, ward_id: int, locale: str) -
 
 
 def has_links(app: AppContext, platform: str) -> bool:
+    """Whether the platform opens a private chat from a link button (Telegram); the
+    others (Zalo, the terminal chat) get the "hd <number>" line instead."""
     found = app.platforms.get(platform)
-    return found is not None and found.capabilities.buttons
+    return found is not None and found.capabilities.buttons and \
+        found.invite_link("").startswith("https://")
 
 
 def post(
