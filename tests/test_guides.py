@@ -355,3 +355,50 @@ async def test_series_pause_resume_end_and_campaign_series(both: Both) -> None:
     await ward.app.scheduler.run_now("guide-series")  # the campaign ended: so does its series
     [series] = await services.guides.series_in_ward(1)
     assert series.state == "ended" and series.next_index == 0
+
+
+# --- the service on both databases ---------------------------------------------------------
+async def test_series_slots_are_claimed_once_even_by_two_runs_at_once(
+    db_url: str, tmp_path: Path,
+) -> None:
+    """Two instances' ticks at the same moment (PostgreSQL) claim a slot once; the reads
+    and the numbers work on both databases."""
+    from bot.context import build_context
+    from bot.db import Database
+
+    db = Database(db_url)
+    await db.upgrade()
+    try:
+        clock = FrozenClock(datetime(2026, 11, 24, 11, 30, tzinfo=UTC))  # Tue 18:30 local
+        ctx = build_context(Config.model_validate({"database": {"url": db_url}}), db, clock)
+        services = ctx.services
+        await services.places.add_ward("HB", "Phường Hòa Bình")
+        group = await services.places.add_group("HB", "TDP01", "Tổ 1")
+        await services.access.grant(platform="telegram", user_id="1", role=Role.COORDINATOR,
+                                    ward_code="HB")
+        await services.access.grant(platform="telegram", user_id="2", role=Role.RESIDENT,
+                                    ward_code="HB", group_code="TDP01")
+        boss = await services.access.identify("telegram", Sender("1", "Hoa"))
+        guides = services.guides
+        created = await guides.create_series(
+            boss, 1, title="VNeID", topic_keys=["vneid_what", "vneid_levels"],
+            group_ids=[group.id], days=["tue", "fri"], at_time="19:00",
+            starts_on=clock.now().date(), ends_on=None)
+        assert await guides.due_series() == []  # 18:30: not yet
+        clock.advance(timedelta(minutes=31))
+        first, second = await asyncio.gather(guides.due_series(), guides.due_series())
+        runs = first + second
+        assert [(r.series.id, r.index, r.topic_key) for r in runs] == [
+            (created.id, 0, "vneid_what")]
+        assert await guides.due_series() == []
+        assert await guides.number_of("vneid_what") == 1
+        assert await guides.number_of("vneid_levels") == 2
+        assert await guides.number_of("vneid_what") == 1
+        assert await guides.key_of(2) == "vneid_levels"
+        resident = await services.access.identify("telegram", Sender("2", "Bà Tư"))
+        # Not posted yet: a read still counts for the reader's own group.
+        counted = await guides.record_read(resident, "vneid_what", None, "code")
+        assert counted is not None and counted.code == "TDP01"
+        assert await guides.stats(1) == []  # nothing posted to a group yet
+    finally:
+        await db.dispose()
