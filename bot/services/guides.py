@@ -301,6 +301,9 @@ class Guides:
                     select(TopicVote.topic_key, TopicVote.helpful, func.count())
                     .where(col(TopicVote.topic_key).in_(keys))
                     .group_by(col(TopicVote.topic_key), col(TopicVote.helpful)))).all()}
+        totals: dict[str, int] = {}
+        for (key, _group), n in reads.items():
+            totals[key] = totals.get(key, 0) + n
         groups: dict[str, dict[int, str]] = {}
         for key, group_id, code in posted:
             groups.setdefault(key, {})[int(group_id)] = code
@@ -311,7 +314,7 @@ class Guides:
                 key=lambda r: (-r.reads, r.code))
             result.append(GuideStats(
                 key=key, posts=int(sent.get(key, 0)),
-                reads=sum(n for (k, _g), n in reads.items() if k == key),
+                reads=totals.get(key, 0),
                 helpful=votes.get((key, True), 0), unhelpful=votes.get((key, False), 0),
                 groups=per_group))
         result.sort(key=lambda s: (-s.reads, -s.posts, s.key))
