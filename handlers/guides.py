@@ -56,6 +56,9 @@ async def open_link(ctx: Ctx, payload: str) -> bool:
     found = parse_link(payload, set(ctx.app.services.explanations.library.topics))
     if found is None:
         return False
+    if not ctx.incoming.is_private:  # the steps never go into a group
+        await ctx.reply(ctx.label("guides.steps_in_private", bot=ctx.platform.bot_username))
+        return True
     topic = ctx.app.services.explanations.topic(found[0])
     assert topic is not None
     await open_from_post(ctx, topic, found[1], "link")

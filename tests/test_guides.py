@@ -32,6 +32,7 @@ Z_BOSS, Z_RESIDENT = "z-boss", "z-res"
 START = datetime(2026, 11, 24, 4, 0, tzinfo=UTC)  # Tuesday, 11:00 in Hà Nội
 TITLE = "VNeID là gì?"
 SHORT = "VNeID là ứng dụng định danh điện tử của Bộ Công an"
+STEP_ONE = "Mở CH Play (điện thoại Android) hoặc App Store (iPhone)."
 
 
 @dataclass
@@ -150,7 +151,7 @@ async def test_coordinator_shares_a_guide_to_every_telegram_group(both: Both) ->
         [post] = await tg.wait_sent(chat_id, 1)
         text = plain(post)
         assert text.startswith(f"📖 {TITLE}") and SHORT in text and "— " in text
-        assert "Bước 1" not in text and "hd " not in text  # one screen: no steps here
+        assert STEP_ONE not in text and "hd " not in text  # one screen: no steps here
         [link] = buttons(post)
         assert link["text"] == "📝 Xem từng bước" and "callback_data" not in link
         assert link["url"] == (f"https://t.me/cds_test_bot?start=g_vneid_what_"
@@ -162,7 +163,7 @@ async def test_coordinator_shares_a_guide_to_every_telegram_group(both: Both) ->
 
     # A resident of TDP01 taps the link: the steps come in his private chat, not the group.
     [steps] = await ward.say(RESIDENT, f"/start g_vneid_what_{both.groups['TDP01']}")
-    assert "từng bước" in steps and TITLE in steps
+    assert f"{TITLE} — từng bước:" in steps and f"1. {STEP_ONE}" in steps
     assert all(len(tg.sent_to(c)) == 1 for c in TG_CHATS.values())
     # Opening it again is not a second read; a link naming another group counts for the
     # group the guide really went to and that the reader belongs to.
@@ -216,8 +217,12 @@ async def test_group_replies_and_steps_never_land_in_the_group(both: Both) -> No
     answered = await tg.wait_for_call("answerCallbackQuery",
                                       lambda c: "nhắn riêng" in str(c.params.get("text")))
     assert "@cds_test_bot" in str(answered.params["text"])
+    # "/start g_..." typed in the group: a hint, never the steps.
+    tg.message(group, RESIDENT, "/start@cds_test_bot g_vneid_what", chat_type="group")
+    [*_, hint] = await tg.wait_sent(group, 3)
+    assert "nhắn riêng cho trợ lý" in plain(hint) and STEP_ONE not in plain(hint)
     await asyncio.sleep(0.2)
-    assert len(tg.sent_to(group)) == 2
+    assert len(tg.sent_to(group)) == 3
 
 
 async def test_coordinator_on_zalo_shares_with_numbers_and_reads_come_by_code(
@@ -238,12 +243,13 @@ async def test_coordinator_on_zalo_shares_with_numbers_and_reads_come_by_code(
         [post] = await zl.wait_sent(zalo_chat, 1)
         assert post["text"].startswith(f"📖 {TITLE}") and SHORT in post["text"]
         assert "Muốn xem từng bước, bà con nhắn riêng cho trợ lý: hd 1" in post["text"]
+        assert STEP_ONE not in post["text"]
     [post] = await both.ward.tg.wait_sent(TG_CHATS["TDP03"], 1)
     assert "hd 1" not in plain(post) and buttons(post)[0]["url"].endswith(
         f"start=g_vneid_what_{both.groups['TDP03']}")
     # A resident of TDP02 types the code in her private chat: the steps, and a read.
     [steps] = await zalo_say(zl, Z_RESIDENT, "hd 1")
-    assert "từng bước" in steps and TITLE in steps
+    assert f"{TITLE} — từng bước:" in steps and f"1. {STEP_ONE}" in steps
     await asyncio.sleep(0.2)
     assert all(len(zl.sent_to(c)) == 1 for c in ZALO_CHATS.values())
     stats = await both.ward.app.context.services.guides.stats(1)
