@@ -7,7 +7,7 @@ group (10,800 posts, delivered) and 30,000 reads spread over them, then:
 2. `Guides.record_read` — one deep-link start (lookup + insert);
 3. one guide shared to all 300 groups: `Notices.create(compose=…)` with each chat's own
    link, plus `record_posts` — what "📤 Gửi ngay" costs before the outbox sends;
-4. `Guides.due_series()` with 200 active series: a quiet minute (nothing due) and the minute
+4. `Series.due()` with 200 active series: a quiet minute (nothing due) and the minute
    all of them come due (claims included), i.e. the series job's own cost per tick.
 
 Run from the project root: `.venv/bin/python bench/bench_guides.py [--groups 300 --reads
@@ -149,16 +149,16 @@ async def main(args: argparse.Namespace) -> None:
              await timed(max(args.runs // 4, 2), share))
 
         for n in range(args.series):
-            await services.guides.create_series(
+            await services.series.create(
                 boss, 1, title=f"Chuyên đề {n}", topic_keys=keys[:3],
                 group_ids=groups[n % 10: n % 10 + 30], days=["tue", "fri"], at_time="19:00",
                 starts_on=START.date(), ends_on=None)
-        line(f"due_series, {args.series} series, nothing due",
-             await timed(args.runs, services.guides.due_series))
+        line(f"Series.due(), {args.series} series, nothing due",
+             await timed(args.runs, services.series.due))
         clock.set(START + timedelta(hours=8))  # Tuesday 19:00: every series is due
         started = time.perf_counter()
-        runs = await services.guides.due_series()
-        print(f"due_series, all {len(runs)} due (claims included): "
+        runs = await services.series.due()
+        print(f"Series.due(), all {len(runs)} due (claims included): "
               f"{(time.perf_counter() - started) * 1000:.0f} ms")
         await db.dispose()
 

@@ -29,6 +29,7 @@ from bot.services.places import Places
 from bot.services.polls import Polls
 from bot.services.progress import Progress
 from bot.services.registry import Registry
+from bot.services.series import Series
 from bot.texts import Texts
 
 
@@ -52,6 +53,7 @@ class Services:
     polls: Polls
     downloads: Downloads
     guides: Guides
+    series: Series
 
 
 @dataclass(frozen=True)
@@ -111,7 +113,9 @@ def build_services(
                             timedelta(hours=config.schedule.grace_hours)),
         polls=Polls(db, clock),
         downloads=Downloads(db, clock),
-        guides=Guides(db, clock, config.bot.tz, QuietHours(config.bot.quiet_window, config.bot.tz),
+        guides=Guides(db, clock),
+        series=Series(db, clock, config.bot.tz,
+                      QuietHours(config.bot.quiet_window, config.bot.tz),
                       timedelta(hours=config.schedule.grace_hours)),
     )
 

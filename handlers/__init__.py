@@ -17,6 +17,7 @@ from handlers import (
     notices,
     polls,
     progress,
+    series,
 )
 
 
@@ -31,6 +32,7 @@ def register_all(router: Router) -> None:
     polls.register(router)
     campaigns.register(router)
     guides.register(router)
+    series.register(router)
     invites.register(router)
     chats.register(router)
     accounts.register(router)

@@ -19,7 +19,8 @@ from bot.app import BotApp
 from bot.clock import FrozenClock
 from bot.config import Config
 from bot.core import Chat, Role, Sender
-from bot.services.guides import link_payload, parse_code, parse_link, parse_rhythm
+from bot.services.guides import link_payload, parse_code, parse_link
+from bot.services.series import parse_rhythm
 from tests.fake_telegram import FakeTelegram
 from tests.fake_zalo import FakeZalo
 from tests.telegram_people import Ward, labels, plain, until
@@ -349,7 +350,7 @@ async def test_series_pause_resume_end_and_campaign_series(both: Both) -> None:
     assert "TDP01" in plan and "đến 24/12/2026" in plan
     created = await ward.press(BOSS, "✅ Tạo chuyên đề")
     assert "«Kích hoạt VNeID mức 2 ở đâu, mang gì?» sẽ gửi lúc 19:00 30/11/2026" in created
-    [series] = await services.guides.series_in_ward(1)
+    [series] = await services.series.in_ward(1)
     assert series.campaign_id == campaign.id and series.group_ids == [both.groups["TDP01"]]
     [listed] = await ward.say(BOSS, "/chuyende")
     assert "⏭ Kích hoạt VNeID mức 2 ở đâu, mang gì? (19:00 30/11/2026)" in listed
@@ -359,7 +360,7 @@ async def test_series_pause_resume_end_and_campaign_series(both: Both) -> None:
     assert "đang chạy" in resumed
     await services.campaigns.set_state(boss, campaign.id, "ended")
     await ward.app.scheduler.run_now("guide-series")  # the campaign ended: so does its series
-    [series] = await services.guides.series_in_ward(1)
+    [series] = await services.series.in_ward(1)
     assert series.state == "ended" and series.next_index == 0
 
 
@@ -385,18 +386,18 @@ async def test_series_slots_are_claimed_once_even_by_two_runs_at_once(
         await services.access.grant(platform="telegram", user_id="2", role=Role.RESIDENT,
                                     ward_code="HB", group_code="TDP01")
         boss = await services.access.identify("telegram", Sender("1", "Hoa"))
-        guides = services.guides
-        created = await guides.create_series(
+        guides, series = services.guides, services.series
+        created = await series.create(
             boss, 1, title="VNeID", topic_keys=["vneid_what", "vneid_levels"],
             group_ids=[group.id], days=["tue", "fri"], at_time="19:00",
             starts_on=clock.now().date(), ends_on=None)
-        assert await guides.due_series() == []  # 18:30: not yet
+        assert await series.due() == []  # 18:30: not yet
         clock.advance(timedelta(minutes=31))
-        first, second = await asyncio.gather(guides.due_series(), guides.due_series())
+        first, second = await asyncio.gather(series.due(), series.due())
         runs = first + second
         assert [(r.series.id, r.index, r.topic_key) for r in runs] == [
             (created.id, 0, "vneid_what")]
-        assert await guides.due_series() == []
+        assert await series.due() == []
         assert await guides.number_of("vneid_what") == 1
         assert await guides.number_of("vneid_levels") == 2
         assert await guides.number_of("vneid_what") == 1

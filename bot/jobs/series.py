@@ -1,6 +1,6 @@
 """The series job: at each slot of a series' rhythm, its next guide goes to its groups.
 
-Run every minute by the jobs leader. `Guides.due_series` claims the slots (never twice,
+Run every minute by the jobs leader. `Series.due` claims the slots (never twice,
 never in quiet hours); this posts each claimed guide through the outbox, one row per group
 chat, and records the posts so reads can be counted per group.
 """
@@ -11,7 +11,8 @@ import logging
 
 from bot.context import AppContext
 from bot.delivery.outbox import NewDelivery
-from bot.services.guides import PostTarget, SeriesRun
+from bot.services.guides import PostTarget
+from bot.services.series import SeriesRun
 from handlers.guide_posts import guide_body, post
 
 log = logging.getLogger(__name__)
@@ -20,7 +21,7 @@ log = logging.getLogger(__name__)
 async def post_due(app: AppContext) -> int:
     """Post every series guide whose slot has come; returns how many guides went out."""
     done = 0
-    for run in await app.services.guides.due_series():
+    for run in await app.services.series.due():
         if await post_run(app, run):
             done += 1
     return done
