@@ -8,7 +8,7 @@ are never posted into the group.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -71,14 +71,3 @@ def post(
         return text, ()
     link = app.platforms[platform].invite_link(link_payload(body.key, group_id))
     return text, ((Button(app.texts.label("faq.steps", locale), "", url=link),),)
-
-
-def composer(
-    app: AppContext, body: GuideBody, locale: str, *, author: str = "",
-    series: Mapping[str, Any] | None = None,
-) -> Callable[[Any], tuple[str, Rows]]:
-    """Per target chat (anything with `platform` and `group_id`): its post."""
-    def compose(target: Any) -> tuple[str, Rows]:
-        return post(app, body, str(target.platform), int(target.group_id), locale,
-                    author=author, series=series)
-    return compose

@@ -166,9 +166,10 @@ async def test_coordinator_shares_a_guide_to_every_telegram_group(both: Both) ->
     [steps] = await ward.say(RESIDENT, f"/start g_vneid_what_{both.groups['TDP01']}")
     assert f"{TITLE} — từng bước:" in steps and f"1. {STEP_ONE}" in steps
     assert all(len(tg.sent_to(c)) == 1 for c in TG_CHATS.values())
-    # Opening it again is not a second read; a link naming another group counts for the
-    # group the guide really went to and that the reader belongs to.
+    # Opening it again is not a second read; a link naming a group the guide never went
+    # to counts for the reader's own group (here: the same read again).
     await ward.say(RESIDENT, f"/start g_vneid_what_{both.groups['TDP01']}")
+    await ward.say(RESIDENT, "/start g_vneid_what_99")
     [report] = await ward.say(BOSS, "/hoidap thongke")
     assert "VNeID là gì?: 5 tin đã gửi · 1 lượt xem" in report
     assert "Tổ đã xem: TDP01 (1)" in report

@@ -142,13 +142,15 @@ class Guides:
         """Count one read of `key` for the group of the post it came from — a group the
         guide was really posted to — or else for the reader's own group. Returns the group
         it counted for (None: not counted for a group)."""
+        own = [g.group_id for g in identity.grants if g.group_id is not None]
+        candidates = ([group_id] if group_id is not None else []) + own
         async with self._db.session() as session:
-            posted = dict((await session.exec(
-                select(GuidePost.group_id, GuidePost.ward_id)
-                .where(GuidePost.topic_key == key).distinct())).all())
+            posted = set((await session.exec(
+                select(GuidePost.group_id).where(
+                    GuidePost.topic_key == key, col(GuidePost.group_id).in_(candidates))
+                .distinct())).all()) if candidates else set()
             chosen = group_id if group_id in posted else None
             if chosen is None:
-                own = [g.group_id for g in identity.grants if g.group_id is not None]
                 chosen = next((g for g in own if g in posted), own[0] if own else None)
             ward_id: int | None = None
             code = ""
