@@ -22,6 +22,7 @@ from handlers.targets import group_buttons, toggle
 FLOW = "series"
 RHYTHMS = ((("tue", "fri"), "19:00"), (("mon",), "19:00"), (("sat",), "08:00"))
 COMING_SHOWN = 3
+ENDED_SHOWN = 5  # the list keeps only the latest finished series
 MAX_TOPICS_SHOWN = 90  # Telegram takes at most 100 buttons a message (until the shared pager)
 
 
@@ -49,7 +50,9 @@ async def _ward(ctx: Ctx) -> int | None:
 
 async def _list(ctx: Ctx, ward_id: int) -> None:
     services = ctx.app.services
-    items = await services.series.in_ward(ward_id)
+    found = await services.series.in_ward(ward_id)
+    running = [s for s in found if s.state != "ended"]
+    items = running + [s for s in found if s.state == "ended"][:ENDED_SHOWN]
     lines = [await _describe(ctx, s) for s in items]
     rows: list[list[Button]] = []
     for s in items:
@@ -66,10 +69,11 @@ async def _list(ctx: Ctx, ward_id: int) -> None:
 
 
 async def _describe(ctx: Ctx, s: SeriesInfo) -> dict[str, Any]:
-    guides = ctx.app.services.series
     codes = await _codes(ctx, s.ward_id, s.group_ids)
     coming = s.coming if s.state != "ended" else []
-    slots = guides.next_slots(s, min(len(coming), COMING_SHOWN)) if s.state == "active" else []
+    active = s.state == "active"
+    slots = ctx.app.services.series.next_slots(s, min(len(coming), COMING_SHOWN)) if active \
+        else []
     return {
         "s": s, "codes": codes,
         "sent": [(_title(ctx, k), at) for k, at in zip(s.sent, s.sent_at, strict=False)],

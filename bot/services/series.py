@@ -182,7 +182,7 @@ class Series:
         async with self._db.session() as session:
             rows = (await session.exec(
                 select(GuideSeries).where(GuideSeries.ward_id == ward_id)
-                .order_by(col(GuideSeries.state), col(GuideSeries.id).desc()))).all()
+                .order_by(col(GuideSeries.id).desc()))).all()
             return [_series(r) for r in rows]
 
     async def set_state(self, identity: Identity, series_id: int,
