@@ -124,6 +124,14 @@ def test_links_fit_telegram_and_read_back() -> None:
     assert parse_code("hôm nay họp") is None and parse_code("hd") is None
 
 
+def test_every_guide_button_payload_fits_64_bytes() -> None:
+    from bot.services.explanations import load_library
+
+    for key in load_library("vi").topics:
+        for payload in (f"gsh:{key}", f"cd:t:{key}", link_payload(key, 999_999_999)):
+            assert 1 <= len(payload.encode()) <= 64, payload
+
+
 def test_rhythms_as_people_write_them() -> None:
     assert parse_rhythm("thứ Ba và thứ Sáu, 19:00") == (["tue", "fri"], "19:00")
     assert parse_rhythm("t3 t6 19h30") == (["tue", "fri"], "19:30")
