@@ -8,7 +8,7 @@ group (10,800 posts, delivered) and 30,000 reads spread over them, then:
 3. one guide shared to all 300 groups: `Notices.create(compose=…)` with each chat's own
    link, plus `record_posts` — what "📤 Gửi ngay" costs before the outbox sends;
 4. `Series.due()` with 200 active series: a quiet minute (nothing due) and the minute
-   all of them come due (claims included), i.e. the series job's own cost per tick.
+   all of them come due (with `mark_sent` for each), i.e. the series job's own cost per tick.
 
 Run from the project root: `.venv/bin/python bench/bench_guides.py [--groups 300 --reads
 30000 --series 200 --runs 20]`.

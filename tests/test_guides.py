@@ -373,12 +373,37 @@ async def test_series_pause_resume_end_and_campaign_series(both: Both) -> None:
     assert series.state == "ended" and series.next_index == 0
 
 
+async def test_a_crash_between_queueing_and_marking_sends_nothing_twice(both: Both) -> None:
+    from bot.jobs.series import post_run
+
+    ward, tg = both.ward, both.ward.tg
+    services = ward.app.context.services
+    boss = await services.access.identify("telegram", Sender(str(BOSS), "Cán bộ Hoa"))
+    await services.series.create(
+        boss, 1, title="VNeID", topic_keys=["vneid_what", "vneid_levels"],
+        group_ids=[both.groups["TDP01"]], days=["tue"], at_time="19:00",
+        starts_on=START.date(), ends_on=None)
+    ward.clock.set(datetime(2026, 11, 24, 12, 0, tzinfo=UTC))  # type: ignore[attr-defined]
+    [run] = await services.series.due()
+    assert await post_run(ward.app.context, run) == 2  # queued, then the process dies
+    await ward.app.scheduler.run_now("guide-series")  # the next tick: the same slot again
+    await ward.app.scheduler.run_now("guide-series")
+    [post] = await tg.wait_sent(TG_CHATS["TDP01"], 1)
+    assert TITLE in plain(post)
+    await both.zl.wait_sent(ZALO_CHATS["TDP01"], 1)
+    await asyncio.sleep(0.3)
+    assert len(tg.sent_to(TG_CHATS["TDP01"])) == 1
+    assert len(both.zl.sent_to(ZALO_CHATS["TDP01"])) == 1
+    [series] = await services.series.in_ward(1)
+    assert series.next_index == 1 and series.coming == ["vneid_levels"]
+
+
 # --- the service on both databases ---------------------------------------------------------
-async def test_series_slots_are_claimed_once_even_by_two_runs_at_once(
+async def test_series_slots_move_on_once_even_with_two_runs_at_once(
     db_url: str, tmp_path: Path,
 ) -> None:
-    """Two instances' ticks at the same moment (PostgreSQL) claim a slot once; the reads
-    and the numbers work on both databases."""
+    """Two ticks of the same slot at the same moment move the series on once (the posts
+    they queue share their outbox keys); the reads and the numbers work on both databases."""
     from bot.context import build_context
     from bot.db import Database
 
@@ -403,9 +428,10 @@ async def test_series_slots_are_claimed_once_even_by_two_runs_at_once(
         assert await series.due() == []  # 18:30: not yet
         clock.advance(timedelta(minutes=31))
         first, second = await asyncio.gather(series.due(), series.due())
-        runs = first + second
-        assert [(r.series.id, r.index, r.topic_key) for r in runs] == [
-            (created.id, 0, "vneid_what")]
+        assert [(r.series.id, r.index, r.topic_key) for r in first + second] == [
+            (created.id, 0, "vneid_what")] * 2  # both see the slot ...
+        marked = await asyncio.gather(series.mark_sent(first[0]), series.mark_sent(second[0]))
+        assert sorted(marked) == [False, True]  # ... only one moves the series on
         assert await series.due() == []
         assert await guides.number_of("vneid_what") == 1
         assert await guides.number_of("vneid_levels") == 2

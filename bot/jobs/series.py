@@ -1,8 +1,10 @@
 """The series job: at each slot of a series' rhythm, its next guide goes to its groups.
 
-Run every minute by the jobs leader. `Series.due` claims the slots (never twice,
-never in quiet hours); this posts each claimed guide through the outbox, one row per group
-chat, and records the posts so reads can be counted per group.
+Run every minute by the jobs leader. `Series.due` finds the slots that have come (never in
+quiet hours); this queues each guide through the outbox, one row per group chat, records the
+posts so reads can be counted per group, and only then marks the guide sent. The outbox keys
+name the series, the guide's place and the chat, so a run repeated after a crash (or by a
+second instance) queues nothing twice, and a crash before the mark loses nothing.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ async def post_due(app: AppContext) -> int:
     """Post every series guide whose slot has come; returns how many guides went out."""
     done = 0
     for run in await app.services.series.due():
-        if await post_run(app, run):
+        queued = await post_run(app, run)
+        if await app.services.series.mark_sent(run) and queued:
             done += 1
     return done
 

@@ -221,9 +221,10 @@ class Series:
         return slots
 
     async def due(self) -> list[SeriesRun]:
-        """Claim the slots that have come: one guide per series per slot, never inside
-        quiet hours (a slot missed there waits for the next one), never twice (the claim
-        is one guarded UPDATE of `next_index`)."""
+        """The slots that have come: one guide per series per slot, never inside quiet
+        hours (a slot missed there waits for the next one). The caller queues the guide
+        (idempotently: its outbox keys name the series and the guide's place), then
+        `mark_sent`s it; a crash in between only queues the same rows again next time."""
         now = self._clock.now()
         today = self.today()
         quiet = self._quiet.ends_after(now) is not None
@@ -250,11 +251,14 @@ class Series:
             if now - slot > self._grace or today < info.starts_on or paused_by_campaign:
                 await self._skip(info.id, now)  # too late, too early, or on hold: no pile-up
                 continue
-            if await self._claim(info, now):
-                runs.append(SeriesRun(info, info.next_index))
+            runs.append(SeriesRun(info, info.next_index))
         return runs
 
-    async def _claim(self, info: SeriesInfo, now: datetime) -> bool:
+    async def mark_sent(self, run: SeriesRun) -> bool:
+        """Move the series past the guide just queued: one guarded UPDATE, so of two
+        runs of one slot only one moves it (the other queued nothing new). False: it
+        had moved already."""
+        info, now = run.series, self._clock.now()
         done = info.next_index + 1 >= len(info.topic_keys)
         sent = [s.isoformat() for s in info.sent_at] + [now.isoformat()]
         async with self._db.session() as session:
