@@ -158,7 +158,9 @@ async def main(args: argparse.Namespace) -> None:
         clock.set(START + timedelta(hours=8))  # Tuesday 19:00: every series is due
         started = time.perf_counter()
         runs = await services.series.due()
-        print(f"Series.due(), all {len(runs)} due (claims included): "
+        for run in runs:
+            await services.series.mark_sent(run)
+        print(f"Series.due() + mark_sent, all {len(runs)} due: "
               f"{(time.perf_counter() - started) * 1000:.0f} ms")
         await db.dispose()
 
