@@ -14,7 +14,7 @@ from dataclasses import replace
 
 from bot.core import Role
 from bot.router import Ctx, Router
-from bot.services.guides import parse_link
+from bot.services.guides import LINK_PREFIX, parse_link
 from handlers import notices
 from handlers.explanations import open_from_post
 from handlers.guide_posts import guide_body
@@ -44,9 +44,12 @@ async def share(ctx: Ctx) -> None:
 async def open_link(ctx: Ctx, payload: str) -> bool:
     """`/start g_<key>_<group>` from a group post: the steps here, a read for the group.
     False if the payload is not a guide link (an invite code, say)."""
-    found = parse_link(payload, set(ctx.app.services.explanations.library.topics))
-    if found is None:
+    if not payload.startswith(LINK_PREFIX):
         return False
+    found = parse_link(payload, set(ctx.app.services.explanations.library.topics))
+    if found is None:  # a guide taken out of the library since it was posted
+        await ctx.say("guides/gone")
+        return True
     if not ctx.incoming.is_private:  # the steps never go into a group
         await ctx.reply(ctx.label("guides.steps_in_private", bot=ctx.platform.bot_username))
         return True

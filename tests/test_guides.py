@@ -178,6 +178,8 @@ async def test_coordinator_shares_a_guide_to_every_telegram_group(both: Both) ->
     # to counts for the reader's own group (here: the same read again).
     await ward.say(RESIDENT, f"/start g_vneid_what_{both.groups['TDP01']}")
     await ward.say(RESIDENT, "/start g_vneid_what_99")
+    [gone] = await ward.say(RESIDENT, "/start g_old_guide_1")
+    assert "Hướng dẫn này không còn nữa" in gone
     [report] = await ward.say(BOSS, "/hoidap thongke")
     assert "VNeID là gì?: 5 tin đã gửi · 1 lượt xem" in report
     assert "Tổ đã xem: TDP01 (1)" in report

@@ -3,9 +3,9 @@
 A series is a row: its days and time, its guides in order and `next_index`, the next guide
 to post. `due()` answers "which series owe a guide now?" with APScheduler's cron arithmetic
 (as campaigns do); once the guide is queued, `mark_sent` moves `next_index` on in one guarded
-UPDATE, so a slot never posts twice — not on two instances, not after a restart. A slot is never used
-inside quiet hours; one missed while the bot was down is made up within the grace time, else
-skipped (the guide waits for the next slot): slots never pile up.
+UPDATE, so a slot never posts twice — not on two instances, not after a restart. A slot is
+never used inside quiet hours; one missed while the bot was down is made up within the grace
+time, else skipped (the guide waits for the next slot): slots never pile up.
 """
 
 from __future__ import annotations
