@@ -71,6 +71,11 @@ async def test_the_successor_leads_once_the_leader_dies(pg_url: str) -> None:
             "SELECT pg_terminate_backend(pid) FROM pg_locks "
             "WHERE locktype = 'advisory' AND granted AND pid <> pg_backend_pid() AND database = "
             "(SELECT oid FROM pg_database WHERE datname = current_database())")
+        # pg_terminate_backend only signals: the dead session lets go a moment later.
+        for _ in range(100):
+            if await second.is_leader():
+                break
+            await asyncio.sleep(0.05)
         assert await second.is_leader()
         assert not await first.is_leader()
     finally:
