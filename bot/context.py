@@ -28,6 +28,7 @@ from bot.services.places import Places
 from bot.services.polls import Polls
 from bot.services.progress import Progress
 from bot.services.registry import Registry
+from bot.services.staff import Staff
 from bot.texts import Texts
 
 
@@ -50,6 +51,7 @@ class Services:
     campaigns: Campaigns
     polls: Polls
     downloads: Downloads
+    staff: Staff
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,7 @@ def build_services(
                             timedelta(hours=config.schedule.grace_hours)),
         polls=Polls(db, clock),
         downloads=Downloads(db, clock),
+        staff=Staff(db, clock),
     )
 
 

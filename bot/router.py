@@ -264,6 +264,9 @@ class Router:
         ctx: Ctx | None = None
         try:
             identity = await self.app.services.access.identify(platform.name, incoming.sender)
+            if identity.is_admin and identity.ward_id is None:
+                # An admin from [admins] holds no grant: they work in the ward they chose.
+                identity = await self.app.services.staff.with_admin_ward(identity)
             ctx = Ctx(self.app, platform, incoming, identity, self)
             await self._route(ctx)
         except Exception:

@@ -16,6 +16,7 @@ from handlers import (
     notices,
     polls,
     progress,
+    staff,
 )
 
 
@@ -33,3 +34,4 @@ def register_all(router: Router) -> None:
     chats.register(router)
     accounts.register(router)
     dashboard.register(router)
+    staff.register(router)

@@ -20,6 +20,7 @@ from bot.services.households import (
     may_log,
 )
 from bot.services.tables import TableError, read_table
+from handlers.staff import no_ward
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ async def _ward_or_ask(ctx: Ctx) -> int | None:
     (or say there is no ward) and return None."""
     ward_id = ctx.identity.ward_id
     if ward_id is None:
-        await ctx.say("households/no_ward")
+        await no_ward(ctx, "households/no_ward")
         return None
     if not ctx.args:
         await ctx.start_form(FIND, "query", {"ward_id": ward_id})
@@ -266,7 +267,7 @@ async def my_household(ctx: Ctx) -> None:
         await _show_mine(ctx, checklist)
         return
     if ward_id is None:
-        await ctx.say("households/no_ward")
+        await no_ward(ctx, "households/no_ward")
         return
     await ctx.start_form(LINK, "code", {"ward_id": ward_id})
     await ctx.say("households/ask_code")

@@ -13,6 +13,7 @@ import segno
 from bot.core import GROUP_ROLES, Attachment, Button, Role, is_number
 from bot.router import Ctx, Router
 from bot.services.invites import STAFF_ROLES, InviteError, InviteInfo, invitable_roles
+from handlers.staff import no_ward
 
 FLOW = "invite"
 
@@ -35,7 +36,7 @@ def qr_png(link: str) -> bytes:
 async def invite(ctx: Ctx) -> None:
     ward_id = ctx.identity.ward_id
     if ward_id is None:
-        await ctx.say("invites/no_ward")
+        await no_ward(ctx, "invites/no_ward")
         return
     roles = invitable_roles(ctx.identity, ward_id)
     if not roles:

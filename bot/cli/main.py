@@ -97,11 +97,46 @@ def build_parser() -> argparse.ArgumentParser:
     grant.add_argument("--user", required=True, help="the user's numeric id on that platform")
     grant.add_argument("--ward", required=True)
     grant.add_argument("--group", help="residential group code (residents, helpers, leaders)")
+
+    revoke = sub.add_parser("revoke", help="take a role away from a chat user")
+    revoke.add_argument("role",
+                        choices=[r.value for r in Role if r not in (Role.GUEST, Role.ADMIN)])
+    revoke.add_argument("--platform", default="telegram", choices=["telegram", "zalo", "zalo_oa"])
+    revoke.add_argument("--user", required=True, help="the user's id on that platform")
+    revoke.add_argument("--ward", required=True)
+    revoke.add_argument("--group", help="only the role in this residential group")
+
+    invite = sub.add_parser("invite", help="print a one-time invite link and QR code")
+    invite.add_argument("role", choices=["coordinator", "leader"])
+    invite.add_argument("--ward", required=True)
+    invite.add_argument("--group", help="residential group code (for a leader)")
+    invite.add_argument("--platform", default="telegram", choices=["telegram", "zalo", "zalo_oa"])
+    invite.add_argument("--bot-username", help="the Telegram bot's @username, for a t.me link")
     return parser
 
 
+def _config_anywhere(argv: Sequence[str]) -> list[str]:
+    """`--config FILE` may come before or after the subcommand (`cds-bot run --config x`)."""
+    rest: list[str] = []
+    found: list[str] = []
+    items = list(argv)
+    i = 0
+    while i < len(items):
+        item = items[i]
+        if item == "--config" and i + 1 < len(items):
+            found = ["--config", items[i + 1]]
+            i += 2
+            continue
+        if item.startswith("--config="):
+            found = ["--config", item.split("=", 1)[1]]
+        else:
+            rest.append(item)
+        i += 1
+    return [*found, *rest]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(_config_anywhere(sys.argv[1:] if argv is None else argv))
     try:
         loaded = load_config(resolve_path(args.config))
     except ConfigError as exc:
@@ -109,7 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _setup_logging(loaded.config)
     handlers: dict[str, Callable[[argparse.Namespace, LoadedConfig], int]] = {
         "run": _run, "shell": _shell, "db": _db, "ward": _ward, "group": _group, "grant": _grant,
-        "import": _import, "export": _export,
+        "import": _import, "export": _export, "revoke": _revoke, "invite": _invite,
     }
     try:
         return handlers[args.command](args, loaded)
@@ -198,6 +233,81 @@ def _grant(args: argparse.Namespace, loaded: LoadedConfig) -> int:
         scope = f"group {grant.group_code}" if grant.group_code else "the whole ward"
         print(f"{args.platform} user {args.user} is now {grant.role.value} "
               f"of {scope} in ward {grant.ward_code}")
+
+    return _with_db(loaded, act)
+
+
+def _revoke(args: argparse.Namespace, loaded: LoadedConfig) -> int:
+    """Takes the role away at once (the person's next message already runs without it)."""
+    texts = Texts(locale=loaded.config.bot.locale)
+    outcome: list[int] = []
+
+    async def act(db: Database) -> None:
+        from bot.services.staff import Staff
+
+        await db.upgrade()
+        revoked = await Staff(db, SystemClock()).revoke_by_user(
+            platform=args.platform, user_id=str(args.user).strip(), role=Role(args.role),
+            ward_code=args.ward, group_code=args.group,
+        )
+        where = dict(platform=args.platform, user=args.user, role=args.role,
+                     ward=args.ward.upper(), group=(args.group or "").upper())
+        if not revoked:
+            print("cds-bot: " + texts.label("cli.revoke_nothing", **where), file=sys.stderr)
+            outcome.append(EXIT_USAGE)
+            return
+        for done in revoked:
+            print(texts.label("cli.revoked", **{**where, "group": done.group_code,
+                                                "name": done.name}))
+
+    code = _with_db(loaded, act)
+    return code or (outcome[0] if outcome else 0)
+
+
+def _invite(args: argparse.Namespace, loaded: LoadedConfig) -> int:
+    """A one-person link (and a QR code drawn in the terminal) for the first coordinator: no
+    need to know their chat id first."""
+    texts = Texts(locale=loaded.config.bot.locale)
+    if args.role == "leader" and not args.group:
+        return _fail(texts.label("cli.invite_needs_group"), EXIT_USAGE)
+
+    async def act(db: Database) -> None:
+        import segno
+
+        from bot.services.invites import InviteError
+
+        await db.upgrade()
+        context = build_context(loaded.config, db, SystemClock())
+        places = context.services.places
+        ward = await places.ward_by_code(args.ward)
+        if ward is None:
+            raise PlaceError("unknown_ward", code=args.ward.upper())
+        group_id = None
+        if args.group:
+            group = await places.group_by_code(ward.id, args.group)
+            if group is None:
+                raise PlaceError("unknown_group", code=args.group.upper())
+            group_id = group.id
+        try:
+            info = await context.services.invites.create(
+                None, role=Role(args.role), ward_id=ward.id, group_id=group_id, max_uses=1,
+            )
+        except InviteError as exc:
+            raise PlaceError(exc.reason) from exc
+        username = (args.bot_username or "").lstrip("@")
+        if args.platform == "telegram" and username:
+            link = f"https://t.me/{username}?start={info.code}"
+        else:
+            link = f"/start {info.code}"
+        print(texts.label("cli.invite_made", role=args.role, ward=ward.code,
+                          ward_name=ward.name, group=(args.group or "").upper(),
+                          link=link, code=info.code,
+                          expires=info.expires_at.astimezone(loaded.config.bot.tz)
+                          .strftime("%d/%m/%Y %H:%M")))
+        if link.startswith("http"):
+            segno.make(link, error="m").terminal(out=sys.stdout, compact=True)
+        else:
+            print(texts.label("cli.invite_no_link", code=info.code))
 
     return _with_db(loaded, act)
 

@@ -49,6 +49,7 @@ class Shell:
         self.platform = ConsolePlatform(write, files_dir=files_dir, color=color)
         self.router.attach(self.platform)
         self.chat = Chat(chat_id=self.user_id, kind="private")
+        self._ward_code = ""
 
     @property
     def sender(self) -> Sender:
@@ -72,11 +73,23 @@ class Shell:
                 if not groups:
                     raise SystemExit(f"ward {ward_code} has no group: `cds-bot group add`")
                 group = groups[0].code
+            if not self.demo:
+                await self._end_role(ward_code)  # left over by a shell that was killed
             await self.context.services.access.grant(
                 platform=self.platform.name, user_id=self.user_id, role=self.role,
                 ward_code=ward_code, group_code=group or None, name=self.sender.name,
             )
+            self._ward_code = ward_code
         return ward_code
+
+    async def _end_role(self, ward_code: str) -> None:
+        """On a real database the shell's role lasts only while the shell runs."""
+        if self.role in (Role.GUEST, Role.ADMIN) or not ward_code:
+            return
+        await self.context.services.staff.revoke_by_user(
+            platform=self.platform.name, user_id=self.user_id, role=self.role,
+            ward_code=ward_code,
+        )
 
     def incoming_for(self, line: str) -> Incoming | None:
         text = line.strip()
@@ -117,4 +130,8 @@ class Shell:
             self._write(to_terminal(self.context.texts.render("shell/bye"), color=False))
             return 0
         finally:
-            await self.db.dispose()
+            try:
+                if not self.demo and self._ward_code:
+                    await self._end_role(self._ward_code)
+            finally:
+                await self.db.dispose()
