@@ -269,7 +269,12 @@ class Router:
                 identity = await self.app.services.staff.with_admin_ward(identity)
             ctx = Ctx(self.app, platform, incoming, identity, self)
             await self._route(ctx)
-        except Exception:
+            if "database" in metrics.down:
+                metrics.mark_up("database")  # writing works again
+        except Exception as exc:
+            if _is_database_failure(exc):
+                # Disk full, read-only, server gone: /healthz says so until a write works.
+                metrics.mark_down("database", type(exc).__name__)
             log.exception(
                 "handler failed: platform=%s chat=%s user=%s command=%s payload=%s",
                 platform.name, incoming.chat.chat_id, incoming.sender.user_id,
@@ -374,3 +379,9 @@ class Router:
                     "chat event handler failed: platform=%s chat=%s kind=%s",
                     platform.name, event.chat.chat_id, event.kind,
                 )
+
+
+def _is_database_failure(exc: BaseException) -> bool:
+    from sqlalchemy.exc import OperationalError
+
+    return isinstance(exc, OperationalError)

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import suppress
 from pathlib import Path
 
 from bot.app import BotApp
@@ -168,7 +168,19 @@ def _run(args: argparse.Namespace, loaded: LoadedConfig) -> int:
         return EXIT_CONFIG
     except ConfigError as exc:
         return _fail(f"{loaded.path}: {exc}", EXIT_CONFIG)
-    asyncio.run(BotApp(loaded.config).run_forever())
+    from bot.core import PlatformStartError
+
+    try:
+        asyncio.run(BotApp(loaded.config).run_forever())
+    except PlatformStartError as exc:
+        # Exit 2 like any config mistake: systemd's RestartPreventExitStatus=2 stops the loop.
+        return _fail(Texts(locale=loaded.config.bot.locale).label(
+            "cli.bad_token", platform=exc.platform), EXIT_CONFIG)
+    except Exception as exc:
+        problem = _database_problem(exc, loaded)
+        if problem is None:
+            raise
+        return _fail(problem, EXIT_USAGE)
     return 0
 
 
@@ -363,10 +375,25 @@ def _export(args: argparse.Namespace, loaded: LoadedConfig) -> int:
         else:
             progress = await context.services.progress.ward(ward.id)
             data = progress_xlsx(progress, rows, context.texts.label, loaded.config.bot.tz)
-        args.output.write_bytes(data)
-        print(f"{len(rows)} households written to {args.output}")
+        try:
+            args.output.write_bytes(data)
+        except OSError as exc:
+            failed.append(texts.label("cli.export_cannot_write", file=args.output,
+                                      reason=exc.strerror or type(exc).__name__,
+                                      ward=ward.code))
+            return
+        print(texts.label("cli.exported", count=len(rows), ward=ward.code, file=args.output))
 
-    return _with_db(loaded, act)
+    texts = Texts(locale=loaded.config.bot.locale)
+    folder = args.output.parent
+    if not folder.is_dir():
+        return _fail(texts.label("cli.export_no_folder", folder=folder,
+                                 ward=args.ward.upper()), EXIT_USAGE)
+    failed: list[str] = []
+    code = _with_db(loaded, act)
+    if failed:
+        return _fail(failed[0], EXIT_USAGE)
+    return code
 
 
 def _with_db(loaded: LoadedConfig, action: Callable[[Database], Awaitable[None]]) -> int:
@@ -379,9 +406,50 @@ def _with_db(loaded: LoadedConfig, action: Callable[[Database], Awaitable[None]]
 
     try:
         asyncio.run(go())
-    except OSError as exc:
-        return _fail(f"database {_safe_url(loaded.config.database.url)}: {exc}", EXIT_USAGE)
+    except Exception as exc:
+        problem = _database_problem(exc, loaded)
+        if problem is None:
+            raise
+        return _fail(problem, EXIT_USAGE)
     return 0
+
+
+def _database_problem(exc: BaseException, loaded: LoadedConfig) -> str | None:
+    """One line saying what is wrong with the database and what to do, or None when the
+    error is not the database's. Never the SQL or its values (names, phones)."""
+    import re
+
+    from sqlalchemy import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    if not isinstance(exc, OSError | SQLAlchemyError) and \
+            type(exc).__module__.split(".")[0] not in ("asyncpg", "sqlite3"):
+        return None
+    texts = Texts(locale=loaded.config.bot.locale)
+    url = make_url(loaded.config.database.url)
+    role, database = url.username or "", url.database or ""
+    message = str(getattr(exc, "orig", None) or exc)
+    found = re.search(r'role "([^"]+)" does not exist', message)
+    if found:
+        return texts.label("cli.db_no_role", role=found.group(1), database=database)
+    found = re.search(r'database "([^"]+)" does not exist', message)
+    if found:
+        return texts.label("cli.db_no_database", database=found.group(1), role=role)
+    safe = _safe_url(loaded.config.database.url)
+    for needle, key in (
+        ("password authentication failed", "cli.db_bad_password"),
+        ("database or disk is full", "cli.db_full"),
+        ("No space left", "cli.db_full"),
+        ("unable to open database file", "cli.db_cannot_open"),
+        ("readonly database", "cli.db_read_only"),
+        ("Connect call failed", "cli.db_unreachable"),
+        ("Connection refused", "cli.db_unreachable"),
+    ):
+        if needle in message:
+            return texts.label(key, role=role, url=safe)
+    if isinstance(exc, OSError):
+        return texts.label("cli.db_unreachable", url=safe)
+    return texts.label("cli.db_error", url=safe, kind=type(exc).__name__)
 
 
 _PLACE_ERRORS = {
@@ -420,13 +488,24 @@ def _confirm(question: str) -> bool:
 
 
 def _setup_logging(config: Config) -> None:
-    logging.basicConfig(
-        level=config.bot.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    for noisy in ("httpx", "httpcore", "apscheduler", "alembic.runtime.migration"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    from bot.logs import setup
+
+    setup(config.bot.log_level, _secrets(config))
+
+
+def _secrets(config: Config) -> list[str]:
+    """Every secret of the config, for masking in logs and output."""
+    from sqlalchemy import make_url
+
+    values = [
+        config.telegram.token, config.telegram.webhook_secret, config.zalo.token,
+        config.zalo.webhook_secret, config.zalo_oa.secret_key, config.zalo_oa.access_token,
+        config.zalo_oa.refresh_token, config.zalo_oa.oa_secret_key, config.web.secret,
+    ]
+    found = [v.get_secret_value() for v in values]
+    with suppress(Exception):  # a URL the config already refused cannot matter
+        found.append(make_url(config.database.url).password or "")
+    return [f for f in found if f]
 
 
 if __name__ == "__main__":

@@ -95,10 +95,14 @@ class WebServer:
         good exchange is shown (an idle platform is not a failure)."""
         database = await self._db.ping()
         last = self._metrics.last_success
-        platforms = {
+        down = dict(self._metrics.down)
+        platforms: dict[str, dict[str, Any]] = {
             name: {"last_success": last[name].isoformat() if name in last else None}
             for name in self._platforms
         }
+        for name, item in platforms.items():
+            if name in down:
+                item["problem"] = down[name]
         outbox: dict[str, Any] = {"depth": None, "oldest_due_seconds": None}
         outbox_ok = False
         if database:
@@ -110,9 +114,11 @@ class WebServer:
                 outbox = {"depth": backlog.depth,
                           "oldest_due_seconds": round(backlog.oldest_seconds)}
                 outbox_ok = backlog.oldest_seconds < OUTBOX_STALE_SECONDS
-        ok = database and outbox_ok
-        body = {"ok": ok, "database": database, "platforms": platforms,
-                "outbox": {**outbox, "ok": outbox_ok}}
+        ok = database and outbox_ok and not down
+        body: dict[str, Any] = {"ok": ok, "database": database, "platforms": platforms,
+                                "outbox": {**outbox, "ok": outbox_ok}}
+        if "database" in down:
+            body["database_problem"] = down["database"]
         return web.json_response(body, status=200 if ok else 503)
 
     async def _metrics_page(self, request: web.Request) -> web.Response:
