@@ -44,7 +44,7 @@ async def seed_ward(harness: Harness) -> Seeded:
     services = harness.ctx.services
     ward = await services.places.ward_by_code("P1")
     assert ward is not None
-    await services.registry.import_table(ward.id, read_table(LIST.encode()))
+    await services.registry.import_table(ward.id, read_table(LIST.encode()), create_groups=True)
     await harness.grant(BOSS, Role.COORDINATOR)
     await harness.grant(LEADER, Role.LEADER, "TDP01")
     await harness.grant(HELPER, Role.HELPER, "TDP01")

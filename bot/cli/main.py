@@ -82,7 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     households.add_argument("--ward", required=True, help="ward code")
     households.add_argument("--dry-run", action="store_true", help="check only, write nothing")
     households.add_argument("--strict", action="store_true",
-                            help="write nothing if any row is rejected")
+                            help="write nothing if any row is rejected or a column is unknown")
+    households.add_argument("--create-groups", action="store_true",
+                            help="create the groups the file names that the ward does not have")
 
     exports = sub.add_parser("export", help="export reports")
     export_sub = exports.add_subparsers(dest="export_command", required=True)
@@ -345,7 +347,8 @@ def _import(args: argparse.Namespace, loaded: LoadedConfig) -> int:
             raise PlaceError("unknown_ward", code=args.ward.upper())
         try:
             report = await context.services.registry.import_table(
-                ward.id, table, dry_run=args.dry_run, strict=args.strict
+                ward.id, table, dry_run=args.dry_run, strict=args.strict,
+                create_groups=args.create_groups,
             )
         except TableError as exc:
             reason = context.texts.label(f"households.table_error.{exc.reason}",
@@ -354,9 +357,10 @@ def _import(args: argparse.Namespace, loaded: LoadedConfig) -> int:
             outcome.append(EXIT_USAGE)
             return
         text = context.texts.render("households/import_report", report=report,
-                                    filename=args.file.name)
+                                    filename=args.file.name, cli=True)
         print(to_plain(text))
-        outcome.append(EXIT_REJECTED if report.rejected else 0)
+        blocked = report.new_groups and not report.groups_confirmed
+        outcome.append(EXIT_REJECTED if report.rejected or blocked else 0)
 
     code = _with_db(loaded, act)
     return code or (outcome[0] if outcome else 0)
