@@ -58,6 +58,14 @@ def build_parser() -> argparse.ArgumentParser:
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True)
     db_sub.add_parser("upgrade", help="apply migrations")
+    db_backup = db_sub.add_parser(
+        "backup", help="copy the SQLite database while the bot runs (PostgreSQL: pg_dump)")
+    db_backup.add_argument("file", nargs="?", type=Path,
+                           help="where to write (default: backups/ next to the database)")
+    db_backup.add_argument("--keep", type=int, default=0,
+                           help="keep only the newest N backups in that folder")
+    db_restore = db_sub.add_parser("restore", help="restore a backup into an empty database")
+    db_restore.add_argument("file", type=Path)
 
     ward = sub.add_parser("ward", help="wards")
     ward_sub = ward.add_subparsers(dest="ward_command", required=True)
@@ -197,11 +205,41 @@ def _shell(args: argparse.Namespace, loaded: LoadedConfig) -> int:
 
 
 def _db(args: argparse.Namespace, loaded: LoadedConfig) -> int:
+    if args.db_command in ("backup", "restore"):
+        return _backup_or_restore(args, loaded)
+
     async def upgrade(db: Database) -> None:
         await db.upgrade()
         print(f"database is up to date: {_safe_url(db.url)}")
 
     return _with_db(loaded, upgrade)
+
+
+def _backup_or_restore(args: argparse.Namespace, loaded: LoadedConfig) -> int:
+    from bot.backup import BackupError, backup, restore
+
+    texts = Texts(locale=loaded.config.bot.locale)
+    url = loaded.config.database.url
+    try:
+        if args.db_command == "backup":
+            info = backup(url, args.file, SystemClock().now().astimezone(loaded.config.bot.tz),
+                          keep=max(args.keep, 0))
+            print(texts.label("cli.backup_done", file=info.path,
+                              size=f"{info.size / 1_048_576:.1f}".replace(".", ","),
+                              removed=len(info.removed)))
+            return 0
+        path = restore(args.file, url)
+    except BackupError as exc:
+        return _fail(texts.label(f"cli.backup_{exc.reason}", url=_safe_url(url), **exc.details),
+                     EXIT_USAGE)
+
+    async def upgrade(db: Database) -> None:
+        await db.upgrade()  # a backup from an older version gets today's tables
+
+    code = _with_db(loaded, upgrade)
+    if code == 0:
+        print(texts.label("cli.restore_done", file=args.file, database=path))
+    return code
 
 
 def _ward(args: argparse.Namespace, loaded: LoadedConfig) -> int:
