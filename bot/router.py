@@ -243,6 +243,7 @@ class Router:
     async def dispatch(self, platform: Platform, incoming: Incoming) -> None:
         if incoming.foreign_command:
             return
+        incoming = _without_nul(incoming)
         metrics = self.app.metrics
         metrics.mark_ok(platform.name)
         try:
@@ -385,3 +386,18 @@ def _is_database_failure(exc: BaseException) -> bool:
     from sqlalchemy.exc import OperationalError
 
     return isinstance(exc, OperationalError)
+
+
+def _without_nul(incoming: Incoming) -> Incoming:
+    """NUL characters mean nothing to a person and PostgreSQL refuses them in text: drop
+    them on the way in instead of apologising for a failed write."""
+    if "\x00" not in incoming.text and "\x00" not in incoming.sender.name and not any(
+        "\x00" in a for a in incoming.args
+    ):
+        return incoming
+    return replace(
+        incoming, text=incoming.text.replace("\x00", ""),
+        args=tuple(a.replace("\x00", "") for a in incoming.args),
+        sender=replace(incoming.sender, name=incoming.sender.name.replace("\x00", ""),
+                       username=incoming.sender.username.replace("\x00", "")),
+    )
