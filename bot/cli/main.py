@@ -50,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     shell = sub.add_parser("shell", help="chat with the bot in this terminal, no token needed")
     shell.add_argument("--demo", action="store_true", help="use a demo ward in data/demo.db")
+    shell.add_argument("--reset", action="store_true",
+                       help="with --demo: start the demo ward afresh")
     shell.add_argument(
         "--as", dest="role", default="resident", choices=[r.value for r in Role],
         help="the role to chat as (default: resident)",
@@ -174,7 +176,7 @@ def _run(args: argparse.Namespace, loaded: LoadedConfig) -> int:
         print(f"cds-bot: {loaded.path}: {exc}", file=sys.stderr)
         print(to_plain(texts.render("shell/no_token")), file=sys.stderr)
         if sys.stdin.isatty() and _confirm(to_plain(texts.render("shell/offer"))):
-            return _shell(argparse.Namespace(demo=True, role="resident"), loaded)
+            return _shell(argparse.Namespace(demo=True, role="resident", reset=False), loaded)
         return EXIT_CONFIG
     except ConfigError as exc:
         return _fail(f"{loaded.path}: {exc}", EXIT_CONFIG)
@@ -196,12 +198,47 @@ def _run(args: argparse.Namespace, loaded: LoadedConfig) -> int:
 
 def _shell(args: argparse.Namespace, loaded: LoadedConfig) -> int:
     config = loaded.config
+    texts = Texts(locale=config.bot.locale)
     if args.demo and config.database.url == Config().database.url:
         # The demo never writes into the real database unless the operator points it there.
         config = config.model_copy(
             update={"database": config.database.model_copy(update={"url": DEMO_DATABASE_URL})}
         )
-    return asyncio.run(Shell(config, role=Role(args.role), demo=args.demo).run())
+    if getattr(args, "reset", False):
+        if not args.demo or config.database.url != DEMO_DATABASE_URL:
+            return _fail(texts.label("cli.reset_demo_only"), EXIT_USAGE)
+        from bot.backup import sqlite_path
+
+        demo_file = sqlite_path(DEMO_DATABASE_URL)
+        for path in (demo_file, *(demo_file.with_name(demo_file.name + s)
+                                  for s in ("-wal", "-shm"))):
+            path.unlink(missing_ok=True)
+    _log_to_file(Path("data") / "shell.log")  # log lines never land inside the chat
+    try:
+        return asyncio.run(Shell(config, role=Role(args.role), demo=args.demo).run())
+    except KeyboardInterrupt:
+        # Ctrl-C: the shell has closed the database; the thread still blocked reading the
+        # keyboard would make a normal exit wait (or abort), so leave at once.
+        import os
+
+        sys.stdout.write("\n")
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
+
+
+def _log_to_file(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    import logging
+
+    root = logging.getLogger()
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    for old in list(root.handlers):
+        for guard in old.filters:
+            handler.addFilter(guard)
+        root.removeHandler(old)
+    root.addHandler(handler)
 
 
 def _db(args: argparse.Namespace, loaded: LoadedConfig) -> int:
