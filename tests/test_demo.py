@@ -51,8 +51,9 @@ def test_reset_and_ctrl_c(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, "-m", "bot", "--config", str(tmp_path / "none.toml"), "shell",
            "--demo", "--as", "leader"]
-    first = subprocess.run(  # makes an invite in the demo wardcmd, input="/moi cudan TDP01 5\n/thoat\n", capture_output=True,
+    first = subprocess.run(cmd, input="/moi cudan TDP01 5\n/thoat\n", capture_output=True,
                            text=True, timeout=60, check=False, cwd=tmp_path, env=env)
+    assert "Dùng được: 5 người" in first.stdout  # an invite, in the demo ward
     assert first.returncode == 0, first.stderr
     assert "INFO" not in first.stdout and "WARNING" not in first.stdout  # logs: data/shell.log
     assert (tmp_path / "data" / "shell.log").exists()
