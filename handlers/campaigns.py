@@ -65,7 +65,8 @@ async def _list(ctx: Ctx, ward_id: int) -> None:
         ])
     rows.append([ctx.button("campaigns.new", "cp:new")])
     steps = {s.key: s.title for s in services.progress.steps}
-    await ctx.update("campaigns/list", items=lines, steps=steps, buttons=rows)
+    await ctx.update("campaigns/list", items=lines, steps=steps, buttons=rows,
+                     today=ctx.app.services.campaigns.today())
 
 
 def _in_campaign(groups: list[GroupProgress], c: CampaignInfo) -> list[GroupProgress]:
