@@ -185,13 +185,22 @@ def _checklist_buttons(ctx: Ctx, checklist: Checklist) -> list[list[Button]]:
                 ctx.button("households.adult_step", f"hh:p:{hid}:{key}", title=state.step.label,
                            done=state.units, total=state.total, complete=state.complete,
                            reported=state.reported),
-                ctx.button("households.minus", f"hh:m:{hid}:{key}"),
+                # As a numbered list (Zalo, the terminal) a bare "➖" says nothing.
+                ctx.button("households.minus" if _side_by_side(ctx) else
+                           "households.minus_named", f"hh:m:{hid}:{key}",
+                           title=state.step.label),
             ])
         else:
             rows.append([ctx.button("households.step", f"hh:t:{hid}:{key}",
                                     title=state.step.label, complete=state.complete,
                                     reported=state.reported)])
     return rows
+
+
+def _side_by_side(ctx: Ctx) -> bool:
+    """Buttons shown in rows next to each other (Telegram), not as a numbered list."""
+    caps = ctx.platform.capabilities
+    return caps.buttons and caps.markup != "terminal"
 
 
 async def pressed(ctx: Ctx) -> None:

@@ -47,3 +47,58 @@ async def test_a_campaign_starting_next_week_is_coming_not_running(harness: Harn
     said = await harness.say("/chiendich")
     assert "#1 Tháng VNeID — sắp bắt đầu (từ 1/12)" in said
     assert "đang chạy" not in said
+
+
+async def test_exports_speak_vietnamese_with_local_dates(harness: Harness) -> None:
+    import io
+
+    from openpyxl import load_workbook
+
+    from bot.core import Role, Sender
+    from bot.services.reports import progress_csv, progress_xlsx
+    from bot.services.tables import read_table
+
+    services = harness.ctx.services
+    ward = await services.places.ward_by_code("P1")
+    assert ward is not None
+    await services.registry.import_table(ward.id, read_table(
+        "code,group,head_name,address,members\nTDP01-001,TDP01,Nguyễn Văn An,12 Lê Lợi,3\n"
+        .encode()))
+    await harness.grant("100", Role.HELPER, "TDP01")
+    helper = await services.access.identify("telegram", Sender("100", "Anh Tư"))
+    household = await services.households.by_code(ward.id, "TDP01-001")
+    assert household is not None
+    await services.households.mark(helper, household.id, {"smartphone": None})  # 10:00 local
+    progress = await services.progress.ward(ward.id)
+    rows = await services.registry.household_rows(ward.id)
+    tz = harness.ctx.config.bot.tz
+    text = progress_csv(progress, rows, harness.ctx.texts.label, tz).decode("utf-8-sig")
+    header, first = text.splitlines()[:2]
+    assert header.startswith("Mã hộ,Tổ,Chủ hộ,Địa chỉ,Số nhân khẩu,Số người lớn,")
+    assert "Người ghi,Thời gian ghi" in header
+    assert first.startswith("TDP01-001,TDP01,Nguyễn Văn An,12 Lê Lợi,3,3,Đã xong,Anh Tư,"
+                            "24/11/2026 10:00,")
+    book = load_workbook(io.BytesIO(progress_xlsx(progress, rows, harness.ctx.texts.label, tz)))
+    assert book.sheetnames == [
+        "Tổng hợp", "Điện thoại thông minh", "Nhóm chat của tổ", "VNeID mức 2",
+        "Ứng dụng Công dân số", "Thanh toán điện tử", "Dịch vụ công", "Danh sách hộ"]
+    assert all(len(name) <= 31 for name in book.sheetnames)
+    logged = book["Danh sách hộ"]["I2"]
+    assert logged.number_format == "dd/mm/yyyy hh:mm" and logged.value.hour == 10
+
+
+async def test_a_numbered_checklist_names_the_step_of_every_item(harness: Harness) -> None:
+    from bot.core import Capabilities, Role
+    from bot.services.tables import read_table
+
+    harness.platform.capabilities = Capabilities(buttons=False, edit=False, documents=False,
+                                                 photos=False, max_text=2000, markup="plain")
+    ward = await harness.ctx.services.places.ward_by_code("P1")
+    assert ward is not None
+    await harness.ctx.services.registry.import_table(ward.id, read_table(
+        "code,group,head_name,members\nTDP01-001,TDP01,Nguyễn Văn An,3\n".encode()))
+    await harness.grant("100", Role.HELPER, "TDP01")
+    said = await harness.say("/ghi TDP01-001")
+    items = [line for line in said.splitlines() if line[:1].isdigit() and ". " in line]
+    assert items and all(len(line.split(". ", 1)[1].strip()) > 2 for line in items), items
+    assert any("➖ Bớt 1: VNeID mức 2" in line for line in items)

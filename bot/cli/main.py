@@ -28,8 +28,7 @@ from bot.context import build_context
 from bot.core import Role
 from bot.db import Database
 from bot.services.places import PlaceError
-from bot.services.registry import rows_to_csv
-from bot.services.reports import progress_xlsx
+from bot.services.reports import progress_csv, progress_xlsx
 from bot.services.tables import TableError, read_table
 from bot.texts import Texts, to_plain
 
@@ -449,11 +448,9 @@ def _export(args: argparse.Namespace, loaded: LoadedConfig) -> int:
         if ward is None:
             raise PlaceError("unknown_ward", code=args.ward.upper())
         rows = await context.services.registry.household_rows(ward.id)
-        if args.format == "csv":
-            data = rows_to_csv(rows)
-        else:
-            progress = await context.services.progress.ward(ward.id)
-            data = progress_xlsx(progress, rows, context.texts.label, loaded.config.bot.tz)
+        progress = await context.services.progress.ward(ward.id)
+        build = progress_csv if args.format == "csv" else progress_xlsx
+        data = build(progress, rows, context.texts.label, loaded.config.bot.tz)
         try:
             args.output.write_bytes(data)
         except OSError as exc:
