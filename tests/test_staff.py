@@ -198,7 +198,8 @@ def test_cli_revoke_and_config_after_the_subcommand(
                    "để thu hồi."]
     assert main(["revoke", "leader", "--user", "42", "--ward", "NOPE",
                  "--config", str(config)]) == 1
-    assert capsys.readouterr().err.strip() == "cds-bot: no ward NOPE (see `cds-bot ward list`)"
+    assert capsys.readouterr().err.strip() == (
+        "cds-bot: không có phường NOPE (xem: cds-bot ward list).")
 
 
 async def test_cli_revoke_is_audited_and_applies_at_once(

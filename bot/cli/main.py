@@ -162,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         return _fail(str(exc), EXIT_CONFIG)
     except PlaceError as exc:
-        return _fail(_place_error(exc), EXIT_USAGE)
+        return _fail(_place_error(exc, loaded), EXIT_USAGE)
     except KeyboardInterrupt:
         return 130
 
@@ -246,7 +246,7 @@ def _db(args: argparse.Namespace, loaded: LoadedConfig) -> int:
 
     async def upgrade(db: Database) -> None:
         await db.upgrade()
-        print(f"database is up to date: {_safe_url(db.url)}")
+        print(_texts(loaded).label("cli.db_up_to_date", url=_safe_url(db.url)))
 
     return _with_db(loaded, upgrade)
 
@@ -284,12 +284,12 @@ def _ward(args: argparse.Namespace, loaded: LoadedConfig) -> int:
         places = build_context(loaded.config, db, SystemClock()).services.places
         if args.ward_command == "add":
             ward = await places.add_ward(args.code, args.name)
-            print(f"ward {ward.code} added: {ward.name}")
+            print(_texts(loaded).label("cli.ward_added", ward=ward.code, name=ward.name))
             return
         for ward in await places.wards():
             groups = await places.groups(ward.id)
-            print(f"{ward.code}\t{ward.name}\t{len(groups)} groups: "
-                  + ", ".join(g.code for g in groups))
+            print(_texts(loaded).label("cli.ward_line", ward=ward.code, name=ward.name,
+                                       count=len(groups), groups=", ".join(g.code for g in groups)))
 
     return _with_db(loaded, act)
 
@@ -299,7 +299,8 @@ def _group(args: argparse.Namespace, loaded: LoadedConfig) -> int:
         await db.upgrade()
         places = build_context(loaded.config, db, SystemClock()).services.places
         group = await places.add_group(args.ward, args.code, args.name)
-        print(f"group {group.code} added to ward {args.ward.upper()}: {group.name}")
+        print(_texts(loaded).label("cli.group_added", group=group.code, ward=args.ward.upper(),
+                                   name=group.name))
 
     return _with_db(loaded, act)
 
@@ -308,8 +309,7 @@ def _grant(args: argparse.Namespace, loaded: LoadedConfig) -> int:
     user = str(args.user).strip()
     if not user or user.startswith("@") or (args.platform == "telegram" and not user.isdigit()):
         # A name or @username would make a member nobody can ever be.
-        return _fail(f"--user must be the person's {args.platform} user id "
-                     "(a number on Telegram; /quyen shows it), not a name", EXIT_USAGE)
+        return _fail(_texts(loaded).label("cli.bad_user", platform=args.platform), EXIT_USAGE)
 
     async def act(db: Database) -> None:
         await db.upgrade()
@@ -318,9 +318,9 @@ def _grant(args: argparse.Namespace, loaded: LoadedConfig) -> int:
             platform=args.platform, user_id=str(args.user), role=Role(args.role),
             ward_code=args.ward, group_code=args.group,
         )
-        scope = f"group {grant.group_code}" if grant.group_code else "the whole ward"
-        print(f"{args.platform} user {args.user} is now {grant.role.value} "
-              f"of {scope} in ward {grant.ward_code}")
+        print(_texts(loaded).label("cli.granted", platform=args.platform, user=args.user,
+                                   role=grant.role.value, group=grant.group_code,
+                                   ward=grant.ward_code))
 
     return _with_db(loaded, act)
 
@@ -528,19 +528,16 @@ def _database_problem(exc: BaseException, loaded: LoadedConfig) -> str | None:
     return texts.label("cli.db_error", url=safe, kind=type(exc).__name__)
 
 
-_PLACE_ERRORS = {
-    "bad_code": "code {code!r} must be letters, digits, - or _ (up to 32)",
-    "empty_name": "the name of {code} is empty",
-    "ward_exists": "ward {code} already exists",
-    "group_exists": "group {code} already exists in this ward",
-    "unknown_ward": "no ward {code} (see `cds-bot ward list`)",
-    "unknown_group": "no group {code} in this ward",
-    "group_required": "role {role} needs --group (it is given per residential group)",
-}
+def _place_error(exc: PlaceError, loaded: LoadedConfig | None = None) -> str:
+    texts = _texts(loaded)
+    key = f"cli.place.{exc.reason}"
+    if not texts.has_label(key):
+        return exc.reason
+    return texts.label(key, **exc.details)
 
 
-def _place_error(exc: PlaceError) -> str:
-    return _PLACE_ERRORS.get(exc.reason, exc.reason).format(**exc.details)
+def _texts(loaded: LoadedConfig | None) -> Texts:
+    return Texts(locale=loaded.config.bot.locale if loaded else "vi")
 
 
 def _safe_url(url: str) -> str:
