@@ -192,7 +192,7 @@ class BotApp:
             except Exception:
                 log.exception("starting a platform failed; trying again")
                 continue
-            log.info("platform started after %s", "retrying")
+            log.info("%s", self.context.texts.label("ops.platform_started"))
             return
 
     def _platform_down(self, exc: PlatformStartError) -> None:
