@@ -209,7 +209,9 @@ async def _set_ward(ctx: Ctx, ward_id: int, command: str) -> None:
 
 
 def register(router: Router) -> None:
-    router.command("canbo", staff_list, aliases=("staff",), role=Role.COORDINATOR)
+    # Private only: names of the ward's staff are not for a group chat.
+    router.command("canbo", staff_list, aliases=("staff",), role=Role.COORDINATOR,
+                   where="private")
     router.command("thuhoi", revoke, aliases=("revoke",), role=Role.COORDINATOR,
                    where="private")
     router.command("phuong", choose_ward, aliases=("ward",), role=Role.ADMIN, where="private")

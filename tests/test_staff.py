@@ -291,3 +291,33 @@ async def test_shell_on_a_real_database_leaves_no_role_behind(tmp_path: Path) ->
         assert active == []
     finally:
         await db.dispose()
+
+
+async def test_staff_list_is_never_shown_in_a_group_chat(harness: Harness) -> None:
+    await staff_team(harness)
+    said = await harness.say("/canbo@cds_test_bot", group=True)
+    assert "Trần Văn Bình" not in said and "chỉ dùng khi nhắn riêng với mình" in said
+
+
+async def test_an_admin_signs_in_to_the_dashboard_of_the_chosen_ward(harness: Harness) -> None:
+    from aiohttp import web
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from bot.web.dashboard.routes import Dashboard
+
+    config = harness.ctx.config
+    web_config = config.web.model_copy(update={"public_url": "https://bot.example.vn"})
+    object.__setattr__(harness.ctx, "config", config.model_copy(update={"web": web_config}))
+    await harness.say("/phuong P2", user="999")
+    said = await harness.say("/dashboard", user="999")
+    path = re.search(r"https://bot\.example\.vn(/login/[\w-]+)", said)
+    assert path, said
+    app = web.Application()
+    Dashboard(harness.ctx, secret="test-secret", secure_cookie=False).install(app)
+    async with TestClient(TestServer(app)) as client:
+        page = await client.get(path.group(1))
+        form = re.search(r'name="login" value="([^"]+)"', await page.text())
+        assert form
+        signed = await client.post(path.group(1), data={"login": form.group(1)})
+        assert signed.status == 200
+        assert "Phường Bên Cạnh" in await signed.text()

@@ -201,6 +201,8 @@ class Dashboard:
             return self._login_form(request, status=403)
         member_id = await self.app.services.dashboard_logins.redeem(request.match_info["token"])
         identity = await self.app.services.access.identity_of(member_id) if member_id else None
+        if identity is not None and identity.is_admin and identity.ward_id is None:
+            identity = await self.app.services.staff.with_admin_ward(identity)  # /phuong
         ward_id = identity.ward_id if identity else None
         if identity is None or ward_id is None or identity.role_in_ward(ward_id) < Role.LEADER:
             return self.render("link_invalid", status=403)
