@@ -25,7 +25,7 @@ from bot.jobs.personal_reminders import send_personal_reminders
 from bot.jobs.scheduler import Job, Scheduler
 from bot.logs import Once
 from bot.platforms.telegram import TelegramPlatform
-from bot.platforms.zalo import ZaloPlatform
+from bot.platforms.zalo import ZaloApiError, ZaloPlatform
 from bot.platforms.zalo_oa import ZaloOAClient, ZaloOAPlatform
 from bot.router import Router
 from bot.services.oa_tokens import DbTokenStore
@@ -156,7 +156,7 @@ class BotApp:
             commands = menu_commands(self.context, self.router)
             await self._start_platform("telegram", lambda: telegram.start(commands))
         if self.zalo is not None:
-            await self.zalo.start()
+            await self._start_platform("zalo", self._start_zalo)
         if self.zalo_oa is not None:
             await self.zalo_oa.start()
         self.scheduler.start()
@@ -173,6 +173,18 @@ class BotApp:
             self._platform_down(exc)
             task = asyncio.create_task(self._keep_starting(start), name=f"start-{name}")
             self._retries.append(task)
+
+    async def _start_zalo(self) -> None:
+        """Zalo's answers at start in the words of PlatformStartError: 401 is a refused
+        token; anything else (no network, 5xx, timeouts) is worth trying again."""
+        assert self.zalo is not None
+        try:
+            await self.zalo.start()
+        except ZaloApiError as exc:
+            with suppress(Exception):
+                await self.zalo.stop()
+            reason = "bad_token" if exc.error_code == 401 else "unreachable"
+            raise PlatformStartError("zalo", reason, str(exc.error_code)) from None
 
     async def _keep_starting(self, start: Callable[[], Awaitable[None]]) -> None:
         delay = RETRY_FIRST_SECONDS

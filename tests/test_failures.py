@@ -287,3 +287,21 @@ async def test_a_failing_database_turns_healthz_503_and_logs_no_personal_data(
 
 
 Starter = Callable[[], Awaitable[None]]
+
+
+async def test_a_refused_zalo_token_is_one_line_too(tmp_path: Path) -> None:
+    from tests.fake_zalo import FakeZalo
+
+    wrong = "1234567890:zalo-wrong-secret-abcdefghijkl"
+    async with FakeZalo() as zalo:
+        config = write_config(tmp_path, (
+            f'[database]\nurl = "sqlite+aiosqlite:///{tmp_path}/bot.db"\n'
+            '[telegram]\nenabled = false\n'
+            f'[zalo]\nenabled = true\ntoken = "{wrong}"\napi_base_url = "{zalo.base_url}"\n'
+            '[web]\nport = 0\n'
+        ))
+        code, out, err = await run_cli("run", "--config", str(config), cwd=tmp_path)
+    assert code == 2
+    assert "Traceback" not in err and wrong not in out + err
+    assert err.strip().splitlines()[-1].startswith(
+        "cds-bot: zalo: máy chủ zalo từ chối token (sai, hoặc đã bị thu hồi).")
