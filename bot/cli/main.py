@@ -39,91 +39,103 @@ EXIT_REJECTED = 3
 
 
 def build_parser() -> argparse.ArgumentParser:
+    h = _help_texts()
     parser = argparse.ArgumentParser(
-        prog="cds-bot", description="Ward digital-transformation outreach bot (Telegram, Zalo)."
+        prog="cds-bot", description=h["description"]
     )
-    parser.add_argument("--config", help="config file (default: $CDS_CONFIG or ./config.toml)")
+    parser.add_argument("--config", help=h["config"])
     sub = parser.add_subparsers(dest="command", required=True)
 
-    sub.add_parser("run", help="start the bot: platforms, workers, scheduler and web server")
+    sub.add_parser("run", help=h["run"])
 
-    shell = sub.add_parser("shell", help="chat with the bot in this terminal, no token needed")
-    shell.add_argument("--demo", action="store_true", help="use a demo ward in data/demo.db")
+    shell = sub.add_parser("shell", help=h["shell"])
+    shell.add_argument("--demo", action="store_true", help=h["shell_demo"])
     shell.add_argument("--reset", action="store_true",
-                       help="with --demo: start the demo ward afresh")
+                       help=h["shell_reset"])
     shell.add_argument(
         "--as", dest="role", default="resident", choices=[r.value for r in Role],
-        help="the role to chat as (default: resident)",
+        help=h["shell_as"],
     )
 
-    db = sub.add_parser("db", help="database maintenance")
+    db = sub.add_parser("db", help=h["db"])
     db_sub = db.add_subparsers(dest="db_command", required=True)
-    db_sub.add_parser("upgrade", help="apply migrations")
+    db_sub.add_parser("upgrade", help=h["db_upgrade"])
     db_backup = db_sub.add_parser(
-        "backup", help="copy the SQLite database while the bot runs (PostgreSQL: pg_dump)")
+        "backup", help=h["db_backup"])
     db_backup.add_argument("file", nargs="?", type=Path,
-                           help="where to write (default: backups/ next to the database)")
+                           help=h["db_backup_file"])
     db_backup.add_argument("--keep", type=int, default=0,
-                           help="keep only the newest N backups in that folder")
-    db_restore = db_sub.add_parser("restore", help="restore a backup into an empty database")
+                           help=h["db_backup_keep"])
+    db_restore = db_sub.add_parser("restore", help=h["db_restore"])
     db_restore.add_argument("file", type=Path)
 
-    ward = sub.add_parser("ward", help="wards")
+    ward = sub.add_parser("ward", help=h["ward"])
     ward_sub = ward.add_subparsers(dest="ward_command", required=True)
-    ward_add = ward_sub.add_parser("add", help="add a ward")
+    ward_add = ward_sub.add_parser("add", help=h["ward_add"])
     ward_add.add_argument("code")
     ward_add.add_argument("name")
-    ward_sub.add_parser("list", help="list wards and their groups")
+    ward_sub.add_parser("list", help=h["ward_list"])
 
-    group = sub.add_parser("group", help="residential groups")
+    group = sub.add_parser("group", help=h["group"])
     group_sub = group.add_subparsers(dest="group_command", required=True)
-    group_add = group_sub.add_parser("add", help="add a residential group to a ward")
+    group_add = group_sub.add_parser("add", help=h["group_add"])
     group_add.add_argument("ward")
     group_add.add_argument("code")
     group_add.add_argument("name")
 
-    imports = sub.add_parser("import", help="import the ward's lists")
+    imports = sub.add_parser("import", help=h["import"])
     import_sub = imports.add_subparsers(dest="import_command", required=True)
     households = import_sub.add_parser(
-        "households", help="import or update households from a CSV or XLSX file"
+        "households", help=h["import_households"]
     )
     households.add_argument("file", type=Path)
-    households.add_argument("--ward", required=True, help="ward code")
-    households.add_argument("--dry-run", action="store_true", help="check only, write nothing")
+    households.add_argument("--ward", required=True, help=h["ward_code"])
+    households.add_argument("--dry-run", action="store_true", help=h["dry_run"])
     households.add_argument("--strict", action="store_true",
-                            help="write nothing if any row is rejected or a column is unknown")
+                            help=h["strict"])
     households.add_argument("--create-groups", action="store_true",
-                            help="create the groups the file names that the ward does not have")
+                            help=h["create_groups"])
 
-    exports = sub.add_parser("export", help="export reports")
+    exports = sub.add_parser("export", help=h["export"])
     export_sub = exports.add_subparsers(dest="export_command", required=True)
-    progress = export_sub.add_parser("progress", help="progress per group and household")
-    progress.add_argument("--ward", required=True, help="ward code")
+    progress = export_sub.add_parser("progress", help=h["export_progress"])
+    progress.add_argument("--ward", required=True, help=h["ward_code"])
     progress.add_argument("--format", choices=["csv", "xlsx"], default="xlsx")
-    progress.add_argument("-o", "--output", type=Path, required=True, help="file to write")
+    progress.add_argument("-o", "--output", type=Path, required=True, help=h["output"])
 
-    grant = sub.add_parser("grant", help="give a role to a chat user")
+    grant = sub.add_parser("grant", help=h["grant"])
     grant.add_argument("role", choices=[r.value for r in Role if r not in (Role.GUEST, Role.ADMIN)])
     grant.add_argument("--platform", default="telegram", choices=["telegram", "zalo", "zalo_oa"])
-    grant.add_argument("--user", required=True, help="the user's numeric id on that platform")
+    grant.add_argument("--user", required=True, help=h["grant_user"])
     grant.add_argument("--ward", required=True)
-    grant.add_argument("--group", help="residential group code (residents, helpers, leaders)")
+    grant.add_argument("--group", help=h["grant_group"])
 
-    revoke = sub.add_parser("revoke", help="take a role away from a chat user")
+    revoke = sub.add_parser("revoke", help=h["revoke"])
     revoke.add_argument("role",
                         choices=[r.value for r in Role if r not in (Role.GUEST, Role.ADMIN)])
     revoke.add_argument("--platform", default="telegram", choices=["telegram", "zalo", "zalo_oa"])
-    revoke.add_argument("--user", required=True, help="the user's id on that platform")
+    revoke.add_argument("--user", required=True, help=h["revoke_user"])
     revoke.add_argument("--ward", required=True)
-    revoke.add_argument("--group", help="only the role in this residential group")
+    revoke.add_argument("--group", help=h["revoke_group"])
 
-    invite = sub.add_parser("invite", help="print a one-time invite link and QR code")
+    invite = sub.add_parser("invite", help=h["invite"])
     invite.add_argument("role", choices=["coordinator", "leader"])
     invite.add_argument("--ward", required=True)
-    invite.add_argument("--group", help="residential group code (for a leader)")
+    invite.add_argument("--group", help=h["invite_group"])
     invite.add_argument("--platform", default="telegram", choices=["telegram", "zalo", "zalo_oa"])
-    invite.add_argument("--bot-username", help="the Telegram bot's @username, for a t.me link")
+    invite.add_argument("--bot-username", help=h["invite_bot"])
     return parser
+
+
+def _help_texts() -> dict[str, str]:
+    """The command line's help, in Vietnamese like everything else (messages/vi/labels/
+    cli.toml, read directly: `--help` stays instant)."""
+    import tomllib
+
+    from bot.texts import MESSAGES_DIR
+
+    data = tomllib.loads((MESSAGES_DIR / "vi" / "labels" / "cli.toml").read_text("utf-8"))
+    return {k: str(v) for k, v in data["cli"]["help"].items()}
 
 
 def _config_anywhere(argv: Sequence[str]) -> list[str]:
