@@ -90,7 +90,13 @@ async def pick(ctx: Ctx) -> None:
     if form is None or form.flow != FLOW:
         await ctx.say("core/form_expired")
         return
-    _, kind, value = (ctx.incoming.payload or "::").split(":", 2)
+    parts = (ctx.incoming.payload or "").split(":", 2)
+    known = {r.value for r in Role}
+    if len(parts) != 3 or (parts[1] == "role" and parts[2] not in known) or (
+            parts[1] == "group" and not (parts[2].isdigit() and len(parts[2]) <= 9)):
+        await ctx.say("core/form_expired")  # an old or forged button: nothing to act on
+        return
+    _, kind, value = parts
     data = dict(form.data)
     ward_id = int(data["ward_id"])
     if kind == "role":

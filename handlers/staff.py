@@ -77,7 +77,8 @@ async def pressed(ctx: Ctx) -> None:
     await ctx.answer_button()
     parts = (ctx.incoming.payload or "").split(":")
     kind = parts[1] if len(parts) > 1 else ""
-    value = parts[2] if len(parts) > 2 and parts[2].isdigit() else ""
+    # Ids are short numbers; anything else is an old or forged button.
+    value = parts[2] if len(parts) > 2 and parts[2].isdigit() and len(parts[2]) <= 9 else ""
     if kind == "n":
         await ctx.update("staff/stopped")
         return
@@ -187,10 +188,10 @@ async def ward_pressed(ctx: Ctx) -> None:
     """`aw:<ward id>:<command>` picks a ward and runs the command again; `aw:p<page>:…` pages."""
     await ctx.answer_button()
     _, target, command = ((ctx.incoming.payload or "") + "::").split(":")[:3]
-    if target.startswith("p") and target[1:].isdigit():
+    if target.startswith("p") and target[1:].isdigit() and len(target) <= 5:
         await _ward_picker(ctx, command, int(target[1:]))
         return
-    if not target.isdigit():
+    if not target.isdigit() or len(target) > 9:
         await ctx.update("staff/gone")
         return
     await _set_ward(ctx, int(target), command)

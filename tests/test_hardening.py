@@ -144,3 +144,17 @@ async def test_nul_characters_in_chat_text_are_dropped(db_url: str, clock: Froze
         assert "Đèn đường trước nhà số 5 bị tắt đã ba hôm" in tickets[0].text
     finally:
         await db.dispose()
+
+
+async def test_forged_buttons_get_a_polite_line_not_an_apology(harness: Harness) -> None:
+    from tests.recording import press
+
+    await harness.grant("100", Role.COORDINATOR)
+    await harness.say("/moi")  # a form is open: its buttons are checked too
+    for user, payload in (("999", "aw:" + "9" * 40 + ":tiendo"), ("100", "st:y:" + "9" * 30),
+                          ("100", "st:m:-1"), ("100", "inv:1"), ("100", "inv:role:boss"),
+                          ("100", "inv:group:" + "9" * 30)):
+        before = len(harness.platform.said)
+        await harness.send(press(payload, user=user))
+        said = "\n".join(s.text for s in harness.platform.said[before:])
+        assert "trục trặc" not in said, (payload, said)
