@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from bot.services.explanations import Matcher, Thresholds, load_library  # noqa: E402
 from bot.services.understanding import Kind, Understanding  # noqa: E402
+from handlers.explanations import REPORT_GUIDE  # noqa: E402
 
 PARTS = {
     "tuning": ROOT / "tests/data/understanding_tuning.toml",
@@ -82,6 +83,8 @@ def evaluate(understanding: Understanding, items: list[dict[str, str]]) -> Score
             match = reading.match if reading.kind is Kind.QUESTION else None
             confident = match.confident.key if match and match.confident else None
             shown = {confident} | {t.key for t in (match.candidates if match else ())}
+            if reading.kind is Kind.REPORT:
+                shown.add(REPORT_GUIDE)  # shown under "file this report"
             score.direct_right += confident == expected
             score.shown += expected in shown
             if confident and confident != expected:
@@ -114,7 +117,7 @@ def report(part: str, score: Score, *, show_misses: bool) -> None:
 
 def tune(library_matcher: Matcher) -> None:
     """Grid over the thresholds, on the TUNING part only: most answered directly and right,
-    then fewest wrong direct answers, with the right guide shown for at least 97%."""
+    a wrong direct answer costing two right ones, off-topic told plainly counting one."""
     items = cases("tuning")
     best: tuple[float, float, Thresholds] | None = None
     for direct, margin, weak in itertools.product(
@@ -125,12 +128,10 @@ def tune(library_matcher: Matcher) -> None:
         thresholds = Thresholds(direct=direct, margin=margin, weak=weak)
         matcher = Matcher(library_matcher.library, thresholds)
         score = evaluate(Understanding(matcher), items)
-        if score.shown < 0.97 * score.answerable:
-            continue
         key = (score.direct_right - 2 * score.direct_wrong + score.offtopic_plain, -weak)
         if best is None or key > best[:2]:
             best = (*key, thresholds)
-    print("best on the tuning part:", best[2] if best else "none reaches 97% shown")
+    print("best on the tuning part:", best[2] if best else "none")
 
 
 def main() -> None:

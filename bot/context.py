@@ -28,6 +28,8 @@ from bot.services.places import Places
 from bot.services.polls import Polls
 from bot.services.progress import Progress
 from bot.services.registry import Registry
+from bot.services.understanding import Understanding
+from bot.services.vietnamese import load_glossary
 from bot.texts import Texts
 
 
@@ -50,6 +52,7 @@ class Services:
     campaigns: Campaigns
     polls: Polls
     downloads: Downloads
+    understanding: Understanding  # what a free-text message is, before guides are matched
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,7 @@ def build_services(
     outbox = Outbox(db, clock, platforms, chats, metrics, pacing=pacing,
                     limits={"zalo": zalo, "zalo_oa": zalo},
                     quiet=QuietHours(config.bot.quiet_window, config.bot.tz))
+    explanations = Explanations(db, clock, load_library(config.bot.locale))
     return Services(
         places=places,
         access=access,
@@ -96,7 +100,7 @@ def build_services(
         conversations=Conversations(
             db, clock, timeout=timedelta(minutes=config.bot.conversation_timeout_minutes)
         ),
-        explanations=Explanations(db, clock, load_library(config.bot.locale)),
+        explanations=explanations,
         accounts=Accounts(db, clock),
         dashboard_logins=DashboardLogins(db, clock),
         feedback=Feedbacks(db, clock, config.feedback),
@@ -109,6 +113,7 @@ def build_services(
                             timedelta(hours=config.schedule.grace_hours)),
         polls=Polls(db, clock),
         downloads=Downloads(db, clock),
+        understanding=Understanding(explanations.matcher),
     )
 
 
@@ -118,6 +123,9 @@ def build_context(
     texts = Texts(locale=config.bot.locale, timezone=config.bot.tz)
     if config.bot.name:
         texts.set_global("bot_name", config.bot.name)
+    # One glossary for every text (messages/<locale>/glossary.toml), and the unit's own word.
+    texts.set_global("term", load_glossary(config.bot.locale))
+    texts.set_global("unit", config.office.unit)
     metrics = Metrics(clock)
     platforms: dict[str, Platform] = {}
     return AppContext(

@@ -12,17 +12,22 @@ import pytest
 from bot.core import Role
 from bot.services.conversations import Who
 from bot.services.explanations import EXPLANATIONS_DIR, Matcher, fold, load_library
+from bot.services.vietnamese import load_glossary
 from tests.conftest import Harness
 from tests.recording import message, press
 
 LIBRARY = load_library("vi")
-EVAL = tomllib.loads((Path(__file__).parent / "data" / "faq_eval.toml").read_text("utf-8"))["case"]
+DATA = Path(__file__).parent / "data"
+EVAL = [c for c in tomllib.loads((DATA / "understanding_tuning.toml").read_text("utf-8"))["case"]
+        if "topic" in c]
 SAMPLE = {
     "app": {"name": "iHanoi", "android_url": "https://play.example/ihanoi",
             "ios_url": "https://apps.example/ihanoi", "hotline": "1900 0000"},
     "office": {"name": "UBND phường Hòa Bình", "address": "12 Lê Lợi", "hours": "7:30-17:00",
                "phone": "024 0000 0000"},
     "bot": {"name": "Trợ lý số"},
+    "unit": "phường",
+    "term": load_glossary(),
 }
 EMPTY = {**SAMPLE, "app": {**SAMPLE["app"], "android_url": "", "ios_url": "", "hotline": ""},
          "office": {"name": "UBND phường Hòa Bình", "address": "", "hours": "", "phone": ""}}

@@ -232,8 +232,8 @@ class Thresholds:
     """Chosen on the tuning set only (`python bench/bench_matcher.py --tune`)."""
 
     direct: float = 3.0  # the best guide's score needed to answer at once
-    margin: float = 0.75  # ...and the runner-up must score at most this share of it
-    weak: float = 1.5  # below this nothing fits: say so and offer the ward
+    margin: float = 0.8  # ...and the runner-up must score at most this share of it
+    weak: float = 1.0  # below this nothing fits: say so and offer the ward
     close: float = 0.5  # choices list only guides scoring at least this share of the best
 
 

@@ -53,6 +53,7 @@ class Intents:
     problems: tuple[Phrase, ...]
     places: tuple[Phrase, ...]
     not_report: tuple[Phrase, ...]
+    ambiguous: frozenset[str]  # folded one-syllable words a report needs typed with accents
     categories: tuple[tuple[str, tuple[Phrase, ...]], ...]
 
 
@@ -92,6 +93,8 @@ def load_intents(reader: Reader, locale: str = "vi", root: Path = UNDERSTANDING_
         problems=phrases(report.get("problems", []), "report.problems"),
         places=phrases(report.get("places", []), "report.places"),
         not_report=phrases(report.get("not_if", []), "report.not_if"),
+        ambiguous=frozenset(fold(w) for p in phrases(report.get("ambiguous", []),
+                                                       "report.ambiguous") for w in p),
         categories=tuple((str(k), phrases(v, f"report.categories.{k}"))
                          for k, v in categories.items()),
     )
@@ -109,10 +112,13 @@ def _at(tokens: list[Token], i: int, phrase: Phrase) -> bool:
         _same(tokens[i + j], word) for j, word in enumerate(phrase))
 
 
-def _contains(tokens: list[Token], phrases: tuple[Phrase, ...]) -> Phrase | None:
+def _contains(tokens: list[Token], phrases: tuple[Phrase, ...],
+              ambiguous: frozenset[str] = frozenset()) -> Phrase | None:
     for phrase in phrases:
         for i in range(len(tokens) - len(phrase) + 1):
-            if _at(tokens, i, phrase):
+            if _at(tokens, i, phrase) and not (
+                len(phrase) == 1 and not tokens[i].accented and tokens[i].folded in ambiguous
+            ):
                 return phrase
     return None
 
@@ -163,8 +169,8 @@ class Understanding:
         if _contains(tokens, intents.strong):
             return not _contains(tokens, intents.not_report)
         return bool(
-            _contains(tokens, intents.problems)
-            and _contains(tokens, intents.places)
+            _contains(tokens, intents.problems, intents.ambiguous)
+            and _contains(tokens, intents.places, intents.ambiguous)
             and not _contains(tokens, intents.not_report)
         )
 

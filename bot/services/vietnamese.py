@@ -160,3 +160,14 @@ class Reader:
         if not best:
             return token
         return Token(best, best, trust=0.8 if best_distance == 1 else 0.6)
+
+
+def load_glossary(locale: str = "vi", root: Path = UNDERSTANDING_DIR.parent) -> dict[str, str]:
+    """The one glossary all texts use (`{{ term.cds_team }}`): messages/<locale>/glossary.toml."""
+    path = root / locale / "glossary.toml"
+    if not path.is_file():
+        path = root / "vi" / "glossary.toml"
+    data = tomllib.loads(path.read_text("utf-8")).get("term", {})
+    if not isinstance(data, dict):
+        raise WordsError(f"{path.name}: needs a [term] table")
+    return {str(k): str(v["short"]) for k, v in data.items() if isinstance(v, dict)}
