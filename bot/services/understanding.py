@@ -46,15 +46,14 @@ class Reading:
 
 @dataclass(frozen=True)
 class Intents:
-    smalltalk: tuple[tuple[str, tuple[Phrase, ...]], ...]
-    fillers: tuple[Phrase, ...]
-    person: tuple[Phrase, ...]
-    strong: tuple[Phrase, ...]
-    problems: tuple[Phrase, ...]
-    places: tuple[Phrase, ...]
-    not_report: tuple[Phrase, ...]
-    ambiguous: frozenset[str]  # folded one-syllable words a report needs typed with accents
-    categories: tuple[tuple[str, tuple[Phrase, ...]], ...]
+    smalltalk: tuple[tuple[str, Phrases], ...]
+    fillers: Phrases
+    person: Phrases
+    strong: Phrases
+    problems: Phrases  # one-syllable words that are ambiguous unaccented count only accented
+    places: Phrases
+    not_report: Phrases
+    categories: tuple[tuple[str, Phrases], ...]
 
 
 def load_intents(reader: Reader, locale: str = "vi", root: Path = UNDERSTANDING_DIR) -> Intents:
@@ -83,62 +82,73 @@ def load_intents(reader: Reader, locale: str = "vi", root: Path = UNDERSTANDING_
     categories = report.get("categories", {})
     if not isinstance(categories, dict):
         raise WordsError(f"{path.name}: [report.categories] must be a table")
+    ambiguous = frozenset(
+        fold(w) for p in phrases(report.get("ambiguous", []), "report.ambiguous") for w in p)
     return Intents(
         smalltalk=tuple(
-            (str(k), phrases(v, f"smalltalk.{k}")) for k, v in small.items() if k != "fillers"
+            (str(k), Phrases(phrases(v, f"smalltalk.{k}")))
+            for k, v in small.items() if k != "fillers"
         ),
-        fillers=phrases(small.get("fillers", []), "smalltalk.fillers"),
-        person=phrases(person.get("phrases", []), "person.phrases"),
-        strong=phrases(report.get("strong", []), "report.strong"),
-        problems=phrases(report.get("problems", []), "report.problems"),
-        places=phrases(report.get("places", []), "report.places"),
-        not_report=phrases(report.get("not_if", []), "report.not_if"),
-        ambiguous=frozenset(fold(w) for p in phrases(report.get("ambiguous", []),
-                                                       "report.ambiguous") for w in p),
-        categories=tuple((str(k), phrases(v, f"report.categories.{k}"))
+        fillers=Phrases(phrases(small.get("fillers", []), "smalltalk.fillers")),
+        person=Phrases(phrases(person.get("phrases", []), "person.phrases")),
+        strong=Phrases(phrases(report.get("strong", []), "report.strong")),
+        problems=Phrases(phrases(report.get("problems", []), "report.problems"), ambiguous),
+        places=Phrases(phrases(report.get("places", []), "report.places"), ambiguous),
+        not_report=Phrases(phrases(report.get("not_if", []), "report.not_if")),
+        categories=tuple((str(k), Phrases(phrases(v, f"report.categories.{k}")))
                          for k, v in categories.items()),
     )
 
 
-def _same(token: Token, word: str) -> bool:
+def _same(token: Token, word: str, folded: str) -> bool:
     """A typed syllable is the phrase's syllable: exactly, or folded when either lacks accents."""
     if token.text == word:
         return True
-    return token.folded == fold(word) and (not token.accented or word == fold(word))
+    return token.folded == folded and (not token.accented or word == folded)
 
 
-def _at(tokens: list[Token], i: int, phrase: Phrase) -> bool:
-    return i + len(phrase) <= len(tokens) and all(
-        _same(tokens[i + j], word) for j, word in enumerate(phrase))
+class Phrases:
+    """Phrases indexed by their first folded syllable, longest first."""
 
+    def __init__(self, phrases: tuple[Phrase, ...], ambiguous: frozenset[str] = frozenset()):
+        self._by_first: dict[str, list[tuple[tuple[str, str], ...]]] = {}
+        for phrase in phrases:  # already longest first
+            words = tuple((w, fold(w).replace(" ", "")) for w in phrase)
+            self._by_first.setdefault(words[0][1], []).append(words)
+        self._ambiguous = ambiguous
 
-def _contains(tokens: list[Token], phrases: tuple[Phrase, ...],
-              ambiguous: frozenset[str] = frozenset()) -> Phrase | None:
-    for phrase in phrases:
-        for i in range(len(tokens) - len(phrase) + 1):
-            if _at(tokens, i, phrase) and not (
-                len(phrase) == 1 and not tokens[i].accented and tokens[i].folded in ambiguous
+    def at(self, tokens: list[Token], i: int) -> int:
+        """The length of the longest phrase starting at token i (0 for none)."""
+        first = tokens[i]
+        for words in self._by_first.get(first.folded, ()):
+            if len(words) == 1 and not first.accented and first.folded in self._ambiguous:
+                continue  # "dong" alone is not taken for "đọng"
+            if i + len(words) <= len(tokens) and all(
+                _same(tokens[i + j], word, folded) for j, (word, folded) in enumerate(words)
             ):
-                return phrase
-    return None
+                return len(words)
+        return 0
+
+    def found(self, tokens: list[Token]) -> bool:
+        return any(self.at(tokens, i) for i in range(len(tokens)))
 
 
-def _covered(tokens: list[Token], groups: tuple[tuple[str, tuple[Phrase, ...]], ...],
-             fillers: tuple[Phrase, ...]) -> str | None:
+def _covered(tokens: list[Token], groups: tuple[tuple[str, Phrases], ...],
+             fillers: Phrases) -> str | None:
     """If the message is made only of small-talk phrases and fillers, the first group found."""
     i, found = 0, ""
     while i < len(tokens):
         for name, phrases in groups:
-            hit = next((p for p in phrases if _at(tokens, i, p)), None)
-            if hit is not None:
+            size = phrases.at(tokens, i)
+            if size:
                 found = found or name
-                i += len(hit)
+                i += size
                 break
         else:
-            filler = next((p for p in fillers if _at(tokens, i, p)), None)
-            if filler is None:
+            size = fillers.at(tokens, i)
+            if not size:
                 return None
-            i += len(filler)
+            i += size
     return found or None
 
 
@@ -157,7 +167,7 @@ class Understanding:
         chat = _covered(tokens, intents.smalltalk, intents.fillers)
         if chat is not None:
             return Reading(Kind.SMALLTALK, reply=chat)
-        if _contains(tokens, intents.person):
+        if intents.person.found(tokens):
             return Reading(Kind.PERSON, has_question=self._has_question(tokens))
         if self._is_report(tokens):
             return Reading(Kind.REPORT, category=self._category(tokens),
@@ -166,17 +176,17 @@ class Understanding:
 
     def _is_report(self, tokens: list[Token]) -> bool:
         intents = self.intents
-        if _contains(tokens, intents.strong):
-            return not _contains(tokens, intents.not_report)
-        return bool(
-            _contains(tokens, intents.problems, intents.ambiguous)
-            and _contains(tokens, intents.places, intents.ambiguous)
-            and not _contains(tokens, intents.not_report)
+        if intents.strong.found(tokens):
+            return not intents.not_report.found(tokens)
+        return (
+            intents.problems.found(tokens)
+            and intents.places.found(tokens)
+            and not intents.not_report.found(tokens)
         )
 
     def _category(self, tokens: list[Token]) -> str:
         for name, phrases in self.intents.categories:
-            if _contains(tokens, phrases):
+            if phrases.found(tokens):
                 return name
         return "other"
 
@@ -185,10 +195,9 @@ class Understanding:
         intents = self.intents
         covered = [False] * len(tokens)
         for phrases in (intents.person, intents.fillers):
-            for phrase in phrases:
-                for i in range(len(tokens) - len(phrase) + 1):
-                    if _at(tokens, i, phrase):
-                        covered[i : i + len(phrase)] = [True] * len(phrase)
+            for i in range(len(tokens)):
+                size = phrases.at(tokens, i)
+                covered[i : i + size] = [True] * size
         words = self.matcher.library.words
         rest = [t for t, c in zip(tokens, covered, strict=True)
                 if not c and not words.is_stopword(t)]
