@@ -100,6 +100,7 @@ class Library:
     # folded n-gram -> {topic key: the accented forms the guide uses}
     _grams: dict[str, dict[str, tuple[tuple[str, ...], ...]]] = field(default_factory=dict)
     _idf: dict[str, float] = field(default_factory=dict)
+    _body: dict[str, tuple[str, ...]] = field(default_factory=dict)  # n-gram -> guides' texts
     _whole: dict[str, tuple[str, ...]] = field(default_factory=dict)  # folded phrase -> topics
     vocabulary: frozenset[str] = frozenset()
 
@@ -204,11 +205,26 @@ def _index(library: Library) -> None:
                 forms = grams.setdefault(folded, {}).setdefault(topic.key, [])
                 if written not in forms:
                     forms.append(written)
+    # The guides' own texts (title, answer, steps) tell how common an n-gram is across guides:
+    # "định danh điện tử" is in many answers, so it says little about which guide is meant.
+    body: dict[str, list[str]] = {}
+    for topic in library.topics.values():
+        for line in _JINJA.sub(" ", "\n".join((topic.title, topic.answer, *topic.steps))).split("\n"):
+            for sentence in re.split(r"[.,:;!?()•“”]", line):
+                tokens = reader.tokens(sentence, correct=False)
+                for folded, _written in _grams(tokens, library.words):
+                    topics = body.setdefault(folded, [])
+                    if topic.key not in topics:
+                        topics.append(topic.key)
     n = len(library.topics)
     library._grams = {
         g: {k: tuple(v) for k, v in by_topic.items()} for g, by_topic in grams.items()
     }
-    library._idf = {g: math.log(1 + n / len(by_topic)) for g, by_topic in grams.items()}
+    library._idf = {
+        g: math.log(1 + n / len(set(by_topic) | set(body.get(g, ()))))
+        for g, by_topic in grams.items()
+    }
+    library._body = {g: tuple(v) for g, v in body.items()}
     library._whole = {k: tuple(v) for k, v in whole.items()}
     library.vocabulary = frozenset(vocabulary)
 
@@ -231,7 +247,7 @@ def _agreement(typed: tuple[Token, ...], written: tuple[str, ...]) -> float:
 class Thresholds:
     """Chosen on the tuning set only (`python bench/bench_matcher.py --tune`)."""
 
-    direct: float = 3.0  # the best guide's score needed to answer at once
+    direct: float = 2.0  # the best guide's score needed to answer at once
     margin: float = 0.8  # ...and the runner-up must score at most this share of it
     weak: float = 1.0  # below this nothing fits: say so and offer the ward
     close: float = 0.5  # choices list only guides scoring at least this share of the best
@@ -241,7 +257,7 @@ class Matcher:
     """Finds the guide a resident's words are about."""
 
     def __init__(
-        self, library: Library, thresholds: Thresholds | None = None, *, length_weight: float = 0.5,
+        self, library: Library, thresholds: Thresholds | None = None, *, length_weight: float = 0.0,
         exact_bonus: float = 2.0,
     ) -> None:
         self.library = library
@@ -257,22 +273,28 @@ class Matcher:
         return self.scores_of(self.tokens(text))
 
     def scores_of(self, tokens: list[Token]) -> list[Match]:
+        """Per guide: every keyword n-gram found in the message adds its weight, so a phrase
+        found whole adds its syllables, its pairs, its triples: it outweighs the same syllables
+        scattered. (Counting each syllable once, at its best n-gram, did worse on the tuning
+        set: docs/understanding.md.)"""
         library = self.library
         totals: dict[str, float] = {}
-        seen: dict[str, tuple[Token, ...]] = {}
+        seen: set[str] = set()
         for n in range(1, MAX_GRAM + 1):
             for i in range(len(tokens) - n + 1):
                 window = tuple(tokens[i : i + n])
                 if all(library.words.is_stopword(t) for t in window):
                     continue
                 key = " ".join(t.folded for t in window)
-                if key in seen or key not in library._grams:
+                if key not in library._grams:
                     continue
-                seen[key] = window
                 weight = library._idf[key] * (1 + self._length_weight * (n - 1))
+                if key in seen:
+                    continue  # a repeated word counts once
+                seen.add(key)
                 for topic_key, forms in library._grams[key].items():
-                    agreement = max(_agreement(window, form) for form in forms)
-                    totals[topic_key] = totals.get(topic_key, 0.0) + weight * agreement
+                    value = weight * max(_agreement(window, form) for form in forms)
+                    totals[topic_key] = totals.get(topic_key, 0.0) + value
         whole = " ".join(t.folded for t in tokens)
         for topic_key in library._whole.get(whole, ()):
             totals[topic_key] = totals.get(topic_key, 0.0) + self._exact_bonus
