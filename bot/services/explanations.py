@@ -66,6 +66,7 @@ class Topic:
 class Match:
     topic: Topic
     score: float
+    coverage: float = 1.0  # share of the message's meaningful syllables this guide matched
 
 
 @dataclass(frozen=True)
@@ -209,7 +210,8 @@ def _index(library: Library) -> None:
     # "định danh điện tử" is in many answers, so it says little about which guide is meant.
     body: dict[str, list[str]] = {}
     for topic in library.topics.values():
-        for line in _JINJA.sub(" ", "\n".join((topic.title, topic.answer, *topic.steps))).split("\n"):
+        text = _JINJA.sub(" ", "\n".join((topic.title, topic.answer, *topic.steps)))
+        for line in text.split("\n"):
             for sentence in re.split(r"[.,:;!?()•“”]", line):
                 tokens = reader.tokens(sentence, correct=False)
                 for folded, _written in _grams(tokens, library.words):
@@ -248,9 +250,10 @@ class Thresholds:
     """Chosen on the tuning set only (`python bench/bench_matcher.py --tune`)."""
 
     direct: float = 2.0  # the best guide's score needed to answer at once
-    margin: float = 0.8  # ...and the runner-up must score at most this share of it
+    margin: float = 0.9  # ...and the runner-up must score at most this share of it
     weak: float = 1.0  # below this nothing fits: say so and offer the ward
     close: float = 0.5  # choices list only guides scoring at least this share of the best
+    coverage: float = 0.0  # a direct answer must match this share of the meaningful words
 
 
 class Matcher:
@@ -279,6 +282,7 @@ class Matcher:
         set: docs/understanding.md.)"""
         library = self.library
         totals: dict[str, float] = {}
+        covered: dict[str, set[int]] = {}
         seen: set[str] = set()
         for n in range(1, MAX_GRAM + 1):
             for i in range(len(tokens) - n + 1):
@@ -295,10 +299,16 @@ class Matcher:
                 for topic_key, forms in library._grams[key].items():
                     value = weight * max(_agreement(window, form) for form in forms)
                     totals[topic_key] = totals.get(topic_key, 0.0) + value
+                    covered.setdefault(topic_key, set()).update(range(i, i + n))
         whole = " ".join(t.folded for t in tokens)
         for topic_key in library._whole.get(whole, ()):
             totals[topic_key] = totals.get(topic_key, 0.0) + self._exact_bonus
-        results = [Match(library.topics[k], round(v, 9)) for k, v in totals.items() if v > 0]
+        meaningful = {i for i, t in enumerate(tokens) if not library.words.is_stopword(t)}
+        results = [
+            Match(library.topics[k], round(v, 9),
+                  len(covered.get(k, set()) & meaningful) / len(meaningful) if meaningful else 1.0)
+            for k, v in totals.items() if v > 0
+        ]
         results.sort(key=lambda m: (-m.score, m.topic.key))
         return results
 
@@ -316,7 +326,8 @@ class Matcher:
             return MatchResult(confident=None, candidates=())
         top = found[0]
         second = found[1].score if len(found) > 1 else 0.0
-        if top.score >= limits.direct and second <= top.score * limits.margin:
+        if (top.score >= limits.direct and second <= top.score * limits.margin
+                and top.coverage >= limits.coverage):
             return MatchResult(confident=top.topic, candidates=())
         close = [m.topic for m in found[:3] if m.score >= top.score * limits.close]
         return MatchResult(confident=None, candidates=tuple(close))
