@@ -44,14 +44,14 @@ def test_the_sets_are_big_varied_and_labelled_with_real_guides() -> None:
 
 def test_held_out_part_stays_answered_directly_and_right() -> None:
     """A regression guard measured on messages never used for tuning (see the file header).
-    The floor is the figure reached when it was written (81%); the issue's goal is 90%."""
+    The floor sits just under the figure measured (85%); the issue's goal is 90%."""
     answerable = [c for c in part("heldout") if "topic" in c]
     right = 0
     for case in answerable:
         reading = UNDERSTANDING.read(case["q"])
         match = reading.match if reading.kind is Kind.QUESTION else None
         right += bool(match and match.confident and match.confident.key == case["topic"])
-    assert right / len(answerable) >= 0.80, f"{right}/{len(answerable)}"
+    assert right / len(answerable) >= 0.83, f"{right}/{len(answerable)}"
 
 
 def test_held_out_small_talk_never_gets_a_guide() -> None:
