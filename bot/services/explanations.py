@@ -102,6 +102,7 @@ class Library:
     _grams: dict[str, dict[str, tuple[tuple[str, ...], ...]]] = field(default_factory=dict)
     _idf: dict[str, float] = field(default_factory=dict)
     _body: dict[str, tuple[str, ...]] = field(default_factory=dict)  # n-gram -> guides' texts
+    _body_idf: dict[str, float] = field(default_factory=dict)
     _whole: dict[str, tuple[str, ...]] = field(default_factory=dict)  # folded phrase -> topics
     vocabulary: frozenset[str] = frozenset()
 
@@ -227,6 +228,9 @@ def _index(library: Library) -> None:
         for g, by_topic in grams.items()
     }
     library._body = {g: tuple(v) for g, v in body.items()}
+    library._body_idf = {
+        g: math.log(1 + n / len(set(v) | set(grams.get(g, {})))) for g, v in body.items()
+    }
     library._whole = {k: tuple(v) for k, v in whole.items()}
     library.vocabulary = frozenset(vocabulary)
 
@@ -249,7 +253,7 @@ def _agreement(typed: tuple[Token, ...], written: tuple[str, ...]) -> float:
 class Thresholds:
     """Chosen on the tuning set only (`python bench/bench_matcher.py --tune`)."""
 
-    direct: float = 2.0  # the best guide's score needed to answer at once
+    direct: float = 3.0  # the best guide's score needed to answer at once
     margin: float = 0.9  # ...and the runner-up must score at most this share of it
     weak: float = 1.0  # below this nothing fits: say so and offer the ward
     close: float = 0.5  # choices list only guides scoring at least this share of the best
@@ -261,13 +265,14 @@ class Matcher:
 
     def __init__(
         self, library: Library, thresholds: Thresholds | None = None, *, length_weight: float = 0.0,
-        exact_bonus: float = 2.0,
+        exact_bonus: float = 2.0, body_weight: float = 0.4,
     ) -> None:
         self.library = library
         self.thresholds = thresholds or Thresholds()
         self.reader = Reader(library.words, library.vocabulary)
         self._length_weight = length_weight
         self._exact_bonus = exact_bonus
+        self._body_weight = body_weight
 
     def tokens(self, text: str) -> list[Token]:
         return self.reader.tokens(text)
@@ -290,16 +295,23 @@ class Matcher:
                 if all(library.words.is_stopword(t) for t in window):
                     continue
                 key = " ".join(t.folded for t in window)
-                if key not in library._grams:
-                    continue
-                weight = library._idf[key] * (1 + self._length_weight * (n - 1))
-                if key in seen:
+                if key in seen or (key not in library._grams and key not in library._body):
                     continue  # a repeated word counts once
                 seen.add(key)
-                for topic_key, forms in library._grams[key].items():
+                idf = library._idf.get(key) or library._body_idf.get(key, 0.0)
+                weight = idf * (1 + self._length_weight * (n - 1))
+                in_keywords = library._grams.get(key, {})
+                for topic_key, forms in in_keywords.items():
                     value = weight * max(_agreement(window, form) for form in forms)
                     totals[topic_key] = totals.get(topic_key, 0.0) + value
                     covered.setdefault(topic_key, set()).update(range(i, i + n))
+                if self._body_weight and n > 1:
+                    # Words of the guide's own answer count a little: residents often
+                    # ask in the words the guide uses.
+                    for topic_key in library._body.get(key, ()):
+                        if topic_key not in in_keywords:
+                            value = weight * FOLDED * self._body_weight
+                            totals[topic_key] = totals.get(topic_key, 0.0) + value
         whole = " ".join(t.folded for t in tokens)
         for topic_key in library._whole.get(whole, ()):
             totals[topic_key] = totals.get(topic_key, 0.0) + self._exact_bonus
