@@ -34,6 +34,8 @@ from bot.services.registry import Registry
 from bot.services.reminders import PersonalReminders
 from bot.services.series import Series
 from bot.services.staff import Staff
+from bot.services.understanding import Understanding
+from bot.services.vietnamese import load_glossary
 from bot.texts import Texts
 
 
@@ -62,6 +64,7 @@ class Services:
     staff: Staff
     reminders: PersonalReminders
     contests: Contests
+    understanding: Understanding  # what a free-text message is, before guides are matched
 
 
 @dataclass(frozen=True)
@@ -106,6 +109,7 @@ def build_services(
         await chats.bot_removed(platform, Chat(chat_id, "group"), None)
 
     outbox.watch_chats(ChatHooks(moved=chats.migrated, gone=chat_gone))
+    explanations = Explanations(db, clock, load_library(config.bot.locale))
     return Services(
         places=places,
         access=access,
@@ -114,7 +118,7 @@ def build_services(
         conversations=Conversations(
             db, clock, timeout=timedelta(minutes=config.bot.conversation_timeout_minutes)
         ),
-        explanations=Explanations(db, clock, load_library(config.bot.locale)),
+        explanations=explanations,
         accounts=Accounts(db, clock),
         dashboard_logins=DashboardLogins(db, clock),
         feedback=Feedbacks(db, clock, config.feedback),
@@ -137,6 +141,7 @@ def build_services(
         contests=Contests(db, clock, per_player=config.contest.questions_per_player,
                           attempts=config.contest.attempts,
                           banks=load_banks(config.bot.locale)),
+        understanding=Understanding(explanations.matcher),
     )
 
 
@@ -147,6 +152,9 @@ def build_context(
     texts = Texts(locale=config.bot.locale, timezone=config.bot.tz)
     if config.bot.name:
         texts.set_global("bot_name", config.bot.name)
+    # One glossary for every text (messages/<locale>/glossary.toml), and the unit's own word.
+    texts.set_global("term", load_glossary(config.bot.locale))
+    texts.set_global("unit", config.office.unit)
     metrics = Metrics(clock)
     platforms: dict[str, Platform] = {}
     return AppContext(
