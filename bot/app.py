@@ -26,8 +26,7 @@ from bot.services.oa_tokens import DbTokenStore
 from bot.web.dashboard.routes import Dashboard
 from bot.web.downloads import DownloadRoutes
 from bot.web.server import Webhook, WebServer
-from handlers import campaigns, notices, polls, progress, register_all
-from handlers.feedback import nudge_overdue
+from handlers import register_all  # the one import of handlers/ in bot/: route registration
 
 log = logging.getLogger(__name__)
 
@@ -66,14 +65,14 @@ class BotApp:
             self.scheduler.add(job)
 
     def jobs(self) -> list[Job]:
-        """Every periodic job of the bot; features add theirs here."""
+        """Every periodic job of the bot (bodies in bot/jobs/); features add theirs here."""
+        jobs = self.context.jobs
         return [
-            Job("purge-expired-forms", self.context.services.conversations.purge_expired,
+            Job("purge-expired-forms", jobs.housekeeping.purge_expired_forms,
                 every_seconds=3600),
-            Job("feedback-overdue-nudges", lambda: nudge_overdue(self.context, self.router),
-                every_seconds=900),
-            Job("campaigns", lambda: campaigns.tick(self.context), every_seconds=60),
-            Job("close-polls", lambda: polls.close_due(self.context), every_seconds=60),
+            Job("feedback-overdue-nudges", jobs.feedback.nudge_overdue, every_seconds=900),
+            Job("campaigns", jobs.campaigns.tick, every_seconds=60),
+            Job("close-polls", jobs.polls.close_due, every_seconds=60),
         ]
 
     async def _incoming(self, platform: Platform, incoming: Incoming) -> None:
@@ -131,7 +130,7 @@ class BotApp:
         )
         await self.web.start()
         outbox = self.context.services.outbox
-        outbox.on_finished("notice", lambda _kind, ref: notices.report(self.context, ref))
+        outbox.on_finished("notice", self.context.jobs.notices.finished)
         await outbox.start()
         if self.telegram is not None:
             await self.telegram.start(menu_commands(self.context, self.router))
@@ -161,9 +160,7 @@ class BotApp:
     def _install_pages(self, web_app: aiohttp_web.Application) -> None:
         """The web pages next to the webhooks: the dashboard and one-time downloads."""
         self._dashboard().install(web_app)
-        DownloadRoutes(self.context, {
-            "progress_xlsx": (progress.export_file, progress.XLSX_TYPE),
-        }).install(web_app)
+        DownloadRoutes(self.context).install(web_app)
 
     def _dashboard(self) -> Dashboard:
         secret = self.config.web.secret.get_secret_value()

@@ -11,6 +11,11 @@ from bot.core import Platform
 from bot.db import Database
 from bot.delivery.outbox import Limits, Outbox, Pacing
 from bot.delivery.quiet import QuietHours
+from bot.jobs.campaigns import CampaignJobs
+from bot.jobs.feedback import FeedbackJobs
+from bot.jobs.housekeeping import Housekeeping
+from bot.jobs.notices import NoticeJobs
+from bot.jobs.polls import PollJobs
 from bot.metrics import Metrics
 from bot.services.access import Access
 from bot.services.accounts import Accounts
@@ -28,6 +33,7 @@ from bot.services.places import Places
 from bot.services.polls import Polls
 from bot.services.progress import Progress
 from bot.services.registry import Registry
+from bot.services.reports import Reports
 from bot.texts import Texts
 
 
@@ -50,6 +56,19 @@ class Services:
     campaigns: Campaigns
     polls: Polls
     downloads: Downloads
+    reports: Reports
+
+
+@dataclass(frozen=True)
+class Jobs:
+    """The bodies of the scheduled work (bot/jobs/); handlers may run one at once
+    ("remind now", "close the poll")."""
+
+    campaigns: CampaignJobs
+    polls: PollJobs
+    feedback: FeedbackJobs
+    notices: NoticeJobs
+    housekeeping: Housekeeping
 
 
 @dataclass(frozen=True)
@@ -60,6 +79,7 @@ class AppContext:
     texts: Texts
     services: Services
     metrics: Metrics
+    jobs: Jobs
     # The running chat platforms by name, filled as they start; the router and the outbox
     # reach people through it.
     platforms: dict[str, Platform] = field(default_factory=dict)
@@ -88,6 +108,8 @@ def build_services(
     outbox = Outbox(db, clock, platforms, chats, metrics, pacing=pacing,
                     limits={"zalo": zalo, "zalo_oa": zalo},
                     quiet=QuietHours(config.bot.quiet_window, config.bot.tz))
+    progress = Progress(db, clock, steps)
+    registry = Registry(db, clock, steps)
     return Services(
         places=places,
         access=access,
@@ -101,14 +123,15 @@ def build_services(
         dashboard_logins=DashboardLogins(db, clock),
         feedback=Feedbacks(db, clock, config.feedback),
         households=Households(db, clock, steps),
-        registry=Registry(db, clock, steps),
-        progress=Progress(db, clock, steps),
+        registry=registry,
+        progress=progress,
         outbox=outbox,
         notices=Notices(db, clock, outbox, chats, places),
         campaigns=Campaigns(db, clock, config.bot.tz,
                             timedelta(hours=config.schedule.grace_hours)),
         polls=Polls(db, clock),
         downloads=Downloads(db, clock),
+        reports=Reports(places, progress, registry, clock, config.bot.tz),
     )
 
 
@@ -120,9 +143,29 @@ def build_context(
         texts.set_global("bot_name", config.bot.name)
     metrics = Metrics(clock)
     platforms: dict[str, Platform] = {}
+    services = build_services(config, db, clock, metrics=metrics, platforms=platforms,
+                              console_admins=console_admins)
     return AppContext(
-        config=config, db=db, clock=clock, texts=texts,
-        services=build_services(config, db, clock, metrics=metrics, platforms=platforms,
-                                console_admins=console_admins),
-        metrics=metrics, platforms=platforms,
+        config=config, db=db, clock=clock, texts=texts, services=services,
+        metrics=metrics, jobs=build_jobs(config, clock, texts, services), platforms=platforms,
+    )
+
+
+def build_jobs(config: Config, clock: Clock, texts: Texts, services: Services) -> Jobs:
+    """Each job gets the services it uses, the texts and the outbox; nothing more."""
+    locale, s = config.bot.locale, services
+    return Jobs(
+        campaigns=CampaignJobs(
+            campaigns=s.campaigns, progress=s.progress, chats=s.chats, access=s.access,
+            feedback=s.feedback, places=s.places, explanations=s.explanations,
+            outbox=s.outbox, texts=texts, clock=clock, locale=locale, tz=config.bot.tz,
+            digest_time=config.schedule.digest_time,
+        ),
+        polls=PollJobs(polls=s.polls, access=s.access, chats=s.chats, outbox=s.outbox,
+                       texts=texts, locale=locale),
+        feedback=FeedbackJobs(feedback=s.feedback, outbox=s.outbox, texts=texts, clock=clock,
+                              locale=locale),
+        notices=NoticeJobs(notices=s.notices, access=s.access, outbox=s.outbox, texts=texts,
+                           locale=locale),
+        housekeeping=Housekeeping(s.conversations),
     )

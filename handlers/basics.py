@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from bot.core import Button, Role
+from bot.core import Button
+from bot.roles import Role
 from bot.router import Ctx, Router
 from bot.services.invites import InviteError
 

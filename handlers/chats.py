@@ -6,7 +6,8 @@ from __future__ import annotations
 import logging
 
 from bot.context import AppContext
-from bot.core import ChatEvent, Outgoing, Platform, Role
+from bot.core import ChatEvent, Outgoing, Platform
+from bot.roles import Role
 from bot.router import Ctx, Router
 from bot.services.chats import BindError
 

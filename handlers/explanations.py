@@ -7,7 +7,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from bot.core import Button, Role
+from bot.core import Button
+from bot.roles import Role
 from bot.router import Ctx, Router
 from bot.services.explanations import Topic
 from bot.services.privacy import mask_national_ids

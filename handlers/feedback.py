@@ -9,12 +9,11 @@ told at every change; overdue tickets are nudged by `nudge_overdue`.
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime
 
 from bot.config import FEEDBACK_CATEGORIES
-from bot.context import AppContext
-from bot.core import Button, Outgoing, Role, is_number
+from bot.core import Button, is_number
+from bot.roles import Role
 from bot.router import Ctx, Router
 from bot.services.feedback import (
     Changed,
@@ -24,8 +23,6 @@ from bot.services.feedback import (
     parse_ticket,
 )
 from bot.services.privacy import mask_national_ids
-
-log = logging.getLogger(__name__)
 
 FORM, QUESTION, MESSAGE = "feedback", "question", "fbmsg"
 CATEGORY_WORDS = {
@@ -349,24 +346,6 @@ async def _summary(ctx: Ctx, month_text: str) -> None:
     end = datetime(year + (month == 12), month % 12 + 1, 1, tzinfo=tz)
     summary = await ctx.app.services.feedback.summary(ctx.identity, start, end)
     await ctx.say("feedback/summary", s=summary, month=month, year=year)
-
-
-# --- the scheduler's job ------------------------------------------------------------------------
-async def nudge_overdue(app: AppContext, router: Router) -> int:
-    """Tell whoever holds each overdue ticket (or the ward's staff); returns nudges sent."""
-    sent = 0
-    for nudge in await app.services.feedback.overdue_nudges():
-        text = app.texts.render("feedback/nudge", app.config.bot.locale, t=nudge.ticket)
-        for person in nudge.recipients:
-            platform = router.platforms.get(person.platform)
-            if platform is None:
-                continue
-            try:
-                await platform.send(person.user_id, Outgoing(text=text))
-                sent += 1
-            except Exception:
-                log.warning("nudge for PA-%s not delivered", nudge.ticket.number, exc_info=True)
-    return sent
 
 
 def register(router: Router) -> None:

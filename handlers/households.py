@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 
-from bot.core import Button, Role, is_number
+from bot.core import Button, is_number
+from bot.roles import Role
 from bot.router import Ctx, Router
 from bot.services.households import (
     Checklist,

@@ -10,7 +10,8 @@ import io
 
 import segno
 
-from bot.core import GROUP_ROLES, Attachment, Button, Role, is_number
+from bot.core import Attachment, Button, is_number
+from bot.roles import GROUP_ROLES, Role
 from bot.router import Ctx, Router
 from bot.services.invites import STAFF_ROLES, InviteError, InviteInfo, invitable_roles
 

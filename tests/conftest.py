@@ -17,8 +17,9 @@ from sqlalchemy import make_url
 from bot.clock import FrozenClock
 from bot.config import Config
 from bot.context import AppContext, build_context
-from bot.core import Incoming, Role
+from bot.core import Incoming
 from bot.db import Database
+from bot.roles import Role
 from bot.router import Router
 from handlers import register_all
 from tests.recording import RecordingPlatform, message

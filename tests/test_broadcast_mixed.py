@@ -14,10 +14,11 @@ import pytest
 from bot.app import BotApp
 from bot.clock import FrozenClock
 from bot.config import Config
-from bot.core import Chat, DeliveryError, Role, Sender
+from bot.core import Chat, DeliveryError, Sender
 from bot.platforms.zalo import ZaloApiError, delivery_error
 from bot.platforms.zalo_oa import ZaloOAError
 from bot.platforms.zalo_oa import delivery_error as oa_delivery_error
+from bot.roles import Role
 from tests.fake_telegram import FakeTelegram
 from tests.fake_zalo import FakeZalo
 from tests.telegram_people import Ward, plain, until

@@ -14,7 +14,8 @@ import pytest
 
 from bot.app import BotApp
 from bot.clock import FrozenClock
-from bot.core import Chat, Role, Sender
+from bot.core import Chat, Sender
+from bot.roles import Role
 from bot.services.campaigns import parse_days
 from bot.services.tables import read_table
 from handlers.campaigns import _parse_period

@@ -13,8 +13,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from bot.core import Chat, Role, Sender
+from bot.core import Chat, Sender
 from bot.metrics import Metrics
+from bot.roles import Role
 from bot.services.tables import read_table
 from bot.web.dashboard.routes import COOKIE, Dashboard
 from bot.web.server import WebServer

@@ -8,8 +8,9 @@ from datetime import timedelta
 import pytest
 from sqlmodel import select
 
-from bot.core import Attachment, Chat, Incoming, Role, Sender
+from bot.core import Attachment, Chat, Incoming, Sender
 from bot.models import ConversationState, Feedback
+from bot.roles import Role
 from handlers.feedback import nudge_overdue
 from tests.conftest import Harness
 from tests.recording import message, press

@@ -13,7 +13,7 @@ import pytest
 from bot.app import BotApp
 from bot.clock import FrozenClock
 from bot.config import Config
-from bot.core import Role
+from bot.roles import Role
 from tests.fake_telegram import FakeTelegram
 from tests.telegram_people import Ward, labels, plain
 

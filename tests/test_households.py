@@ -16,7 +16,7 @@ from openpyxl import load_workbook
 from bot.app import BotApp
 from bot.clock import FrozenClock
 from bot.config import Config
-from bot.core import Role
+from bot.roles import Role
 from bot.services.tables import read_table
 from tests.fake_telegram import FakeTelegram
 from tests.telegram_people import Ward, labels, plain

@@ -16,12 +16,13 @@ from sqlmodel import select
 from bot.app import BotApp
 from bot.clock import FrozenClock
 from bot.config import Config
-from bot.core import Capabilities, Chat, Outgoing, Role, Sender, Sent
+from bot.core import Capabilities, Chat, Outgoing, Sender, Sent
 from bot.db import Database
 from bot.delivery.outbox import NewDelivery, Outbox, Pacing
 from bot.delivery.quiet import QuietHours
 from bot.metrics import Metrics
 from bot.models import ChatBinding, Delivery
+from bot.roles import Role
 from bot.services.chats import Chats
 from tests.fake_telegram import FakeTelegram
 from tests.telegram_people import Ward, labels, plain, until

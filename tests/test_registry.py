@@ -12,8 +12,9 @@ from openpyxl import Workbook
 
 from bot.clock import FrozenClock
 from bot.context import build_context
-from bot.core import Role, Sender
+from bot.core import Sender
 from bot.db import Database
+from bot.roles import Role
 from bot.services.registry import rows_to_csv
 from bot.services.tables import TableError, read_table
 from tests.conftest import Harness, make_config

@@ -15,7 +15,8 @@ import pytest
 from bot.app import BotApp
 from bot.clock import FrozenClock
 from bot.config import Config
-from bot.core import Chat, Role, Sender
+from bot.core import Chat, Sender
+from bot.roles import Role
 from bot.services.tables import read_table
 from tests.fake_telegram import FakeTelegram
 from tests.fake_zalo import FakeZalo

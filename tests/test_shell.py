@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from bot.cli.shell import Shell
-from bot.core import Role
+from bot.roles import Role
 from tests.conftest import make_config
 
 

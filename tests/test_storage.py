@@ -10,8 +10,9 @@ import sqlalchemy as sa
 
 from bot.clock import FrozenClock
 from bot.context import build_context
-from bot.core import Role, Sender
+from bot.core import Sender
 from bot.db import Database
+from bot.roles import Role
 from bot.services.conversations import Who
 from bot.services.invites import InviteError
 from bot.services.places import PlaceError

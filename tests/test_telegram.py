@@ -13,7 +13,7 @@ import pytest
 
 from bot.app import BotApp
 from bot.config import Config
-from bot.core import Role
+from bot.roles import Role
 from bot.router import Ctx
 from tests.fake_telegram import FakeTelegram
 

@@ -12,8 +12,8 @@ import pytest
 
 from bot.app import BotApp
 from bot.config import Config
-from bot.core import Role
 from bot.platforms.zalo import ZaloApiError, ZaloClient, unwrap_update
+from bot.roles import Role
 from tests.fake_zalo import FakeZalo
 
 LEADER, RESIDENT = "7001", "7002"

@@ -25,11 +25,10 @@ from bot.config import (
     resolve_path,
 )
 from bot.context import build_context
-from bot.core import Role
 from bot.db import Database
+from bot.roles import Role
 from bot.services.places import PlaceError
 from bot.services.registry import rows_to_csv
-from bot.services.reports import progress_xlsx
 from bot.services.tables import TableError, read_table
 from bot.texts import Texts, to_plain
 
@@ -247,14 +246,14 @@ def _export(args: argparse.Namespace, loaded: LoadedConfig) -> int:
         ward = await context.services.places.ward_by_code(args.ward)
         if ward is None:
             raise PlaceError("unknown_ward", code=args.ward.upper())
-        rows = await context.services.registry.household_rows(ward.id)
         if args.format == "csv":
-            data = rows_to_csv(rows)
+            rows = await context.services.registry.household_rows(ward.id)
+            data, households = rows_to_csv(rows), len(rows)
         else:
-            progress = await context.services.progress.ward(ward.id)
-            data = progress_xlsx(progress, rows, context.texts.label, loaded.config.bot.tz)
+            book = await context.services.reports.progress_workbook(ward.id, context.texts.label)
+            data, households = book.data, book.households
         args.output.write_bytes(data)
-        print(f"{len(rows)} households written to {args.output}")
+        print(f"{households} households written to {args.output}")
 
     return _with_db(loaded, act)
 

@@ -11,9 +11,10 @@ from bot.cli.demo import seed_demo
 from bot.clock import Clock, SystemClock
 from bot.config import Config
 from bot.context import AppContext, build_context
-from bot.core import Chat, Incoming, Role, Sender, is_number, parse_command_text
+from bot.core import Chat, Incoming, Sender, is_number, parse_command_text
 from bot.db import Database
 from bot.platforms.console import ConsolePlatform
+from bot.roles import Role
 from bot.router import Router
 from bot.texts import to_terminal
 from handlers import register_all

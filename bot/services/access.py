@@ -11,9 +11,10 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import Clock
-from bot.core import GROUP_ROLES, Role, Sender
+from bot.core import Sender
 from bot.db import Database
 from bot.models import Member, ResidentialGroup, RoleGrant, Ward
+from bot.roles import GROUP_ROLES, Role
 from bot.services import audit
 from bot.services.places import PlaceError, normalize_code
 

@@ -18,12 +18,14 @@ from apscheduler.triggers.cron import CronTrigger
 from sqlmodel import col, select
 
 from bot.clock import Clock
-from bot.core import Role, is_number
+from bot.core import is_number
 from bot.db import Database
 from bot.models import Campaign, ScheduleRun
+from bot.roles import Role
 from bot.services import audit
 from bot.services.access import Identity
 from bot.services.explanations import fold
+from bot.services.progress import GroupProgress, StepCount
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 STATES = ("active", "paused", "ended")
@@ -284,3 +286,15 @@ class Campaigns:
             row.last_run_at = now
             session.add(row)
             return now - slot <= self._grace
+
+
+def covered(groups: Sequence[GroupProgress], c: CampaignInfo) -> list[GroupProgress]:
+    """The groups a campaign runs in (all of the ward's when it names none)."""
+    return [g for g in groups if not c.group_ids or g.group_id in c.group_ids]
+
+
+def campaign_total(groups: Sequence[GroupProgress], c: CampaignInfo) -> StepCount:
+    """The campaign's step summed over the groups it covers."""
+    counts = [g.steps[c.step_key] for g in covered(groups, c) if c.step_key in g.steps]
+    return StepCount(c.step_key, sum(x.done for x in counts), sum(x.total for x in counts),
+                     sum(x.households_done for x in counts))

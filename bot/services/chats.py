@@ -8,9 +8,10 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import Clock
-from bot.core import Chat, Role
+from bot.core import Chat
 from bot.db import Database
 from bot.models import ChatBinding, ResidentialGroup
+from bot.roles import Role
 from bot.services import audit
 from bot.services.access import Identity
 from bot.services.places import normalize_code

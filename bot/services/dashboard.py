@@ -11,9 +11,9 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlmodel import col, func, select
 
-from bot.core import Role
 from bot.db import Database
 from bot.models import Delivery, Feedback, Invite, Notice, ProgressEvent, ResidentialGroup
+from bot.roles import Role
 from bot.services.feedback import OPEN_STATES
 
 

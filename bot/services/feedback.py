@@ -17,7 +17,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import Clock
 from bot.config import FEEDBACK_CATEGORIES, FeedbackSection
-from bot.core import GROUP_ROLES, Role, is_number
+from bot.core import is_number
 from bot.db import Database
 from bot.models import (
     AuditLog,
@@ -31,6 +31,7 @@ from bot.models import (
     TopicVote,
     Ward,
 )
+from bot.roles import GROUP_ROLES, Role
 from bot.services import audit
 from bot.services.access import Identity
 from bot.services.conversations import MENU_SUFFIX

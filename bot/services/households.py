@@ -20,7 +20,6 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import Clock
 from bot.config import OnboardingStepConfig
-from bot.core import Role
 from bot.db import Database
 from bot.models import (
     AuditLog,
@@ -32,6 +31,7 @@ from bot.models import (
     ResidentialGroup,
     RoleGrant,
 )
+from bot.roles import Role
 from bot.services import audit
 from bot.services.access import Identity
 from bot.services.explanations import fold

@@ -15,9 +15,9 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 
 from bot.clock import Clock
-from bot.core import GROUP_ROLES, Role
 from bot.db import Database
 from bot.models import Invite, ResidentialGroup, Ward
+from bot.roles import GROUP_ROLES, Role
 from bot.services import audit
 from bot.services.access import Access, Grant, Identity
 

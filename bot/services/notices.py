@@ -16,10 +16,10 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 
 from bot.clock import Clock
-from bot.core import Role
 from bot.db import Database
 from bot.delivery.outbox import NewDelivery, Outbox
 from bot.models import Delivery, Notice, ResidentialGroup
+from bot.roles import Role
 from bot.services import audit
 from bot.services.access import Identity
 from bot.services.chats import Chats

@@ -56,6 +56,12 @@ class Results:
     def total(self) -> int:
         return sum(self.ward)
 
+    def shares(self) -> list[tuple[str, int, float]]:
+        """(option, votes, share of all votes) for each option, in the poll's order."""
+        total = self.total
+        return [(option, n, n / total if total else 0.0)
+                for option, n in zip(self.poll.options, self.ward, strict=True)]
+
 
 def _info(row: Poll) -> PollInfo:
     assert row.id is not None

@@ -1,21 +1,64 @@
 """Files made from progress figures: the XLSX export and the bar chart sent to phones.
 
 Every word on them comes from the labels (`progress.xlsx.*`, `progress.chart.*`), so the
-pictures speak the same Vietnamese as the chat.
+pictures speak the same Vietnamese as the chat. `Reports.progress_workbook` is the one
+builder of the progress workbook: `/xuat`, the one-time download link, the dashboard and
+`cds-bot export` all get the same file from it.
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Any
 
+from bot.clock import Clock
 from bot.config import OnboardingStepConfig
-from bot.services.progress import GroupProgress, StepCount, WardProgress
+from bot.services.places import Places
+from bot.services.progress import GroupProgress, Progress, StepCount, WardProgress
+from bot.services.registry import Registry
 
 Label = Callable[..., str]
 CHART_MAX_GROUPS = 40
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+@dataclass(frozen=True)
+class Workbook:
+    filename: str
+    data: bytes
+    households: int
+    content_type: str = XLSX_TYPE
+
+
+class Reports:
+    def __init__(
+        self, places: Places, progress: Progress, registry: Registry, clock: Clock,
+        timezone: tzinfo,
+    ) -> None:
+        self._places = places
+        self._progress = progress
+        self._registry = registry
+        self._clock = clock
+        self._tz = timezone
+
+    async def progress_workbook(
+        self, ward_id: int, label: Label, group_ids: Collection[int] | None = None
+    ) -> Workbook:
+        """The ward's progress workbook, `tien-do-<ward>-<day>.xlsx`; with `group_ids`,
+        only those groups (what a leader may see)."""
+        ward = await self._places.ward(ward_id)
+        progress = await self._progress.ward(ward_id, group_ids)
+        rows = await self._registry.household_rows(ward_id)
+        if group_ids is not None:
+            codes = {g.code for g in progress.groups}
+            rows = [r for r in rows if r["group"] in codes]
+        data = progress_xlsx(progress, rows, label, self._tz)
+        day = self._clock.now().astimezone(self._tz).strftime("%Y-%m-%d")
+        code = ward.code if ward else "phuong"
+        return Workbook(f"tien-do-{code}-{day}.xlsx", data, len(rows))
 
 
 def progress_xlsx(

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -19,9 +18,7 @@ from bot.services.feedback import (
     Filters,
     TicketView,
 )
-
-if TYPE_CHECKING:
-    from bot.web.dashboard.routes import Dashboard, Viewer
+from bot.web.dashboard.frame import Frame, Viewer
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +30,7 @@ def _page_number(text: str) -> int:
     return int(text) if is_number(text) and 0 < int(text) < 10_000 else 1
 
 
-async def queue(d: Dashboard, request: web.Request, viewer: Viewer) -> web.StreamResponse:
+async def queue(d: Frame, request: web.Request, viewer: Viewer) -> web.StreamResponse:
     q = request.query
     group_code = q.get("nhom", "").strip().upper()
     if group_code:
@@ -62,7 +59,7 @@ def _allowed_actions(ticket: TicketView) -> list[str]:
 
 
 async def _ticket_page(
-    d: Dashboard, viewer: Viewer, number: int, *, status: int = 200, error: str = "",
+    d: Frame, viewer: Viewer, number: int, *, status: int = 200, error: str = "",
     done: str = "", told: bool = False, message: str = "",
 ) -> web.StreamResponse:
     try:
@@ -77,7 +74,7 @@ async def _ticket_page(
     )
 
 
-async def ticket(d: Dashboard, request: web.Request, viewer: Viewer) -> web.StreamResponse:
+async def ticket(d: Frame, request: web.Request, viewer: Viewer) -> web.StreamResponse:
     done = request.query.get("xong", "")
     return await _ticket_page(
         d, viewer, int(request.match_info["number"]),
@@ -85,7 +82,7 @@ async def ticket(d: Dashboard, request: web.Request, viewer: Viewer) -> web.Stre
     )
 
 
-async def act(d: Dashboard, request: web.Request, viewer: Viewer) -> web.StreamResponse:
+async def act(d: Frame, request: web.Request, viewer: Viewer) -> web.StreamResponse:
     number = int(request.match_info["number"])
     form = await request.post()
     action, message = str(form.get("action", "")), str(form.get("message", ""))
@@ -103,7 +100,7 @@ async def act(d: Dashboard, request: web.Request, viewer: Viewer) -> web.StreamR
     return d.redirect(f"/dashboard/feedback/{number}?xong={action}&bao={int(told)}")
 
 
-async def tell_reporter(d: Dashboard, changed: Changed) -> bool:
+async def tell_reporter(d: Frame, changed: Changed) -> bool:
     """The same chat message `/xuly` sends (handlers/feedback.py `_tell_reporter`)."""
     reporter = changed.reporter
     if reporter is None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -17,9 +16,7 @@ from bot.services.feedback import Filters
 from bot.services.places import GroupInfo
 from bot.services.progress import StepCount, WardProgress
 from bot.web.dashboard.charts import bar_chart, line_chart
-
-if TYPE_CHECKING:
-    from bot.web.dashboard.routes import Dashboard, Viewer
+from bot.web.dashboard.frame import Frame, Viewer
 
 TREND_WEEKS = 8
 MISSING_LIMIT = 300
@@ -33,18 +30,18 @@ class CampaignLine:
     groups: list[str]
 
 
-async def visible_groups(d: Dashboard, viewer: Viewer) -> list[GroupInfo]:
+async def visible_groups(d: Frame, viewer: Viewer) -> list[GroupInfo]:
     groups = await d.app.services.places.groups(viewer.ward_id)
     return [g for g in groups if viewer.may_see_group(g.id)]
 
 
-def chosen_step(d: Dashboard, request: web.Request) -> OnboardingStepConfig:
+def chosen_step(d: Frame, request: web.Request) -> OnboardingStepConfig:
     steps = d.app.services.progress.steps
     return d.app.services.progress.step(request.query.get("buoc", "")) or steps[0]
 
 
 async def trend(
-    d: Dashboard, group_ids: list[int], step: OnboardingStepConfig, progress: WardProgress
+    d: Frame, group_ids: list[int], step: OnboardingStepConfig, progress: WardProgress
 ) -> list[tuple[str, int]]:
     """The step's share done at the end of each of the last weeks (today is the last)."""
     tz = d.app.config.bot.tz
@@ -59,7 +56,7 @@ async def trend(
 
 
 async def campaign_lines(
-    d: Dashboard, viewer: Viewer, groups: list[GroupInfo]
+    d: Frame, viewer: Viewer, groups: list[GroupInfo]
 ) -> list[CampaignLine]:
     """Each campaign over the groups the viewer may see, with its live figure."""
     codes = {g.id: g.code for g in groups}
@@ -78,7 +75,7 @@ async def campaign_lines(
     return lines
 
 
-async def overview(d: Dashboard, request: web.Request, viewer: Viewer) -> web.StreamResponse:
+async def overview(d: Frame, request: web.Request, viewer: Viewer) -> web.StreamResponse:
     services = d.app.services
     ward = await services.places.ward(viewer.ward_id)
     groups = await visible_groups(d, viewer)
@@ -118,7 +115,7 @@ def _household_log(
     return log
 
 
-async def group(d: Dashboard, request: web.Request, viewer: Viewer) -> web.StreamResponse:
+async def group(d: Frame, request: web.Request, viewer: Viewer) -> web.StreamResponse:
     services = d.app.services
     found = await services.places.group_by_code(viewer.ward_id, request.match_info["code"])
     if found is None:
@@ -147,7 +144,7 @@ async def group(d: Dashboard, request: web.Request, viewer: Viewer) -> web.Strea
     )
 
 
-async def notices(d: Dashboard, request: web.Request, viewer: Viewer) -> web.StreamResponse:
+async def notices(d: Frame, request: web.Request, viewer: Viewer) -> web.StreamResponse:
     services = d.app.services
     groups = await visible_groups(d, viewer)
     scope = None if viewer.coordinator else {g.id for g in groups}
@@ -161,7 +158,7 @@ async def notices(d: Dashboard, request: web.Request, viewer: Viewer) -> web.Str
 
 
 async def explanations(
-    d: Dashboard, request: web.Request, viewer: Viewer
+    d: Frame, request: web.Request, viewer: Viewer
 ) -> web.StreamResponse:
     rows = [r for r in await d.app.services.explanations.stats()
             if r.reads or r.helpful or r.unhelpful]
