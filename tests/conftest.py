@@ -109,6 +109,13 @@ class Harness:
         await self.router.dispatch(self.platform, message(text, **kw))  # type: ignore[arg-type]
         return "\n".join(s.text for s in self.platform.said[before:])
 
+    async def deliver(self) -> int:
+        """Send the outbox rows due now (the harness runs no outbox workers)."""
+        outbox, claimed = self.ctx.services.outbox, 0
+        while found := await outbox.run_once():
+            claimed += found
+        return claimed
+
     async def seed(self) -> None:
         places = self.ctx.services.places
         await places.add_ward("P1", "Phường Hòa Bình")

@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import logging
+import secrets
 
 from aiohttp import web
 
 from bot.config import FEEDBACK_CATEGORIES
-from bot.core import Outgoing, is_number
+from bot.core import is_number
+from bot.delivery.outbox import NewDelivery
 from bot.services.feedback import (
     FINAL_STATES,
     OPEN_STATES,
@@ -101,22 +103,20 @@ async def act(d: Frame, request: web.Request, viewer: Viewer) -> web.StreamRespo
 
 
 async def tell_reporter(d: Frame, changed: Changed) -> bool:
-    """The same chat message `/xuly` sends (handlers/feedback.py `_tell_reporter`)."""
+    """The same chat message `/xuly` sends, queued in the outbox (kept across a restart,
+    paced, retried); False when the ticket has nobody to tell (anonymous)."""
     reporter = changed.reporter
     if reporter is None:
-        return False
-    platform = d.app.platforms.get(reporter.platform)
-    if platform is None:
-        log.warning("PA-%s: reporter's platform %s is not running", changed.ticket.number,
-                    reporter.platform)
         return False
     text = d.app.texts.render(
         "feedback/notify_reporter", d.app.config.bot.locale, t=changed.ticket,
         action=changed.action, message=changed.message,
     )
-    try:
-        await platform.send(reporter.user_id, Outgoing(text=text))
-    except Exception:
-        log.warning("PA-%s: reporter not told", changed.ticket.number, exc_info=True)
-        return False
+    number = changed.ticket.number
+    await d.app.services.outbox.enqueue([NewDelivery(
+        kind="feedback_update", ref_id=number, platform=reporter.platform,
+        chat_id=reporter.user_id, text=text, is_group=False, priority=3,
+        # One row per change: a web form posts once, so nothing is left to deduplicate.
+        dedupe=f"fbweb:{number}:{changed.action}:{secrets.token_hex(8)}",
+    )])
     return True
