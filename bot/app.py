@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
 import secrets
 import signal
 from contextlib import suppress
@@ -21,8 +22,8 @@ from bot.jobs.scheduler import Job, Scheduler
 from bot.platforms.telegram import TelegramPlatform
 from bot.platforms.zalo import ZaloPlatform
 from bot.platforms.zalo_oa import ZaloOAClient, ZaloOAPlatform
+from bot.platforms.zalo_oa_store import DbTokenStore
 from bot.router import Router
-from bot.services.oa_tokens import DbTokenStore
 from bot.web.dashboard.routes import Dashboard
 from bot.web.downloads import DownloadRoutes
 from bot.web.server import Webhook, WebServer
@@ -87,6 +88,10 @@ class BotApp:
             log.info("route: %s", line)
         webhooks: list[Webhook] = []
         if self.config.telegram.enabled:
+            # Opt in to PTB's coming time periods as timedelta (RetryAfter.retry_after and
+            # friends); without it every 429 warns from inside PTB. PTB reads it per call, so
+            # the composition root sets it at start, never an import.
+            os.environ.setdefault("PTB_TIMEDELTA", "1")
             self.telegram = TelegramPlatform(
                 self.config.telegram, self._incoming, self._chat_event
             )
@@ -144,15 +149,13 @@ class BotApp:
         self.scheduler.stop()
         await self.context.services.outbox.stop()
         await self.leadership.release()
-        if self.telegram is not None:
-            with suppress(Exception):
-                await self.telegram.stop()
-        if self.zalo is not None:
-            with suppress(Exception):
-                await self.zalo.stop()
-        if self.zalo_oa is not None:
-            with suppress(Exception):
-                await self.zalo_oa.stop()
+        for platform in (self.telegram, self.zalo, self.zalo_oa):
+            if platform is None:
+                continue
+            try:
+                await platform.stop()
+            except Exception:  # one platform failing to stop must not keep the others running
+                log.warning("stopping %s failed", platform.name, exc_info=True)
         if self.web is not None:
             await self.web.stop()
         await self.db.dispose()

@@ -14,7 +14,8 @@ from typing import Any
 from bot.core import Button, is_number
 from bot.roles import Role
 from bot.router import Ctx, Router
-from bot.services.campaigns import CampaignError, campaign_total, parse_days, parse_time
+from bot.services.campaigns import campaign_total, parse_days, parse_time
+from bot.services.errors import ServiceError
 from bot.when import parse_date
 from handlers.targets import group_buttons, toggle
 
@@ -97,7 +98,7 @@ async def typed(ctx: Ctx) -> None:
         try:
             at = parse_time(words[-1]) if words else ""
             days = parse_days(" ".join(words[:-1]))
-        except CampaignError:
+        except ServiceError:
             await ctx.say("campaigns/bad_schedule")
             return
         data["days"], data["at"] = days, at
@@ -219,7 +220,7 @@ async def _create(ctx: Ctx, ward_id: int, data: dict[str, Any]) -> None:
             group_ids=[int(g) for g in data.get("groups", [])], days=list(data["days"]),
             at_time=str(data["at"]),
         )
-    except CampaignError as exc:
+    except ServiceError as exc:
         await ctx.say(f"campaigns/error_{exc.reason}")
         return
     await ctx.end_form()
@@ -233,7 +234,7 @@ async def _manage(ctx: Ctx, ward_id: int, action: str, campaign_id: int) -> None
         if action == "now":
             found = await services.campaigns.get(campaign_id)
             if found is None or found.ward_id != ward_id:
-                raise CampaignError("unknown")
+                raise ServiceError("unknown")
             stamp = ctx.app.clock.now().strftime("%Y%m%d%H%M%S")
             sent = await ctx.app.jobs.campaigns.remind(found, run_key=f"now{stamp}")
             await ctx.say("campaigns/reminded", c=found, chats=sent)
@@ -241,8 +242,8 @@ async def _manage(ctx: Ctx, ward_id: int, action: str, campaign_id: int) -> None
         state = {"pause": "paused", "resume": "active", "end": "ended"}[action]
         changed = await services.campaigns.set_state(ctx.identity, campaign_id, state)
         if changed.ward_id != ward_id:
-            raise CampaignError("unknown")
-    except CampaignError as exc:
+            raise ServiceError("unknown")
+    except ServiceError as exc:
         await ctx.say(f"campaigns/error_{exc.reason}")
         return
     if state == "ended":

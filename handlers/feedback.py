@@ -15,13 +15,8 @@ from bot.config import FEEDBACK_CATEGORIES
 from bot.core import Button, is_number
 from bot.roles import Role
 from bot.router import Ctx, Router
-from bot.services.feedback import (
-    Changed,
-    FeedbackError,
-    Filters,
-    TicketView,
-    parse_ticket,
-)
+from bot.services.errors import ServiceError
+from bot.services.feedback import Changed, Filters, TicketView, parse_ticket
 from bot.services.privacy import mask_national_ids
 
 FORM, QUESTION, MESSAGE = "feedback", "question", "fbmsg"
@@ -140,7 +135,7 @@ async def _file(
             ctx.identity, text=text, category=category, kind=kind, location=location,
             photos=photos, anonymous=anonymous, topic_key=topic,
         )
-    except FeedbackError as exc:
+    except ServiceError as exc:
         await ctx.say(f"feedback/error_{exc.reason}", **exc.details)
         return
     await ctx.say("feedback/filed", t=filed.ticket, merged=filed.merged)
@@ -152,7 +147,7 @@ async def track(ctx: Ctx) -> None:
         number = parse_ticket(ctx.args[0])
         try:
             ticket = await service.for_reporter(ctx.identity, number or 0)
-        except FeedbackError:
+        except ServiceError:
             await ctx.say("feedback/error_not_found", number=ctx.args[0])
             return
         await ctx.say("feedback/ticket_mine", t=ticket)
@@ -229,7 +224,7 @@ def _staff_buttons(ctx: Ctx, t: TicketView) -> list[list[Button]]:
 async def _show_staff(ctx: Ctx, number: int, *, edit: bool = False) -> None:
     try:
         ticket = await ctx.app.services.feedback.for_staff(ctx.identity, number)
-    except FeedbackError as exc:
+    except ServiceError as exc:
         await _staff_error(ctx, exc, number)
         return
     render = ctx.update if edit else ctx.say
@@ -250,7 +245,7 @@ async def act_button(ctx: Ctx) -> None:
     if action == "assign":
         try:
             people = await ctx.app.services.feedback.staff_of(ctx.identity, number)
-        except FeedbackError as exc:
+        except ServiceError as exc:
             await _staff_error(ctx, exc, number)
             return
         buttons = [[Button(p.name, f"fba:{number}:{p.member_id}")] for p in people]
@@ -258,7 +253,7 @@ async def act_button(ctx: Ctx) -> None:
     elif action in ("reply", "resolve", "reject"):
         try:
             await ctx.app.services.feedback.for_staff(ctx.identity, number)
-        except FeedbackError as exc:
+        except ServiceError as exc:
             await _staff_error(ctx, exc, number)
             return
         await ctx.start_form(MESSAGE, "message", {"number": number, "action": action})
@@ -276,7 +271,7 @@ async def assign_button(ctx: Ctx) -> None:
     try:
         changed = await ctx.app.services.feedback.assign(ctx.identity, int(parts[1]),
                                                          int(parts[2]))
-    except FeedbackError as exc:
+    except ServiceError as exc:
         await _staff_error(ctx, exc, int(parts[1]))
         return
     if changed.reporter is not None:
@@ -309,7 +304,7 @@ async def handle(ctx: Ctx) -> None:
 async def _act(ctx: Ctx, number: int, action: str, message: str) -> None:
     try:
         changed = await ctx.app.services.feedback.act(ctx.identity, number, action, message)
-    except FeedbackError as exc:
+    except ServiceError as exc:
         await _staff_error(ctx, exc, number)
         return
     await _tell_reporter(ctx, changed)
@@ -317,7 +312,7 @@ async def _act(ctx: Ctx, number: int, action: str, message: str) -> None:
                   told=changed.reporter is not None)
 
 
-async def _staff_error(ctx: Ctx, exc: FeedbackError, number: int) -> None:
+async def _staff_error(ctx: Ctx, exc: ServiceError, number: int) -> None:
     """Staff asking for a ticket that is not theirs to see get a staff-worded answer."""
     reason = "not_found_staff" if exc.reason == "not_found" else exc.reason
     await ctx.say(f"feedback/error_{reason}", **{"number": number, **exc.details})

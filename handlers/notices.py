@@ -14,7 +14,7 @@ from typing import Any
 from bot.core import Attachment, is_number
 from bot.roles import Role
 from bot.router import Ctx, Router
-from bot.services.notices import NoticeError
+from bot.services.errors import ServiceError
 from bot.when import parse_when
 from handlers.targets import group_buttons, sending_ward, toggle
 
@@ -120,7 +120,7 @@ async def pressed(ctx: Ctx) -> None:
     if len(parts) == 3 and parts[1] == "x" and is_number(parts[2]):
         try:
             view = await ctx.app.services.notices.cancel(ctx.identity, int(parts[2]))
-        except NoticeError as exc:
+        except ServiceError as exc:
             await ctx.say(f"notices/error_{exc.reason}", **exc.details)
             return
         await ctx.update("notices/cancelled", notice=view)
@@ -164,7 +164,7 @@ async def _send(ctx: Ctx, data: dict[str, Any]) -> None:
             send_at=send_at, pin=bool(data.get("pin")), attachment=data.get("attachment"),
             wake=False,
         )
-    except NoticeError as exc:
+    except ServiceError as exc:
         await ctx.say(f"notices/error_{exc.reason}", **exc.details)
         return
     await ctx.end_form()

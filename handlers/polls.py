@@ -15,7 +15,8 @@ from bot.core import Button, is_number
 from bot.delivery.outbox import NewDelivery
 from bot.roles import Role
 from bot.router import Ctx, Router
-from bot.services.polls import PollError, clean_options
+from bot.services.errors import ServiceError
+from bot.services.polls import clean_options
 from handlers.targets import group_buttons, sending_ward, toggle
 
 FLOW = "poll"
@@ -57,7 +58,7 @@ async def typed(ctx: Ctx) -> None:
     elif form.step == "options":
         try:
             data["options"] = clean_options(text.splitlines())
-        except PollError as exc:
+        except ServiceError as exc:
             await ctx.say(f"polls/error_{exc.reason}", **exc.details)
             return
         ward_id = int(data["ward_id"])
@@ -155,7 +156,7 @@ async def _send(ctx: Ctx, data: dict[str, Any]) -> None:
             options=list(data["options"]), group_ids=group_ids,
             closes_at=_closes_at(ctx, str(data["closing"])), post_results=bool(data.get("post")),
         )
-    except PollError as exc:
+    except ServiceError as exc:
         await ctx.say(f"polls/error_{exc.reason}", **exc.details)
         return
     await ctx.end_form()
@@ -232,7 +233,7 @@ async def _vote(ctx: Ctx, poll_id: int, option: int) -> tuple[str, str]:
     try:
         poll_info, outcome = await polls.vote(ctx.identity.member_id, found.id, option,
                                               group_id)
-    except PollError as exc:
+    except ServiceError as exc:
         return f"polls.vote_{exc.reason}", ""
     return f"polls.vote_{outcome}", poll_info.options[option]
 

@@ -15,8 +15,9 @@ from bot.context import build_context
 from bot.core import Sender
 from bot.db import Database
 from bot.roles import Role
+from bot.services.errors import ServiceError
 from bot.services.registry import rows_to_csv
-from bot.services.tables import TableError, read_table
+from bot.services.tables import read_table
 from tests.conftest import Harness, make_config
 
 GOOD = (
@@ -106,13 +107,13 @@ def test_excel_encodings_read_back_with_diacritics(encoding: str) -> None:
 
 
 def test_unreadable_files_say_why() -> None:
-    with pytest.raises(TableError) as empty:
+    with pytest.raises(ServiceError) as empty:
         read_table(b"  \n")
     assert empty.value.reason == "empty"
-    with pytest.raises(TableError) as old:
+    with pytest.raises(ServiceError) as old:
         read_table(b"\xd0\xcf\x11\xe0" + b"\0" * 100, "ds.xls")
     assert old.value.reason == "old_excel"
-    with pytest.raises(TableError) as broken:
+    with pytest.raises(ServiceError) as broken:
         read_table(b"PK\x03\x04 not really a zip")
     assert broken.value.reason == "not_a_table"
 
@@ -120,10 +121,10 @@ def test_unreadable_files_say_why() -> None:
 async def test_unknown_or_missing_columns_stop_the_import(harness: Harness) -> None:
     wid = await ward_id(harness)
     registry = harness.ctx.services.registry
-    with pytest.raises(TableError) as unknown:
+    with pytest.raises(ServiceError) as unknown:
         await registry.import_table(wid, read_table(b"code,group,head_name,ghichu\nA,TDP01,X,y\n"))
     assert (unknown.value.reason, unknown.value.detail) == ("unknown_column", "ghichu")
-    with pytest.raises(TableError) as missing:
+    with pytest.raises(ServiceError) as missing:
         await registry.import_table(wid, read_table(b"code,head_name\nA,X\n"))
     assert (missing.value.reason, missing.value.detail) == ("missing_column", "group")
 
@@ -152,7 +153,6 @@ async def test_csv_export_reads_back(harness: Harness, tmp_path: object) -> None
     rows = await harness.ctx.services.registry.household_rows(wid)
     text = rows_to_csv(rows).decode("utf-8-sig")
     assert text.splitlines()[1].startswith("TDP01-001,TDP01,Nguyễn Văn An,12 Lê Lợi,4,4,0,1,")
-
 
 
 async def test_import_mark_and_count_on_both_databases(db_url: str, clock: FrozenClock) -> None:

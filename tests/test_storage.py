@@ -14,8 +14,7 @@ from bot.core import Sender
 from bot.db import Database
 from bot.roles import Role
 from bot.services.conversations import Who
-from bot.services.invites import InviteError
-from bot.services.places import PlaceError
+from bot.services.errors import ServiceError
 from tests.conftest import make_config
 
 TABLES = {
@@ -57,10 +56,10 @@ async def test_places_grants_and_identity(db_url: str, clock: FrozenClock) -> No
         await places.add_ward("p7", "Phường 7")
         group = await places.add_group("P7", "tdp05", "Tổ 5")
         assert group.code == "TDP05"
-        with pytest.raises(PlaceError) as dup:
+        with pytest.raises(ServiceError) as dup:
             await places.add_group("P7", "TDP05", "Tổ 5 lần hai")
         assert dup.value.reason == "group_exists"
-        with pytest.raises(PlaceError):
+        with pytest.raises(ServiceError):
             await access.grant(platform="telegram", user_id="1", role=Role.LEADER, ward_code="P7")
         await access.grant(
             platform="telegram", user_id="1", role=Role.LEADER, ward_code="P7", group_code="TDP05"
@@ -121,7 +120,7 @@ async def test_last_use_of_an_invite_goes_to_one_person_only(
             *(ctx.services.invites.redeem(p, invite.code) for p in people), return_exceptions=True
         )
         won = [r for r in results if not isinstance(r, BaseException)]
-        lost = [r for r in results if isinstance(r, InviteError)]
+        lost = [r for r in results if isinstance(r, ServiceError)]
         assert len(won) == 1
         assert len(lost) == 2 and all(e.reason == "used_up" for e in lost)
     finally:

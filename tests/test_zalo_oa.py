@@ -17,7 +17,7 @@ from bot.app import BotApp
 from bot.config import Config
 from bot.core import Outgoing
 from bot.platforms.zalo_oa import expected_signature, verify_signature
-from bot.services.oa_tokens import DbTokenStore
+from bot.platforms.zalo_oa_store import DbTokenStore
 from tests.fake_zalo_oa import FakeZaloOA
 
 APP_ID, OA_SECRET = "5551234", "oa-secret-key"

@@ -27,9 +27,9 @@ from bot.config import (
 from bot.context import build_context
 from bot.db import Database
 from bot.roles import Role
-from bot.services.places import PlaceError
+from bot.services.errors import ServiceError
 from bot.services.registry import rows_to_csv
-from bot.services.tables import TableError, read_table
+from bot.services.tables import read_table
 from bot.texts import Texts, to_plain
 
 DEMO_DATABASE_URL = "sqlite+aiosqlite:///./data/demo.db"
@@ -114,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handlers[args.command](args, loaded)
     except ConfigError as exc:
         return _fail(str(exc), EXIT_CONFIG)
-    except PlaceError as exc:
+    except ServiceError as exc:
         return _fail(_place_error(exc), EXIT_USAGE)
     except KeyboardInterrupt:
         return 130
@@ -208,7 +208,7 @@ def _import(args: argparse.Namespace, loaded: LoadedConfig) -> int:
         table = read_table(args.file.read_bytes(), args.file.name)
     except OSError as exc:
         return _fail(f"{args.file}: {exc.strerror or exc}", EXIT_USAGE)
-    except TableError as exc:
+    except ServiceError as exc:
         texts = Texts(locale=loaded.config.bot.locale)
         reason = texts.label(f"households.table_error.{exc.reason}", detail=exc.detail)
         return _fail(f"{args.file}: {reason}", EXIT_USAGE)
@@ -219,12 +219,12 @@ def _import(args: argparse.Namespace, loaded: LoadedConfig) -> int:
         context = build_context(loaded.config, db, SystemClock())
         ward = await context.services.places.ward_by_code(args.ward)
         if ward is None:
-            raise PlaceError("unknown_ward", code=args.ward.upper())
+            raise ServiceError("unknown_ward", code=args.ward.upper())
         try:
             report = await context.services.registry.import_table(
                 ward.id, table, dry_run=args.dry_run, strict=args.strict
             )
-        except TableError as exc:
+        except ServiceError as exc:
             reason = context.texts.label(f"households.table_error.{exc.reason}",
                                          detail=exc.detail)
             print(f"cds-bot: {args.file}: {reason}", file=sys.stderr)
@@ -245,7 +245,7 @@ def _export(args: argparse.Namespace, loaded: LoadedConfig) -> int:
         context = build_context(loaded.config, db, SystemClock())
         ward = await context.services.places.ward_by_code(args.ward)
         if ward is None:
-            raise PlaceError("unknown_ward", code=args.ward.upper())
+            raise ServiceError("unknown_ward", code=args.ward.upper())
         if args.format == "csv":
             rows = await context.services.registry.household_rows(ward.id)
             data, households = rows_to_csv(rows), len(rows)
@@ -284,7 +284,7 @@ _PLACE_ERRORS = {
 }
 
 
-def _place_error(exc: PlaceError) -> str:
+def _place_error(exc: ServiceError) -> str:
     return _PLACE_ERRORS.get(exc.reason, exc.reason).format(**exc.details)
 
 

@@ -14,13 +14,8 @@ from bot.models import ChatBinding, ResidentialGroup
 from bot.roles import Role
 from bot.services import audit
 from bot.services.access import Identity
+from bot.services.errors import ServiceError
 from bot.services.places import normalize_code
-
-
-class BindError(Exception):
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -134,15 +129,15 @@ class Chats:
                 )
             groups = (await session.exec(query)).all()
             if not groups:
-                raise BindError("unknown_group")
+                raise ServiceError("unknown_group")
             allowed = [
                 g for g in groups
                 if g.id is not None and identity.role_in_group(g.ward_id, g.id) >= Role.LEADER
             ]
             if not allowed:
-                raise BindError("not_allowed")
+                raise ServiceError("not_allowed")
             if len(allowed) > 1:
-                raise BindError("ambiguous_group")
+                raise ServiceError("ambiguous_group")
             group = allowed[0]
             existing = await self._get(session, platform, chat.chat_id)
             if existing is not None and existing.group_id and existing.group_id != group.id:
@@ -151,7 +146,7 @@ class Chats:
                 old = await session.get(ResidentialGroup, existing.group_id)
                 if old is not None and old.id is not None and \
                         identity.role_in_group(old.ward_id, old.id) < Role.LEADER:
-                    raise BindError("not_allowed")
+                    raise ServiceError("not_allowed")
             row = await self._upsert(session, platform, chat)
             previous = ""
             if row.group_id and row.group_id != group.id:

@@ -27,11 +27,12 @@ from bot.core import is_number
 from bot.db import Database
 from bot.models import Household, HouseholdStep, Member, ProgressEvent, ResidentialGroup
 from bot.services import audit
+from bot.services.errors import ServiceError
 from bot.services.explanations import fold
 from bot.services.households import search_text, step_total
 from bot.services.places import normalize_code
 from bot.services.progress import lock_groups, recount
-from bot.services.tables import Table, TableError
+from bot.services.tables import Table
 
 CODE_RE = re.compile(r"^[A-Z0-9][A-Z0-9_.\-/]{0,31}$")
 GROUP_RE = re.compile(r"^[A-Z0-9][A-Z0-9_-]{0,31}$")
@@ -107,13 +108,13 @@ def map_header(table: Table, steps: Sequence[OnboardingStepConfig]) -> dict[int,
             continue
         key = _header_key(cell, step_names)
         if key is None:
-            raise TableError("unknown_column", cell)
+            raise ServiceError("unknown_column", detail=cell)
         if key in mapping.values():
-            raise TableError("duplicate_column", cell)
+            raise ServiceError("duplicate_column", detail=cell)
         mapping[i] = key
     missing = [f for f in REQUIRED if f not in mapping.values()]
     if missing:
-        raise TableError("missing_column", missing[0])
+        raise ServiceError("missing_column", detail=missing[0])
     return mapping
 
 

@@ -15,19 +15,12 @@ import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from bot.services.errors import ServiceError
+
 MAX_FILE_BYTES = 20 * 1024 * 1024
 MAX_ROWS = 200_000
 _XLSX_MAGIC = b"PK\x03\x04"
 _XLS_MAGIC = b"\xd0\xcf\x11\xe0"
-
-
-class TableError(Exception):
-    """The whole file cannot be read; `reason` names a message label."""
-
-    def __init__(self, reason: str, detail: str = "") -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.detail = detail
 
 
 @dataclass(frozen=True)
@@ -46,11 +39,11 @@ class Table:
 
 def read_table(data: bytes, filename: str = "") -> Table:
     if not data.strip():
-        raise TableError("empty")
+        raise ServiceError("empty")
     if len(data) > MAX_FILE_BYTES:
-        raise TableError("too_big", str(MAX_FILE_BYTES // (1024 * 1024)))
+        raise ServiceError("too_big", detail=str(MAX_FILE_BYTES // (1024 * 1024)))
     if data.startswith(_XLS_MAGIC) or filename.lower().endswith(".xls"):
-        raise TableError("old_excel")
+        raise ServiceError("old_excel")
     if data.startswith(_XLSX_MAGIC):
         return _read_xlsx(data)
     text, encoding = _decode(data)
@@ -70,12 +63,12 @@ def _decode(data: bytes) -> tuple[str, str]:
             return unicodedata.normalize("NFC", data.decode(encoding)), encoding
         except UnicodeDecodeError:
             continue
-    raise TableError("encoding")
+    raise ServiceError("encoding")
 
 
 def _read_csv(text: str, encoding: str) -> Table:
     if "\x00" in text:
-        raise TableError("not_a_table")
+        raise ServiceError("not_a_table")
     lines = text.splitlines()
     first = next((line for line in lines if line.strip()), "")
     delimiter = max(",;\t", key=first.count)
@@ -83,7 +76,7 @@ def _read_csv(text: str, encoding: str) -> Table:
     try:
         return _collect(((reader.line_num, cells) for cells in reader), encoding)
     except csv.Error as exc:
-        raise TableError("not_a_table", str(exc)) from exc
+        raise ServiceError("not_a_table", detail=str(exc)) from exc
 
 
 def _collect(lines: Iterable[tuple[int, Sequence[object]]], encoding: str) -> Table:
@@ -100,9 +93,9 @@ def _collect(lines: Iterable[tuple[int, Sequence[object]]], encoding: str) -> Ta
             continue
         rows.append(TableRow(line, clean))
         if len(rows) > MAX_ROWS:
-            raise TableError("too_many_rows", str(MAX_ROWS))
+            raise ServiceError("too_many_rows", detail=str(MAX_ROWS))
     if header is None:
-        raise TableError("empty")
+        raise ServiceError("empty")
     return Table(header_line, header, tuple(rows), encoding)
 
 
@@ -112,7 +105,7 @@ def _read_xlsx(data: bytes) -> Table:
     try:
         book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
-        raise TableError("not_a_table", str(exc)) from exc
+        raise ServiceError("not_a_table", detail=str(exc)) from exc
     try:
         table = _collect(enumerate(book.worksheets[0].iter_rows(values_only=True), start=1),
                          "xlsx")

@@ -14,7 +14,7 @@ from markupsafe import Markup
 
 from bot.roles import Role
 from bot.services import dashboard as data
-from bot.services.invites import InviteError
+from bot.services.errors import ServiceError
 from bot.services.places import GroupInfo
 from bot.web.dashboard.frame import Frame, Viewer
 
@@ -102,6 +102,6 @@ async def new_poster(d: Frame, request: web.Request, viewer: Viewer) -> web.Stre
             viewer.identity, role=Role.RESIDENT, ward_id=viewer.ward_id, group_id=group.id,
             days=POSTER_DAYS,
         )
-    except InviteError:
+    except ServiceError:
         return d.forbidden(viewer, f"invite for group {group.id}")
     return d.redirect(f"/dashboard/group/{group.code}/poster")

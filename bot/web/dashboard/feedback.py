@@ -11,12 +11,12 @@ from aiohttp import web
 from bot.config import FEEDBACK_CATEGORIES
 from bot.core import is_number
 from bot.delivery.outbox import NewDelivery
+from bot.services.errors import ServiceError
 from bot.services.feedback import (
     FINAL_STATES,
     OPEN_STATES,
     TRANSITIONS,
     Changed,
-    FeedbackError,
     Filters,
     TicketView,
 )
@@ -66,7 +66,7 @@ async def _ticket_page(
 ) -> web.StreamResponse:
     try:
         ticket = await d.app.services.feedback.for_staff(viewer.identity, number)
-    except FeedbackError as exc:
+    except ServiceError as exc:
         if exc.reason == "not_found":
             return d.not_found(viewer)
         return d.forbidden(viewer, f"ticket PA-{number}")
@@ -90,7 +90,7 @@ async def act(d: Frame, request: web.Request, viewer: Viewer) -> web.StreamRespo
     action, message = str(form.get("action", "")), str(form.get("message", ""))
     try:
         changed = await d.app.services.feedback.act(viewer.identity, number, action, message)
-    except FeedbackError as exc:
+    except ServiceError as exc:
         if exc.reason == "not_found":
             return d.not_found(viewer)
         if exc.reason == "not_yours":
