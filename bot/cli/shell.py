@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from bot.app import build_router
 from bot.cli.demo import seed_demo
 from bot.clock import Clock, SystemClock
 from bot.config import Config
@@ -15,9 +16,7 @@ from bot.core import Chat, Incoming, Sender, is_number, parse_command_text
 from bot.db import Database
 from bot.platforms.console import ConsolePlatform
 from bot.roles import Role
-from bot.router import Router
 from bot.texts import to_terminal
-from handlers import register_all
 
 EXIT_WORDS = {"/thoat", "/exit", "/quit"}
 
@@ -44,8 +43,7 @@ class Shell:
         self.context: AppContext = build_context(
             config, self.db, clock or SystemClock(), console_admins=admins
         )
-        self.router = Router(self.context)
-        register_all(self.router)
+        self.router = build_router(self.context)
         color = hasattr(sys.stdout, "isatty") and sys.stdout.isatty()
         self.platform = ConsolePlatform(write, files_dir=files_dir, color=color)
         self.router.attach(self.platform)
