@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -10,6 +11,8 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -46,7 +49,12 @@ class Database:
                 raise
 
     async def upgrade(self) -> None:
-        """Apply Alembic migrations up to head on this database."""
+        """Apply Alembic migrations up to head on this database (a database already at
+        head costs one query, not a pass over every migration file)."""
+        async with self.engine.connect() as conn:
+            current = await conn.run_sync(_current_revision)
+        if current == head_revision():
+            return
         async with self.engine.begin() as conn:
             await conn.run_sync(_upgrade_sync)
 
@@ -66,6 +74,16 @@ def alembic_config() -> AlembicConfig:
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     return cfg
+
+
+@functools.cache
+def head_revision() -> str | None:
+    """The newest migration's revision id (read from the files once per process)."""
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def _current_revision(connection: sa.Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
 
 
 def _upgrade_sync(connection: sa.Connection) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -41,9 +40,9 @@ def local(day: int, hour: int, minute: int = 0) -> datetime:
 
 
 @pytest.fixture
-async def ward(tmp_path: Path) -> AsyncIterator[Ward]:
+async def ward(sqlite_url: str) -> AsyncIterator[Ward]:
     async with FakeTelegram(token=TOKEN, bot_username="cds_test_bot") as tg:
-        app = BotApp(make_config(f"sqlite+aiosqlite:///{tmp_path}/bot.db", tg),
+        app = BotApp(make_config(sqlite_url, tg),
                      clock=FrozenClock(START))
         await app.db.upgrade()
         services = app.context.services

@@ -23,8 +23,8 @@ TABLES = {
 }
 
 
-async def test_migrations_create_every_table_and_are_idempotent(db_url: str) -> None:
-    db = Database(db_url)
+async def test_migrations_create_every_table_and_are_idempotent(empty_db_url: str) -> None:
+    db = Database(empty_db_url)
     try:
         await db.upgrade()
         await db.upgrade()

@@ -17,6 +17,9 @@ from bot.roles import Role
 from bot.router import Ctx
 from tests.fake_telegram import FakeTelegram
 
+# Each test's <tmp_path>/bot.db starts as a copy of the migrated template (conftest).
+pytestmark = pytest.mark.usefixtures("sqlite_url")
+
 TOKEN = "123456:TEST-TOKEN"
 LEADER, RESIDENT, STRANGER = 501, 502, 503
 GROUP_CHAT = -1001
