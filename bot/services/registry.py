@@ -414,14 +414,20 @@ class Registry:
         return len(events)
 
     # --- export ---------------------------------------------------------------------------
-    async def household_rows(self, ward_id: int) -> list[dict[str, object]]:
-        """One row per household: its details and, per step, units, who and when."""
+    async def household_rows(
+        self, ward_id: int, group_id: int | None = None
+    ) -> list[dict[str, object]]:
+        """One row per household (of the ward, or of one group of it): its details and,
+        per step, units, who and when."""
+        where = [col(Household.ward_id) == ward_id]
+        if group_id is not None:
+            where.append(col(Household.group_id) == group_id)
         async with self._db.session() as session:
             households = (
                 await session.exec(
                     select(Household, ResidentialGroup.code)
                     .join(ResidentialGroup, col(ResidentialGroup.id) == Household.group_id)
-                    .where(Household.ward_id == ward_id)
+                    .where(*where)
                     .order_by(col(ResidentialGroup.code), col(Household.code))
                 )
             ).all()
@@ -430,7 +436,7 @@ class Registry:
                     select(HouseholdStep, Member.display_name)
                     .join(Household, col(Household.id) == HouseholdStep.household_id)
                     .join(Member, col(Member.id) == HouseholdStep.updated_by, isouter=True)
-                    .where(Household.ward_id == ward_id)
+                    .where(*where)
                 )
             ).all()
         by_household: dict[int, dict[str, tuple[HouseholdStep, str]]] = {}

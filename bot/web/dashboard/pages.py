@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from aiohttp import web
 
 from bot.config import OnboardingStepConfig
+from bot.core import is_number
 from bot.services import dashboard as data
 from bot.services.campaigns import CampaignInfo
 from bot.services.feedback import Filters
@@ -77,6 +78,7 @@ async def campaign_lines(
 
 async def overview(d: Frame, request: web.Request, viewer: Viewer) -> web.StreamResponse:
     services = d.app.services
+    q = request.query
     ward = await services.places.ward(viewer.ward_id)
     groups = await visible_groups(d, viewer)
     ids = [g.id for g in groups]
@@ -86,20 +88,27 @@ async def overview(d: Frame, request: web.Request, viewer: Viewer) -> web.Stream
     running = [c for c in campaigns if c.campaign.state == "active"
                and c.campaign.step_key == step.key]
     target = running[0].campaign.target_percent if running else None
-    bars = bar_chart(
-        [(g.code, c.percent, f"{c.done}/{c.total}") for g, c in progress.ranked(step.key)],
-        target=target,
-    )
+    ends = data.chart_ends(progress.ranked(step.key))
+    charts = [bar_chart([(g.code, c.percent, f"{c.done}/{c.total}") for g, c in part],
+                        target=target) for part in (ends.highest, ends.lowest) if part]
     line = line_chart(await trend(d, ids, step, progress))
     queue = await services.feedback.list_for_staff(viewer.identity, Filters())
     overdue = await services.feedback.list_for_staff(viewer.identity, Filters(overdue=True))
     chats = await services.chats.active_by_group(viewer.ward_id)
+    table = data.group_table(
+        progress.groups, step.key, chats, search=q.get("tim", "")[:50],
+        order=q.get("xep", ""), page=_page_number(q.get("trang", "")),
+    )
     return d.page(
         "overview", viewer, nav="overview", ward=ward, groups=groups, progress=progress,
         totals=[(s, progress.step_total(s.key)) for s in progress.steps], step=step,
-        bars=bars, target=target, line=line, campaigns=campaigns, chats=chats,
-        open_tickets=queue.total, overdue_tickets=overdue.total,
+        ends=ends, charts=charts, target=target, line=line, campaigns=campaigns,
+        table=table, open_tickets=queue.total, overdue_tickets=overdue.total,
     )
+
+
+def _page_number(text: str) -> int:
+    return int(text) if is_number(text) and 0 < int(text) < 10_000 else 1
 
 
 def _household_log(
@@ -129,8 +138,7 @@ async def group(d: Frame, request: web.Request, viewer: Viewer) -> web.StreamRes
     missing, missing_total = await services.households.missing(
         found.id, step.key if step else None, offset=0, limit=MISSING_LIMIT
     )
-    rows = [r for r in await services.registry.household_rows(viewer.ward_id)
-            if r["group"] == found.code]
+    rows = await services.registry.household_rows(viewer.ward_id, found.id)
     week_ago = d.app.clock.now() - timedelta(days=7)
     tickets = await services.feedback.list_for_staff(viewer.identity, Filters(group=found.code))
     chats = await services.chats.active_by_group(viewer.ward_id)
