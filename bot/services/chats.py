@@ -162,20 +162,27 @@ class Chats:
             return BindResult(binding=await self._info(session, row), previous_group_code=previous)
 
     async def active_by_group(self, ward_id: int) -> dict[int, list[BindingInfo]]:
-        """The active group chats of each residential group of a ward."""
+        """The active group chats of each residential group of a ward (one query: a ward
+        has hundreds of them, and the dashboard and every broadcast ask)."""
         async with self._db.session() as session:
             rows = (
                 await session.exec(
-                    select(ChatBinding).where(
+                    select(ChatBinding, ResidentialGroup.code, ResidentialGroup.name)
+                    .join(ResidentialGroup,
+                          col(ResidentialGroup.id) == col(ChatBinding.group_id))
+                    .where(
                         ChatBinding.ward_id == ward_id, col(ChatBinding.active).is_(True),
-                        col(ChatBinding.group_id).is_not(None),
                     ).order_by(col(ChatBinding.id))
                 )
             ).all()
             result: dict[int, list[BindingInfo]] = {}
-            for row in rows:
+            for row, code, name in rows:
                 assert row.group_id is not None
-                result.setdefault(row.group_id, []).append(await self._info(session, row))
+                result.setdefault(row.group_id, []).append(BindingInfo(
+                    platform=row.platform, chat_id=row.chat_id, title=row.title,
+                    active=row.active, ward_id=row.ward_id, group_id=row.group_id,
+                    group_code=code, group_name=name,
+                ))
             return result
 
     async def binding(self, platform: str, chat_id: str) -> BindingInfo | None:

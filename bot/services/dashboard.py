@@ -91,20 +91,19 @@ async def cumulative_units(
     if not group_ids or not step_keys:
         return [0 for _ in ends]
     delta = col(ProgressEvent.after_units) - col(ProgressEvent.before_units)
-    result = []
+    sums = [func.coalesce(func.sum(sa.case((col(ProgressEvent.at) <= end, delta), else_=0)), 0)
+            for end in ends]  # one pass over the events for every moment
     async with db.session() as session:
-        for end in ends:
-            total = (
-                await session.exec(
-                    select(func.coalesce(func.sum(delta), 0)).where(
-                        col(ProgressEvent.group_id).in_(group_ids),
-                        col(ProgressEvent.step_key).in_(step_keys),
-                        col(ProgressEvent.at) <= end,
-                    )
+        totals = (
+            await session.exec(
+                select(*sums).where(
+                    col(ProgressEvent.group_id).in_(group_ids),
+                    col(ProgressEvent.step_key).in_(step_keys),
+                    col(ProgressEvent.at) <= max(ends),
                 )
-            ).one()
-            result.append(max(0, int(total)))
-    return result
+            )
+        ).one()
+    return [max(0, int(total)) for total in totals]
 
 
 async def past_notices(
@@ -139,6 +138,27 @@ async def past_notices(
             sorted(codes.get(g, "?") for g in targets),
         ))
     return result[:limit]
+
+
+async def delivery_counts(
+    db: Database, kind: str, ref_ids: Sequence[int]
+) -> dict[int, dict[str, int]]:
+    """Per notice (or poll…): its delivery rows by state, in one query for the whole list."""
+    found: dict[int, dict[str, int]] = {ref: {} for ref in ref_ids}
+    if not ref_ids:
+        return found
+    async with db.session() as session:
+        rows = (
+            await session.exec(
+                select(Delivery.ref_id, Delivery.state, func.count())
+                .where(Delivery.kind == kind, col(Delivery.ref_id).in_(list(ref_ids)))
+                .group_by(col(Delivery.ref_id), col(Delivery.state))
+            )
+        ).all()
+    for ref, state, n in rows:
+        if ref is not None:
+            found[ref][state] = int(n)
+    return found
 
 
 async def resident_invite(db: Database, group_id: int, now: datetime) -> PosterInvite | None:

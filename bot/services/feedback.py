@@ -320,6 +320,23 @@ class Feedbacks:
             items = tuple([await self._view(session, r, staff=True) for r in chunk])
             return Page(items=items, page=page, pages=pages, total=len(rows))
 
+    async def open_counts(self, identity: Identity) -> tuple[int, int]:
+        """Open tickets this person may handle, and how many of them are overdue (the
+        dashboard's figures; no ticket is loaded)."""
+        now = self._clock.now()
+        async with self._db.session() as session:
+            rows = (
+                await session.exec(
+                    select(Feedback.ward_id, Feedback.group_id,
+                           sa.case((col(Feedback.due_at) < now, 1), else_=0))
+                    .where(col(Feedback.ward_id).in_(identity.ward_ids() or {0}),
+                           col(Feedback.state).in_(OPEN_STATES))
+                )
+            ).all()
+        mine = [late for ward_id, group_id, late in rows
+                if _may_handle_in(identity, ward_id, group_id)]
+        return len(mine), sum(mine)
+
     async def staff_of(self, identity: Identity, number: int) -> list[StaffMember]:
         """People a ticket can be given to: those who can then handle it (leaders of its
         group, coordinators of the ward); a helper could not act on a ticket given to him."""
@@ -576,9 +593,13 @@ class Feedbacks:
 
 
 def _may_handle(identity: Identity, row: Feedback) -> bool:
+    return _may_handle_in(identity, row.ward_id, row.group_id)
+
+
+def _may_handle_in(identity: Identity, ward_id: int, group_id: int | None) -> bool:
     """Coordinators: their ward's tickets; leaders: their groups'; admins: all."""
     if identity.is_admin:
         return True
-    if row.group_id is None:
-        return identity.role_in_ward(row.ward_id) >= Role.COORDINATOR
-    return identity.role_in_group(row.ward_id, row.group_id) >= Role.LEADER
+    if group_id is None:
+        return identity.role_in_ward(ward_id) >= Role.COORDINATOR
+    return identity.role_in_group(ward_id, group_id) >= Role.LEADER

@@ -92,8 +92,7 @@ async def overview(d: Frame, request: web.Request, viewer: Viewer) -> web.Stream
     charts = [bar_chart([(g.code, c.percent, f"{c.done}/{c.total}") for g, c in part],
                         target=target) for part in (ends.highest, ends.lowest) if part]
     line = line_chart(await trend(d, ids, step, progress))
-    queue = await services.feedback.list_for_staff(viewer.identity, Filters())
-    overdue = await services.feedback.list_for_staff(viewer.identity, Filters(overdue=True))
+    open_tickets, overdue_tickets = await services.feedback.open_counts(viewer.identity)
     chats = await services.chats.active_by_group(viewer.ward_id)
     table = data.group_table(
         progress.groups, step.key, chats, search=q.get("tim", "")[:50],
@@ -103,7 +102,7 @@ async def overview(d: Frame, request: web.Request, viewer: Viewer) -> web.Stream
         "overview", viewer, nav="overview", ward=ward, groups=groups, progress=progress,
         totals=[(s, progress.step_total(s.key)) for s in progress.steps], step=step,
         ends=ends, charts=charts, target=target, line=line, campaigns=campaigns,
-        table=table, open_tickets=queue.total, overdue_tickets=overdue.total,
+        table=table, open_tickets=open_tickets, overdue_tickets=overdue_tickets,
     )
 
 
@@ -157,7 +156,8 @@ async def notices(d: Frame, request: web.Request, viewer: Viewer) -> web.StreamR
     groups = await visible_groups(d, viewer)
     scope = None if viewer.coordinator else {g.id for g in groups}
     past = await data.past_notices(d.app.db, viewer.ward_id, d.app.clock.now(), group_ids=scope)
-    reports = [(n, await services.outbox.counts("notice", n.id)) for n in past]
+    counts = await data.delivery_counts(d.app.db, "notice", [n.id for n in past])
+    reports = [(n, counts[n.id]) for n in past]
     return d.page(
         "notices", viewer, nav="notices", past=reports,
         scheduled=await services.notices.scheduled(viewer.identity, viewer.ward_id),
