@@ -9,6 +9,7 @@ import os
 import secrets
 import signal
 from contextlib import suppress
+from functools import partial
 
 from aiohttp import web as aiohttp_web
 
@@ -17,7 +18,10 @@ from bot.config import Config
 from bot.context import AppContext, build_context
 from bot.core import ChatEvent, Incoming, Platform
 from bot.db import Database
+from bot.jobs.contests import post_contest_news
+from bot.jobs.feedback_followup import ask_if_fixed
 from bot.jobs.leader import Leadership
+from bot.jobs.personal_reminders import send_personal_reminders
 from bot.jobs.scheduler import Job, Scheduler
 from bot.platforms.telegram import TelegramPlatform
 from bot.platforms.zalo import ZaloPlatform
@@ -72,6 +76,10 @@ class BotApp:
             Job("purge-expired-forms", jobs.housekeeping.purge_expired_forms,
                 every_seconds=3600),
             Job("feedback-overdue-nudges", jobs.feedback.nudge_overdue, every_seconds=900),
+            Job("feedback-ask-fixed", partial(ask_if_fixed, self.context), every_seconds=900),
+            Job("personal-reminders", partial(send_personal_reminders, self.context),
+                every_seconds=600),
+            Job("contests", partial(post_contest_news, self.context), every_seconds=60),
             Job("campaigns", jobs.campaigns.tick, every_seconds=60),
             Job("close-polls", jobs.polls.close_due, every_seconds=60),
         ]

@@ -21,6 +21,7 @@ from bot.services.access import Access
 from bot.services.accounts import Accounts
 from bot.services.campaigns import Campaigns
 from bot.services.chats import Chats
+from bot.services.contests import Contests, load_banks
 from bot.services.conversations import Conversations
 from bot.services.dashboard_login import DashboardLogins
 from bot.services.downloads import Downloads
@@ -33,6 +34,7 @@ from bot.services.places import Places
 from bot.services.polls import Polls
 from bot.services.progress import Progress
 from bot.services.registry import Registry
+from bot.services.reminders import PersonalReminders
 from bot.services.reports import Reports
 from bot.texts import Texts
 
@@ -56,6 +58,8 @@ class Services:
     campaigns: Campaigns
     polls: Polls
     downloads: Downloads
+    reminders: PersonalReminders
+    contests: Contests
     reports: Reports
 
 
@@ -131,6 +135,10 @@ def build_services(
                             timedelta(hours=config.schedule.grace_hours)),
         polls=Polls(db, clock),
         downloads=Downloads(db, clock),
+        reminders=PersonalReminders(db, clock, steps, every_days=config.reminders.every_days),
+        contests=Contests(db, clock, per_player=config.contest.questions_per_player,
+                          attempts=config.contest.attempts,
+                          banks=load_banks(config.bot.locale)),
         reports=Reports(places, progress, registry, clock, config.bot.tz),
     )
 
@@ -158,8 +166,8 @@ def build_jobs(config: Config, clock: Clock, texts: Texts, services: Services) -
         campaigns=CampaignJobs(
             campaigns=s.campaigns, progress=s.progress, chats=s.chats, access=s.access,
             feedback=s.feedback, places=s.places, explanations=s.explanations,
-            outbox=s.outbox, texts=texts, clock=clock, locale=locale, tz=config.bot.tz,
-            digest_time=config.schedule.digest_time,
+            reminders=s.reminders, outbox=s.outbox, texts=texts, clock=clock, locale=locale,
+            tz=config.bot.tz, digest_time=config.schedule.digest_time,
         ),
         polls=PollJobs(polls=s.polls, access=s.access, chats=s.chats, outbox=s.outbox,
                        texts=texts, locale=locale),

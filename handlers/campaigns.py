@@ -16,7 +16,7 @@ from bot.roles import Role
 from bot.router import Ctx, Router
 from bot.services.campaigns import campaign_total, parse_days, parse_time
 from bot.services.errors import ServiceError
-from bot.when import parse_date
+from bot.when import parse_period
 from handlers.targets import group_buttons, toggle
 
 FLOW = "campaign"
@@ -112,20 +112,7 @@ def _today(ctx: Ctx) -> date:
 
 
 def _parse_period(text: str, today: date) -> tuple[date, date] | None:
-    """"1/12 - 31/12", "15/12 - 15/1", "1/12/2026-31/12/2026", or just the last day
-    (starting today). A start without a year is this year; an end before it, next year's."""
-    parts = [p.strip() for p in text.replace("đến", "-").replace("den", "-").split("-")
-             if p.strip()]
-    if len(parts) == 1:
-        end = parse_date(parts[0], today)
-        return (today, end) if end and end >= today else None
-    if len(parts) != 2:
-        return None
-    start = parse_date(parts[0], today, roll_forward=False)
-    end = parse_date(parts[1], start or today, roll_forward=True)
-    if start is None or end is None or end < start or end < today:
-        return None
-    return start, end
+    return parse_period(text, today)
 
 
 async def _ask_step(ctx: Ctx, data: dict[str, Any]) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -115,7 +116,10 @@ def test_services_and_platforms_stay_in_their_lanes() -> None:
 
 def test_every_scheduled_job_body_is_in_bot_jobs(tmp_path: Path) -> None:
     app = BotApp(make_config(f"sqlite+aiosqlite:///{tmp_path}/bot.db"))
-    modules = {job.name: getattr(job.func, "__module__", "") for job in app.scheduler.jobs}
+    modules = {}
+    for job in app.scheduler.jobs:
+        func = job.func.func if isinstance(job.func, partial) else job.func
+        modules[job.name] = getattr(func, "__module__", "")
     assert {"campaigns", "close-polls", "feedback-overdue-nudges"} <= set(modules)
     assert {name: m for name, m in modules.items() if not m.startswith("bot.jobs.")} == {}
     # The outbox's finished-callbacks point into bot/jobs too.

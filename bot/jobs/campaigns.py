@@ -18,6 +18,7 @@ from bot.services.explanations import Explanations
 from bot.services.feedback import Feedbacks
 from bot.services.places import Places
 from bot.services.progress import Progress
+from bot.services.reminders import PersonalReminders
 from bot.texts import Texts
 from bot.when import parse_time_of_day
 
@@ -33,6 +34,7 @@ class CampaignJobs:
     feedback: Feedbacks
     places: Places
     explanations: Explanations
+    reminders: PersonalReminders
     outbox: Outbox
     texts: Texts
     clock: Clock
@@ -98,6 +100,10 @@ class CampaignJobs:
                         ward_id=c.ward_id, group_id=group.group_id)
             for group, _ in ranked for chat in chats.get(group.group_id, [])
         ]
+        effect = await self.reminders.effect(c.id)
+        if effect:  # the coordinators' copy also says what the personal reminders achieved
+            text += "\n\n" + self.texts.render("campaigns/reminder_effect", self.locale,
+                                               effect=effect)
         items += [
             NewDelivery(kind="final", ref_id=c.id, platform=platform, chat_id=user_id,
                         dedupe=f"final:{c.id}:{platform}:{user_id}", text=text, is_group=False,
