@@ -70,59 +70,72 @@ def progress_xlsx(
     """Sheet 1: groups × steps with counts and percents; then one ranked sheet per step;
     then every household with each step's state, who logged it and when."""
     from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
     from openpyxl.styles import Font
 
-    book = Workbook()
+    # Write-only: rows stream straight into the file (a ward's 10,000+ households would
+    # otherwise be built as cell objects first, several times slower).
+    book = Workbook(write_only=True)
     bold = Font(bold=True)
-    summary = book.active
-    summary.title = label("progress.xlsx.summary_sheet")[:31]
+
+    def sheet_with(title: str, header: Sequence[object]) -> Any:
+        sheet = book.create_sheet(title[:31])
+        sheet.freeze_panes = "A2"
+        cells = []
+        for value in header:
+            cell = WriteOnlyCell(sheet, value=value)
+            cell.font = bold
+            cells.append(cell)
+        sheet.append(cells)
+        return sheet
+
+    def percent(sheet: Any, value: float) -> Any:
+        cell = WriteOnlyCell(sheet, value=value)
+        cell.number_format = "0%"
+        return cell
+
     header: list[Any] = [label("progress.xlsx.group"), label("progress.xlsx.households")]
     for step in progress.steps:
         header += [step.title, label("progress.xlsx.total"), "%"]
-    summary.append(header)
+    summary = sheet_with(label("progress.xlsx.summary_sheet"), header)
     for group in progress.groups:
         line: list[Any] = [group.code, group.households]
         for step in progress.steps:
             count = group.steps[step.key]
-            line += [count.done, count.total, count.percent / 100]
+            line += [count.done, count.total, percent(summary, count.percent / 100)]
         summary.append(line)
     total_line: list[Any] = [label("progress.xlsx.ward_total"),
                              sum(g.households for g in progress.groups)]
     for step in progress.steps:
         count = progress.step_total(step.key)
-        total_line += [count.done, count.total, count.percent / 100]
+        total_line += [count.done, count.total, percent(summary, count.percent / 100)]
     summary.append(total_line)
-    _percent_columns(summary, start=5, every=3)
 
     for step in progress.steps:
-        sheet = book.create_sheet(_sheet_title(step))
-        sheet.append([label("progress.xlsx.rank"), label("progress.xlsx.group"),
-                      label("progress.xlsx.done"), label("progress.xlsx.total"), "%"])
+        sheet = sheet_with(_sheet_title(step), [
+            label("progress.xlsx.rank"), label("progress.xlsx.group"),
+            label("progress.xlsx.done"), label("progress.xlsx.total"), "%"])
         for rank, (group, count) in enumerate(progress.ranked(step.key), start=1):
-            sheet.append([rank, group.code, count.done, count.total, count.percent / 100])
-        _percent_columns(sheet, start=5, every=0)
+            sheet.append([rank, group.code, count.done, count.total,
+                          percent(sheet, count.percent / 100)])
 
-    sheet = book.create_sheet(label("progress.xlsx.households_sheet")[:31])
     columns: list[Any] = [label(f"progress.xlsx.{k}") for k in
                           ("code", "group", "head_name", "address", "members", "adults")]
     for step in progress.steps:
         columns += [step.title, label("progress.xlsx.logged_by"), label("progress.xlsx.logged_at")]
-    sheet.append(columns)
+    sheet = sheet_with(label("progress.xlsx.households_sheet"), columns)
+    yes_no = (label("progress.xlsx.yes"), label("progress.xlsx.no"))
     for row in households:
         cells: list[Any] = [row["code"], row["group"], row["head_name"], row["address"],
                             row["members"], row["adults"]]
         for step in progress.steps:
             at = row[f"{step.key}_at"]
             cells += [
-                _state(row[f"{step.key}"], row[f"{step.key}_total"], step, label),
+                _state(row[f"{step.key}"], row[f"{step.key}_total"], step, yes_no),
                 row[f"{step.key}_by"],
                 at.astimezone(timezone).replace(tzinfo=None) if isinstance(at, datetime) else None,
             ]
         sheet.append(cells)
-    for ws in book.worksheets:
-        for cell in ws[1]:
-            cell.font = bold
-        ws.freeze_panes = "A2"
     buffer = io.BytesIO()
     book.save(buffer)
     return buffer.getvalue()
@@ -132,21 +145,12 @@ def _sheet_title(step: OnboardingStepConfig) -> str:
     return "".join(ch for ch in step.title if ch not in "[]:*?/\\")[:31]
 
 
-def _state(units: object, total: object, step: OnboardingStepConfig, label: Label) -> str:
+def _state(units: object, total: object, step: OnboardingStepConfig,
+           yes_no: tuple[str, str]) -> str:
     done, whole = int(str(units)), int(str(total))
     if step.per == "adult":
         return f"{done}/{whole}"
-    return label("progress.xlsx.yes") if done >= whole else label("progress.xlsx.no")
-
-
-def _percent_columns(sheet: Any, *, start: int, every: int) -> None:
-    column = start
-    while column <= sheet.max_column:
-        for (cell,) in sheet.iter_rows(min_row=2, min_col=column, max_col=column):
-            cell.number_format = "0%"
-        if not every:
-            break
-        column += every
+    return yes_no[0] if done >= whole else yes_no[1]
 
 
 def bar_chart_png(
