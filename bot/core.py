@@ -21,6 +21,7 @@ from bot.roles import Role as Role  # noqa: E402
 class Button:
     label: str
     payload: str
+    url: str = ""  # a link button (Telegram deep link); platforms without buttons skip it
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,9 @@ def imported(name: str) -> Iterator[str]:
         if isinstance(node, ast.Import):
             targets = [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            targets = [f"{node.module}.{a.name}" for a in node.names] + [node.module]
+            # `from pkg import mod` depends on the module; `from mod import name` on mod
+            targets = [f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in MODULES
+                       else node.module for a in node.names]
         else:
             continue
         for target in targets:
