@@ -52,8 +52,8 @@ class Database:
         """Apply Alembic migrations up to head on this database (a database already at
         head costs one query, not a pass over every migration file)."""
         async with self.engine.connect() as conn:
-            current = await conn.run_sync(_current_revision)
-        if current == head_revision():
+            current = await conn.run_sync(_current_heads)
+        if current == head_revisions():
             return
         async with self.engine.begin() as conn:
             await conn.run_sync(_upgrade_sync)
@@ -77,13 +77,13 @@ def alembic_config() -> AlembicConfig:
 
 
 @functools.cache
-def head_revision() -> str | None:
-    """The newest migration's revision id (read from the files once per process)."""
-    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+def head_revisions() -> frozenset[str]:
+    """The revision ids of every head (read from the files once per process)."""
+    return frozenset(ScriptDirectory.from_config(alembic_config()).get_heads())
 
 
-def _current_revision(connection: sa.Connection) -> str | None:
-    return MigrationContext.configure(connection).get_current_revision()
+def _current_heads(connection: sa.Connection) -> frozenset[str]:
+    return frozenset(MigrationContext.configure(connection).get_current_heads())
 
 
 def _upgrade_sync(connection: sa.Connection) -> None:
