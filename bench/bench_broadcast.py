@@ -40,7 +40,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bot.app import BotApp  # noqa: E402
 from bot.config import Config  # noqa: E402
-from bot.core import Chat, Role, Sender  # noqa: E402
+from bot.core import Chat, Sender  # noqa: E402
+from bot.roles import Role
 from tests.fake_telegram import Call, FakeTelegram  # noqa: E402
 
 TOKEN = "123456:BENCH-TOKEN"

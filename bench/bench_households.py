@@ -42,8 +42,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bot.app import BotApp  # noqa: E402
 from bot.clock import FrozenClock  # noqa: E402
 from bot.config import Config, default_steps  # noqa: E402
-from bot.core import Incoming, Role  # noqa: E402
+from bot.core import Incoming  # noqa: E402
 from bot.models import Household, HouseholdStep, ProgressEvent  # noqa: E402
+from bot.roles import Role  # noqa: E402
 from bot.services.households import step_total  # noqa: E402
 from bot.services.progress import WardProgress, recount  # noqa: E402
 from bot.services.tables import Table, read_table  # noqa: E402

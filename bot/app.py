@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
 import secrets
 import signal
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
+from functools import partial
 
 from aiohttp import web as aiohttp_web
 
@@ -28,13 +30,12 @@ from bot.logs import Once
 from bot.platforms.telegram import TelegramPlatform
 from bot.platforms.zalo import ZaloApiError, ZaloPlatform
 from bot.platforms.zalo_oa import ZaloOAClient, ZaloOAPlatform
+from bot.platforms.zalo_oa_store import DbTokenStore
 from bot.router import Router
-from bot.services.oa_tokens import DbTokenStore
 from bot.web.dashboard.routes import Dashboard
 from bot.web.downloads import DownloadRoutes
 from bot.web.server import Webhook, WebServer
-from handlers import campaigns, notices, polls, progress, register_all
-from handlers.feedback import nudge_overdue
+from handlers import register_all  # the one import of handlers/ in bot/: route registration
 
 log = logging.getLogger(__name__)
 
@@ -81,19 +82,19 @@ class BotApp:
             self.scheduler.add(job)
 
     def jobs(self) -> list[Job]:
-        """Every periodic job of the bot; features add theirs here."""
+        """Every periodic job of the bot (bodies in bot/jobs/); features add theirs here."""
+        jobs = self.context.jobs
         return [
-            Job("purge-expired-forms", self.context.services.conversations.purge_expired,
+            Job("purge-expired-forms", jobs.housekeeping.purge_expired_forms,
                 every_seconds=3600),
-            Job("feedback-overdue-nudges", lambda: nudge_overdue(self.context, self.router),
-                every_seconds=900),
-            Job("feedback-ask-fixed", lambda: ask_if_fixed(self.context), every_seconds=900),
-            Job("personal-reminders", lambda: send_personal_reminders(self.context),
+            Job("feedback-overdue-nudges", jobs.feedback.nudge_overdue, every_seconds=900),
+            Job("feedback-ask-fixed", partial(ask_if_fixed, self.context), every_seconds=900),
+            Job("personal-reminders", partial(send_personal_reminders, self.context),
                 every_seconds=600),
-            Job("contests", lambda: post_contest_news(self.context), every_seconds=60),
-            Job("campaigns", lambda: campaigns.tick(self.context), every_seconds=60),
-            Job("close-polls", lambda: polls.close_due(self.context), every_seconds=60),
-            Job("guide-series", lambda: series.post_due(self.context), every_seconds=60),
+            Job("contests", partial(post_contest_news, self.context), every_seconds=60),
+            Job("campaigns", jobs.campaigns.tick, every_seconds=60),
+            Job("close-polls", jobs.polls.close_due, every_seconds=60),
+            Job("guide-series", partial(series.post_due, self.context), every_seconds=60),
         ]
 
     async def _incoming(self, platform: Platform, incoming: Incoming) -> None:
@@ -108,6 +109,10 @@ class BotApp:
             log.info("route: %s", line)
         webhooks: list[Webhook] = []
         if self.config.telegram.enabled:
+            # Opt in to PTB's coming time periods as timedelta (RetryAfter.retry_after and
+            # friends); without it every 429 warns from inside PTB. PTB reads it per call, so
+            # the composition root sets it at start, never an import.
+            os.environ.setdefault("PTB_TIMEDELTA", "1")
             self.telegram = TelegramPlatform(
                 self.config.telegram, self._incoming, self._chat_event
             )
@@ -151,7 +156,7 @@ class BotApp:
         )
         await self.web.start()
         outbox = self.context.services.outbox
-        outbox.on_finished("notice", lambda _kind, ref: notices.report(self.context, ref))
+        outbox.on_finished("notice", self.context.jobs.notices.finished)
         await outbox.start()
         if self.telegram is not None:
             telegram = self.telegram
@@ -222,15 +227,13 @@ class BotApp:
         self.scheduler.stop()
         await self.context.services.outbox.stop()
         await self.leadership.release()
-        if self.telegram is not None:
-            with suppress(Exception):
-                await self.telegram.stop()
-        if self.zalo is not None:
-            with suppress(Exception):
-                await self.zalo.stop()
-        if self.zalo_oa is not None:
-            with suppress(Exception):
-                await self.zalo_oa.stop()
+        for platform in (self.telegram, self.zalo, self.zalo_oa):
+            if platform is None:
+                continue
+            try:
+                await platform.stop()
+            except Exception:  # one platform failing to stop must not keep the others running
+                log.warning("stopping %s failed", platform.name, exc_info=True)
         if self.web is not None:
             await self.web.stop()
         await self.db.dispose()
@@ -238,9 +241,7 @@ class BotApp:
     def _install_pages(self, web_app: aiohttp_web.Application) -> None:
         """The web pages next to the webhooks: the dashboard and one-time downloads."""
         self._dashboard().install(web_app)
-        DownloadRoutes(self.context, {
-            "progress_xlsx": (progress.export_file, progress.XLSX_TYPE),
-        }).install(web_app)
+        DownloadRoutes(self.context).install(web_app)
 
     def _dashboard(self) -> Dashboard:
         secret = self.config.web.secret.get_secret_value()

@@ -12,6 +12,11 @@ from bot.db import Database
 from bot.delivery.courier import Courier
 from bot.delivery.outbox import ChatHooks, Limits, Outbox, Pacing
 from bot.delivery.quiet import QuietHours
+from bot.jobs.campaigns import CampaignJobs
+from bot.jobs.feedback import FeedbackJobs
+from bot.jobs.housekeeping import Housekeeping
+from bot.jobs.notices import NoticeJobs
+from bot.jobs.polls import PollJobs
 from bot.metrics import Metrics
 from bot.services.access import Access
 from bot.services.accounts import Accounts
@@ -32,6 +37,7 @@ from bot.services.polls import Polls
 from bot.services.progress import Progress
 from bot.services.registry import Registry
 from bot.services.reminders import PersonalReminders
+from bot.services.reports import Reports
 from bot.services.series import Series
 from bot.services.staff import Staff
 from bot.services.understanding import Understanding
@@ -65,6 +71,19 @@ class Services:
     reminders: PersonalReminders
     contests: Contests
     understanding: Understanding  # what a free-text message is, before guides are matched
+    reports: Reports
+
+
+@dataclass(frozen=True)
+class Jobs:
+    """The bodies of the scheduled work (bot/jobs/); handlers may run one at once
+    ("remind now", "close the poll")."""
+
+    campaigns: CampaignJobs
+    polls: PollJobs
+    feedback: FeedbackJobs
+    notices: NoticeJobs
+    housekeeping: Housekeeping
 
 
 @dataclass(frozen=True)
@@ -75,6 +94,7 @@ class AppContext:
     texts: Texts
     services: Services
     metrics: Metrics
+    jobs: Jobs
     # The running chat platforms by name, filled as they start; the router and the outbox
     # reach people through it.
     platforms: dict[str, Platform] = field(default_factory=dict)
@@ -110,6 +130,8 @@ def build_services(
 
     outbox.watch_chats(ChatHooks(moved=chats.migrated, gone=chat_gone))
     explanations = Explanations(db, clock, load_library(config.bot.locale))
+    progress = Progress(db, clock, steps)
+    registry = Registry(db, clock, steps)
     return Services(
         places=places,
         access=access,
@@ -123,8 +145,8 @@ def build_services(
         dashboard_logins=DashboardLogins(db, clock),
         feedback=Feedbacks(db, clock, config.feedback),
         households=Households(db, clock, steps),
-        registry=Registry(db, clock, steps),
-        progress=Progress(db, clock, steps),
+        registry=registry,
+        progress=progress,
         outbox=outbox,
         courier=Courier(outbox, metrics),
         notices=Notices(db, clock, outbox, chats, places),
@@ -142,6 +164,7 @@ def build_services(
                           attempts=config.contest.attempts,
                           banks=load_banks(config.bot.locale)),
         understanding=Understanding(explanations.matcher),
+        reports=Reports(places, progress, registry, clock, config.bot.tz),
     )
 
 
@@ -157,9 +180,29 @@ def build_context(
     texts.set_global("unit", config.office.unit)
     metrics = Metrics(clock)
     platforms: dict[str, Platform] = {}
+    services = build_services(config, db, clock, metrics=metrics, platforms=platforms,
+                              console_admins=console_admins, sleeper=sleeper)
     return AppContext(
-        config=config, db=db, clock=clock, texts=texts,
-        services=build_services(config, db, clock, metrics=metrics, platforms=platforms,
-                                console_admins=console_admins, sleeper=sleeper),
-        metrics=metrics, platforms=platforms,
+        config=config, db=db, clock=clock, texts=texts, services=services,
+        metrics=metrics, jobs=build_jobs(config, clock, texts, services), platforms=platforms,
+    )
+
+
+def build_jobs(config: Config, clock: Clock, texts: Texts, services: Services) -> Jobs:
+    """Each job gets the services it uses, the texts and the outbox; nothing more."""
+    locale, s = config.bot.locale, services
+    return Jobs(
+        campaigns=CampaignJobs(
+            campaigns=s.campaigns, progress=s.progress, chats=s.chats, access=s.access,
+            feedback=s.feedback, places=s.places, explanations=s.explanations,
+            reminders=s.reminders, outbox=s.outbox, texts=texts, clock=clock, locale=locale,
+            tz=config.bot.tz, digest_time=config.schedule.digest_time,
+        ),
+        polls=PollJobs(polls=s.polls, access=s.access, chats=s.chats, outbox=s.outbox,
+                       texts=texts, locale=locale),
+        feedback=FeedbackJobs(feedback=s.feedback, outbox=s.outbox, texts=texts, clock=clock,
+                              locale=locale),
+        notices=NoticeJobs(notices=s.notices, access=s.access, outbox=s.outbox, texts=texts,
+                           locale=locale),
+        housekeeping=Housekeeping(s.conversations),
     )

@@ -7,51 +7,14 @@ translates to and from these, and declares what it can do in `Capabilities`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Literal, Protocol
 
 ChatKind = Literal["private", "group"]
 
 
-class Role(StrEnum):
-    """Roles in rising order of power; each may do what the ones below it may."""
-
-    GUEST = "guest"
-    RESIDENT = "resident"
-    HELPER = "helper"
-    LEADER = "leader"
-    COORDINATOR = "coordinator"
-    ADMIN = "admin"
-
-    @property
-    def rank(self) -> int:
-        return _RANKS[self]
-
-    def __ge__(self, other: object) -> bool:
-        if not isinstance(other, Role):
-            return NotImplemented
-        return self.rank >= other.rank
-
-    def __gt__(self, other: object) -> bool:
-        if not isinstance(other, Role):
-            return NotImplemented
-        return self.rank > other.rank
-
-    def __le__(self, other: object) -> bool:
-        if not isinstance(other, Role):
-            return NotImplemented
-        return self.rank <= other.rank
-
-    def __lt__(self, other: object) -> bool:
-        if not isinstance(other, Role):
-            return NotImplemented
-        return self.rank < other.rank
-
-
-_RANKS = {role: rank for rank, role in enumerate(Role)}
-
-# Roles that are granted per residential group rather than for the whole ward.
-GROUP_ROLES = frozenset({Role.RESIDENT, Role.HELPER, Role.LEADER})
+# `Role` lives in bot/roles.py; re-exported here so older imports keep working.
+from bot.roles import GROUP_ROLES as GROUP_ROLES  # noqa: E402
+from bot.roles import Role as Role  # noqa: E402
 
 
 @dataclass(frozen=True)

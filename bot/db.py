@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -10,6 +11,8 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -47,7 +50,12 @@ class Database:
                 raise
 
     async def upgrade(self) -> None:
-        """Apply Alembic migrations up to head on this database."""
+        """Apply Alembic migrations up to head on this database (a database already at
+        head costs one query, not a pass over every migration file)."""
+        async with self.engine.connect() as conn:
+            current = await conn.run_sync(_current_heads)
+        if current == head_revisions():
+            return
         async with self.engine.begin() as conn:
             await conn.run_sync(_upgrade_sync)
 
@@ -67,6 +75,16 @@ def alembic_config() -> AlembicConfig:
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     return cfg
+
+
+@functools.cache
+def head_revisions() -> frozenset[str]:
+    """The revision ids of every head (read from the files once per process)."""
+    return frozenset(ScriptDirectory.from_config(alembic_config()).get_heads())
+
+
+def _current_heads(connection: sa.Connection) -> frozenset[str]:
+    return frozenset(MigrationContext.configure(connection).get_current_heads())
 
 
 def _upgrade_sync(connection: sa.Connection) -> None:

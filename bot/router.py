@@ -15,7 +15,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from bot.context import AppContext
-from bot.core import Button, ChatEvent, Incoming, Outgoing, Platform, Role, Sent, is_number
+from bot.core import Button, ChatEvent, Incoming, Outgoing, Platform, Sent, is_number
+from bot.roles import Role
 from bot.services.access import Identity
 from bot.services.conversations import FormState, Who
 from bot.texts import split_text

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.router import Ctx, Router
-from bot.services.accounts import LinkError
+from bot.services.errors import ServiceError
 
 
 async def link_account(ctx: Ctx) -> None:
@@ -15,7 +15,7 @@ async def link_account(ctx: Ctx) -> None:
         return
     try:
         linked = await accounts.redeem(ctx.identity, ctx.args[0])
-    except LinkError as exc:
+    except ServiceError as exc:
         await ctx.say(f"accounts/link_{exc.reason}")
         return
     ctx.identity = await ctx.app.services.access.identify(ctx.platform.name, ctx.incoming.sender)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from bot.core import Button, Role
+from bot.core import Button
+from bot.roles import Role
 from bot.router import Ctx, Router
-from bot.services.invites import InviteError
+from bot.services.errors import ServiceError
 from handlers import guides
 
 # The commands each role sees first as buttons under the greeting, most useful first.
@@ -34,7 +35,7 @@ async def start(ctx: Ctx) -> None:
     if ctx.args:
         try:
             joined = await ctx.app.services.invites.redeem(ctx.identity, ctx.args[0])
-        except InviteError as exc:
+        except ServiceError as exc:
             await ctx.say(f"invites/join_{exc.reason}")
             return
         ctx.identity = await ctx.app.services.access.identify(

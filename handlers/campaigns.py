@@ -2,28 +2,23 @@
 
 A coordinator creates a campaign in a short form (title → step → target → period →
 reminder days and time → groups); `/chiendich` lists campaigns with their progress toward
-the target and buttons to pause, resume, end, or remind now. The scheduler's tick
-(`tick`) posts due reminders with each group's live figures, congratulates a group once
-when it reaches the target, and posts the final ranking when a campaign ends.
+the target and buttons to pause, resume, end, or remind now. The scheduled side (due
+reminders, congratulations, the final ranking, the daily digest) is `bot/jobs/campaigns.py`.
 """
 
 from __future__ import annotations
 
-import logging
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
-from bot.context import AppContext
-from bot.core import Button, Role, is_number
-from bot.delivery.outbox import NewDelivery
+from bot.core import Button, is_number
+from bot.roles import Role
 from bot.router import Ctx, Router
-from bot.services.campaigns import CampaignError, CampaignInfo, parse_days, parse_time
-from bot.services.progress import GroupProgress, StepCount
-from bot.when import parse_period, parse_time_of_day
+from bot.services.campaigns import campaign_total, parse_days, parse_time
+from bot.services.errors import ServiceError
+from bot.when import parse_period
 from handlers.staff import no_ward
 from handlers.targets import group_buttons, toggle
-
-log = logging.getLogger(__name__)
 
 FLOW = "campaign"
 TARGETS = (50, 60, 70, 80, 90, 100)
@@ -53,7 +48,7 @@ async def _list(ctx: Ctx, ward_id: int) -> None:
     lines = []
     rows: list[list[Button]] = []
     for c in items:
-        lines.append((c, _campaign_total(progress.groups, c)))
+        lines.append((c, campaign_total(progress.groups, c)))
         if c.state == "ended":
             continue
         pause = ("cp:resume", "campaigns.resume") if c.state == "paused" else \
@@ -67,16 +62,6 @@ async def _list(ctx: Ctx, ward_id: int) -> None:
     steps = {s.key: s.title for s in services.progress.steps}
     await ctx.update("campaigns/list", items=lines, steps=steps, buttons=rows,
                      today=ctx.app.services.campaigns.today())
-
-
-def _in_campaign(groups: list[GroupProgress], c: CampaignInfo) -> list[GroupProgress]:
-    return [g for g in groups if not c.group_ids or g.group_id in c.group_ids]
-
-
-def _campaign_total(groups: list[GroupProgress], c: CampaignInfo) -> StepCount:
-    counts = [g.steps[c.step_key] for g in _in_campaign(groups, c) if c.step_key in g.steps]
-    return StepCount(c.step_key, sum(x.done for x in counts), sum(x.total for x in counts),
-                     sum(x.households_done for x in counts))
 
 
 # --- the form ------------------------------------------------------------------------------
@@ -115,7 +100,7 @@ async def typed(ctx: Ctx) -> None:
         try:
             at = parse_time(words[-1]) if words else ""
             days = parse_days(" ".join(words[:-1]))
-        except CampaignError:
+        except ServiceError:
             await ctx.say("campaigns/bad_schedule")
             return
         data["days"], data["at"] = days, at
@@ -224,7 +209,7 @@ async def _create(ctx: Ctx, ward_id: int, data: dict[str, Any]) -> None:
             group_ids=[int(g) for g in data.get("groups", [])], days=list(data["days"]),
             at_time=str(data["at"]),
         )
-    except CampaignError as exc:
+    except ServiceError as exc:
         await ctx.say(f"campaigns/error_{exc.reason}")
         return
     await ctx.end_form()
@@ -238,140 +223,21 @@ async def _manage(ctx: Ctx, ward_id: int, action: str, campaign_id: int) -> None
         if action == "now":
             found = await services.campaigns.get(campaign_id)
             if found is None or found.ward_id != ward_id:
-                raise CampaignError("unknown")
+                raise ServiceError("unknown")
             stamp = ctx.app.clock.now().strftime("%Y%m%d%H%M%S")
-            sent = await remind(ctx.app, found, run_key=f"now{stamp}")
+            sent = await ctx.app.jobs.campaigns.remind(found, run_key=f"now{stamp}")
             await ctx.say("campaigns/reminded", c=found, chats=sent)
             return
         state = {"pause": "paused", "resume": "active", "end": "ended"}[action]
         changed = await services.campaigns.set_state(ctx.identity, campaign_id, state)
         if changed.ward_id != ward_id:
-            raise CampaignError("unknown")
-    except CampaignError as exc:
+            raise ServiceError("unknown")
+    except ServiceError as exc:
         await ctx.say(f"campaigns/error_{exc.reason}")
         return
     if state == "ended":
-        await finish(ctx.app, changed)
+        await ctx.app.jobs.campaigns.finish(changed)
     await _list(ctx, ward_id)
-
-
-# --- what the scheduler runs -------------------------------------------------------------------
-async def remind(app: AppContext, c: CampaignInfo, *, run_key: str) -> int:
-    """Queue one reminder per chat of each group in the campaign, with its live figures, and
-    congratulate (once) the groups that reached the target. Returns chats queued."""
-    services = app.services
-    progress = await services.progress.ward(c.ward_id)
-    step = services.progress.step(c.step_key)
-    if step is None:
-        log.warning("campaign %s: step %s is no longer configured", c.id, c.step_key)
-        return 0
-    ranked = [(g, s) for g, s in progress.ranked(c.step_key) if not c.group_ids
-              or g.group_id in c.group_ids]
-    chats = await services.chats.active_by_group(c.ward_id)
-    guide = [[Button(app.texts.label("campaigns.guide", app.config.bot.locale),
-                     f"faq:t:{step.guide}")]] if step.guide in \
-        services.explanations.library.topics else []
-    reached = [g.group_id for g, s in ranked if s.ratio >= c.target]
-    new_winners = set(await services.campaigns.congratulate(c.id, reached))
-    items = []
-    for rank, (group, count) in enumerate(ranked, start=1):
-        text = app.texts.render(
-            "campaigns/reminder", app.config.bot.locale, c=c, step=step, group=group,
-            count=count, rank=rank, groups=len(ranked), left=max(count.total - count.done, 0),
-            days_left=(c.ends_on - services.campaigns.today()).days,
-        )
-        for chat in chats.get(group.group_id, []):
-            items.append(NewDelivery(
-                kind="reminder", ref_id=c.id, platform=chat.platform, chat_id=chat.chat_id,
-                dedupe=f"rem:{c.id}:{run_key}:{chat.platform}:{chat.chat_id}", text=text,
-                ward_id=c.ward_id, group_id=group.group_id, buttons=guide,
-            ))
-            if group.group_id in new_winners:
-                items.append(NewDelivery(
-                    kind="congrats", ref_id=c.id, platform=chat.platform, chat_id=chat.chat_id,
-                    dedupe=f"congr:{c.id}:{group.group_id}:{chat.platform}:{chat.chat_id}",
-                    text=app.texts.render("campaigns/congrats", app.config.bot.locale, c=c,
-                                          step=step, group=group, count=count),
-                    ward_id=c.ward_id, group_id=group.group_id,
-                ))
-    await services.outbox.enqueue(items)
-    return sum(1 for i in items if i.kind == "reminder")
-
-
-async def finish(app: AppContext, c: CampaignInfo) -> None:
-    """Post the final ranking to the groups and the coordinators, once."""
-    services = app.services
-    if not await services.campaigns.end(c.id):
-        return
-    progress = await services.progress.ward(c.ward_id)
-    step = services.progress.step(c.step_key)
-    ranked = [(g, s) for g, s in progress.ranked(c.step_key) if not c.group_ids
-              or g.group_id in c.group_ids]
-    text = app.texts.render("campaigns/final", app.config.bot.locale, c=c, step=step,
-                            ranked=ranked, total=_campaign_total(progress.groups, c))
-    chats = await services.chats.active_by_group(c.ward_id)
-    items = [
-        NewDelivery(kind="final", ref_id=c.id, platform=chat.platform, chat_id=chat.chat_id,
-                    dedupe=f"final:{c.id}:{chat.platform}:{chat.chat_id}", text=text,
-                    ward_id=c.ward_id, group_id=group.group_id)
-        for group, _ in ranked for chat in chats.get(group.group_id, [])
-    ]
-    effect = await services.reminders.effect(c.id)
-    if effect:  # the coordinators' copy also says what the personal reminders achieved
-        text += "\n\n" + app.texts.render("campaigns/reminder_effect", app.config.bot.locale,
-                                          effect=effect)
-    items += [
-        NewDelivery(kind="final", ref_id=c.id, platform=platform, chat_id=user_id,
-                    dedupe=f"final:{c.id}:{platform}:{user_id}", text=text, is_group=False,
-                    ward_id=c.ward_id, priority=3)
-        for platform, user_id in await services.access.coordinators(c.ward_id)
-    ]
-    await services.outbox.enqueue(items)
-
-
-async def digest(app: AppContext, ward_id: int, now: datetime) -> int:
-    """The coordinators' daily digest: today's progress per group and feedback to handle."""
-    services = app.services
-    tz = app.config.bot.tz
-    midnight = datetime.combine(now.astimezone(tz).date(), datetime.min.time(), tzinfo=tz)
-    progress = await services.progress.ward(ward_id)
-    today = await services.progress.change_by_group(ward_id, midnight)
-    counts = await services.feedback.counts(ward_id)
-    text = app.texts.render("campaigns/digest", app.config.bot.locale, progress=progress,
-                            today=today, feedback=counts, day=now)
-    people = await services.access.coordinators(ward_id)
-    stamp = now.astimezone(tz).date().isoformat()
-    await services.outbox.enqueue([
-        NewDelivery(kind="digest", ref_id=ward_id, platform=platform, chat_id=user_id,
-                    dedupe=f"digest:{ward_id}:{stamp}:{platform}:{user_id}", text=text,
-                    is_group=False, ward_id=ward_id, priority=3)
-        for platform, user_id in people
-    ])
-    return len(people)
-
-
-async def tick(app: AppContext) -> int:
-    """Every minute on the scheduler leader: due reminders (one per missed run), campaigns
-    past their end, the daily digests. Returns how many things it did."""
-    services = app.services
-    done = 0
-    today = services.campaigns.today()
-    for c in await services.campaigns.due_runs():
-        await services.campaigns.mark_run(c.id)
-        if c.starts_on <= today <= c.ends_on:
-            slot = app.clock.now().astimezone(app.config.bot.tz).strftime("%Y%m%d%H")
-            await remind(app, c, run_key=slot)
-            done += 1
-    for c in await services.campaigns.past_end() + await services.campaigns.ended_by_hand():
-        await finish(app, c)
-        done += 1
-    at = parse_time_of_day(app.config.schedule.digest_time)
-    assert at is not None  # the config validates the format
-    for ward in await services.places.wards():
-        if await services.campaigns.daily_due(f"digest:{ward.id}", at):
-            await digest(app, ward.id, app.clock.now())
-            done += 1
-    return done
 
 
 def register(router: Router) -> None:

@@ -6,9 +6,10 @@ from __future__ import annotations
 import logging
 
 from bot.context import AppContext
-from bot.core import ChatEvent, Outgoing, Platform, Role
+from bot.core import ChatEvent, Outgoing, Platform
+from bot.roles import Role
 from bot.router import Ctx, Router
-from bot.services.chats import BindError
+from bot.services.errors import ServiceError
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,7 @@ async def link(ctx: Ctx) -> None:
         result = await ctx.app.services.chats.bind(
             ctx.identity, ctx.platform.name, ctx.incoming.chat, ctx.args[0]
         )
-    except BindError as exc:
+    except ServiceError as exc:
         await ctx.say(f"chats/link_{exc.reason}", code=ctx.args[0].upper())
         return
     await ctx.say(

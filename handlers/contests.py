@@ -13,16 +13,11 @@ from __future__ import annotations
 from datetime import datetime, time, timedelta
 from typing import Any
 
-from bot.core import Attachment, Button, Role, is_number
+from bot.core import Attachment, Button, is_number
+from bot.roles import Role
 from bot.router import Ctx, Router
-from bot.services.contests import (
-    LETTERS,
-    ContestError,
-    ContestInfo,
-    Question,
-    read_bank_file,
-    results_xlsx,
-)
+from bot.services.contests import LETTERS, ContestInfo, Question, read_bank_file, results_xlsx
+from bot.services.errors import ServiceError
 from bot.services.places import pick_groups
 from bot.when import parse_period
 
@@ -80,7 +75,7 @@ async def pressed(ctx: Ctx) -> None:
 async def _play(ctx: Ctx, contest_id: int) -> None:
     try:
         shown = await ctx.app.services.contests.start(ctx.identity, contest_id)
-    except ContestError as exc:
+    except ServiceError as exc:
         await ctx.say(f"contests/error_{exc.reason}", **exc.details)
         return
     await _ask(ctx, shown)
@@ -101,7 +96,7 @@ async def _ask(ctx: Ctx, shown: Any) -> None:
 async def _answer(ctx: Ctx, play_id: int, index: int, choice: int) -> None:
     try:
         result = await ctx.app.services.contests.answer(ctx.identity, play_id, index, choice)
-    except ContestError as exc:
+    except ServiceError as exc:
         await ctx.say(f"contests/error_{exc.reason}", **exc.details)
         return
     guides = ctx.app.services.explanations.library.topics
@@ -193,7 +188,7 @@ async def form_text(ctx: Ctx) -> None:
         raw = await ctx.platform.download(documents[0])
         try:
             questions = read_bank_file(raw, documents[0].filename)
-        except ContestError as exc:
+        except ServiceError as exc:
             await ctx.say(f"contests/error_{exc.reason}", **exc.details)
             return
         data["questions"] = [q.as_row() for q in questions]
@@ -261,7 +256,7 @@ async def _create(ctx: Ctx, data: dict[str, Any]) -> None:
             questions=_questions(ctx, data), starts_at=starts_at, ends_at=ends_at,
             group_ids=[int(g) for g in data.get("groups", [])],
         )
-    except ContestError as exc:
+    except ServiceError as exc:
         await ctx.say(f"contests/error_{exc.reason}", **exc.details)
         return
     await ctx.end_form()

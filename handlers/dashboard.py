@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.core import Role
+from bot.roles import Role
 from bot.router import Ctx, Router
 from handlers.staff import no_ward
 

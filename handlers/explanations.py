@@ -9,13 +9,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from bot.context import AppContext
-from bot.core import Button, Role
+from bot.core import Button
+from bot.roles import Role
 from bot.router import Ctx, Router
 from bot.services.explanations import MatchResult, Topic
 from bot.services.guides import link_payload, parse_code
 from bot.services.privacy import mask_national_ids
 from bot.services.understanding import Kind
+from bot.topics import topic_values, ward_office
 
 FLOW = "faq"
 ASK_FLOW = "question"  # the feedback feature's "ask the ward" form (handlers/feedback.py)
@@ -27,42 +28,8 @@ def topic_context(ctx: Ctx) -> dict[str, Any]:
     return topic_values(ctx.app, ctx.locale)
 
 
-def topic_values(app: AppContext, locale: str) -> dict[str, Any]:
-    """`topic_context` without a conversation (a guide posted to a group by a job)."""
-    config = app.config
-    office = config.office
-    citizen_app = config.citizen_app
-    if not citizen_app.name:
-        citizen_app = citizen_app.model_copy(update={
-            "name": app.texts.label("citizen_app.default_name", locale)})
-    return {
-        "app": citizen_app,
-        "office": {
-            "name": office.name, "address": office.address,
-            "hours": office.hours, "phone": office.phone,
-        },
-        "bot": {"name": app.texts.label("bot.default_name", locale)
-                if not config.bot.name else config.bot.name},
-        "unit": office.unit,
-    }
-
-
 async def _office(ctx: Ctx) -> dict[str, str]:
     return await ward_office(ctx.app, ctx.identity.ward_id, ctx.locale)
-
-
-async def ward_office(app: AppContext, ward_id: int | None, locale: str) -> dict[str, str]:
-    """The ward's own record wins over the config's office defaults."""
-    base = topic_values(app, locale)["office"]
-    ward = await app.services.places.ward(ward_id) if ward_id else None
-    if ward is not None:
-        base = {
-            "name": base["name"] or ward.name,
-            "address": ward.office_address or base["address"],
-            "hours": ward.office_hours or base["hours"],
-            "phone": ward.office_phone or base["phone"],
-        }
-    return dict(base)
 
 
 def _rows(buttons: list[Button], per_row: int) -> list[list[Button]]:

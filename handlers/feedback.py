@@ -4,29 +4,21 @@ Residents: `/gopy` (a short form: kind of problem → what happened, photos welc
 stay anonymous?), `/gopy <text>` in one line, "Hỏi cán bộ phường" from the guides,
 `/theodoi [PA-12]`, `/xoadulieu`. Staff: `/phananh [filters | thang MM/YYYY]`, the ticket's
 buttons, `/xuly PA-12 tiepnhan|dangxuly|traloi|daxong|tuchoi [message]`. The reporter is
-told at every change; overdue tickets are nudged by `nudge_overdue`.
+told at every change; overdue tickets are nudged by `bot/jobs/feedback.py`.
 """
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime
 
 from bot.config import FEEDBACK_CATEGORIES
-from bot.context import AppContext
-from bot.core import Button, Outgoing, Role, is_number
+from bot.core import Button, is_number
 from bot.jobs.feedback_followup import fixed_buttons
+from bot.roles import Role
 from bot.router import Ctx, Router
-from bot.services.feedback import (
-    Changed,
-    FeedbackError,
-    Filters,
-    TicketView,
-    parse_ticket,
-)
+from bot.services.errors import ServiceError
+from bot.services.feedback import Changed, Filters, TicketView, parse_ticket
 from bot.services.privacy import mask_national_ids
-
-log = logging.getLogger(__name__)
 
 FORM, QUESTION, MESSAGE = "feedback", "question", "fbmsg"
 CATEGORY_WORDS = {
@@ -171,7 +163,7 @@ async def _file(
             ctx.identity, text=text, category=category, kind=kind, location=location,
             photos=photos, anonymous=anonymous, topic_key=topic,
         )
-    except FeedbackError as exc:
+    except ServiceError as exc:
         await ctx.say(f"feedback/error_{exc.reason}", **exc.details)
         return
     await ctx.say("feedback/filed", t=filed.ticket, merged=filed.merged)
@@ -183,7 +175,7 @@ async def track(ctx: Ctx) -> None:
         number = parse_ticket(ctx.args[0])
         try:
             ticket = await service.for_reporter(ctx.identity, number or 0)
-        except FeedbackError:
+        except ServiceError:
             await ctx.say("feedback/error_not_found", number=ctx.args[0])
             return
         buttons: list[list[Button]] = []
@@ -265,7 +257,7 @@ def _staff_buttons(ctx: Ctx, t: TicketView) -> list[list[Button]]:
 async def _show_staff(ctx: Ctx, number: int, *, edit: bool = False) -> None:
     try:
         ticket = await ctx.app.services.feedback.for_staff(ctx.identity, number)
-    except FeedbackError as exc:
+    except ServiceError as exc:
         await _staff_error(ctx, exc, number)
         return
     render = ctx.update if edit else ctx.say
@@ -286,7 +278,7 @@ async def act_button(ctx: Ctx) -> None:
     if action == "assign":
         try:
             people = await ctx.app.services.feedback.staff_of(ctx.identity, number)
-        except FeedbackError as exc:
+        except ServiceError as exc:
             await _staff_error(ctx, exc, number)
             return
         buttons = [[Button(p.name, f"fba:{number}:{p.member_id}")] for p in people]
@@ -294,7 +286,7 @@ async def act_button(ctx: Ctx) -> None:
     elif action in ("reply", "resolve", "reject"):
         try:
             await ctx.app.services.feedback.for_staff(ctx.identity, number)
-        except FeedbackError as exc:
+        except ServiceError as exc:
             await _staff_error(ctx, exc, number)
             return
         await ctx.start_form(MESSAGE, "message", {"number": number, "action": action})
@@ -312,7 +304,7 @@ async def assign_button(ctx: Ctx) -> None:
     try:
         changed = await ctx.app.services.feedback.assign(ctx.identity, int(parts[1]),
                                                          int(parts[2]))
-    except FeedbackError as exc:
+    except ServiceError as exc:
         await _staff_error(ctx, exc, int(parts[1]))
         return
     if changed.reporter is not None:
@@ -345,7 +337,7 @@ async def handle(ctx: Ctx) -> None:
 async def _act(ctx: Ctx, number: int, action: str, message: str) -> None:
     try:
         changed = await ctx.app.services.feedback.act(ctx.identity, number, action, message)
-    except FeedbackError as exc:
+    except ServiceError as exc:
         await _staff_error(ctx, exc, number)
         return
     await _tell_reporter(ctx, changed)
@@ -353,7 +345,7 @@ async def _act(ctx: Ctx, number: int, action: str, message: str) -> None:
                   told=changed.reporter is not None)
 
 
-async def _staff_error(ctx: Ctx, exc: FeedbackError, number: int) -> None:
+async def _staff_error(ctx: Ctx, exc: ServiceError, number: int) -> None:
     """Staff asking for a ticket that is not theirs to see get a staff-worded answer."""
     reason = "not_found_staff" if exc.reason == "not_found" else exc.reason
     await ctx.say(f"feedback/error_{reason}", **{"number": number, **exc.details})
@@ -382,24 +374,6 @@ async def _summary(ctx: Ctx, month_text: str) -> None:
     end = datetime(year + (month == 12), month % 12 + 1, 1, tzinfo=tz)
     summary = await ctx.app.services.feedback.summary(ctx.identity, start, end)
     await ctx.say("feedback/summary", s=summary, month=month, year=year)
-
-
-# --- the scheduler's job ------------------------------------------------------------------------
-async def nudge_overdue(app: AppContext, router: Router) -> int:
-    """Tell whoever holds each overdue ticket (or the ward's staff); returns nudges sent."""
-    sent = 0
-    for nudge in await app.services.feedback.overdue_nudges():
-        text = app.texts.render("feedback/nudge", app.config.bot.locale, t=nudge.ticket)
-        for person in nudge.recipients:
-            platform = router.platforms.get(person.platform)
-            if platform is None:
-                continue
-            try:
-                await platform.send(person.user_id, Outgoing(text=text))
-                sent += 1
-            except Exception:
-                log.warning("nudge for PA-%s not delivered", nudge.ticket.number, exc_info=True)
-    return sent
 
 
 def register(router: Router) -> None:

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from bot.core import Button, is_number
 from bot.router import Ctx, Router
-from bot.services.feedback import FeedbackError, parse_ticket
+from bot.services.errors import ServiceError
+from bot.services.feedback import parse_ticket
 
 NOTE = "fbreopen"  # the form that takes the reporter's words after "Chưa xong"
 
@@ -37,7 +38,7 @@ async def answered(ctx: Ctx) -> None:
             await ctx.update("feedback/fixed_thanks", buttons=stars, t=ticket)
             return
         reopened = await service.reopen(ctx.identity, number)
-    except FeedbackError as exc:
+    except ServiceError as exc:
         await ctx.say(f"feedback/error_{exc.reason}", **{"number": number, **exc.details})
         return
     for person in reopened.tell:
@@ -59,7 +60,7 @@ async def rated(ctx: Ctx) -> None:
     number, score = parsed[0], int(parsed[1])
     try:
         await ctx.app.services.feedback.rate(ctx.identity, number, score)
-    except FeedbackError as exc:
+    except ServiceError as exc:
         await ctx.say(f"feedback/error_{exc.reason}", **{"number": number, **exc.details})
         return
     await ctx.update("feedback/rated", score=score)
@@ -77,7 +78,7 @@ async def note_text(ctx: Ctx) -> None:
         return
     try:
         noted = await ctx.app.services.feedback.add_reporter_note(ctx.identity, number, text)
-    except FeedbackError as exc:
+    except ServiceError as exc:
         await ctx.say(f"feedback/error_{exc.reason}", **{"number": number, **exc.details})
         return
     for person in noted.tell:

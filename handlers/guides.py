@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from bot.core import Role
+from bot.roles import Role
 from bot.router import Ctx, Router
 from bot.services.guides import LINK_PREFIX, parse_link
+from bot.topics import guide_body
 from handlers import notices
 from handlers.explanations import open_from_post
-from handlers.guide_posts import guide_body
 from handlers.targets import sending_ward
 
 

@@ -10,16 +10,12 @@ from __future__ import annotations
 
 import logging
 
-from bot.core import Attachment, Button, Role, is_number
+from bot.core import Attachment, Button, is_number
+from bot.roles import Role
 from bot.router import Ctx, Router
-from bot.services.households import (
-    Checklist,
-    HouseholdError,
-    HouseholdInfo,
-    Marked,
-    may_log,
-)
-from bot.services.tables import TableError, read_table
+from bot.services.errors import ServiceError
+from bot.services.households import Checklist, HouseholdInfo, Marked, may_log
+from bot.services.tables import read_table
 from handlers.staff import no_ward
 
 log = logging.getLogger(__name__)
@@ -154,7 +150,7 @@ async def _mark(
         marked = await ctx.app.services.households.mark(
             ctx.identity, household.id, targets, note=note
         )
-    except HouseholdError as exc:
+    except ServiceError as exc:
         await ctx.say(f"households/error_{exc.reason}", **exc.details)
         return
     await _answer_marked(ctx, marked)
@@ -255,7 +251,7 @@ async def pressed(ctx: Ctx) -> None:
             await _tell_residents(ctx, household, "households/report_confirmed",
                                   step=state.step.title)
         await _answer_marked(ctx, marked)
-    except HouseholdError as exc:
+    except ServiceError as exc:
         await ctx.say(f"households/error_{exc.reason}", **exc.details)
 
 
@@ -307,7 +303,7 @@ async def _link(ctx: Ctx, ward_id: int, code: str, head_name: str) -> None:
         return
     try:
         checklist = await ctx.app.services.households.link(ctx.identity, ward_id, code, head_name)
-    except HouseholdError as exc:
+    except ServiceError as exc:
         await ctx.say(f"households/link_{exc.reason}", code=code)
         return
     await ctx.say("households/linked", household=checklist.household)
@@ -335,7 +331,7 @@ async def i_did_it(ctx: Ctx) -> None:
     key = (ctx.incoming.payload or "").split(":")[-1]
     try:
         checklist, new = await ctx.app.services.households.self_report(ctx.identity, key)
-    except HouseholdError as exc:
+    except ServiceError as exc:
         await ctx.say(f"households/error_{exc.reason}", **exc.details)
         return
     state = checklist.state(key)
@@ -378,7 +374,7 @@ async def _import_file(
         report = await ctx.app.services.registry.import_table(
             ward_id, table, actor_member_id=ctx.identity.member_id, create_groups=create_groups,
         )
-    except TableError as exc:
+    except ServiceError as exc:
         await ctx.say("households/import_failed", reason=exc.reason, detail=exc.detail)
         return
     buttons: list[list[Button]] = []

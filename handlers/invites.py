@@ -10,9 +10,11 @@ import io
 
 import segno
 
-from bot.core import GROUP_ROLES, Attachment, Button, Role, is_number
+from bot.core import Attachment, Button, is_number
+from bot.roles import GROUP_ROLES, Role
 from bot.router import Ctx, Router
-from bot.services.invites import STAFF_ROLES, InviteError, InviteInfo, invitable_roles
+from bot.services.errors import ServiceError
+from bot.services.invites import STAFF_ROLES, InviteInfo, invitable_roles
 from handlers.staff import no_ward
 
 FLOW = "invite"
@@ -54,7 +56,7 @@ async def _one_line(ctx: Ctx, ward_id: int, roles: list[Role]) -> None:
     if ctx.args[0].lower() in ("huy", "revoke") and len(ctx.args) == 2:
         try:
             code = await ctx.app.services.invites.revoke(ctx.identity, ctx.args[1])
-        except InviteError as exc:
+        except ServiceError as exc:
             await ctx.say(f"invites/revoke_{exc.reason}")
             return
         await ctx.say("invites/revoked", code=code)
@@ -182,7 +184,7 @@ async def _create(
         info = await ctx.app.services.invites.create(
             ctx.identity, role=role, ward_id=ward_id, group_id=group_id, max_uses=uses
         )
-    except InviteError as exc:
+    except ServiceError as exc:
         await ctx.say(f"invites/create_{exc.reason}")
         return
     await _show(ctx, info)

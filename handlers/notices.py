@@ -8,20 +8,18 @@ or "Hẹn giờ" → queued in the outbox. The author gets a delivery report whe
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime
 from typing import Any
 
-from bot.context import AppContext
-from bot.core import Attachment, Outgoing, Role, is_number
+from bot import topics as guide_posts
+from bot.core import Attachment, is_number
+from bot.roles import Role
 from bot.router import Ctx, Router
+from bot.services.errors import ServiceError
 from bot.services.guides import PostTarget
-from bot.services.notices import NoticeError, delivery_key
+from bot.services.notices import delivery_key
 from bot.when import parse_when
-from handlers import guide_posts
 from handlers.targets import group_buttons, sending_ward, toggle
-
-log = logging.getLogger(__name__)
 
 FLOW = "notice"
 
@@ -143,7 +141,7 @@ async def pressed(ctx: Ctx) -> None:
     if len(parts) == 3 and parts[1] == "x" and is_number(parts[2]):
         try:
             view = await ctx.app.services.notices.cancel(ctx.identity, int(parts[2]))
-        except NoticeError as exc:
+        except ServiceError as exc:
             await ctx.say(f"notices/error_{exc.reason}", **exc.details)
             return
         await ctx.update("notices/cancelled", notice=view)
@@ -189,7 +187,7 @@ async def _send(ctx: Ctx, data: dict[str, Any]) -> None:
             compose=(lambda t: _guide_post(ctx, data, t.platform, t.group_id))
             if data.get("guide") else None,
         )
-    except NoticeError as exc:
+    except ServiceError as exc:
         await ctx.say(f"notices/error_{exc.reason}", **exc.details)
         return
     if data.get("guide"):  # counted per group: posts sent, and the reads they bring
@@ -204,27 +202,6 @@ async def _send(ctx: Ctx, data: dict[str, Any]) -> None:
     await ctx.say("notices/queued", created=created, codes=codes, quiet_until=quiet_until,
                   later=send_at is not None)
     ctx.app.services.outbox.wake()  # now: the delivery report must come after this answer
-
-
-async def report(app: AppContext, notice_id: int) -> None:
-    """The outbox finished a notice: tell its author how it went, once."""
-    finished = await app.services.notices.finish(notice_id)
-    if finished is None:
-        return
-    view, lines = finished
-    author = await app.services.access.identity_of(view.author_member_id)
-    if author is None:
-        return
-    platform = app.platforms.get(author.platform)
-    if platform is None:
-        return
-    text = app.texts.render("notices/report", author.locale or app.config.bot.locale,
-                            notice=view, lines=lines,
-                            sent=sum(1 for line in lines if line.state == "sent"))
-    try:
-        await platform.send(author.user_id, Outgoing(text=text))
-    except Exception:
-        log.warning("delivery report for notice %s not delivered", notice_id, exc_info=True)
 
 
 def register(router: Router) -> None:

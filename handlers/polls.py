@@ -8,19 +8,17 @@ the author, and to the groups if chosen.
 
 from __future__ import annotations
 
-import logging
 import re
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.context import AppContext
-from bot.core import Button, Role, is_number
+from bot.core import Button, is_number
 from bot.delivery.outbox import NewDelivery
+from bot.roles import Role
 from bot.router import Ctx, Router
-from bot.services.polls import PollError, PollInfo, Results, clean_options
+from bot.services.errors import ServiceError
+from bot.services.polls import clean_options
 from handlers.targets import group_buttons, sending_ward, toggle
-
-log = logging.getLogger(__name__)
 
 FLOW = "poll"
 CLOSINGS = ("1h", "evening", "1d", "3d", "never")
@@ -64,7 +62,7 @@ async def typed(ctx: Ctx) -> None:
             if len(lines) == 1:  # one line (a terminal, a hurried phone): "A; B; C"
                 lines = re.split(r"\s*[;|]\s*", text)
             data["options"] = clean_options(lines)
-        except PollError as exc:
+        except ServiceError as exc:
             await ctx.say(f"polls/error_{exc.reason}", **exc.details)
             return
         ward_id = int(data["ward_id"])
@@ -162,7 +160,7 @@ async def _send(ctx: Ctx, data: dict[str, Any]) -> None:
             options=list(data["options"]), group_ids=group_ids,
             closes_at=_closes_at(ctx, str(data["closing"])), post_results=bool(data.get("post")),
         )
-    except PollError as exc:
+    except ServiceError as exc:
         await ctx.say(f"polls/error_{exc.reason}", **exc.details)
         return
     await ctx.end_form()
@@ -200,15 +198,9 @@ async def _manage(ctx: Ctx, action: str, poll_id: int) -> None:
         if closed is None:
             await ctx.say("polls/error_closed")
             return
-        await publish(ctx.app, closed, tell_author=False)
+        await ctx.app.jobs.polls.publish(closed, tell_author=False)
     results = await polls.results(poll_id)
-    await ctx.say("polls/results", r=results, rows=_rows(results))
-
-
-def _rows(results: Results) -> list[tuple[str, int, float]]:
-    total = results.total
-    return [(option, n, n / total if total else 0.0)
-            for option, n in zip(results.poll.options, results.ward, strict=True)]
+    await ctx.say("polls/results", r=results, rows=results.shares())
 
 
 async def vote(ctx: Ctx) -> None:
@@ -245,43 +237,9 @@ async def _vote(ctx: Ctx, poll_id: int, option: int) -> tuple[str, str]:
     try:
         poll_info, outcome = await polls.vote(ctx.identity.member_id, found.id, option,
                                               group_id)
-    except PollError as exc:
+    except ServiceError as exc:
         return f"polls.vote_{exc.reason}", ""
     return f"polls.vote_{outcome}", poll_info.options[option]
-
-
-async def publish(app: AppContext, closed: PollInfo, *, tell_author: bool = True) -> None:
-    """A poll closed: results to its author, and to its groups if chosen."""
-    results = await app.services.polls.results(closed.id)
-    text = app.texts.render("polls/results", app.config.bot.locale, r=results,
-                            rows=_rows(results))
-    items = []
-    if tell_author:
-        author = await app.services.access.identity_of(closed.author_member_id)
-        if author is not None:
-            items.append(NewDelivery(
-                kind="poll_result", ref_id=closed.id, platform=author.platform,
-                chat_id=author.user_id, dedupe=f"pres:{closed.id}:{author.platform}:author",
-                text=text, is_group=False, priority=3))
-    if closed.post_results:
-        chats = await app.services.chats.active_by_group(closed.ward_id)
-        items += [
-            NewDelivery(kind="poll_result", ref_id=closed.id, platform=chat.platform,
-                        chat_id=chat.chat_id, text=text, ward_id=closed.ward_id, group_id=gid,
-                        dedupe=f"pres:{closed.id}:{chat.platform}:{chat.chat_id}")
-            for gid in closed.group_ids for chat in chats.get(gid, [])
-        ]
-    await app.services.outbox.enqueue(items)
-
-
-async def close_due(app: AppContext) -> int:
-    closed = 0
-    for poll_id in await app.services.polls.due_to_close():
-        found = await app.services.polls.close(poll_id)
-        if found is not None:
-            await publish(app, found)
-            closed += 1
-    return closed
 
 
 def register(router: Router) -> None:

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from bot.context import AppContext
-from bot.core import Attachment, Role, is_number
+from bot.core import Attachment, is_number
+from bot.roles import Role
 from bot.router import Ctx, Router
 from bot.services.places import GroupInfo
 from bot.services.progress import WardProgress
-from bot.services.reports import bar_chart_png, progress_xlsx
+from bot.services.reports import bar_chart_png
 from handlers.staff import no_ward
 
 PAGE = 15
@@ -154,20 +154,6 @@ async def ranking(ctx: Ctx) -> None:
                   buttons=[[ctx.button("progress.chart_button", f"pg:c:{key or '*'}")]])
 
 
-XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-
-
-async def export_file(app: AppContext, ward_id: int) -> tuple[str, bytes, int]:
-    """The progress workbook of a ward: (file name, bytes, households in it)."""
-    ward = await app.services.places.ward(ward_id)
-    progress = await app.services.progress.ward(ward_id)
-    rows = await app.services.registry.household_rows(ward_id)
-    data = progress_xlsx(progress, rows, app.texts.label, app.config.bot.tz)
-    day = app.clock.now().astimezone(app.config.bot.tz).strftime("%Y-%m-%d")
-    code = ward.code if ward else "phuong"
-    return f"tien-do-{code}-{day}.xlsx", data, len(rows)
-
-
 async def export(ctx: Ctx) -> None:
     ward_id = ctx.identity.ward_id
     if ward_id is None:
@@ -181,10 +167,10 @@ async def export(ctx: Ctx) -> None:
         token = await ctx.app.services.downloads.create(ctx.identity, "progress_xlsx", ward_id)
         await ctx.say("progress/download_link", url=f"{public_url.rstrip('/')}/download/{token}")
         return
-    filename, data, households = await export_file(ctx.app, ward_id)
-    await ctx.reply(ctx.t("progress/export_caption", households=households),
-                    attachment=Attachment(kind="document", filename=filename, data=data,
-                                          mime_type=XLSX_TYPE))
+    book = await ctx.app.services.reports.progress_workbook(ward_id, ctx.label)
+    await ctx.reply(ctx.t("progress/export_caption", households=book.households),
+                    attachment=Attachment(kind="document", filename=book.filename,
+                                          data=book.data, mime_type=book.content_type))
 
 
 def register(router: Router) -> None:

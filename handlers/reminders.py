@@ -4,9 +4,9 @@ by (they are told at once, and the household is marked in their "not done yet" l
 
 from __future__ import annotations
 
-from bot.core import Role
+from bot.roles import Role
 from bot.router import Ctx, Router
-from bot.services.reminders import ReminderError
+from bot.services.errors import ServiceError
 
 
 async def mute(ctx: Ctx) -> None:
@@ -27,7 +27,7 @@ async def ask_visit(ctx: Ctx) -> None:
         step_key = ""
     try:
         asked = await ctx.app.services.reminders.ask_visit(ctx.identity, step_key)
-    except ReminderError:
+    except ServiceError:
         await ctx.say("reminders/visit_not_linked")
         return
     if asked.created:

@@ -12,9 +12,11 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from bot.core import Button, Role, is_number
+from bot.core import Button, is_number
+from bot.roles import Role
 from bot.router import Ctx, Router
-from bot.services.series import MAX_GUIDES, SeriesError, SeriesInfo, parse_rhythm
+from bot.services.errors import ServiceError
+from bot.services.series import MAX_GUIDES, SeriesInfo, parse_rhythm
 from bot.when import parse_date
 from handlers.explanations import title
 from handlers.targets import group_buttons, toggle
@@ -114,7 +116,7 @@ async def typed(ctx: Ctx) -> None:
     elif form.step == "rhythm":
         try:
             days, at = parse_rhythm(text)
-        except SeriesError:
+        except ServiceError:
             await ctx.say("series/error_bad_rhythm")
             return
         await _rhythm_chosen(ctx, data, list(days), at)
@@ -307,7 +309,7 @@ async def _create(ctx: Ctx, data: dict[str, Any]) -> None:
             group_ids=info.group_ids, days=info.days, at_time=info.at_time,
             starts_on=info.starts_on, ends_on=info.ends_on, campaign_id=info.campaign_id,
         )
-    except SeriesError as exc:
+    except ServiceError as exc:
         await ctx.say(f"series/error_{exc.reason}", **exc.details)
         return
     await ctx.end_form()
@@ -320,9 +322,9 @@ async def _manage(ctx: Ctx, ward_id: int, action: str, series_id: int) -> None:
         found = [s for s in await ctx.app.services.series.in_ward(ward_id)
                  if s.id == series_id]
         if not found:
-            raise SeriesError("unknown")
+            raise ServiceError("unknown")
         await ctx.app.services.series.set_state(ctx.identity, series_id, state)
-    except SeriesError as exc:
+    except ServiceError as exc:
         await ctx.say(f"series/error_{exc.reason}", **exc.details)
         return
     await _list(ctx, ward_id)

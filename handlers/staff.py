@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from bot.core import Button, Role
 from bot.router import Ctx, Router
-from bot.services.staff import StaffError, StaffMember
+from bot.services.errors import ServiceError
+from bot.services.staff import StaffMember
 
 PAGE_BUTTONS = 8  # people per page of /thuhoi, one per row
 PAGE_LINES = 20  # people per page of /canbo
@@ -134,7 +135,7 @@ async def _revoke(ctx: Ctx, grant_id: int) -> None:
         return
     try:
         done = await ctx.app.services.staff.revoke(ctx.identity, ward_id, grant_id)
-    except StaffError as exc:
+    except ServiceError as exc:
         await ctx.update(f"staff/error_{exc.reason}")
         return
     await ctx.update("staff/revoked", done=done, role=done.role.value)
@@ -200,7 +201,7 @@ async def ward_pressed(ctx: Ctx) -> None:
 async def _set_ward(ctx: Ctx, ward_id: int, command: str) -> None:
     try:
         ctx.identity = await ctx.app.services.staff.choose_ward(ctx.identity, ward_id)
-    except StaffError as exc:
+    except ServiceError as exc:
         await ctx.say(f"staff/error_{exc.reason}")
         return
     ward = await ctx.app.services.places.ward(ward_id)

@@ -1,24 +1,38 @@
 """Shared fixtures: real databases (SQLite file, PostgreSQL), a frozen clock, a harness
-that runs the real router and handlers against a recording platform."""
+that runs the real router and handlers against a recording platform.
+
+Speed: migrations run once per session into a template (a SQLite file, a PostgreSQL
+database), and each test gets a copy (`sqlite_url`, `db`, `db_url`, `pg_url`); only
+`empty_db_url` starts from nothing, for the tests of the migrations themselves.
+Isolation: a test that opens a network connection anywhere but this machine fails.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
 import os
 import secrets
-from collections.abc import AsyncIterator
+import shutil
+import socket
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
+import sqlalchemy as sa
 from sqlalchemy import make_url
 
 from bot.clock import FrozenClock, VirtualSleeper
 from bot.config import Config
 from bot.context import AppContext, build_context
-from bot.core import Incoming, Role
+from bot.core import Incoming
 from bot.db import Database
+from bot.roles import Role
 from bot.router import Router
 from handlers import register_all
 from tests.recording import RecordingPlatform, message
@@ -37,18 +51,151 @@ async def _pg_connect(database: str) -> asyncpg.Connection:
     )
 
 
-async def _fresh_postgres_url() -> AsyncIterator[str]:
-    """A brand-new database per test on the PostgreSQL server, dropped afterwards."""
+# --- no network but this machine ------------------------------------------------------------
+LOCAL_NAMES = {"localhost", "localhost.localdomain", ""}
+
+
+def _is_local(host: object) -> bool:
+    if host is None or (isinstance(host, str) and host.lower() in LOCAL_NAMES):
+        return True
+    text = host.decode() if isinstance(host, bytes) else str(host)
+    try:
+        return ipaddress.ip_address(text.split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def _network_attempts() -> Iterator[list[str]]:
+    """Refuse, and remember, every connection or name lookup beyond this machine (a real
+    Bot API, Zalo, a DNS server); unix sockets and 127.0.0.1/::1/localhost pass."""
+    attempts: list[str] = []
+    real_connect, real_connect_ex = socket.socket.connect, socket.socket.connect_ex
+    real_getaddrinfo = socket.getaddrinfo
+
+    def check(address: Any) -> None:
+        if isinstance(address, tuple) and not _is_local(address[0]):
+            attempts.append(repr(address[:2]))
+            raise ConnectionRefusedError(f"tests may not reach {address[0]!r}")
+
+    def connect(self: socket.socket, address: Any) -> None:
+        check(address)
+        real_connect(self, address)
+
+    def connect_ex(self: socket.socket, address: Any) -> int:
+        check(address)
+        return real_connect_ex(self, address)
+
+    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        check((host, None))
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(socket.socket, "connect", connect)
+        patch.setattr(socket.socket, "connect_ex", connect_ex)
+        patch.setattr(socket, "getaddrinfo", getaddrinfo)
+        yield attempts
+
+
+@pytest.fixture(autouse=True)
+def _no_network(_network_attempts: list[str]) -> Iterator[None]:
+    """Fail the test even when the code under test swallowed the refused connection."""
+    before = len(_network_attempts)
+    yield
+    reached = _network_attempts[before:]
+    if reached:
+        pytest.fail(f"the test tried to reach the network: {', '.join(reached)}")
+
+
+# --- databases: migrated once, copied per test ----------------------------------------------
+def _run_aside(work: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """Run a coroutine on its own loop in its own thread: session fixtures are set up while
+    a test's loop is current, and must leave it alone."""
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(lambda: asyncio.run(work())).result()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated to head once per session."""
+    path = tmp_path_factory.mktemp("template") / "bot.db"
+
+    async def migrate() -> None:
+        db = Database(f"sqlite+aiosqlite:///{path}")
+        await db.upgrade()
+        async with db.engine.connect() as conn:  # everything into the main file
+            await conn.execute(sa.text("PRAGMA wal_checkpoint(TRUNCATE)"))
+        await db.dispose()
+
+    _run_aside(migrate)
+    return path
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path, sqlite_template: Path) -> str:
+    """A migrated SQLite database of this test's own, at `<tmp_path>/bot.db`."""
+    target = tmp_path / "bot.db"
+    shutil.copyfile(sqlite_template, target)
+    return f"sqlite+aiosqlite:///{target}"
+
+
+def _pg_unreachable(exc: Exception) -> None:
+    if IN_CI:
+        pytest.fail(f"PostgreSQL must be reachable in CI at {POSTGRES_URL}: {exc}")
+    pytest.skip(f"no PostgreSQL server reachable at {POSTGRES_URL} ({exc})")
+
+
+@pytest.fixture(scope="session")
+def pg_template() -> Iterator[str | Exception]:
+    """A PostgreSQL database migrated once per session, for `CREATE DATABASE … TEMPLATE`;
+    the error instead when there is no server (the tests that need one then skip)."""
+    base = make_url(POSTGRES_URL)
+    name = f"cds_template_{secrets.token_hex(6)}"
+
+    async def create() -> None:
+        admin = await _pg_connect(base.database or "test")
+        try:
+            await admin.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await admin.close()
+        db = Database(base.set(database=name).render_as_string(hide_password=False))
+        try:
+            await db.upgrade()
+        finally:
+            await db.dispose()
+
+    async def drop() -> None:
+        admin = await _pg_connect(base.database or "test")
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+    try:
+        _run_aside(create)
+    except (OSError, asyncpg.PostgresError) as exc:
+        yield exc
+        return
+    try:
+        yield name
+    finally:
+        _run_aside(drop)
+
+
+async def _fresh_postgres_url(template: str | Exception | None) -> AsyncIterator[str]:
+    """A database of its own per test on the PostgreSQL server (a copy of the migrated
+    template, or empty without one), dropped afterwards."""
+    if isinstance(template, Exception):
+        _pg_unreachable(template)
     base = make_url(POSTGRES_URL)
     try:
         admin = await _pg_connect(base.database or "test")
     except (OSError, asyncpg.PostgresError) as exc:
-        if IN_CI:
-            pytest.fail(f"PostgreSQL must be reachable in CI at {POSTGRES_URL}: {exc}")
-        pytest.skip(f"no PostgreSQL server reachable at {POSTGRES_URL} ({exc})")
+        _pg_unreachable(exc)
     name = f"cds_test_{secrets.token_hex(6)}"
+    copy = f' TEMPLATE "{template}"' if template else ""
     try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
+        await admin.execute(f'CREATE DATABASE "{name}"{copy}')
         yield base.set(database=name).render_as_string(hide_password=False)
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -56,17 +203,33 @@ async def _fresh_postgres_url() -> AsyncIterator[str]:
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+async def db_url(
+    request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path,
+    pg_template: str | Exception,
+) -> AsyncIterator[str]:
+    """A migrated database of this test's own, on SQLite and on PostgreSQL."""
     if request.param == "sqlite":
+        shutil.copyfile(sqlite_template, tmp_path / "bot.db")
         yield f"sqlite+aiosqlite:///{tmp_path}/bot.db"
         return
-    async for url in _fresh_postgres_url():
+    async for url in _fresh_postgres_url(pg_template):
+        yield url
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """A database with no tables at all, for the tests of the migrations."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path}/empty.db"
+        return
+    async for url in _fresh_postgres_url(None):
         yield url
 
 
 @pytest.fixture
-async def pg_url() -> AsyncIterator[str]:
-    async for url in _fresh_postgres_url():
+async def pg_url(pg_template: str | Exception) -> AsyncIterator[str]:
+    """A migrated PostgreSQL database of this test's own."""
+    async for url in _fresh_postgres_url(pg_template):
         yield url
 
 
@@ -76,9 +239,8 @@ def clock() -> FrozenClock:
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(f"sqlite+aiosqlite:///{tmp_path}/bot.db")
-    await database.upgrade()
+async def db(sqlite_url: str) -> AsyncIterator[Database]:
+    database = Database(sqlite_url)
     yield database
     await database.dispose()
 
@@ -100,10 +262,10 @@ class Harness:
 
     async def send(self, incoming: Incoming) -> RecordingPlatform:
         await self.router.dispatch(self.platform, incoming)
-        await self.deliver()
+        await self.deliver_urgent()
         return self.platform
 
-    async def deliver(self) -> None:
+    async def deliver_urgent(self) -> None:
         """Send what the handlers queued for other people (not bulk), as the running
         bot's outbox would a moment later."""
         while await self.ctx.services.outbox.run_once(urgent=True):
@@ -113,8 +275,15 @@ class Harness:
         """Send a message and return everything the bot answered, as plain text."""
         before = len(self.platform.said)
         await self.router.dispatch(self.platform, message(text, **kw))  # type: ignore[arg-type]
-        await self.deliver()
+        await self.deliver_urgent()
         return "\n".join(s.text for s in self.platform.said[before:])
+
+    async def deliver(self) -> int:
+        """Send the outbox rows due now (the harness runs no outbox workers)."""
+        outbox, claimed = self.ctx.services.outbox, 0
+        while found := await outbox.run_once():
+            claimed += found
+        return claimed
 
     async def seed(self) -> None:
         places = self.ctx.services.places

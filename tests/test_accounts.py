@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from bot.core import Capabilities, Role
+from bot.core import Capabilities
+from bot.roles import Role
 from tests.conftest import Harness
 from tests.recording import RecordingPlatform, message, press
 

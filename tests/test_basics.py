@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.core import Role
+from bot.roles import Role
 from tests.conftest import Harness
 from tests.recording import message, press
 

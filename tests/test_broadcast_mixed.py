@@ -7,17 +7,17 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
 from bot.app import BotApp
 from bot.clock import FrozenClock
 from bot.config import Config
-from bot.core import Chat, DeliveryError, Role, Sender
+from bot.core import Chat, DeliveryError, Sender
 from bot.platforms.zalo import ZaloApiError, delivery_error
 from bot.platforms.zalo_oa import ZaloOAError
 from bot.platforms.zalo_oa import delivery_error as oa_delivery_error
+from bot.roles import Role
 from tests.fake_telegram import FakeTelegram
 from tests.fake_zalo import FakeZalo
 from tests.telegram_people import Ward, plain, until
@@ -35,10 +35,10 @@ class Both:
 
 
 @pytest.fixture
-async def both(tmp_path: Path) -> AsyncIterator[Both]:
+async def both(sqlite_url: str) -> AsyncIterator[Both]:
     async with FakeTelegram(token=TOKEN) as tg, FakeZalo() as zl:
         config = Config.model_validate({
-            "database": {"url": f"sqlite+aiosqlite:///{tmp_path}/bot.db"},
+            "database": {"url": sqlite_url},
             "telegram": {"token": TOKEN, "api_base_url": tg.base_url},
             "zalo": {"enabled": True, "token": zl.token, "api_base_url": zl.base_url,
                      "per_second": 50, "group_per_minute": 600},

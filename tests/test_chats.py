@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from bot.core import Chat, ChatEvent, Role, Sender
+from bot.core import Chat, ChatEvent, Sender
+from bot.roles import Role
 from tests.conftest import Harness
 
 

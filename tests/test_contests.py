@@ -11,9 +11,11 @@ from datetime import UTC, datetime, timedelta
 
 from openpyxl import load_workbook
 
-from bot.core import Attachment, Capabilities, Role, Sender
+from bot.core import Attachment, Capabilities, Sender
 from bot.jobs.contests import post_contest_news
-from bot.services.contests import ContestError, read_bank_file
+from bot.roles import Role
+from bot.services.contests import read_bank_file
+from bot.services.errors import ServiceError
 from bot.services.tables import read_table
 from tests.conftest import Harness
 from tests.recording import RecordingPlatform, message, press
@@ -218,7 +220,7 @@ async def test_a_question_bank_from_a_spreadsheet(harness: Harness) -> None:
     bad = rows.replace("Chỉ buổi sáng,2", "Chỉ buổi sáng,E")
     try:
         read_bank_file(bad.encode())
-    except ContestError as exc:
+    except ServiceError as exc:
         assert exc.reason == "bad_row" and exc.details == {"line": 4}
     else:
         raise AssertionError("a row without a right answer was accepted")

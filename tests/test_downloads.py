@@ -13,10 +13,10 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from openpyxl import load_workbook
 
-from bot.core import Capabilities, Role
+from bot.core import Capabilities
+from bot.roles import Role
 from bot.services.tables import read_table
 from bot.web.downloads import DownloadRoutes
-from handlers import progress
 from tests.conftest import Harness
 from tests.recording import press
 
@@ -35,8 +35,7 @@ async def client(harness: Harness) -> AsyncIterator[Client]:
     await harness.ctx.services.registry.import_table(ward.id, read_table(
         "code,group,head_name\nTDP01-001,TDP01,Nguyễn Văn An\n".encode()))
     app = web.Application()
-    DownloadRoutes(harness.ctx, {"progress_xlsx": (progress.export_file, progress.XLSX_TYPE)}
-                   ).install(app)
+    DownloadRoutes(harness.ctx).install(app)
     async with TestClient(TestServer(app)) as test_client:
         yield test_client
 

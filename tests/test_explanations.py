@@ -9,7 +9,7 @@ from pathlib import Path
 import jinja2
 import pytest
 
-from bot.core import Role
+from bot.roles import Role
 from bot.services.conversations import Who
 from bot.services.explanations import EXPLANATIONS_DIR, Matcher, fold, load_library
 from bot.services.vietnamese import load_glossary

@@ -8,9 +8,9 @@ from datetime import timedelta
 import pytest
 from sqlmodel import select
 
-from bot.core import Attachment, Chat, Incoming, Role, Sender
+from bot.core import Attachment, Chat, Incoming, Sender
 from bot.models import ConversationState, Feedback
-from handlers.feedback import nudge_overdue
+from bot.roles import Role
 from tests.conftest import Harness
 from tests.recording import message, press
 
@@ -151,12 +151,15 @@ async def test_overdue_tickets_are_nudged_once_per_period(harness: Harness) -> N
     await setup(harness)
     await harness.say("/gopy Cây đổ chắn đường", user=RESIDENT)  # infrastructure? no: other, 120 h
     harness.clock.advance(timedelta(hours=121))
-    sent = await nudge_overdue(harness.ctx, harness.router)
+    nudge_overdue = harness.ctx.jobs.feedback.nudge_overdue
+    sent = await nudge_overdue()
     assert sent == 2  # the coordinator and the group's leader
+    assert await harness.deliver() == 2
     assert "đã quá hạn" in to(harness, BOSS)[-1] and "đã quá hạn" in to(harness, LEADER)[-1]
-    assert await nudge_overdue(harness.ctx, harness.router) == 0
+    assert await nudge_overdue() == 0
     harness.clock.advance(timedelta(hours=25))
-    assert await nudge_overdue(harness.ctx, harness.router) == 2
+    assert await nudge_overdue() == 2
+    assert await harness.deliver() == 2
     overdue = await harness.say("/phananh quahan", user=BOSS)
     assert "PA-1 ⏰" in overdue
 

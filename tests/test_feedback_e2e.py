@@ -6,14 +6,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
 from bot.app import BotApp
 from bot.clock import FrozenClock
 from bot.config import Config
-from bot.core import Role
+from bot.roles import Role
 from tests.fake_telegram import FakeTelegram
 from tests.telegram_people import Ward, labels, plain
 
@@ -23,10 +22,10 @@ START = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)  # 10:00 in Hà Nội
 
 
 @pytest.fixture
-async def ward(tmp_path: Path) -> AsyncIterator[Ward]:
+async def ward(sqlite_url: str) -> AsyncIterator[Ward]:
     async with FakeTelegram(token=TOKEN, bot_username="cds_test_bot") as tg:
         config = Config.model_validate({
-            "database": {"url": f"sqlite+aiosqlite:///{tmp_path}/bot.db"},
+            "database": {"url": sqlite_url},
             "telegram": {"token": TOKEN, "api_base_url": tg.base_url},
             "web": {"port": 0},
         })

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from bot.core import Capabilities, Role
+from bot.core import Capabilities
 from bot.jobs.feedback_followup import ask_if_fixed
+from bot.roles import Role
 from tests.conftest import Harness
 from tests.recording import RecordingPlatform, message, press
 

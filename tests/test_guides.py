@@ -18,7 +18,8 @@ import pytest
 from bot.app import BotApp
 from bot.clock import FrozenClock
 from bot.config import Config
-from bot.core import Chat, Role, Sender
+from bot.core import Chat, Sender
+from bot.roles import Role
 from bot.services.guides import link_payload, parse_code, parse_link
 from bot.services.series import parse_rhythm
 from tests.fake_telegram import FakeTelegram

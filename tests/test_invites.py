@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from bot.core import Role
+from bot.roles import Role
 from tests.conftest import Harness
 from tests.recording import message, press
 

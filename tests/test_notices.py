@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,12 +15,13 @@ from sqlmodel import select
 from bot.app import BotApp
 from bot.clock import FrozenClock
 from bot.config import Config
-from bot.core import Capabilities, Chat, Outgoing, Role, Sender, Sent
+from bot.core import Capabilities, Chat, Outgoing, Sender, Sent
 from bot.db import Database
 from bot.delivery.outbox import NewDelivery, Outbox, Pacing
 from bot.delivery.quiet import QuietHours
 from bot.metrics import Metrics
 from bot.models import ChatBinding, Delivery
+from bot.roles import Role
 from tests.fake_telegram import FakeTelegram
 from tests.telegram_people import Ward, labels, plain, until
 
@@ -56,9 +56,9 @@ async def seed(app: BotApp) -> None:
 
 
 @pytest.fixture
-async def ward(tmp_path: Path) -> AsyncIterator[Ward]:
+async def ward(sqlite_url: str) -> AsyncIterator[Ward]:
     async with FakeTelegram(token=TOKEN, bot_username="cds_test_bot") as tg:
-        app = BotApp(make_config(f"sqlite+aiosqlite:///{tmp_path}/bot.db", tg),
+        app = BotApp(make_config(sqlite_url, tg),
                      clock=FrozenClock(START))
         await app.db.upgrade()
         await seed(app)
@@ -226,9 +226,9 @@ async def test_long_notice_is_split_in_order_never_mid_word(ward: Ward) -> None:
 
 @pytest.mark.parametrize("crash", [True, False], ids=["crash", "clean-stop"])
 async def test_restart_in_the_middle_of_a_broadcast_loses_nothing(
-    tmp_path: Path, crash: bool
+    sqlite_url: str, crash: bool
 ) -> None:
-    url = f"sqlite+aiosqlite:///{tmp_path}/bot.db"
+    url = sqlite_url
     chats = [str(-5000 - i) for i in range(40)]
     async with FakeTelegram(token=TOKEN, bot_username="cds_test_bot") as tg:
         first = BotApp(make_config(url, tg, per_second=20), clock=FrozenClock(START))
@@ -325,12 +325,12 @@ class SlowPlatform(CountingPlatform):
         return await super().send(chat_id, message)
 
 
-async def test_a_row_taken_over_after_its_lease_is_sent_once(tmp_path: Path) -> None:
+async def test_a_row_taken_over_after_its_lease_is_sent_once(sqlite_url: str) -> None:
     """A worker so slow that its lease runs out: its rows go to another worker, and the
     slow one leaves them alone instead of sending them a second time. Only the message
     it had in flight when the lease ran out can arrive twice (without the check, all
     four it had claimed did)."""
-    db = Database(f"sqlite+aiosqlite:///{tmp_path}/bot.db")
+    db = Database(sqlite_url)
     await db.upgrade()
     try:
         clock = FrozenClock(START)

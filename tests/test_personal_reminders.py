@@ -15,9 +15,10 @@ from sqlmodel import select
 from bot.app import BotApp
 from bot.clock import FrozenClock
 from bot.config import Config
-from bot.core import Role, Sender
+from bot.core import Sender
 from bot.jobs.personal_reminders import send_personal_reminders
 from bot.models import PersonalReminder
+from bot.roles import Role
 from bot.services.reminders import Effect
 from bot.services.tables import read_table
 from tests.fake_telegram import FakeTelegram

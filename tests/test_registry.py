@@ -12,10 +12,12 @@ from openpyxl import Workbook
 
 from bot.clock import FrozenClock
 from bot.context import build_context
-from bot.core import Role, Sender
+from bot.core import Sender
 from bot.db import Database
+from bot.roles import Role
+from bot.services.errors import ServiceError
 from bot.services.registry import rows_to_csv
-from bot.services.tables import TableError, read_table
+from bot.services.tables import read_table
 from tests.conftest import Harness, make_config
 
 GOOD = (
@@ -110,13 +112,13 @@ def test_excel_encodings_read_back_with_diacritics(encoding: str) -> None:
 
 
 def test_unreadable_files_say_why() -> None:
-    with pytest.raises(TableError) as empty:
+    with pytest.raises(ServiceError) as empty:
         read_table(b"  \n")
     assert empty.value.reason == "empty"
-    with pytest.raises(TableError) as old:
+    with pytest.raises(ServiceError) as old:
         read_table(b"\xd0\xcf\x11\xe0" + b"\0" * 100, "ds.xls")
     assert old.value.reason == "old_excel"
-    with pytest.raises(TableError) as broken:
+    with pytest.raises(ServiceError) as broken:
         read_table(b"PK\x03\x04 not really a zip")
     assert broken.value.reason == "not_a_table"
 
@@ -125,14 +127,14 @@ async def test_unknown_or_missing_columns_stop_the_import(harness: Harness) -> N
     wid = await ward_id(harness)
     registry = harness.ctx.services.registry
     sheet = b"code,group,head_name,ghichu,mau xe\nA,TDP01,X,y,do\n"
-    with pytest.raises(TableError) as unknown:
+    with pytest.raises(ServiceError) as unknown:
         await registry.import_table(wid, read_table(sheet), strict=True)
     assert (unknown.value.reason, unknown.value.detail) == (
         "unknown_column", "mau xe|Điện thoại thông minh, Nhóm chat của tổ, VNeID mức 2, "
         "Ứng dụng Công dân số, Thanh toán điện tử, Dịch vụ công")
     lenient = await registry.import_table(wid, read_table(sheet))
     assert lenient.added == 1 and lenient.ignored_columns == ["mau xe"]  # ghichu: silently
-    with pytest.raises(TableError) as missing:
+    with pytest.raises(ServiceError) as missing:
         await registry.import_table(wid, read_table(b"code,head_name\nA,X\n"))
     assert (missing.value.reason, missing.value.detail) == ("missing_column", "group")
 
@@ -161,7 +163,6 @@ async def test_csv_export_reads_back(harness: Harness, tmp_path: object) -> None
     rows = await harness.ctx.services.registry.household_rows(wid)
     text = rows_to_csv(rows).decode("utf-8-sig")
     assert text.splitlines()[1].startswith("TDP01-001,TDP01,Nguyễn Văn An,12 Lê Lợi,4,4,0,1,")
-
 
 
 async def test_import_mark_and_count_on_both_databases(db_url: str, clock: FrozenClock) -> None:

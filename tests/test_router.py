@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from bot.core import Role
+from bot.roles import Role
 from bot.router import Ctx
 from bot.services.tables import read_table
 from tests.conftest import Harness

@@ -7,7 +7,6 @@ import asyncio
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
@@ -15,7 +14,8 @@ import pytest
 from bot.app import BotApp
 from bot.clock import FrozenClock
 from bot.config import Config
-from bot.core import Chat, Role, Sender
+from bot.core import Chat, Sender
+from bot.roles import Role
 from bot.services.tables import read_table
 from tests.fake_telegram import FakeTelegram
 from tests.fake_zalo import FakeZalo
@@ -111,8 +111,8 @@ def _plain(message: dict[str, Any]) -> str:
 
 
 @pytest.fixture(params=["telegram", "zalo"])
-async def chat(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Chatter]:
-    db = {"url": f"sqlite+aiosqlite:///{tmp_path}/bot.db"}
+async def chat(request: pytest.FixtureRequest, sqlite_url: str) -> AsyncIterator[Chatter]:
+    db = {"url": sqlite_url}
     if request.param == "telegram":
         async with FakeTelegram() as tg:
             config = Config.model_validate({

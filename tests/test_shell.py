@@ -7,9 +7,14 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 from bot.cli.shell import Shell
-from bot.core import Role
+from bot.roles import Role
 from tests.conftest import make_config
+
+# Each test's <tmp_path>/bot.db starts as a copy of the migrated template (conftest).
+pytestmark = pytest.mark.usefixtures("sqlite_url")
 
 
 def scripted(lines: list[str]) -> tuple[Iterator[str], list[str]]:
@@ -27,7 +32,7 @@ async def run_shell(tmp_path: Path, role: Role, lines: list[str]) -> str:
             raise EOFError from None
 
     shell = Shell(
-        make_config(f"sqlite+aiosqlite:///{tmp_path}/demo.db"), role=role, demo=True,
+        make_config(f"sqlite+aiosqlite:///{tmp_path}/bot.db"), role=role, demo=True,
         read_line=read, write=out.append, files_dir=tmp_path / "files",
     )
     assert await shell.run() == 0

@@ -11,7 +11,8 @@ import pytest
 from openpyxl import Workbook
 
 from bot.cli.main import main
-from bot.services.tables import TableError, read_table
+from bot.services.errors import ServiceError
+from bot.services.tables import read_table
 from tests.conftest import Harness
 
 
@@ -81,7 +82,7 @@ async def test_a_per_adult_cell_larger_than_the_adults_says_so(harness: Harness)
 @pytest.mark.parametrize("data", [b"%PDF-1.4\n%\xe2\xe3\xcf\xd3 binary", b"hello world",
                                   b"PK\x03\x04 broken zip"])
 def test_a_pdf_or_a_broken_file_named_xlsx_is_not_a_spreadsheet(data: bytes) -> None:
-    with pytest.raises(TableError) as error:
+    with pytest.raises(ServiceError) as error:
         read_table(data, "danh-sach.xlsx")
     assert error.value.reason == "not_a_table"
 

@@ -10,11 +10,11 @@ import sqlalchemy as sa
 
 from bot.clock import FrozenClock
 from bot.context import build_context
-from bot.core import Role, Sender
+from bot.core import Sender
 from bot.db import Database
+from bot.roles import Role
 from bot.services.conversations import Who
-from bot.services.invites import InviteError
-from bot.services.places import PlaceError
+from bot.services.errors import ServiceError
 from tests.conftest import make_config
 
 TABLES = {
@@ -23,8 +23,8 @@ TABLES = {
 }
 
 
-async def test_migrations_create_every_table_and_are_idempotent(db_url: str) -> None:
-    db = Database(db_url)
+async def test_migrations_create_every_table_and_are_idempotent(empty_db_url: str) -> None:
+    db = Database(empty_db_url)
     try:
         await db.upgrade()
         await db.upgrade()
@@ -56,10 +56,10 @@ async def test_places_grants_and_identity(db_url: str, clock: FrozenClock) -> No
         await places.add_ward("p7", "Phường 7")
         group = await places.add_group("P7", "tdp05", "Tổ 5")
         assert group.code == "TDP05"
-        with pytest.raises(PlaceError) as dup:
+        with pytest.raises(ServiceError) as dup:
             await places.add_group("P7", "TDP05", "Tổ 5 lần hai")
         assert dup.value.reason == "group_exists"
-        with pytest.raises(PlaceError):
+        with pytest.raises(ServiceError):
             await access.grant(platform="telegram", user_id="1", role=Role.LEADER, ward_code="P7")
         await access.grant(
             platform="telegram", user_id="1", role=Role.LEADER, ward_code="P7", group_code="TDP05"
@@ -120,7 +120,7 @@ async def test_last_use_of_an_invite_goes_to_one_person_only(
             *(ctx.services.invites.redeem(p, invite.code) for p in people), return_exceptions=True
         )
         won = [r for r in results if not isinstance(r, BaseException)]
-        lost = [r for r in results if isinstance(r, InviteError)]
+        lost = [r for r in results if isinstance(r, ServiceError)]
         assert len(won) == 1
         assert len(lost) == 2 and all(e.reason == "used_up" for e in lost)
     finally:

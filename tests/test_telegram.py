@@ -13,9 +13,12 @@ import pytest
 
 from bot.app import BotApp
 from bot.config import Config
-from bot.core import Role
+from bot.roles import Role
 from bot.router import Ctx
 from tests.fake_telegram import FakeTelegram
+
+# Each test's <tmp_path>/bot.db starts as a copy of the migrated template (conftest).
+pytestmark = pytest.mark.usefixtures("sqlite_url")
 
 TOKEN = "123456:TEST-TOKEN"
 LEADER, RESIDENT, STRANGER = 501, 502, 503

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import jinja2
 
-from bot.core import Role
+from bot.roles import Role
 from bot.texts import MESSAGES_DIR, Texts, split_text, to_plain
 
 texts = Texts()

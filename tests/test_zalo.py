@@ -12,9 +12,12 @@ import pytest
 
 from bot.app import BotApp
 from bot.config import Config
-from bot.core import Role
 from bot.platforms.zalo import ZaloApiError, ZaloClient, unwrap_update
+from bot.roles import Role
 from tests.fake_zalo import FakeZalo
+
+# Each test's <tmp_path>/bot.db starts as a copy of the migrated template (conftest).
+pytestmark = pytest.mark.usefixtures("sqlite_url")
 
 LEADER, RESIDENT = "7001", "7002"
 

@@ -7,7 +7,6 @@ import itertools
 import json
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -17,7 +16,7 @@ from bot.app import BotApp
 from bot.config import Config
 from bot.core import Outgoing
 from bot.platforms.zalo_oa import expected_signature, verify_signature
-from bot.services.oa_tokens import DbTokenStore
+from bot.platforms.zalo_oa_store import DbTokenStore
 from tests.fake_zalo_oa import FakeZaloOA
 
 APP_ID, OA_SECRET = "5551234", "oa-secret-key"
@@ -31,9 +30,9 @@ async def oa() -> AsyncIterator[FakeZaloOA]:
 
 
 @pytest.fixture
-async def app(oa: FakeZaloOA, tmp_path: Path) -> AsyncIterator[BotApp]:
+async def app(oa: FakeZaloOA, sqlite_url: str) -> AsyncIterator[BotApp]:
     config = Config.model_validate({
-        "database": {"url": f"sqlite+aiosqlite:///{tmp_path}/bot.db"},
+        "database": {"url": sqlite_url},
         "telegram": {"enabled": False},
         "zalo_oa": {
             "enabled": True, "app_id": APP_ID, "secret_key": oa.app_secret,

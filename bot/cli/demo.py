@@ -12,7 +12,8 @@ from datetime import timedelta
 from typing import Any
 
 from bot.context import AppContext
-from bot.core import Chat, Role, Sender
+from bot.core import Chat, Sender
+from bot.roles import Role
 from bot.services.tables import read_table
 from bot.texts import MESSAGES_DIR
 

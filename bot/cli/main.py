@@ -25,11 +25,11 @@ from bot.config import (
     resolve_path,
 )
 from bot.context import build_context
-from bot.core import Role
 from bot.db import Database
-from bot.services.places import PlaceError
-from bot.services.reports import progress_csv, progress_xlsx
-from bot.services.tables import TableError, read_table
+from bot.roles import Role
+from bot.services.errors import ServiceError
+from bot.services.reports import progress_csv
+from bot.services.tables import read_table
 from bot.texts import Texts, to_plain
 
 DEMO_DATABASE_URL = "sqlite+aiosqlite:///./data/demo.db"
@@ -173,7 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handlers[args.command](args, loaded)
     except ConfigError as exc:
         return _fail(str(exc), EXIT_CONFIG)
-    except PlaceError as exc:
+    except ServiceError as exc:
         return _fail(_place_error(exc, loaded), EXIT_USAGE)
     except KeyboardInterrupt:
         return 130
@@ -374,26 +374,21 @@ def _invite(args: argparse.Namespace, loaded: LoadedConfig) -> int:
     async def act(db: Database) -> None:
         import segno
 
-        from bot.services.invites import InviteError
-
         await db.upgrade()
         context = build_context(loaded.config, db, SystemClock())
         places = context.services.places
         ward = await places.ward_by_code(args.ward)
         if ward is None:
-            raise PlaceError("unknown_ward", code=args.ward.upper())
+            raise ServiceError("unknown_ward", code=args.ward.upper())
         group_id = None
         if args.group:
             group = await places.group_by_code(ward.id, args.group)
             if group is None:
-                raise PlaceError("unknown_group", code=args.group.upper())
+                raise ServiceError("unknown_group", code=args.group.upper())
             group_id = group.id
-        try:
-            info = await context.services.invites.create(
-                None, role=Role(args.role), ward_id=ward.id, group_id=group_id, max_uses=1,
-            )
-        except InviteError as exc:
-            raise PlaceError(exc.reason) from exc
+        info = await context.services.invites.create(
+            None, role=Role(args.role), ward_id=ward.id, group_id=group_id, max_uses=1,
+        )
         username = (args.bot_username or "").lstrip("@")
         if args.platform == "telegram" and username:
             link = f"https://t.me/{username}?start={info.code}"
@@ -419,7 +414,7 @@ def _import(args: argparse.Namespace, loaded: LoadedConfig) -> int:
         table = read_table(args.file.read_bytes(), args.file.name)
     except OSError as exc:
         return _fail(f"{args.file}: {exc.strerror or exc}", EXIT_USAGE)
-    except TableError as exc:
+    except ServiceError as exc:
         texts = Texts(locale=loaded.config.bot.locale)
         reason = texts.label(f"households.table_error.{exc.reason}", detail=exc.detail)
         return _fail(f"{args.file}: {reason}", EXIT_USAGE)
@@ -430,13 +425,13 @@ def _import(args: argparse.Namespace, loaded: LoadedConfig) -> int:
         context = build_context(loaded.config, db, SystemClock())
         ward = await context.services.places.ward_by_code(args.ward)
         if ward is None:
-            raise PlaceError("unknown_ward", code=args.ward.upper())
+            raise ServiceError("unknown_ward", code=args.ward.upper())
         try:
             report = await context.services.registry.import_table(
                 ward.id, table, dry_run=args.dry_run, strict=args.strict,
                 create_groups=args.create_groups,
             )
-        except TableError as exc:
+        except ServiceError as exc:
             reason = context.texts.label(f"households.table_error.{exc.reason}",
                                          detail=exc.detail)
             print(f"cds-bot: {args.file}: {reason}", file=sys.stderr)
@@ -458,11 +453,15 @@ def _export(args: argparse.Namespace, loaded: LoadedConfig) -> int:
         context = build_context(loaded.config, db, SystemClock())
         ward = await context.services.places.ward_by_code(args.ward)
         if ward is None:
-            raise PlaceError("unknown_ward", code=args.ward.upper())
-        rows = await context.services.registry.household_rows(ward.id)
-        progress = await context.services.progress.ward(ward.id)
-        build = progress_csv if args.format == "csv" else progress_xlsx
-        data = build(progress, rows, context.texts.label, loaded.config.bot.tz)
+            raise ServiceError("unknown_ward", code=args.ward.upper())
+        if args.format == "csv":
+            rows = await context.services.registry.household_rows(ward.id)
+            progress = await context.services.progress.ward(ward.id)
+            data = progress_csv(progress, rows, context.texts.label, loaded.config.bot.tz)
+            households = len(rows)
+        else:
+            book = await context.services.reports.progress_workbook(ward.id, context.texts.label)
+            data, households = book.data, book.households
         try:
             args.output.write_bytes(data)
         except OSError as exc:
@@ -470,7 +469,7 @@ def _export(args: argparse.Namespace, loaded: LoadedConfig) -> int:
                                       reason=exc.strerror or type(exc).__name__,
                                       ward=ward.code))
             return
-        print(texts.label("cli.exported", count=len(rows), ward=ward.code, file=args.output))
+        print(texts.label("cli.exported", count=households, ward=ward.code, file=args.output))
 
     texts = Texts(locale=loaded.config.bot.locale)
     folder = args.output.parent
@@ -540,7 +539,7 @@ def _database_problem(exc: BaseException, loaded: LoadedConfig) -> str | None:
     return texts.label("cli.db_error", url=safe, kind=type(exc).__name__)
 
 
-def _place_error(exc: PlaceError, loaded: LoadedConfig | None = None) -> str:
+def _place_error(exc: ServiceError, loaded: LoadedConfig | None = None) -> str:
     texts = _texts(loaded)
     key = f"cli.place.{exc.reason}"
     if not texts.has_label(key):

@@ -9,16 +9,16 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from bot.app import build_router
 from bot.cli.demo import group_chat_id, seed_demo
 from bot.clock import Clock, SystemClock
 from bot.config import Config
 from bot.context import AppContext, build_context
-from bot.core import Chat, Incoming, Role, Sender, is_number, parse_command_text
+from bot.core import Chat, Incoming, Sender, is_number, parse_command_text
 from bot.db import Database
 from bot.platforms.console import ConsolePlatform
-from bot.router import Router
+from bot.roles import Role
 from bot.texts import to_terminal
-from handlers import register_all
 
 EXIT_WORDS = {"/thoat", "/exit", "/quit"}
 
@@ -49,8 +49,7 @@ class Shell:
         self.context: AppContext = build_context(
             config, self.db, clock or SystemClock(), console_admins=admins
         )
-        self.router = Router(self.context)
-        register_all(self.router)
+        self.router = build_router(self.context)
         color = hasattr(sys.stdout, "isatty") and sys.stdout.isatty()
         self.platform = ConsolePlatform(write, files_dir=files_dir, color=color)
         self.router.attach(self.platform)

@@ -51,6 +51,11 @@ class Scheduler:
             raise ValueError(f"job {job.name!r} needs exactly one of every_seconds or cron")
         self._jobs[job.name] = job
 
+    @property
+    def jobs(self) -> list[Job]:
+        """The jobs added, in order (logged at start; checked by tests/test_imports.py)."""
+        return list(self._jobs.values())
+
     async def run_now(self, name: str) -> object:
         """Run one job at once (used by tests and by "send now" buttons)."""
         return await self._jobs[name].func()

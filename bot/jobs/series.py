@@ -15,7 +15,7 @@ from bot.context import AppContext
 from bot.delivery.outbox import NewDelivery
 from bot.services.guides import PostTarget
 from bot.services.series import SeriesRun
-from handlers.guide_posts import guide_body, post
+from bot.topics import guide_body, post
 
 log = logging.getLogger(__name__)
 

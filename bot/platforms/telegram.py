@@ -8,13 +8,8 @@ the HTTP; everything else — routing, conversations, schedules — is ours and 
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Awaitable, Callable
 from typing import Any
-
-# Opt in to PTB's coming time periods as timedelta (RetryAfter.retry_after and friends);
-# without it every 429 logs a deprecation warning from inside PTB. Read at use, per call.
-os.environ.setdefault("PTB_TIMEDELTA", "1")
 
 from telegram import (
     BotCommand,

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
+import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import Clock
-from bot.core import GROUP_ROLES, Role, Sender
+from bot.core import Sender
 from bot.db import Database
 from bot.models import Member, ResidentialGroup, RoleGrant, Ward
+from bot.roles import GROUP_ROLES, Role
 from bot.services import audit
-from bot.services.places import PlaceError, normalize_code
+from bot.services.errors import ServiceError
+from bot.services.places import normalize_code
 
 LAST_SEEN_PRECISION = timedelta(minutes=5)
 
@@ -27,6 +30,16 @@ class Grant:
     ward_code: str
     group_id: int | None = None
     group_code: str = ""
+
+
+@dataclass(frozen=True)
+class Holder:
+    """Someone who holds a role somewhere: enough to name them and to write to them."""
+
+    member_id: int
+    platform: str
+    user_id: str
+    name: str
 
 
 @dataclass(frozen=True)
@@ -119,19 +132,13 @@ class Access:
 
     async def coordinators(self, ward_id: int) -> list[tuple[str, str]]:
         """(platform, user id) of the ward's coordinators, for digests and final rankings."""
+        return [(h.platform, h.user_id) for h in await self.holders(ward_id, {Role.COORDINATOR})]
+
+    async def holders(
+        self, ward_id: int, roles: Collection[Role], group_id: int | None = None
+    ) -> list[Holder]:
         async with self._db.session() as session:
-            rows = (
-                await session.exec(
-                    select(Member.platform, Member.platform_user_id)
-                    .join(RoleGrant, col(RoleGrant.member_id) == Member.id)
-                    .where(
-                        RoleGrant.ward_id == ward_id, col(RoleGrant.revoked_at).is_(None),
-                        RoleGrant.role == Role.COORDINATOR.value,
-                    )
-                    .distinct()
-                )
-            ).all()
-            return [(p, u) for p, u in rows]
+            return await holders(session, ward_id, roles, group_id)
 
     async def _touch_member(self, session: AsyncSession, platform: str, sender: Sender) -> Member:
         now = self._clock.now()
@@ -183,7 +190,7 @@ class Access:
                 await session.exec(select(Ward).where(Ward.code == normalize_code(ward_code)))
             ).first()
             if ward is None or ward.id is None:
-                raise PlaceError("unknown_ward", code=normalize_code(ward_code))
+                raise ServiceError("unknown_ward", code=normalize_code(ward_code))
             group_id: int | None = None
             if group_code:
                 group = (
@@ -195,10 +202,10 @@ class Access:
                     )
                 ).first()
                 if group is None:
-                    raise PlaceError("unknown_group", code=normalize_code(group_code))
+                    raise ServiceError("unknown_group", code=normalize_code(group_code))
                 group_id = group.id
             elif role in GROUP_ROLES:
-                raise PlaceError("group_required", role=role.value)
+                raise ServiceError("group_required", role=role.value)
             member = await self._touch_member(session, platform, Sender(user_id=user_id, name=name))
             assert member.id is not None
             return await self.add_grant(
@@ -297,3 +304,25 @@ async def _load_grants(session: AsyncSession, *member_ids: int) -> list[Grant]:
         )
         for grant, ward, group in unique
     ]
+
+
+async def holders(
+    session: AsyncSession, ward_id: int, roles: Collection[Role], group_id: int | None = None
+) -> list[Holder]:
+    """Who holds one of `roles` in a ward now (revoked grants do not count); with
+    `group_id`, only grants covering that group: its own, or ward-wide ones. Each person's
+    account once, ordered by name. The one query behind "tell the coordinators", "the
+    group's leaders and helpers", "who can handle this ticket"."""
+    query = (
+        select(Member.id, Member.platform, Member.platform_user_id, Member.display_name)
+        .join(RoleGrant, col(RoleGrant.member_id) == col(Member.id))
+        .where(col(RoleGrant.ward_id) == ward_id, col(RoleGrant.revoked_at).is_(None),
+               col(RoleGrant.role).in_([r.value for r in roles]))
+        .distinct()
+    )
+    if group_id is not None:
+        query = query.where(sa.or_(col(RoleGrant.group_id).is_(None),
+                                   col(RoleGrant.group_id) == group_id))
+    rows = (await session.exec(query)).all()
+    found = {m: Holder(m, p, u, name) for m, p, u, name in rows if m is not None}
+    return sorted(found.values(), key=lambda h: (h.name, h.member_id))

@@ -15,15 +15,10 @@ from bot.db import Database
 from bot.models import LinkCode, Member
 from bot.services import audit
 from bot.services.access import Identity
+from bot.services.errors import ServiceError
 from bot.services.invites import new_code
 
 CODE_LIFETIME = timedelta(minutes=10)
-
-
-class LinkError(Exception):
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -69,16 +64,16 @@ class Accounts:
                 )
             ).first()
             if row is None or row.used:
-                raise LinkError("unknown")
+                raise ServiceError("unknown")
             if row.expires_at <= now:
-                raise LinkError("expired")
+                raise ServiceError("expired")
             first = await session.get(Member, row.member_id)
             second = await session.get(Member, identity.member_id)
             assert first is not None and second is not None
             if first.id == second.id:
-                raise LinkError("same_account")
+                raise ServiceError("same_account")
             if first.platform == second.platform:
-                raise LinkError("same_platform")
+                raise ServiceError("same_platform")
             already = first.person_id is not None and first.person_id == second.person_id
             if not already:
                 # One person, one account per app: joining two people who between them hold
@@ -90,7 +85,7 @@ class Accounts:
                         select(Member).where(col(Member.person_id).in_(people)))).all())
                 platforms = [m.platform for m in {m.id: m for m in accounts}.values()]
                 if len(platforms) != len(set(platforms)):
-                    raise LinkError("same_platform")
+                    raise ServiceError("same_platform")
             row.used = True
             session.add(row)
             if not already:

@@ -12,28 +12,23 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
-from typing import Any
 
 from apscheduler.triggers.cron import CronTrigger
 from sqlmodel import col, select
 
 from bot.clock import Clock
-from bot.core import Role, is_number
+from bot.core import is_number
 from bot.db import Database
 from bot.models import Campaign, ScheduleRun
+from bot.roles import Role
 from bot.services import audit
 from bot.services.access import Identity
+from bot.services.errors import ServiceError
 from bot.services.explanations import fold
+from bot.services.progress import GroupProgress, StepCount
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 STATES = ("active", "paused", "ended")
-
-
-class CampaignError(Exception):
-    def __init__(self, reason: str, **details: Any) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.details = details
 
 
 @dataclass(frozen=True)
@@ -77,7 +72,7 @@ def parse_days(text: str) -> list[str]:
     if folded.replace(" ", "") in ("hangngay", "moingay", "daily", "everyday", ""):
         if folded:
             return list(DAYS)
-        raise CampaignError("bad_days", text=text)
+        raise ServiceError("bad_days", text=text)
     # "thu 2" / "t 2" written apart: join the word to its number first
     words = re.sub(r"\b(thu|t)\s+(\d)\b", r"\1\2", folded).split()
     days: list[str] = []
@@ -90,7 +85,7 @@ def parse_days(text: str) -> list[str]:
             number = word.removeprefix("thu") if word.startswith("thu") else \
                 word.removeprefix("t")
             if not (number.isascii() and is_number(number) and 2 <= int(number) <= 8):
-                raise CampaignError("bad_days", text=text)
+                raise ServiceError("bad_days", text=text)
             day = DAYS[int(number) - 2] if int(number) <= 7 else "sun"
         if day not in days:
             days.append(day)
@@ -101,10 +96,10 @@ def parse_time(text: str) -> str:
     text = text.strip().lower().replace("h", ":")
     hour, _, minute = text.partition(":")
     if not is_number(hour) or (minute and not is_number(minute)):
-        raise CampaignError("bad_time", text=text)
+        raise ServiceError("bad_time", text=text)
     h, m = int(hour), int(minute or 0)
     if not (0 <= h <= 23 and 0 <= m <= 59):
-        raise CampaignError("bad_time", text=text)
+        raise ServiceError("bad_time", text=text)
     return f"{h:02d}:{m:02d}"
 
 
@@ -141,14 +136,14 @@ class Campaigns:
         at_time: str,
     ) -> CampaignInfo:
         if identity.role_in_ward(ward_id) < Role.COORDINATOR:
-            raise CampaignError("not_allowed")
+            raise ServiceError("not_allowed")
         title = " ".join(title.split())
         if not title or len(title) > 200:
-            raise CampaignError("bad_title")
+            raise ServiceError("bad_title")
         if not 1 <= target <= 100:
-            raise CampaignError("bad_target")
+            raise ServiceError("bad_target")
         if ends_on < starts_on or ends_on < self.today():
-            raise CampaignError("bad_period")
+            raise ServiceError("bad_period")
         now = self._clock.now()
         async with self._db.session() as session:
             row = Campaign(
@@ -179,15 +174,15 @@ class Campaigns:
 
     async def set_state(self, identity: Identity, campaign_id: int, state: str) -> CampaignInfo:
         if state not in STATES:
-            raise CampaignError("bad_state")
+            raise ServiceError("bad_state")
         async with self._db.session() as session:
             row = await session.get(Campaign, campaign_id)
             if row is None:
-                raise CampaignError("unknown")
+                raise ServiceError("unknown")
             if identity.role_in_ward(row.ward_id) < Role.COORDINATOR:
-                raise CampaignError("not_allowed")
+                raise ServiceError("not_allowed")
             if row.state == "ended":
-                raise CampaignError("already_ended")
+                raise ServiceError("already_ended")
             row.state = state
             if state == "active":  # resuming does not replay the reminders missed meanwhile
                 row.last_run_at = self._clock.now()
@@ -284,3 +279,15 @@ class Campaigns:
             row.last_run_at = now
             session.add(row)
             return now - slot <= self._grace
+
+
+def covered(groups: Sequence[GroupProgress], c: CampaignInfo) -> list[GroupProgress]:
+    """The groups a campaign runs in (all of the ward's when it names none)."""
+    return [g for g in groups if not c.group_ids or g.group_id in c.group_ids]
+
+
+def campaign_total(groups: Sequence[GroupProgress], c: CampaignInfo) -> StepCount:
+    """The campaign's step summed over the groups it covers."""
+    counts = [g.steps[c.step_key] for g in covered(groups, c) if c.step_key in g.steps]
+    return StepCount(c.step_key, sum(x.done for x in counts), sum(x.total for x in counts),
+                     sum(x.households_done for x in counts))

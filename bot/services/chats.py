@@ -8,18 +8,14 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import Clock
-from bot.core import Chat, Role
+from bot.core import Chat
 from bot.db import Database
 from bot.models import ChatBinding, ResidentialGroup
+from bot.roles import Role
 from bot.services import audit
 from bot.services.access import Identity
+from bot.services.errors import ServiceError
 from bot.services.places import normalize_code
-
-
-class BindError(Exception):
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -133,15 +129,15 @@ class Chats:
                 )
             groups = (await session.exec(query)).all()
             if not groups:
-                raise BindError("unknown_group")
+                raise ServiceError("unknown_group")
             allowed = [
                 g for g in groups
                 if g.id is not None and identity.role_in_group(g.ward_id, g.id) >= Role.LEADER
             ]
             if not allowed:
-                raise BindError("not_allowed")
+                raise ServiceError("not_allowed")
             if len(allowed) > 1:
-                raise BindError("ambiguous_group")
+                raise ServiceError("ambiguous_group")
             group = allowed[0]
             existing = await self._get(session, platform, chat.chat_id)
             if existing is not None and existing.group_id and existing.group_id != group.id:
@@ -150,7 +146,7 @@ class Chats:
                 old = await session.get(ResidentialGroup, existing.group_id)
                 if old is not None and old.id is not None and \
                         identity.role_in_group(old.ward_id, old.id) < Role.LEADER:
-                    raise BindError("not_allowed")
+                    raise ServiceError("not_allowed")
             row = await self._upsert(session, platform, chat)
             previous = ""
             if row.group_id and row.group_id != group.id:
@@ -166,20 +162,27 @@ class Chats:
             return BindResult(binding=await self._info(session, row), previous_group_code=previous)
 
     async def active_by_group(self, ward_id: int) -> dict[int, list[BindingInfo]]:
-        """The active group chats of each residential group of a ward."""
+        """The active group chats of each residential group of a ward (one query: a ward
+        has hundreds of them, and the dashboard and every broadcast ask)."""
         async with self._db.session() as session:
             rows = (
                 await session.exec(
-                    select(ChatBinding).where(
+                    select(ChatBinding, ResidentialGroup.code, ResidentialGroup.name)
+                    .join(ResidentialGroup,
+                          col(ResidentialGroup.id) == col(ChatBinding.group_id))
+                    .where(
                         ChatBinding.ward_id == ward_id, col(ChatBinding.active).is_(True),
-                        col(ChatBinding.group_id).is_not(None),
                     ).order_by(col(ChatBinding.id))
                 )
             ).all()
             result: dict[int, list[BindingInfo]] = {}
-            for row in rows:
+            for row, code, name in rows:
                 assert row.group_id is not None
-                result.setdefault(row.group_id, []).append(await self._info(session, row))
+                result.setdefault(row.group_id, []).append(BindingInfo(
+                    platform=row.platform, chat_id=row.chat_id, title=row.title,
+                    active=row.active, ward_id=row.ward_id, group_id=row.group_id,
+                    group_code=code, group_name=name,
+                ))
             return result
 
     async def binding(self, platform: str, chat_id: str) -> BindingInfo | None:

@@ -21,7 +21,6 @@ from openpyxl import Workbook
 from sqlmodel import col, select
 
 from bot.clock import Clock
-from bot.core import Role
 from bot.db import Database
 from bot.models import (
     Contest,
@@ -31,21 +30,16 @@ from bot.models import (
     Member,
     ResidentialGroup,
 )
+from bot.roles import Role
 from bot.services import audit
 from bot.services.access import Identity
+from bot.services.errors import ServiceError
 from bot.services.explanations import fold
-from bot.services.tables import Table, TableError, read_table
+from bot.services.tables import Table, read_table
 
 BANKS_DIR = Path(__file__).resolve().parent.parent.parent / "messages"
 MAX_QUESTIONS = 200
 LETTERS = "ABCD"
-
-
-class ContestError(Exception):
-    def __init__(self, reason: str, **details: Any) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.details = details
 
 
 @dataclass(frozen=True)
@@ -210,8 +204,8 @@ def read_bank_file(data: bytes, filename: str = "") -> tuple[Question, ...]:
     Giải thích, Hướng dẫn (optional). The header row may sit under a title row."""
     try:
         table = read_table(data, filename)
-    except TableError as exc:
-        raise ContestError("bad_file", problem=exc.reason) from exc
+    except ServiceError as exc:
+        raise ServiceError("bad_file", problem=exc.reason) from exc
     columns, header_line = _bank_columns(table)
     questions = []
     for row in table.rows:
@@ -226,14 +220,14 @@ def read_bank_file(data: bytes, filename: str = "") -> tuple[Question, ...]:
         answer = LETTERS.find(raw) if len(raw) == 1 and raw in LETTERS else (
             int(raw) - 1 if raw.isdigit() and 1 <= int(raw) <= 4 else -1)
         if not cells["text"] or not all(options) or answer < 0:
-            raise ContestError("bad_row", line=row.line)
+            raise ServiceError("bad_row", line=row.line)
         questions.append(Question(cells["text"][:500], options,  # type: ignore[arg-type]
                                   answer, cells.get("explain", "")[:300],
                                   cells.get("guide", "")[:40]))
     if not questions:
-        raise ContestError("no_questions")
+        raise ServiceError("no_questions")
     if len(questions) > MAX_QUESTIONS:
-        raise ContestError("too_many_questions", limit=MAX_QUESTIONS)
+        raise ServiceError("too_many_questions", limit=MAX_QUESTIONS)
     return tuple(questions)
 
 
@@ -251,7 +245,7 @@ def _bank_columns(table: Table) -> tuple[dict[str, int], int]:
                     break
         if all(k in found for k in ("text", "a", "b", "c", "d", "answer")):
             return found, line
-    raise ContestError("bad_header")
+    raise ServiceError("bad_header")
 
 
 # --- the contest ---------------------------------------------------------------------------
@@ -271,14 +265,14 @@ class Contests:
         starts_at: datetime, ends_at: datetime, group_ids: Sequence[int],
     ) -> ContestInfo:
         if identity.role_in_ward(ward_id) < Role.COORDINATOR:
-            raise ContestError("not_allowed")
+            raise ServiceError("not_allowed")
         title = " ".join(title.split())
         if not title or len(title) > 200:
-            raise ContestError("bad_title")
+            raise ServiceError("bad_title")
         if not questions:
-            raise ContestError("no_questions")
+            raise ServiceError("no_questions")
         if ends_at <= starts_at or ends_at <= self._clock.now():
-            raise ContestError("bad_period")
+            raise ServiceError("bad_period")
         now = self._clock.now()
         async with self._db.session() as session:
             row = Contest(
@@ -321,7 +315,7 @@ class Contests:
         async with self._db.session() as session:
             row = await session.get(Contest, contest_id)
             if row is None or identity.role_in_ward(row.ward_id) < Role.COORDINATOR:
-                raise ContestError("not_found", number=contest_id)
+                raise ServiceError("not_found", number=contest_id)
             if row.ends_at > now:
                 row.ends_at = now
                 session.add(row)
@@ -338,10 +332,10 @@ class Contests:
             contest = await session.get(Contest, contest_id)
             if contest is None or contest.state != "active" or not (
                     contest.starts_at <= now < contest.ends_at):
-                raise ContestError("not_open")
+                raise ServiceError("not_open")
             group_id, household_id = await self._place(session, identity, contest.ward_id)
             if contest.group_ids and group_id not in contest.group_ids:
-                raise ContestError("not_your_group")
+                raise ServiceError("not_your_group")
             plays = (await session.exec(select(ContestPlay).where(
                 ContestPlay.contest_id == contest_id,
                 ContestPlay.member_id == identity.member_id,
@@ -350,7 +344,7 @@ class Contests:
             if current is None:
                 if len(plays) >= contest.attempts:
                     best = max(p.score for p in plays)
-                    raise ContestError("no_attempts_left", score=best,
+                    raise ServiceError("no_attempts_left", score=best,
                                        total=contest.per_player)
                 attempt = len(plays) + 1
                 rng = random.Random(f"{contest_id}:{identity.member_id}:{attempt}")
@@ -371,15 +365,15 @@ class Contests:
         async with self._db.session() as session:
             play = await session.get(ContestPlay, play_id, with_for_update=True)
             if play is None or play.member_id != identity.member_id:
-                raise ContestError("not_found", number=play_id)
+                raise ServiceError("not_found", number=play_id)
             contest = await session.get(Contest, play.contest_id)
             assert contest is not None
             if play.finished_at is not None or index != len(play.answers):
-                raise ContestError("already_answered")
+                raise ServiceError("already_answered")
             if now >= contest.ends_at:
-                raise ContestError("not_open")
+                raise ServiceError("not_open")
             if not 0 <= choice < 4:
-                raise ContestError("already_answered")
+                raise ServiceError("already_answered")
             question = Question.from_row(contest.questions[int(play.drawn[index])])
             order = self._order(play, index)
             picked = order[choice]
@@ -432,7 +426,7 @@ class Contests:
         async with self._db.session() as session:
             contest = await session.get(Contest, contest_id)
             if contest is None:
-                raise ContestError("not_found", number=contest_id)
+                raise ServiceError("not_found", number=contest_id)
             info = _info(contest)
             groups = (await session.exec(select(ResidentialGroup).where(
                 ResidentialGroup.ward_id == contest.ward_id))).all()
@@ -504,7 +498,7 @@ class Contests:
         async with self._db.session() as session:
             contest = await session.get(Contest, contest_id)
             if contest is None:
-                raise ContestError("not_found", number=contest_id)
+                raise ServiceError("not_found", number=contest_id)
             rows = (await session.exec(
                 select(Member.display_name, ResidentialGroup.code, ContestPlay.score,
                        ContestPlay.finished_at)

@@ -9,7 +9,6 @@ import statistics
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import col, func, select
@@ -17,7 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import Clock
 from bot.config import FEEDBACK_CATEGORIES, FeedbackSection
-from bot.core import GROUP_ROLES, Role, is_number
+from bot.core import is_number
 from bot.db import Database
 from bot.models import (
     AuditLog,
@@ -31,9 +30,11 @@ from bot.models import (
     TopicVote,
     Ward,
 )
+from bot.roles import GROUP_ROLES, Role
 from bot.services import audit
-from bot.services.access import Identity
+from bot.services.access import Identity, holders
 from bot.services.conversations import MENU_SUFFIX
+from bot.services.errors import ServiceError
 from bot.services.explanations import fold
 from bot.services.privacy import mask_contacts, mask_national_ids
 
@@ -52,13 +53,6 @@ TRANSITIONS: dict[str, tuple[tuple[str, ...], str | None]] = {
     "reject": (OPEN_STATES, "rejected"),
 }
 NEEDS_MESSAGE = ("reply", "resolve", "reject")
-
-
-class FeedbackError(Exception):
-    def __init__(self, reason: str, **details: Any) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.details = details
 
 
 @dataclass(frozen=True)
@@ -215,11 +209,11 @@ class Feedbacks:
     ) -> Filed:
         text = mask_national_ids(text.strip())
         if not text:
-            raise FeedbackError("empty")
+            raise ServiceError("empty")
         if len(text) > MAX_TEXT:
-            raise FeedbackError("too_long", limit=MAX_TEXT)
+            raise ServiceError("too_long", limit=MAX_TEXT)
         if category not in FEEDBACK_CATEGORIES:
-            raise FeedbackError("bad_category")
+            raise ServiceError("bad_category")
         now = self._clock.now()
         async with self._db.session() as session:
             ward_id, group_id = await self._place_of(session, identity)
@@ -258,7 +252,7 @@ class Feedbacks:
                 )
             ).all()
             if len(recent) >= self._config.max_per_hour:
-                raise FeedbackError("rate_limited", retry_at=recent[0] + timedelta(hours=1))
+                raise ServiceError("rate_limited", retry_at=recent[0] + timedelta(hours=1))
             row = Feedback(
                 kind=kind, category=category, text=text, text_hash=digest,
                 location=mask_national_ids(location.strip())[:300],
@@ -286,7 +280,7 @@ class Feedbacks:
         wards = (await session.exec(select(Ward.id))).all()
         if len(wards) == 1 and wards[0] is not None:
             return wards[0], None  # a one-ward deployment: guests' feedback goes there
-        raise FeedbackError("no_ward")
+        raise ServiceError("no_ward")
 
     # --- reading ---------------------------------------------------------------------------
     async def mine(self, identity: Identity) -> list[TicketView]:
@@ -305,7 +299,7 @@ class Feedbacks:
         async with self._db.session() as session:
             row = await session.get(Feedback, number)
             if row is None or row.reporter_member_id != identity.member_id:
-                raise FeedbackError("not_found", number=number)
+                raise ServiceError("not_found", number=number)
             return await self._view(session, row, staff=False, history=True)
 
     async def for_staff(self, identity: Identity, number: int) -> TicketView:
@@ -316,9 +310,9 @@ class Feedbacks:
     async def _staff_row(self, session: AsyncSession, identity: Identity, number: int) -> Feedback:
         row = await session.get(Feedback, number)
         if row is None:
-            raise FeedbackError("not_found", number=number)
+            raise ServiceError("not_found", number=number)
         if not _may_handle(identity, row):
-            raise FeedbackError("not_yours", number=number)
+            raise ServiceError("not_yours", number=number)
         return row
 
     async def list_for_staff(
@@ -354,43 +348,48 @@ class Feedbacks:
             items = tuple([await self._view(session, r, staff=True) for r in chunk])
             return Page(items=items, page=page, pages=pages, total=len(rows))
 
+    async def open_counts(self, identity: Identity) -> tuple[int, int]:
+        """Open tickets this person may handle, and how many of them are overdue (the
+        dashboard's figures; no ticket is loaded)."""
+        now = self._clock.now()
+        async with self._db.session() as session:
+            rows = (
+                await session.exec(
+                    select(Feedback.ward_id, Feedback.group_id,
+                           sa.case((col(Feedback.due_at) < now, 1), else_=0))
+                    .where(col(Feedback.ward_id).in_(identity.ward_ids() or {0}),
+                           col(Feedback.state).in_(OPEN_STATES))
+                )
+            ).all()
+        mine = [late for ward_id, group_id, late in rows
+                if _may_handle_in(identity, ward_id, group_id)]
+        return len(mine), sum(mine)
+
     async def staff_of(self, identity: Identity, number: int) -> list[StaffMember]:
         """People a ticket can be given to: those who can then handle it (leaders of its
         group, coordinators of the ward); a helper could not act on a ticket given to him."""
         async with self._db.session() as session:
             row = await self._staff_row(session, identity, number)
-            grants = (
-                await session.exec(
-                    select(RoleGrant, Member)
-                    .join(Member, col(Member.id) == col(RoleGrant.member_id))
-                    .where(
-                        RoleGrant.ward_id == row.ward_id, col(RoleGrant.revoked_at).is_(None),
-                        col(RoleGrant.role).in_(("leader", "coordinator")),
-                    )
-                )
-            ).all()
-            people: dict[int, StaffMember] = {}
-            for grant, member in grants:
-                in_scope = grant.group_id is None or grant.group_id == row.group_id
-                if in_scope and member.id is not None:
-                    people[member.id] = StaffMember(member.id, member.display_name or "?")
-            return sorted(people.values(), key=lambda p: p.name)
+            staff = await holders(session, row.ward_id, {Role.LEADER, Role.COORDINATOR},
+                                  row.group_id)
+            return sorted((StaffMember(h.member_id, h.name or "?") for h in staff),
+                          key=lambda p: p.name)
 
     # --- handling ---------------------------------------------------------------------------
     async def act(
         self, identity: Identity, number: int, action: str, message: str = ""
     ) -> Changed:
         if action not in TRANSITIONS:
-            raise FeedbackError("bad_action")
+            raise ServiceError("bad_action")
         message = message.strip()[:MAX_TEXT]
         if action in NEEDS_MESSAGE and not message:
-            raise FeedbackError("needs_message", action=action)
+            raise ServiceError("needs_message", action=action)
         now = self._clock.now()
         async with self._db.session() as session:
             row = await self._staff_row(session, identity, number)
             allowed, target = TRANSITIONS[action]
             if row.state not in allowed:
-                raise FeedbackError("bad_transition", state=row.state, action=action)
+                raise ServiceError("bad_transition", state=row.state, action=action)
             before = row.state
             if target is not None:
                 row.state = target
@@ -416,12 +415,12 @@ class Feedbacks:
     async def assign(self, identity: Identity, number: int, member_id: int) -> Changed:
         allowed = {p.member_id for p in await self.staff_of(identity, number)}
         if member_id not in allowed:
-            raise FeedbackError("bad_assignee")
+            raise ServiceError("bad_assignee")
         now = self._clock.now()
         async with self._db.session() as session:
             row = await self._staff_row(session, identity, number)
             if row.state in FINAL_STATES:
-                raise FeedbackError("bad_transition", state=row.state, action="assign")
+                raise ServiceError("bad_transition", state=row.state, action="assign")
             before = row.state
             row.assignee_member_id = member_id
             if row.state == "new":
@@ -474,21 +473,9 @@ class Feedbacks:
         if row.assignee_member_id is not None:
             member = await session.get(Member, row.assignee_member_id)
             return (Reporter(member.platform, member.platform_user_id),) if member else ()
-        members = (
-            await session.exec(
-                select(Member)
-                .join(RoleGrant, col(RoleGrant.member_id) == col(Member.id))
-                .where(
-                    RoleGrant.ward_id == row.ward_id, col(RoleGrant.revoked_at).is_(None),
-                    sa.or_(
-                        col(RoleGrant.role) == Role.COORDINATOR.value,
-                        sa.and_(col(RoleGrant.role) == Role.LEADER.value,
-                                col(RoleGrant.group_id) == row.group_id),
-                    ),
-                )
-            )
-        ).all()
-        return tuple(dict.fromkeys(Reporter(m.platform, m.platform_user_id) for m in members))
+        staff = await holders(session, row.ward_id, {Role.COORDINATOR, Role.LEADER},
+                              row.group_id)
+        return tuple(dict.fromkeys(Reporter(h.platform, h.user_id) for h in staff))
 
     async def counts(self, ward_id: int) -> Counts:
         now = self._clock.now()
@@ -640,7 +627,7 @@ class Feedbacks:
         async with self._db.session() as session:
             row = await self._reporter_row(session, identity, number)
             if row.state != "resolved":
-                raise FeedbackError("not_resolved", number=number)
+                raise ServiceError("not_resolved", number=number)
             if row.fixed_answer != "fixed":
                 row.fixed_answer = "fixed"
                 session.add(row)
@@ -657,9 +644,9 @@ class Feedbacks:
         async with self._db.session() as session:
             row = await self._reporter_row(session, identity, number)
             if row.state != "resolved":
-                raise FeedbackError("not_resolved", number=number)
+                raise ServiceError("not_resolved", number=number)
             if not self._may_reopen(row):
-                raise FeedbackError("too_late_to_reopen", number=number,
+                raise ServiceError("too_late_to_reopen", number=number,
                                     days=self._config.reopen_days)
             row.state, row.fixed_answer = "reopened", "not_fixed"
             row.reopen_count += 1
@@ -684,7 +671,7 @@ class Feedbacks:
         async with self._db.session() as session:
             row = await self._reporter_row(session, identity, number)
             if row.state in FINAL_STATES:
-                raise FeedbackError("not_open", number=number)
+                raise ServiceError("not_open", number=number)
             assert row.id is not None
             session.add(FeedbackEvent(
                 feedback_id=row.id, at=now, actor_member_id=identity.member_id,
@@ -696,11 +683,11 @@ class Feedbacks:
     async def rate(self, identity: Identity, number: int, score: int) -> TicketView:
         """A 1-5 satisfaction tap after "fixed"; a second tap replaces the first."""
         if not 1 <= score <= 5:
-            raise FeedbackError("bad_score")
+            raise ServiceError("bad_score")
         async with self._db.session() as session:
             row = await self._reporter_row(session, identity, number)
             if row.state != "resolved":
-                raise FeedbackError("not_resolved", number=number)
+                raise ServiceError("not_resolved", number=number)
             row.satisfaction = score
             session.add(row)
             return await self._view(session, row, staff=False)
@@ -710,7 +697,7 @@ class Feedbacks:
     ) -> Feedback:
         row = await session.get(Feedback, number)
         if row is None or row.reporter_member_id != identity.member_id:
-            raise FeedbackError("not_found", number=number)
+            raise ServiceError("not_found", number=number)
         return row
 
     def _may_reopen(self, row: Feedback) -> bool:
@@ -767,9 +754,13 @@ class Feedbacks:
 
 
 def _may_handle(identity: Identity, row: Feedback) -> bool:
+    return _may_handle_in(identity, row.ward_id, row.group_id)
+
+
+def _may_handle_in(identity: Identity, ward_id: int, group_id: int | None) -> bool:
     """Coordinators: their ward's tickets; leaders: their groups'; admins: all."""
     if identity.is_admin:
         return True
-    if row.group_id is None:
-        return identity.role_in_ward(row.ward_id) >= Role.COORDINATOR
-    return identity.role_in_group(row.ward_id, row.group_id) >= Role.LEADER
+    if group_id is None:
+        return identity.role_in_ward(ward_id) >= Role.COORDINATOR
+    return identity.role_in_group(ward_id, group_id) >= Role.LEADER

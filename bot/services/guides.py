@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, func, select
@@ -24,13 +23,6 @@ from bot.models import Delivery, GuideNumber, GuidePost, GuideRead, ResidentialG
 from bot.services.access import Identity
 
 LINK_PREFIX = "g_"
-
-
-class GuideError(Exception):
-    def __init__(self, reason: str, **details: Any) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.details = details
 
 
 @dataclass(frozen=True)

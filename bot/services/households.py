@@ -11,7 +11,6 @@ import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 import sqlalchemy as sa
 from rapidfuzz import process
@@ -20,7 +19,6 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import Clock
 from bot.config import OnboardingStepConfig
-from bot.core import Role
 from bot.db import Database
 from bot.models import (
     AuditLog,
@@ -30,10 +28,11 @@ from bot.models import (
     Member,
     ProgressEvent,
     ResidentialGroup,
-    RoleGrant,
 )
+from bot.roles import Role
 from bot.services import audit, reminders
-from bot.services.access import Identity
+from bot.services.access import Identity, holders
+from bot.services.errors import ServiceError
 from bot.services.explanations import fold
 from bot.services.places import normalize_code
 from bot.services.progress import bump, lock_groups
@@ -41,15 +40,6 @@ from bot.services.progress import bump, lock_groups
 SEARCH_LIMIT = 8
 LINK_TRIES = 5  # failed /cuaho links per person per hour
 LINK_WINDOW = timedelta(hours=1)
-
-
-class HouseholdError(Exception):
-    """A request that cannot be done; `reason` names a message, `details` fill it."""
-
-    def __init__(self, reason: str, **details: Any) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.details = details
 
 
 @dataclass(frozen=True)
@@ -217,16 +207,16 @@ class Households:
         checked here, on every write, whatever button or command asked for it)."""
         info = await self._by_id(session, household_id)
         if info is None:
-            raise HouseholdError("unknown_household")
+            raise ServiceError("unknown_household")
         if not may_log(identity, info.ward_id, info.group_id):
-            raise HouseholdError("not_your_group", code=info.code, group=info.group_code)
+            raise ServiceError("not_your_group", code=info.code, group=info.group_code)
         await lock_groups(session, group_id=info.group_id)
         return info
 
     async def _checklist(self, session: AsyncSession, household_id: int) -> Checklist:
         info = await self._by_id(session, household_id)
         if info is None:
-            raise HouseholdError("unknown_household")
+            raise ServiceError("unknown_household")
         rows = (
             await session.exec(
                 select(HouseholdStep, Member.display_name)
@@ -259,7 +249,7 @@ class Households:
         before anything is written, so a typo never half-applies a command."""
         unknown = [k for k in targets if k not in self._by_key]
         if unknown:
-            raise HouseholdError("unknown_step", step=unknown[0])
+            raise ServiceError("unknown_step", step=unknown[0])
         batch = secrets.token_hex(6)
         async with self._db.session() as session:
             info = await self._writable(session, identity, household_id)
@@ -269,7 +259,7 @@ class Households:
                 total = step_total(step, info.adults)
                 after = total if wanted is None else wanted
                 if after < 0 or after > total:
-                    raise HouseholdError("too_many", step=step.title, total=total)
+                    raise ServiceError("too_many", step=step.title, total=total)
                 change = await self._set(
                     session, info, step, after, actor=identity.member_id, source=source,
                     note=note, batch=batch, action="set",
@@ -325,17 +315,17 @@ class Households:
                 )
             ).all()
             if not events:
-                raise HouseholdError("nothing_to_undo")
+                raise ServiceError("nothing_to_undo")
             undone = (
                 await session.exec(
                     select(ProgressEvent.id).where(ProgressEvent.batch == f"u{batch}"[:32])
                 )
             ).first()
             if undone is not None:
-                raise HouseholdError("already_undone")
+                raise ServiceError("already_undone")
             first = events[0]
             if first.actor_member_id != identity.member_id and identity.role < Role.COORDINATOR:
-                raise HouseholdError("not_your_change")
+                raise ServiceError("not_your_change")
             info = await self._writable(session, identity, first.household_id)
             changes = []
             for event in events:
@@ -366,7 +356,7 @@ class Households:
                 )
             )).one()
         if int(tries) >= LINK_TRIES:
-            raise HouseholdError("too_many_tries")
+            raise ServiceError("too_many_tries")
         info = await self.by_code(ward_id, code)
         failure = None
         if info is None:
@@ -380,7 +370,7 @@ class Households:
                 audit.record(session, self._clock, action="household.link_failed",
                              actor_member_id=identity.member_id, ward_id=ward_id,
                              target=normalize_code(code)[:32], reason=failure)
-            raise HouseholdError(failure or "unknown_household")
+            raise ServiceError(failure or "unknown_household")
         async with self._db.session() as session:
             audit.record(session, self._clock, action="household.link",
                          actor_member_id=identity.member_id, ward_id=ward_id, target=info.code)
@@ -403,12 +393,12 @@ class Households:
         """Record "I did it" for my household; returns whether it is new (not yet reported)."""
         step = self._by_key.get(step_key)
         if step is None:
-            raise HouseholdError("unknown_step", step=step_key)
+            raise ServiceError("unknown_step", step=step_key)
         now = self._clock.now()
         async with self._db.session() as session:
             link = await session.get(HouseholdResident, identity.member_id)
             if link is None:
-                raise HouseholdError("not_linked")
+                raise ServiceError("not_linked")
             info = await self._by_id(session, link.household_id)
             assert info is not None
             row = await session.get(HouseholdStep, (info.id, step.key))
@@ -432,18 +422,11 @@ class Households:
     async def staff_of_group(self, group_id: int) -> list[Staff]:
         """Helpers and leaders of one group, to be told of a resident's self-report."""
         async with self._db.session() as session:
-            rows = (
-                await session.exec(
-                    select(Member.platform, Member.platform_user_id)
-                    .join(RoleGrant, col(RoleGrant.member_id) == Member.id)
-                    .where(
-                        RoleGrant.group_id == group_id, col(RoleGrant.revoked_at).is_(None),
-                        col(RoleGrant.role).in_((Role.HELPER.value, Role.LEADER.value)),
-                    )
-                    .distinct()
-                )
-            ).all()
-            return [Staff(p, u) for p, u in rows]
+            group = await session.get(ResidentialGroup, group_id)
+            if group is None:
+                return []
+            staff = await holders(session, group.ward_id, {Role.HELPER, Role.LEADER}, group_id)
+            return [Staff(h.platform, h.user_id) for h in staff]
 
     async def reject_report(self, identity: Identity, household_id: int, step_key: str) -> bool:
         """A helper says the self-report is not right (yet): the mark goes, the state stays."""

@@ -15,11 +15,12 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 
 from bot.clock import Clock
-from bot.core import GROUP_ROLES, Role
 from bot.db import Database
 from bot.models import Invite, ResidentialGroup, Ward
+from bot.roles import GROUP_ROLES, Role
 from bot.services import audit
 from bot.services.access import Access, Grant, Identity
+from bot.services.errors import ServiceError
 
 # No 0/O, 1/I/L: codes are read off paper and typed by hand on platforms without deep links.
 _ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
@@ -27,14 +28,6 @@ CODE_LENGTH = 8
 
 
 STAFF_ROLES = frozenset({Role.LEADER, Role.COORDINATOR})
-
-
-class InviteError(Exception):
-    """Why an invite cannot be made or used; `reason` names a message."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -104,12 +97,12 @@ class Invites:
         """`identity` None: the operator at the server (`cds-bot invite`), who may invite
         anyone; the link then stays valid whoever holds which role."""
         if identity is not None and not may_invite(identity, role, ward_id, group_id):
-            raise InviteError("not_allowed")
+            raise ServiceError("not_allowed")
         if role in GROUP_ROLES and group_id is None:
-            raise InviteError("unknown_place")
+            raise ServiceError("unknown_place")
         actor = identity.member_id if identity is not None else None
         if max_uses is not None and not 1 <= max_uses <= 10_000:
-            raise InviteError("bad_uses")
+            raise ServiceError("bad_uses")
         if max_uses is None and role in STAFF_ROLES:
             max_uses = 1  # a link that makes leaders or ward staff is for one person
         now = self._clock.now()
@@ -117,7 +110,7 @@ class Invites:
             ward = await session.get(Ward, ward_id)
             group = await session.get(ResidentialGroup, group_id) if group_id else None
             if ward is None or (group_id and (group is None or group.ward_id != ward_id)):
-                raise InviteError("unknown_place")
+                raise ServiceError("unknown_place")
             invite = Invite(
                 code=new_code(), role=role.value, ward_id=ward_id, group_id=group_id,
                 created_by=actor, created_at=now,
@@ -138,10 +131,10 @@ class Invites:
         async with self._db.session() as session:
             invite = (await session.exec(select(Invite).where(Invite.code == code))).first()
             if invite is None:
-                raise InviteError("unknown")
+                raise ServiceError("unknown")
             mine = invite.created_by == identity.member_id
             if not mine and identity.role_in_ward(invite.ward_id) < Role.COORDINATOR:
-                raise InviteError("not_allowed")
+                raise ServiceError("not_allowed")
             invite.revoked = True
             session.add(invite)
             audit.record(session, self._clock, action="invite.revoke",
@@ -156,16 +149,16 @@ class Invites:
         async with self._db.session() as session:
             invite = (await session.exec(select(Invite).where(Invite.code == code))).first()
             if invite is None or invite.revoked:
-                raise InviteError("unknown")
+                raise ServiceError("unknown")
             if invite.expires_at <= now:
-                raise InviteError("expired")
+                raise ServiceError("expired")
             role = Role(invite.role)
             creator = (await self._access.identity_of(invite.created_by)
                        if invite.created_by is not None else None)
             if creator is not None and not may_invite(creator, role, invite.ward_id,
                                                       invite.group_id):
                 # Its maker has lost the power to give this role: the link dies with it.
-                raise InviteError("unknown")
+                raise ServiceError("unknown")
             ward = await session.get(Ward, invite.ward_id)
             group = (
                 await session.get(ResidentialGroup, invite.group_id) if invite.group_id else None
@@ -188,7 +181,7 @@ class Invites:
                     .values(uses=col(Invite.uses) + 1)
                 )
                 if taken.rowcount != 1:
-                    raise InviteError("used_up")
+                    raise ServiceError("used_up")
             grant = await self._access.add_grant(
                 session, member_id=identity.member_id, role=role, ward_id=invite.ward_id,
                 group_id=invite.group_id, actor_member_id=invite.created_by, via=f"invite:{code}",

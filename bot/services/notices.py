@@ -16,13 +16,15 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 
 from bot.clock import Clock
-from bot.core import Button, Role
+from bot.core import Button
 from bot.db import Database
 from bot.delivery.outbox import NewDelivery, Outbox
 from bot.models import Notice, ResidentialGroup
+from bot.roles import Role
 from bot.services import audit
 from bot.services.access import Identity
 from bot.services.chats import Chats
+from bot.services.errors import ServiceError
 from bot.services.places import GroupInfo, Places
 
 MAX_TEXT = 8000
@@ -36,13 +38,6 @@ Compose = Callable[["Target"], tuple[str, Sequence[Sequence[Button]]]]
 def delivery_key(notice_id: int, platform: str, chat_id: str) -> str:
     """The outbox row of one notice to one chat."""
     return f"notice:{notice_id}:{platform}:{chat_id}"
-
-
-class NoticeError(Exception):
-    def __init__(self, reason: str, **details: Any) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.details = details
 
 
 @dataclass(frozen=True)
@@ -118,18 +113,18 @@ class Notices:
         it, so the chat can confirm to the author before the delivery report arrives."""
         now = self._clock.now()
         if not raw_text.strip() and not attachment:
-            raise NoticeError("empty")
+            raise ServiceError("empty")
         if len(raw_text) > MAX_TEXT:
-            raise NoticeError("too_long", limit=MAX_TEXT)
+            raise ServiceError("too_long", limit=MAX_TEXT)
         when = send_at or now
         if when < now - PAST_TOLERANCE:
-            raise NoticeError("past")
+            raise ServiceError("past")
         allowed = {g.id: g for g in await self.allowed(identity, ward_id)}
         if not group_ids:
-            raise NoticeError("no_targets")
+            raise ServiceError("no_targets")
         refused = [gid for gid in group_ids if gid not in allowed]
         if refused:
-            raise NoticeError("not_your_group")
+            raise ServiceError("not_your_group")
         chats = await self._chats.active_by_group(ward_id)
         targets = [
             Target(gid, allowed[gid].code, b.platform, b.chat_id, b.title)
@@ -137,7 +132,7 @@ class Notices:
         ]
         without = [allowed[gid].code for gid in group_ids if not chats.get(gid)]
         if not targets:
-            raise NoticeError("no_chats", groups=without)
+            raise ServiceError("no_chats", groups=without)
         async with self._db.session() as session:
             notice = Notice(
                 ward_id=ward_id, author_member_id=identity.member_id, text=raw_text,
@@ -182,12 +177,12 @@ class Notices:
         async with self._db.session() as session:
             row = await session.get(Notice, notice_id)
             if row is None:
-                raise NoticeError("unknown")
+                raise ServiceError("unknown")
             mine = row.author_member_id == identity.member_id
             if not mine and identity.role_in_ward(row.ward_id) < Role.COORDINATOR:
-                raise NoticeError("not_yours")
+                raise ServiceError("not_yours")
             if row.state != "scheduled":
-                raise NoticeError("already_sent")
+                raise ServiceError("already_sent")
             row.state = "cancelled"
             session.add(row)
             audit.record(

@@ -11,17 +11,9 @@ from bot.clock import Clock
 from bot.db import Database
 from bot.models import ResidentialGroup, Ward
 from bot.services import audit
+from bot.services.errors import ServiceError
 
 _CODE_RE = re.compile(r"^[A-Z0-9][A-Z0-9_-]{0,31}$")
-
-
-class PlaceError(Exception):
-    """A place that cannot be created or found; `reason` names a message key."""
-
-    def __init__(self, reason: str, **details: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.details = details
 
 
 @dataclass(frozen=True)
@@ -73,13 +65,13 @@ class Places:
     ) -> WardInfo:
         code = normalize_code(code)
         if not _CODE_RE.match(code):
-            raise PlaceError("bad_code", code=code)
+            raise ServiceError("bad_code", code=code)
         if not name.strip():
-            raise PlaceError("empty_name", code=code)
+            raise ServiceError("empty_name", code=code)
         async with self._db.session() as session:
             existing = (await session.exec(select(Ward).where(Ward.code == code))).first()
             if existing is not None:
-                raise PlaceError("ward_exists", code=code)
+                raise ServiceError("ward_exists", code=code)
             ward = Ward(code=code, name=name.strip(), created_at=self._clock.now())
             session.add(ward)
             await session.flush()
@@ -94,13 +86,13 @@ class Places:
     ) -> GroupInfo:
         code = normalize_code(code)
         if not _CODE_RE.match(code):
-            raise PlaceError("bad_code", code=code)
+            raise ServiceError("bad_code", code=code)
         async with self._db.session() as session:
             ward = (
                 await session.exec(select(Ward).where(Ward.code == normalize_code(ward_code)))
             ).first()
             if ward is None or ward.id is None:
-                raise PlaceError("unknown_ward", code=normalize_code(ward_code))
+                raise ServiceError("unknown_ward", code=normalize_code(ward_code))
             existing = (
                 await session.exec(
                     select(ResidentialGroup).where(
@@ -109,7 +101,7 @@ class Places:
                 )
             ).first()
             if existing is not None:
-                raise PlaceError("group_exists", code=code)
+                raise ServiceError("group_exists", code=code)
             group = ResidentialGroup(
                 ward_id=ward.id, code=code, name=name.strip() or code, created_at=self._clock.now()
             )

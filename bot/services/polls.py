@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -17,16 +16,10 @@ from bot.db import Database
 from bot.models import Poll, PollVote, ResidentialGroup
 from bot.services import audit
 from bot.services.access import Identity
+from bot.services.errors import ServiceError
 
 MIN_OPTIONS, MAX_OPTIONS = 2, 10
 MAX_OPTION_LENGTH = 60
-
-
-class PollError(Exception):
-    def __init__(self, reason: str, **details: Any) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.details = details
 
 
 @dataclass(frozen=True)
@@ -56,6 +49,12 @@ class Results:
     def total(self) -> int:
         return sum(self.ward)
 
+    def shares(self) -> list[tuple[str, int, float]]:
+        """(option, votes, share of all votes) for each option, in the poll's order."""
+        total = self.total
+        return [(option, n, n / total if total else 0.0)
+                for option, n in zip(self.poll.options, self.ward, strict=True)]
+
 
 def _info(row: Poll) -> PollInfo:
     assert row.id is not None
@@ -71,9 +70,9 @@ def clean_options(lines: Sequence[str]) -> list[str]:
         if text and text not in options:
             options.append(text)
     if not MIN_OPTIONS <= len(options) <= MAX_OPTIONS:
-        raise PollError("option_count", count=len(options))
+        raise ServiceError("option_count", count=len(options))
     if any(len(o) > MAX_OPTION_LENGTH for o in options):
-        raise PollError("option_too_long", limit=MAX_OPTION_LENGTH)
+        raise ServiceError("option_too_long", limit=MAX_OPTION_LENGTH)
     return options
 
 
@@ -88,9 +87,9 @@ class Polls:
     ) -> PollInfo:
         question = " ".join(question.split())
         if not question or len(question) > 300:
-            raise PollError("bad_question")
+            raise ServiceError("bad_question")
         if closes_at is not None and closes_at <= self._clock.now():
-            raise PollError("past")
+            raise ServiceError("past")
         async with self._db.session() as session:
             row = Poll(ward_id=ward_id, author_member_id=identity.member_id, question=question,
                        options=list(options), group_ids=list(group_ids), closes_at=closes_at,
@@ -115,12 +114,12 @@ class Polls:
         async with self._db.session() as session:
             row = await session.get(Poll, poll_id)
             if row is None:
-                raise PollError("unknown")
+                raise ServiceError("unknown")
             info = _info(row)
             if info.closed or (info.closes_at is not None and info.closes_at <= now):
-                raise PollError("closed")
+                raise ServiceError("closed")
             if not 0 <= option < len(info.options):
-                raise PollError("unknown")
+                raise ServiceError("unknown")
             vote = (await session.exec(select(PollVote).where(
                 PollVote.poll_id == poll_id, PollVote.member_id == member_id))).first()
             if vote is None:
@@ -129,7 +128,7 @@ class Polls:
                 try:
                     await session.flush()
                 except IntegrityError:  # a double press raced itself: the first one counts
-                    raise PollError("try_again") from None
+                    raise ServiceError("try_again") from None
                 return info, "new"
             if vote.option == option:
                 return info, "same"
@@ -168,7 +167,7 @@ class Polls:
         async with self._db.session() as session:
             row = await session.get(Poll, poll_id)
             if row is None:
-                raise PollError("unknown")
+                raise ServiceError("unknown")
             info = _info(row)
             counts = (await session.exec(
                 select(PollVote.group_id, PollVote.option, sa.func.count())

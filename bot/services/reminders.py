@@ -17,7 +17,6 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import Clock
 from bot.config import OnboardingStepConfig
-from bot.core import Role
 from bot.db import Database
 from bot.models import (
     Campaign,
@@ -31,8 +30,10 @@ from bot.models import (
     RoleGrant,
     VisitRequest,
 )
+from bot.roles import Role
 from bot.services import audit
 from bot.services.access import Identity
+from bot.services.errors import ServiceError
 
 EFFECT_DAYS = 7  # "done within a week of the reminder" is the figure reports quote
 BATCH = 500  # households planned or sent per run: a run never holds the database for long
@@ -82,12 +83,6 @@ class VisitAsked:
     household_code: str
     group_id: int
     helpers: tuple[Recipient, ...]
-
-
-class ReminderError(Exception):
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 async def step_done(
@@ -255,7 +250,7 @@ class PersonalReminders:
         async with self._db.session() as session:
             link = await session.get(HouseholdResident, identity.member_id)
             if link is None:
-                raise ReminderError("not_linked")
+                raise ServiceError("not_linked")
             household = await session.get(Household, link.household_id)
             assert household is not None and household.id is not None
             existing = (await session.exec(select(VisitRequest).where(

@@ -1,21 +1,64 @@
 """Files made from progress figures: the XLSX export and the bar chart sent to phones.
 
 Every word on them comes from the labels (`progress.xlsx.*`, `progress.chart.*`), so the
-pictures speak the same Vietnamese as the chat.
+pictures speak the same Vietnamese as the chat. `Reports.progress_workbook` is the one
+builder of the progress workbook: `/xuat`, the one-time download link, the dashboard and
+`cds-bot export` all get the same file from it.
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Any
 
+from bot.clock import Clock
 from bot.config import OnboardingStepConfig
-from bot.services.progress import GroupProgress, StepCount, WardProgress
+from bot.services.places import Places
+from bot.services.progress import GroupProgress, Progress, StepCount, WardProgress
+from bot.services.registry import Registry
 
 Label = Callable[..., str]
 CHART_MAX_GROUPS = 40
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+@dataclass(frozen=True)
+class Workbook:
+    filename: str
+    data: bytes
+    households: int
+    content_type: str = XLSX_TYPE
+
+
+class Reports:
+    def __init__(
+        self, places: Places, progress: Progress, registry: Registry, clock: Clock,
+        timezone: tzinfo,
+    ) -> None:
+        self._places = places
+        self._progress = progress
+        self._registry = registry
+        self._clock = clock
+        self._tz = timezone
+
+    async def progress_workbook(
+        self, ward_id: int, label: Label, group_ids: Collection[int] | None = None
+    ) -> Workbook:
+        """The ward's progress workbook, `tien-do-<ward>-<day>.xlsx`; with `group_ids`,
+        only those groups (what a leader may see)."""
+        ward = await self._places.ward(ward_id)
+        progress = await self._progress.ward(ward_id, group_ids)
+        rows = await self._registry.household_rows(ward_id)
+        if group_ids is not None:
+            codes = {g.code for g in progress.groups}
+            rows = [r for r in rows if r["group"] in codes]
+        data = progress_xlsx(progress, rows, label, self._tz)
+        day = self._clock.now().astimezone(self._tz).strftime("%Y-%m-%d")
+        code = ward.code if ward else "phuong"
+        return Workbook(f"tien-do-{code}-{day}.xlsx", data, len(rows))
 
 
 def progress_xlsx(
@@ -27,51 +70,64 @@ def progress_xlsx(
     """Sheet 1: groups × steps with counts and percents; then one ranked sheet per step;
     then every household with each step's state, who logged it and when."""
     from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
     from openpyxl.styles import Font
 
-    book = Workbook()
+    # Write-only: rows stream straight into the file (a ward's 10,000+ households would
+    # otherwise be built as cell objects first, several times slower).
+    book = Workbook(write_only=True)
     bold = Font(bold=True)
-    summary = book.active
-    summary.title = label("progress.xlsx.summary_sheet")[:31]
+
+    def sheet_with(title: str, header: Sequence[object]) -> Any:
+        sheet = book.create_sheet(title[:31])
+        sheet.freeze_panes = "A2"
+        cells = []
+        for value in header:
+            cell = WriteOnlyCell(sheet, value=value)
+            cell.font = bold
+            cells.append(cell)
+        sheet.append(cells)
+        return sheet
+
+    def percent(sheet: Any, value: float) -> Any:
+        cell = WriteOnlyCell(sheet, value=value)
+        cell.number_format = "0%"
+        return cell
+
+    def dated(sheet: Any, value: datetime) -> Any:
+        cell = WriteOnlyCell(sheet, value=value)
+        cell.number_format = "dd/mm/yyyy hh:mm"  # as a ward writes dates
+        return cell
+
     header: list[Any] = [label("progress.xlsx.group"), label("progress.xlsx.households")]
     for step in progress.steps:
         header += [step.title, label("progress.xlsx.total"), "%"]
-    summary.append(header)
+    summary = sheet_with(label("progress.xlsx.summary_sheet"), header)
     for group in progress.groups:
         line: list[Any] = [group.code, group.households]
         for step in progress.steps:
             count = group.steps[step.key]
-            line += [count.done, count.total, count.percent / 100]
+            line += [count.done, count.total, percent(summary, count.percent / 100)]
         summary.append(line)
     total_line: list[Any] = [label("progress.xlsx.ward_total"),
                              sum(g.households for g in progress.groups)]
     for step in progress.steps:
         count = progress.step_total(step.key)
-        total_line += [count.done, count.total, count.percent / 100]
+        total_line += [count.done, count.total, percent(summary, count.percent / 100)]
     summary.append(total_line)
-    _percent_columns(summary, start=5, every=3)
 
     for step in progress.steps:
-        sheet = book.create_sheet(_sheet_title(step))
-        sheet.append([label("progress.xlsx.rank"), label("progress.xlsx.group"),
-                      label("progress.xlsx.done"), label("progress.xlsx.total"), "%"])
+        sheet = sheet_with(_sheet_title(step), [
+            label("progress.xlsx.rank"), label("progress.xlsx.group"),
+            label("progress.xlsx.done"), label("progress.xlsx.total"), "%"])
         for rank, (group, count) in enumerate(progress.ranked(step.key), start=1):
-            sheet.append([rank, group.code, count.done, count.total, count.percent / 100])
-        _percent_columns(sheet, start=5, every=0)
+            sheet.append([rank, group.code, count.done, count.total,
+                          percent(sheet, count.percent / 100)])
 
-    sheet = book.create_sheet(label("progress.xlsx.households_sheet")[:31])
     columns, rows = _household_table(progress, households, label, timezone)
-    sheet.append(columns)
+    sheet = sheet_with(label("progress.xlsx.households_sheet"), columns)
     for cells in rows:
-        sheet.append(cells)
-    for column in sheet.iter_cols(min_row=2):
-        for cell in column:
-            if isinstance(cell.value, datetime):
-                cell.number_format = "dd/mm/yyyy hh:mm"  # as a ward writes dates
-    for ws in book.worksheets:
-        for cell in ws[1]:
-            cell.font = bold
-        ws.freeze_panes = "A2"
+        sheet.append([dated(sheet, c) if isinstance(c, datetime) else c for c in cells])
     buffer = io.BytesIO()
     book.save(buffer)
     return buffer.getvalue()
@@ -105,6 +161,7 @@ def _household_table(
                           ("code", "group", "head_name", "address", "members", "adults")]
     for step in progress.steps:
         columns += [step.title, label("progress.xlsx.logged_by"), label("progress.xlsx.logged_at")]
+    yes_no = (label("progress.xlsx.yes"), label("progress.xlsx.no"))
     rows: list[list[Any]] = []
     for row in households:
         cells: list[Any] = [row["code"], row["group"], row["head_name"], row["address"],
@@ -112,7 +169,7 @@ def _household_table(
         for step in progress.steps:
             at = row[f"{step.key}_at"]
             cells += [
-                _state(row[f"{step.key}"], row[f"{step.key}_total"], step, label),
+                _state(row[f"{step.key}"], row[f"{step.key}_total"], step, yes_no),
                 row[f"{step.key}_by"],
                 at.astimezone(timezone).replace(tzinfo=None) if isinstance(at, datetime) else None,
             ]
@@ -126,21 +183,12 @@ def _sheet_title(step: OnboardingStepConfig) -> str:
     return "".join(ch for ch in step.label if ch not in "[]:*?/\\")[:31].strip()
 
 
-def _state(units: object, total: object, step: OnboardingStepConfig, label: Label) -> str:
+def _state(units: object, total: object, step: OnboardingStepConfig,
+           yes_no: tuple[str, str]) -> str:
     done, whole = int(str(units)), int(str(total))
     if step.per == "adult":
         return f"{done}/{whole}"
-    return label("progress.xlsx.yes") if done >= whole else label("progress.xlsx.no")
-
-
-def _percent_columns(sheet: Any, *, start: int, every: int) -> None:
-    column = start
-    while column <= sheet.max_column:
-        for (cell,) in sheet.iter_rows(min_row=2, min_col=column, max_col=column):
-            cell.number_format = "0%"
-        if not every:
-            break
-        column += every
+    return yes_no[0] if done >= whole else yes_no[1]
 
 
 def bar_chart_png(

@@ -14,20 +14,20 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
-from typing import Any
 
 import sqlalchemy as sa
 from apscheduler.triggers.cron import CronTrigger
 from sqlmodel import col, select
 
 from bot.clock import Clock
-from bot.core import Role
 from bot.db import Database
 from bot.delivery.quiet import QuietHours
 from bot.models import Campaign, GuideSeries, ResidentialGroup
+from bot.roles import Role
 from bot.services import audit
 from bot.services.access import Identity
-from bot.services.campaigns import DAYS, CampaignError, latest_slot, parse_days, parse_time
+from bot.services.campaigns import DAYS, latest_slot, parse_days, parse_time
+from bot.services.errors import ServiceError
 from bot.services.explanations import fold
 
 MAX_GUIDES = 30
@@ -35,13 +35,6 @@ STATES = ("active", "paused", "ended")
 # Vietnamese day names as people write them, folded: "thứ Ba" → "thu ba" → "t3".
 _DAY_WORDS = {"hai": "2", "ba": "3", "tu": "4", "nam": "5", "sau": "6", "bay": "7"}
 _WEEKLY = ("moi tuan", "hang tuan", "tuan mot", "1 bai moi tuan", "weekly")
-
-
-class SeriesError(Exception):
-    def __init__(self, reason: str, **details: Any) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.details = details
 
 
 @dataclass(frozen=True)
@@ -94,7 +87,7 @@ def _series(row: GuideSeries) -> SeriesInfo:
 
 def parse_rhythm(text: str) -> tuple[list[str], str]:
     """"thứ Ba và thứ Sáu, 19:00", "t3 t6 19h", "mỗi tuần một bài" (Mondays 19:00)
-    → (day keys, "HH:MM"). Raises GuideError("bad_rhythm")."""
+    → (day keys, "HH:MM"). Raises ServiceError("bad_rhythm")."""
     folded = fold(text.replace(":", "h"))
     at = "19:00"
     words = folded.split()
@@ -111,8 +104,8 @@ def parse_rhythm(text: str) -> tuple[list[str], str]:
                       lambda m: "t" + _DAY_WORDS[m.group(2)], body)
         body = " ".join(w for w in body.split() if w not in ("va", "and", "luc", "gio"))
         days = parse_days(body)
-    except CampaignError:
-        raise SeriesError("bad_rhythm", text=text) from None
+    except ServiceError:
+        raise ServiceError("bad_rhythm", text=text) from None
     return days, at
 
 
@@ -144,26 +137,26 @@ class Series:
         ends_on: date | None, campaign_id: int | None = None,
     ) -> SeriesInfo:
         if identity.role_in_ward(ward_id) < Role.COORDINATOR:
-            raise SeriesError("not_allowed")
+            raise ServiceError("not_allowed")
         title = " ".join(title.split())
         if not title or len(title) > 200:
-            raise SeriesError("bad_title")
+            raise ServiceError("bad_title")
         if not topic_keys or len(topic_keys) > MAX_GUIDES:
-            raise SeriesError("no_guides", limit=MAX_GUIDES)
+            raise ServiceError("no_guides", limit=MAX_GUIDES)
         if not group_ids:
-            raise SeriesError("no_targets")
+            raise ServiceError("no_targets")
         if not days or any(d not in DAYS for d in days):
-            raise SeriesError("bad_rhythm")
+            raise ServiceError("bad_rhythm")
         if self.in_quiet_hours(at_time):
-            raise SeriesError("quiet_time", at=at_time)
+            raise ServiceError("quiet_time", at=at_time)
         if starts_on < self.today() or (ends_on is not None and ends_on < starts_on):
-            raise SeriesError("bad_period")
+            raise ServiceError("bad_period")
         now = self._clock.now()
         async with self._db.session() as session:
             valid = set((await session.exec(select(ResidentialGroup.id).where(
                 ResidentialGroup.ward_id == ward_id))).all())
             if not set(group_ids) <= valid:
-                raise SeriesError("not_your_group")
+                raise ServiceError("not_your_group")
             row = GuideSeries(
                 ward_id=ward_id, title=title, topic_keys=list(topic_keys),
                 group_ids=sorted(set(group_ids)), days=",".join(days), at_time=at_time,
@@ -188,15 +181,15 @@ class Series:
     async def set_state(self, identity: Identity, series_id: int,
                                state: str) -> SeriesInfo:
         if state not in STATES:
-            raise SeriesError("bad_state")
+            raise ServiceError("bad_state")
         async with self._db.session() as session:
             row = await session.get(GuideSeries, series_id)
             if row is None:
-                raise SeriesError("unknown")
+                raise ServiceError("unknown")
             if identity.role_in_ward(row.ward_id) < Role.COORDINATOR:
-                raise SeriesError("not_allowed")
+                raise ServiceError("not_allowed")
             if row.state == "ended":
-                raise SeriesError("already_ended")
+                raise ServiceError("already_ended")
             row.state = state
             if state == "active":  # resuming does not post the slots missed while paused
                 row.last_run_at = self._clock.now()

@@ -12,23 +12,16 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import Clock
-from bot.core import Role
 from bot.db import Database
 from bot.models import AdminWard, Member, ResidentialGroup, RoleGrant, Ward
+from bot.roles import Role
 from bot.services import audit
 from bot.services.access import Grant, Identity
-from bot.services.places import PlaceError, normalize_code
+from bot.services.errors import ServiceError
+from bot.services.places import normalize_code
 
 # Roles /canbo lists and /thuhoi can take away (residents are the whole ward: the CLI only).
 STAFF_ROLES = (Role.COORDINATOR, Role.LEADER, Role.HELPER)
-
-
-class StaffError(Exception):
-    """A revocation that cannot happen; `reason` names a message key."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -107,15 +100,15 @@ class Staff:
     async def revoke(self, actor: Identity, ward_id: int, grant_id: int) -> Revoked:
         """A coordinator (or admin) takes one staff role away, never their own."""
         if actor.role_in_ward(ward_id) < Role.COORDINATOR:
-            raise StaffError("not_allowed")
+            raise ServiceError("not_allowed")
         async with self._db.session() as session:
             grant = await session.get(RoleGrant, grant_id)
             if grant is None or grant.ward_id != ward_id or grant.revoked_at is not None:
-                raise StaffError("gone")
+                raise ServiceError("gone")
             if grant.member_id == actor.member_id and not actor.is_admin:
-                raise StaffError("self")
+                raise ServiceError("self")
             if Role(grant.role) not in STAFF_ROLES:
-                raise StaffError("gone")
+                raise ServiceError("gone")
             return await self._revoke(session, grant, actor.member_id, via="chat")
 
     async def revoke_by_user(
@@ -128,7 +121,7 @@ class Staff:
                 await session.exec(select(Ward).where(Ward.code == normalize_code(ward_code)))
             ).first()
             if ward is None:
-                raise PlaceError("unknown_ward", code=normalize_code(ward_code))
+                raise ServiceError("unknown_ward", code=normalize_code(ward_code))
             query = (
                 select(RoleGrant)
                 .join(Member, col(Member.id) == col(RoleGrant.member_id))
@@ -148,7 +141,7 @@ class Staff:
                     )
                 ).first()
                 if group is None:
-                    raise PlaceError("unknown_group", code=normalize_code(group_code))
+                    raise ServiceError("unknown_group", code=normalize_code(group_code))
                 query = query.where(RoleGrant.group_id == group.id)
             grants = list((await session.exec(query)).all())
             return [await self._revoke(session, g, None, via="cli") for g in grants]
@@ -194,11 +187,11 @@ class Staff:
     async def choose_ward(self, identity: Identity, ward_id: int) -> Identity:
         """Remember the admin's ward; returns the identity working in it."""
         if not identity.is_admin:
-            raise StaffError("not_allowed")
+            raise ServiceError("not_allowed")
         async with self._db.session() as session:
             ward = await session.get(Ward, ward_id)
             if ward is None:
-                raise StaffError("gone")
+                raise ServiceError("gone")
             row = await session.get(AdminWard, identity.member_id)
             if row is None:
                 row = AdminWard(member_id=identity.member_id, ward_id=ward_id,

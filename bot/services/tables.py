@@ -15,6 +15,8 @@ import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from bot.services.errors import ServiceError
+
 MAX_FILE_BYTES = 20 * 1024 * 1024
 MAX_ROWS = 200_000
 _XLSX_MAGIC = b"PK\x03\x04"
@@ -22,15 +24,6 @@ _XLS_MAGIC = b"\xd0\xcf\x11\xe0"
 _PDF_MAGIC = b"%PDF"
 # Hand-made lists put a title (and a blank line or two) above the header row.
 HEADER_SEARCH_ROWS = 10
-
-
-class TableError(Exception):
-    """The whole file cannot be read; `reason` names a message label."""
-
-    def __init__(self, reason: str, detail: str = "") -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.detail = detail
 
 
 @dataclass(frozen=True)
@@ -49,18 +42,18 @@ class Table:
 
 def read_table(data: bytes, filename: str = "") -> Table:
     if not data.strip():
-        raise TableError("empty")
+        raise ServiceError("empty")
     if len(data) > MAX_FILE_BYTES:
-        raise TableError("too_big", str(MAX_FILE_BYTES // (1024 * 1024)))
+        raise ServiceError("too_big", detail=str(MAX_FILE_BYTES // (1024 * 1024)))
     if data.startswith(_XLS_MAGIC) or filename.lower().endswith(".xls"):
-        raise TableError("old_excel")
+        raise ServiceError("old_excel")
     if data.startswith(_XLSX_MAGIC):
         return _read_xlsx(data)
     if data.startswith(_PDF_MAGIC) or filename.lower().endswith((".xlsx", ".xlsm", ".pdf")) \
             or _looks_binary(data):
         # A PDF, a picture or a broken file renamed .xlsx: reading it as CSV would only
         # complain about a "column" made of garbage.
-        raise TableError("not_a_table")
+        raise ServiceError("not_a_table")
     text, encoding = _decode(data)
     return _read_csv(text, encoding)
 
@@ -86,12 +79,12 @@ def _decode(data: bytes) -> tuple[str, str]:
             return unicodedata.normalize("NFC", data.decode(encoding)), encoding
         except UnicodeDecodeError:
             continue
-    raise TableError("encoding")
+    raise ServiceError("encoding")
 
 
 def _read_csv(text: str, encoding: str) -> Table:
     if "\x00" in text:
-        raise TableError("not_a_table")
+        raise ServiceError("not_a_table")
     lines = [line for line in text.splitlines() if line.strip()][:HEADER_SEARCH_ROWS]
     # Counted over the first lines, not the first one: that may be a title with no commas.
     delimiter = max(",;\t", key=lambda d: sum(line.count(d) for line in lines))
@@ -99,7 +92,7 @@ def _read_csv(text: str, encoding: str) -> Table:
     try:
         return _collect(((reader.line_num, cells) for cells in reader), encoding)
     except csv.Error as exc:
-        raise TableError("not_a_table", str(exc)) from exc
+        raise ServiceError("not_a_table", detail=str(exc)) from exc
 
 
 def _collect(lines: Iterable[tuple[int, Sequence[object]]], encoding: str) -> Table:
@@ -116,9 +109,9 @@ def _collect(lines: Iterable[tuple[int, Sequence[object]]], encoding: str) -> Ta
             continue
         rows.append(TableRow(line, clean))
         if len(rows) > MAX_ROWS:
-            raise TableError("too_many_rows", str(MAX_ROWS))
+            raise ServiceError("too_many_rows", detail=str(MAX_ROWS))
     if header is None:
-        raise TableError("empty")
+        raise ServiceError("empty")
     return Table(header_line, header, tuple(rows), encoding)
 
 
@@ -128,7 +121,7 @@ def _read_xlsx(data: bytes) -> Table:
     try:
         book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
-        raise TableError("not_a_table", str(exc)) from exc
+        raise ServiceError("not_a_table", detail=str(exc)) from exc
     try:
         table = _collect(enumerate(book.worksheets[0].iter_rows(values_only=True), start=1),
                          "xlsx")

@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
 from bot.context import AppContext
-from bot.core import Role
+from bot.roles import Role
+from bot.services.reports import Workbook
 
 log = logging.getLogger(__name__)
 
-FileMaker = Callable[[AppContext, int], Awaitable[tuple[str, bytes, int]]]
-
 
 class DownloadRoutes:
-    def __init__(self, app: AppContext, makers: dict[str, tuple[FileMaker, str]]) -> None:
+    def __init__(self, app: AppContext) -> None:
         self._app = app
-        self._makers = makers  # kind → (make the file, its content type)
 
     def install(self, web_app: web.Application) -> None:
         web_app.router.add_get("/download/{token}", self.confirm)
@@ -35,18 +32,22 @@ class DownloadRoutes:
 
     async def download(self, request: web.Request) -> web.StreamResponse:
         redeemed = await self._app.services.downloads.redeem(request.match_info["token"])
-        if redeemed is None or redeemed.kind not in self._makers:
+        if redeemed is None or redeemed.kind != "progress_xlsx":
             return self._invalid()
         person = await self._app.services.access.identity_of(redeemed.member_id)
         if person is None or person.role_in_ward(redeemed.ward_id) < Role.COORDINATOR:
             return self._invalid()  # the role was taken away since the link was made
-        make, content_type = self._makers[redeemed.kind]
-        filename, data, _ = await make(self._app, redeemed.ward_id)
+        book = await self._make(redeemed.kind, redeemed.ward_id)
         return web.Response(
-            body=data, content_type=content_type,
-            headers={"Content-Disposition": f'attachment; filename="{filename}"',
+            body=book.data, content_type=book.content_type,
+            headers={"Content-Disposition": f'attachment; filename="{book.filename}"',
                      "Cache-Control": "no-store"},
         )
+
+    async def _make(self, kind: str, ward_id: int) -> Workbook:
+        """The file a link of this kind gives (services/downloads.KINDS)."""
+        assert kind == "progress_xlsx"
+        return await self._app.services.reports.progress_workbook(ward_id, self._app.texts.label)
 
     def _invalid(self) -> web.Response:
         html = self._app.texts.render("downloads/invalid", self._app.config.bot.locale)

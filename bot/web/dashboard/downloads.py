@@ -6,24 +6,20 @@ from __future__ import annotations
 import io
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import segno
 from aiohttp import web
 from markupsafe import Markup
 
-from bot.core import Role
+from bot.roles import Role
 from bot.services import dashboard as data
-from bot.services.invites import InviteError
+from bot.services.errors import ServiceError
 from bot.services.places import GroupInfo
-from bot.services.reports import progress_xlsx
-
-if TYPE_CHECKING:
-    from bot.web.dashboard.routes import Dashboard, Viewer
+from bot.web.dashboard.frame import Frame, Viewer
 
 log = logging.getLogger(__name__)
 
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 POSTER_DAYS = 90
 
 
@@ -47,36 +43,30 @@ def qr_svg(link: str) -> Markup:
     return Markup(buffer.getvalue().decode())
 
 
-async def xlsx(d: Dashboard, request: web.Request, viewer: Viewer) -> web.StreamResponse:
+async def xlsx(d: Frame, request: web.Request, viewer: Viewer) -> web.StreamResponse:
     """Coordinators get the whole ward; a leader only the groups he leads."""
     app = d.app
-    groups = [g for g in await app.services.places.groups(viewer.ward_id)
+    groups = [g.id for g in await app.services.places.groups(viewer.ward_id)
               if viewer.may_see_group(g.id)]
-    codes = {g.code for g in groups}
-    progress = await app.services.progress.ward(viewer.ward_id, [g.id for g in groups])
-    rows = [r for r in await app.services.registry.household_rows(viewer.ward_id)
-            if r["group"] in codes]
     locale = app.config.bot.locale
 
     def label(key: str, **context: Any) -> str:
         return app.texts.label(key, locale, **context)
 
-    body = progress_xlsx(progress, rows, label, app.config.bot.tz)
-    ward = await app.services.places.ward(viewer.ward_id)
-    day = app.clock.now().astimezone(app.config.bot.tz).strftime("%Y-%m-%d")
-    name = f"tien-do-{ward.code if ward else 'phuong'}-{day}.xlsx"
+    book = await app.services.reports.progress_workbook(viewer.ward_id, label, groups)
     log.info("dashboard: member %s downloaded the workbook", viewer.identity.member_id)
-    return web.Response(body=body, headers={
-        "Content-Type": XLSX, "Content-Disposition": f'attachment; filename="{name}"',
+    return web.Response(body=book.data, headers={
+        "Content-Type": book.content_type,
+        "Content-Disposition": f'attachment; filename="{book.filename}"',
         "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff",
     })
 
 
-async def _group(d: Dashboard, request: web.Request, viewer: Viewer) -> GroupInfo | None:
+async def _group(d: Frame, request: web.Request, viewer: Viewer) -> GroupInfo | None:
     return await d.app.services.places.group_by_code(viewer.ward_id, request.match_info["code"])
 
 
-def channels(d: Dashboard, code: str) -> list[Channel]:
+def channels(d: Frame, code: str) -> list[Channel]:
     result = []
     for name, platform in sorted(d.app.platforms.items()):
         if name == "console":
@@ -86,7 +76,7 @@ def channels(d: Dashboard, code: str) -> list[Channel]:
     return result
 
 
-async def poster(d: Dashboard, request: web.Request, viewer: Viewer) -> web.StreamResponse:
+async def poster(d: Frame, request: web.Request, viewer: Viewer) -> web.StreamResponse:
     group = await _group(d, request, viewer)
     if group is None:
         return d.not_found(viewer)
@@ -100,7 +90,7 @@ async def poster(d: Dashboard, request: web.Request, viewer: Viewer) -> web.Stre
     )
 
 
-async def new_poster(d: Dashboard, request: web.Request, viewer: Viewer) -> web.StreamResponse:
+async def new_poster(d: Frame, request: web.Request, viewer: Viewer) -> web.StreamResponse:
     """Make a fresh resident invite for the group (as `/moi cudan TDP05` would)."""
     group = await _group(d, request, viewer)
     if group is None:
@@ -112,6 +102,6 @@ async def new_poster(d: Dashboard, request: web.Request, viewer: Viewer) -> web.
             viewer.identity, role=Role.RESIDENT, ward_id=viewer.ward_id, group_id=group.id,
             days=POSTER_DAYS,
         )
-    except InviteError:
+    except ServiceError:
         return d.forbidden(viewer, f"invite for group {group.id}")
     return d.redirect(f"/dashboard/group/{group.code}/poster")

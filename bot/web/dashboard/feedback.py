@@ -4,24 +4,23 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+import secrets
 
 from aiohttp import web
 
 from bot.config import FEEDBACK_CATEGORIES
-from bot.core import Outgoing, is_number
+from bot.core import is_number
+from bot.delivery.outbox import NewDelivery
+from bot.services.errors import ServiceError
 from bot.services.feedback import (
     FINAL_STATES,
     OPEN_STATES,
     TRANSITIONS,
     Changed,
-    FeedbackError,
     Filters,
     TicketView,
 )
-
-if TYPE_CHECKING:
-    from bot.web.dashboard.routes import Dashboard, Viewer
+from bot.web.dashboard.frame import Frame, Viewer
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +32,7 @@ def _page_number(text: str) -> int:
     return int(text) if is_number(text) and 0 < int(text) < 10_000 else 1
 
 
-async def queue(d: Dashboard, request: web.Request, viewer: Viewer) -> web.StreamResponse:
+async def queue(d: Frame, request: web.Request, viewer: Viewer) -> web.StreamResponse:
     q = request.query
     group_code = q.get("nhom", "").strip().upper()
     if group_code:
@@ -62,12 +61,12 @@ def _allowed_actions(ticket: TicketView) -> list[str]:
 
 
 async def _ticket_page(
-    d: Dashboard, viewer: Viewer, number: int, *, status: int = 200, error: str = "",
+    d: Frame, viewer: Viewer, number: int, *, status: int = 200, error: str = "",
     done: str = "", told: bool = False, message: str = "",
 ) -> web.StreamResponse:
     try:
         ticket = await d.app.services.feedback.for_staff(viewer.identity, number)
-    except FeedbackError as exc:
+    except ServiceError as exc:
         if exc.reason == "not_found":
             return d.not_found(viewer)
         return d.forbidden(viewer, f"ticket PA-{number}")
@@ -77,7 +76,7 @@ async def _ticket_page(
     )
 
 
-async def ticket(d: Dashboard, request: web.Request, viewer: Viewer) -> web.StreamResponse:
+async def ticket(d: Frame, request: web.Request, viewer: Viewer) -> web.StreamResponse:
     done = request.query.get("xong", "")
     return await _ticket_page(
         d, viewer, int(request.match_info["number"]),
@@ -85,13 +84,13 @@ async def ticket(d: Dashboard, request: web.Request, viewer: Viewer) -> web.Stre
     )
 
 
-async def act(d: Dashboard, request: web.Request, viewer: Viewer) -> web.StreamResponse:
+async def act(d: Frame, request: web.Request, viewer: Viewer) -> web.StreamResponse:
     number = int(request.match_info["number"])
     form = await request.post()
     action, message = str(form.get("action", "")), str(form.get("message", ""))
     try:
         changed = await d.app.services.feedback.act(viewer.identity, number, action, message)
-    except FeedbackError as exc:
+    except ServiceError as exc:
         if exc.reason == "not_found":
             return d.not_found(viewer)
         if exc.reason == "not_yours":
@@ -103,23 +102,21 @@ async def act(d: Dashboard, request: web.Request, viewer: Viewer) -> web.StreamR
     return d.redirect(f"/dashboard/feedback/{number}?xong={action}&bao={int(told)}")
 
 
-async def tell_reporter(d: Dashboard, changed: Changed) -> bool:
-    """The same chat message `/xuly` sends (handlers/feedback.py `_tell_reporter`)."""
+async def tell_reporter(d: Frame, changed: Changed) -> bool:
+    """The same chat message `/xuly` sends, queued in the outbox (kept across a restart,
+    paced, retried); False when the ticket has nobody to tell (anonymous)."""
     reporter = changed.reporter
     if reporter is None:
-        return False
-    platform = d.app.platforms.get(reporter.platform)
-    if platform is None:
-        log.warning("PA-%s: reporter's platform %s is not running", changed.ticket.number,
-                    reporter.platform)
         return False
     text = d.app.texts.render(
         "feedback/notify_reporter", d.app.config.bot.locale, t=changed.ticket,
         action=changed.action, message=changed.message,
     )
-    try:
-        await platform.send(reporter.user_id, Outgoing(text=text))
-    except Exception:
-        log.warning("PA-%s: reporter not told", changed.ticket.number, exc_info=True)
-        return False
+    number = changed.ticket.number
+    await d.app.services.outbox.enqueue([NewDelivery(
+        kind="feedback_update", ref_id=number, platform=reporter.platform,
+        chat_id=reporter.user_id, text=text, is_group=False, priority=3,
+        # One row per change: a web form posts once, so nothing is left to deduplicate.
+        dedupe=f"fbweb:{number}:{changed.action}:{secrets.token_hex(8)}",
+    )])
     return True

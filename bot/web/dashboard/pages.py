@@ -6,21 +6,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from bot.config import OnboardingStepConfig
+from bot.core import is_number
 from bot.services import dashboard as data
 from bot.services.campaigns import CampaignInfo
 from bot.services.feedback import Filters
 from bot.services.places import GroupInfo
 from bot.services.progress import StepCount, WardProgress
+from bot.topics import topic_values
 from bot.web.dashboard.charts import bar_chart, line_chart
-from handlers.explanations import topic_values
-
-if TYPE_CHECKING:
-    from bot.web.dashboard.routes import Dashboard, Viewer
+from bot.web.dashboard.frame import Frame, Viewer
 
 TREND_WEEKS = 8
 MISSING_LIMIT = 300
@@ -34,18 +32,18 @@ class CampaignLine:
     groups: list[str]
 
 
-async def visible_groups(d: Dashboard, viewer: Viewer) -> list[GroupInfo]:
+async def visible_groups(d: Frame, viewer: Viewer) -> list[GroupInfo]:
     groups = await d.app.services.places.groups(viewer.ward_id)
     return [g for g in groups if viewer.may_see_group(g.id)]
 
 
-def chosen_step(d: Dashboard, request: web.Request) -> OnboardingStepConfig:
+def chosen_step(d: Frame, request: web.Request) -> OnboardingStepConfig:
     steps = d.app.services.progress.steps
     return d.app.services.progress.step(request.query.get("buoc", "")) or steps[0]
 
 
 async def trend(
-    d: Dashboard, group_ids: list[int], step: OnboardingStepConfig, progress: WardProgress
+    d: Frame, group_ids: list[int], step: OnboardingStepConfig, progress: WardProgress
 ) -> list[tuple[str, int]]:
     """The step's share done at the end of each of the last weeks (today is the last)."""
     tz = d.app.config.bot.tz
@@ -60,7 +58,7 @@ async def trend(
 
 
 async def campaign_lines(
-    d: Dashboard, viewer: Viewer, groups: list[GroupInfo]
+    d: Frame, viewer: Viewer, groups: list[GroupInfo]
 ) -> list[CampaignLine]:
     """Each campaign over the groups the viewer may see, with its live figure."""
     codes = {g.id: g.code for g in groups}
@@ -79,8 +77,9 @@ async def campaign_lines(
     return lines
 
 
-async def overview(d: Dashboard, request: web.Request, viewer: Viewer) -> web.StreamResponse:
+async def overview(d: Frame, request: web.Request, viewer: Viewer) -> web.StreamResponse:
     services = d.app.services
+    q = request.query
     ward = await services.places.ward(viewer.ward_id)
     groups = await visible_groups(d, viewer)
     ids = [g.id for g in groups]
@@ -90,20 +89,26 @@ async def overview(d: Dashboard, request: web.Request, viewer: Viewer) -> web.St
     running = [c for c in campaigns if c.campaign.state == "active"
                and c.campaign.step_key == step.key]
     target = running[0].campaign.target_percent if running else None
-    bars = bar_chart(
-        [(g.code, c.percent, f"{c.done}/{c.total}") for g, c in progress.ranked(step.key)],
-        target=target,
-    )
+    ends = data.chart_ends(progress.ranked(step.key))
+    charts = [bar_chart([(g.code, c.percent, f"{c.done}/{c.total}") for g, c in part],
+                        target=target) for part in (ends.highest, ends.lowest) if part]
     line = line_chart(await trend(d, ids, step, progress))
-    queue = await services.feedback.list_for_staff(viewer.identity, Filters())
-    overdue = await services.feedback.list_for_staff(viewer.identity, Filters(overdue=True))
+    open_tickets, overdue_tickets = await services.feedback.open_counts(viewer.identity)
     chats = await services.chats.active_by_group(viewer.ward_id)
+    table = data.group_table(
+        progress.groups, step.key, chats, search=q.get("tim", "")[:50],
+        order=q.get("xep", ""), page=_page_number(q.get("trang", "")),
+    )
     return d.page(
         "overview", viewer, nav="overview", ward=ward, groups=groups, progress=progress,
         totals=[(s, progress.step_total(s.key)) for s in progress.steps], step=step,
-        bars=bars, target=target, line=line, campaigns=campaigns, chats=chats,
-        open_tickets=queue.total, overdue_tickets=overdue.total,
+        ends=ends, charts=charts, target=target, line=line, campaigns=campaigns,
+        table=table, open_tickets=open_tickets, overdue_tickets=overdue_tickets,
     )
+
+
+def _page_number(text: str) -> int:
+    return int(text) if is_number(text) and 0 < int(text) < 10_000 else 1
 
 
 def _household_log(
@@ -119,7 +124,7 @@ def _household_log(
     return log
 
 
-async def group(d: Dashboard, request: web.Request, viewer: Viewer) -> web.StreamResponse:
+async def group(d: Frame, request: web.Request, viewer: Viewer) -> web.StreamResponse:
     services = d.app.services
     found = await services.places.group_by_code(viewer.ward_id, request.match_info["code"])
     if found is None:
@@ -133,8 +138,7 @@ async def group(d: Dashboard, request: web.Request, viewer: Viewer) -> web.Strea
     missing, missing_total = await services.households.missing(
         found.id, step.key if step else None, offset=0, limit=MISSING_LIMIT
     )
-    rows = [r for r in await services.registry.household_rows(viewer.ward_id)
-            if r["group"] == found.code]
+    rows = await services.registry.household_rows(viewer.ward_id, found.id)
     week_ago = d.app.clock.now() - timedelta(days=7)
     tickets = await services.feedback.list_for_staff(viewer.identity, Filters(group=found.code))
     chats = await services.chats.active_by_group(viewer.ward_id)
@@ -148,12 +152,13 @@ async def group(d: Dashboard, request: web.Request, viewer: Viewer) -> web.Strea
     )
 
 
-async def notices(d: Dashboard, request: web.Request, viewer: Viewer) -> web.StreamResponse:
+async def notices(d: Frame, request: web.Request, viewer: Viewer) -> web.StreamResponse:
     services = d.app.services
     groups = await visible_groups(d, viewer)
     scope = None if viewer.coordinator else {g.id for g in groups}
     past = await data.past_notices(d.app.db, viewer.ward_id, d.app.clock.now(), group_ids=scope)
-    reports = [(n, await services.outbox.counts("notice", n.id)) for n in past]
+    counts = await data.delivery_counts(d.app.db, "notice", [n.id for n in past])
+    reports = [(n, counts[n.id]) for n in past]
     return d.page(
         "notices", viewer, nav="notices", past=reports,
         scheduled=await services.notices.scheduled(viewer.identity, viewer.ward_id),
@@ -162,7 +167,7 @@ async def notices(d: Dashboard, request: web.Request, viewer: Viewer) -> web.Str
 
 
 async def explanations(
-    d: Dashboard, request: web.Request, viewer: Viewer
+    d: Frame, request: web.Request, viewer: Viewer
 ) -> web.StreamResponse:
     rows = [r for r in await d.app.services.explanations.stats()
             if r.reads or r.helpful or r.unhelpful]

@@ -4,7 +4,8 @@ the server from `messages/<locale>/web/`. Every page checks role and scope again
 database, so a revoked role closes the door at once.
 
 This module holds sessions, the page guard and the route table; the pages themselves live
-in `bot/dashboard_pages.py`, `bot/dashboard_feedback.py` and `bot/dashboard_downloads.py`.
+in `pages.py`, `feedback.py` and `downloads.py` beside it, and get a `Frame` (rendering)
+and a `Viewer` (who is signed in) from `frame.py`, so they never import this module.
 """
 
 from __future__ import annotations
@@ -13,58 +14,34 @@ import hmac
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import timedelta
-from typing import Any
 
 from aiohttp import web
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from bot.context import AppContext
-from bot.core import Role
-from bot.services.access import Identity
+from bot.roles import Role
 from bot.services.dashboard_sessions import DashboardSessions
 from bot.web.dashboard import downloads, feedback, pages
+from bot.web.dashboard.frame import Frame, Viewer
 
 log = logging.getLogger(__name__)
 
 COOKIE = "cds_session"
 LOGIN_COOKIE = "cds_login"
 SESSION_SECONDS = 8 * 3600
-SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; "
-    "img-src 'self' data:; form-action 'self'; frame-ancestors 'none'",
-    "X-Frame-Options": "DENY",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-}
-
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-Page = Callable[["Dashboard", web.Request, "Viewer"], Awaitable[web.StreamResponse]]
-
-
-@dataclass(frozen=True)
-class Viewer:
-    """The signed-in person: who, what role, which ward, and the form token. `identity`
-    keeps only the grants of this ward, so services called with it stay inside the ward."""
-
-    identity: Identity
-    ward_id: int
-    role: Role
-    csrf: str
-
-    @property
-    def coordinator(self) -> bool:
-        return self.role >= Role.COORDINATOR
-
-    def may_see_group(self, group_id: int) -> bool:
-        return self.identity.role_in_group(self.ward_id, group_id) >= Role.LEADER
+Page = Callable[[Frame, web.Request, Viewer], Awaitable[web.StreamResponse]]
 
 
 class Dashboard:
     def __init__(self, app: AppContext, *, secret: str, secure_cookie: bool) -> None:
         self.app = app
+        self.frame = Frame(app)
+        self.render = self.frame.render
+        self.forbidden = self.frame.forbidden
+        self.redirect = self.frame.redirect
         self._serializer = URLSafeTimedSerializer(secret, salt="cds-dashboard-session")
         self._login_forms = URLSafeTimedSerializer(secret, salt="cds-dashboard-login-form")
         self._secure = secure_cookie
@@ -88,34 +65,6 @@ class Dashboard:
                 self._page(downloads.poster))
         add_post("/dashboard/group/{code:[A-Za-z0-9_-]{1,32}}/poster",
                  self._page(downloads.new_poster, post=True))
-
-    # --- rendering ----------------------------------------------------------------------------
-    def render(self, name: str, status: int = 200, **context: Any) -> web.Response:
-        html = self.app.texts.render(f"web/{name}", self.app.config.bot.locale, **context)
-        return web.Response(
-            text=html, status=status, content_type="text/html", charset="utf-8",
-            headers=SECURITY_HEADERS,
-        )
-
-    def page(self, name: str, viewer: Viewer, status: int = 200, **context: Any) -> web.Response:
-        """A page inside the signed-in frame (header, navigation, sign-out form)."""
-        return self.render(
-            name, status, viewer=viewer, role=viewer.role.value, today=self.app.clock.now(),
-            **context,
-        )
-
-    def forbidden(self, viewer: Viewer | None, what: str) -> web.Response:
-        # Ids only: names, phones and addresses never reach the logs.
-        who = viewer.identity.member_id if viewer else "-"
-        log.info("dashboard: member %s refused %s", who, what)
-        return self.render("forbidden", status=403)
-
-    def not_found(self, viewer: Viewer) -> web.Response:
-        return self.page("not_found", viewer, status=404)
-
-    @staticmethod
-    def redirect(location: str) -> web.Response:
-        return web.Response(status=303, headers={**SECURITY_HEADERS, "Location": location})
 
     # --- sessions -----------------------------------------------------------------------------
     async def _viewer(self, request: web.Request) -> Viewer | None:
@@ -152,7 +101,7 @@ class Dashboard:
                     return self.forbidden(viewer, f"{request.path} (form token)")
             if viewer.role < minimum:
                 return self.forbidden(viewer, request.path)
-            return await page(self, request, viewer)
+            return await page(self.frame, request, viewer)
 
         return handle
 

@@ -1,4 +1,7 @@
-"""The Zalo OA's rotating tokens in the database, shared by every instance."""
+"""The Zalo OA's rotating tokens in the database, shared by every instance.
+
+It lives beside the Zalo OA adapter it serves (the adapter's `TokenStore`), so no service
+imports a platform module; only the composition root builds it."""
 
 from __future__ import annotations
 

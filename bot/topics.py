@@ -1,4 +1,6 @@
-"""What a guide looks like in a group chat, for the share button and for series.
+"""A guide (topic) rendered for a ward: the values its text may name (the province's app,
+the ward office, the bot), and what it looks like in a group chat, for the share button
+and for series.
 
 One screen: the title and the short answer. The steps open in the person's private chat:
 on Telegram a "📝 Xem từng bước" link button (`t.me/<bot>?start=g_<key>_<group id>`), on
@@ -16,9 +18,42 @@ from bot.context import AppContext
 from bot.core import Button
 from bot.services.explanations import Topic
 from bot.services.guides import link_payload
-from handlers.explanations import topic_values, ward_office
 
 Rows = tuple[tuple[Button, ...], ...]
+
+
+def topic_values(app: AppContext, locale: str) -> dict[str, Any]:
+    """What a topic's text may name, in a conversation or not (a guide posted by a job)."""
+    config = app.config
+    office = config.office
+    citizen_app = config.citizen_app
+    if not citizen_app.name:
+        citizen_app = citizen_app.model_copy(update={
+            "name": app.texts.label("citizen_app.default_name", locale)})
+    return {
+        "app": citizen_app,
+        "office": {
+            "name": office.name, "address": office.address,
+            "hours": office.hours, "phone": office.phone,
+        },
+        "bot": {"name": app.texts.label("bot.default_name", locale)
+                if not config.bot.name else config.bot.name},
+        "unit": office.unit,
+    }
+
+
+async def ward_office(app: AppContext, ward_id: int | None, locale: str) -> dict[str, str]:
+    """The ward's own record wins over the config's office defaults."""
+    base = topic_values(app, locale)["office"]
+    ward = await app.services.places.ward(ward_id) if ward_id else None
+    if ward is not None:
+        base = {
+            "name": base["name"] or ward.name,
+            "address": ward.office_address or base["address"],
+            "hours": ward.office_hours or base["hours"],
+            "phone": ward.office_phone or base["phone"],
+        }
+    return dict(base)
 
 
 @dataclass(frozen=True)
