@@ -438,3 +438,43 @@ async def test_explanations_page_shows_guides_sent_to_groups_and_reads_per_group
     cells = re.findall(r"<td[^>]*>(.*?)</td>", row[:row.index("</tr>")], re.S)
     assert [re.sub(r"<[^>]+>", "", c).strip() for c in cells] == [
         "VNeID là gì?", "2", "1", "0 / 0", "TDP02 (1)", "TDP01"]
+
+
+async def test_pages_show_what_reporters_said_reminders_and_the_contest(
+    harness: Harness, client: Client
+) -> None:
+    """Closing the loops on the dashboard: confirmations, reopenings and satisfaction on the
+    feedback page; the reminders' effect under the campaign; the contest's participation."""
+    from bot.jobs.personal_reminders import send_personal_reminders
+    from tests.recording import press
+
+    seeded = await seed_ward(harness)
+    # Resident B confirms the fix and rates it 4.
+    await harness.say(f"/xuly PA-{seeded.ticket_b} daxong Đã dọn xong", user=BOSS)
+    await harness.send(press(f"fbq:{seeded.ticket_b}:y", user=RESIDENT_B))
+    await harness.send(press(f"fbr:{seeded.ticket_b}:4", user=RESIDENT_B))
+    # Resident A's household is reminded during the campaign, then logged within the week.
+    services = harness.ctx.services
+    ward = await services.places.ward_by_code("P1")
+    assert ward is not None
+    me = await services.access.identify("telegram", Sender(RESIDENT_A, "Chị An"))
+    await services.households.link(me, ward.id, "TDP01-003", "Lê Văn Cường")
+    assert await send_personal_reminders(harness.ctx) == 1
+    await harness.say("/ghi TDP01-003 vneid", user=HELPER)
+    # A contest with one player.
+    await harness.say("/cuocthi", user=BOSS)
+    await harness.send(press("ct:new", user=BOSS))
+    await harness.say("Thi tháng này", user=BOSS)
+    await harness.send(press("ct:b:chuyen_doi_so", user=BOSS))
+    await harness.say("24/11 - 31/12", user=BOSS)
+    await harness.send(press("ct:g:all", user=BOSS))
+    await harness.send(press("ct:ok", user=BOSS))
+    await harness.send(press("ct:p:1", user=RESIDENT_A))
+
+    await signed_in(harness, client, BOSS)
+    queue = await (await client.get("/dashboard/feedback")).text()
+    assert "xác nhận đã khắc phục <b>1</b>" in queue and "mức hài lòng <b>4/5</b>" in queue
+    overview = await (await client.get("/dashboard")).text()
+    assert "1 hộ được nhắc → 1 hộ làm xong trong 7 ngày (100%)" in overview
+    assert "Thi tháng này" in overview and "1 người chơi" in overview
+    assert "25% hộ tham gia (1/4)" in overview

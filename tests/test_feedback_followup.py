@@ -84,7 +84,7 @@ async def test_fixed_then_rated_and_counted_in_the_monthly_summary(harness: Harn
     await h.grant("401", Role.COORDINATOR)
     summary = await h.say("/phananh thang 11/2026", user="401")
     assert "Xác nhận đã khắc phục: 1" in summary
-    assert "Mở lại vì chưa xong: 0" in summary and "Mức hài lòng: 5" in summary
+    assert "Mở lại vì chưa xong: 0" in summary and "Mức hài lòng: 5/5" in summary
 
 
 async def test_reopen_from_tracking_within_the_window_only(harness: Harness) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from datetime import datetime, timedelta
 
 from aiohttp import web
 
@@ -50,9 +51,15 @@ async def queue(d: Frame, request: web.Request, viewer: Viewer) -> web.StreamRes
     )
     groups = [g for g in await d.app.services.places.groups(viewer.ward_id)
               if viewer.may_see_group(g.id)]
+    tz = d.app.config.bot.tz
+    today = d.app.clock.now().astimezone(tz)
+    month_start = datetime(today.year, today.month, 1, tzinfo=tz)
+    # The figure ward reports quote: received, handled, and what reporters said afterwards.
+    summary = await d.app.services.feedback.summary(viewer.identity, month_start,
+                                                    today + timedelta(seconds=1))
     return d.page(
         "feedback", viewer, nav="feedback", page=page, filters=filters, groups=groups,
-        categories=FEEDBACK_CATEGORIES, states=STATES,
+        categories=FEEDBACK_CATEGORIES, states=STATES, summary=summary, month=today,
     )
 
 

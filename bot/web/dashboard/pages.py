@@ -99,11 +99,20 @@ async def overview(d: Frame, request: web.Request, viewer: Viewer) -> web.Stream
         progress.groups, step.key, chats, search=q.get("tim", "")[:50],
         order=q.get("xep", ""), page=_page_number(q.get("trang", "")),
     )
+    visible = {g.code for g in groups}
+    effects = {  # what personal reminders achieved, per campaign, in the viewer's groups
+        c.campaign.id: [e for e in await services.reminders.effect(c.campaign.id)
+                        if e.group_code in visible]
+        for c in campaigns
+    }
+    contests = [await services.contests.standings(c.id)
+                for c in (await services.contests.in_ward(viewer.ward_id))[:3]]
     return d.page(
         "overview", viewer, nav="overview", ward=ward, groups=groups, progress=progress,
         totals=[(s, progress.step_total(s.key)) for s in progress.steps], step=step,
         ends=ends, charts=charts, target=target, line=line, campaigns=campaigns,
         table=table, open_tickets=open_tickets, overdue_tickets=overdue_tickets,
+        effects=effects, contests=contests, now=d.app.clock.now(),
     )
 
 
