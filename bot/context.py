@@ -11,6 +11,7 @@ from bot.core import Platform
 from bot.db import Database
 from bot.delivery.outbox import Limits, Outbox, Pacing
 from bot.delivery.quiet import QuietHours
+from bot.delivery.relay import RelayDelivery
 from bot.metrics import Metrics
 from bot.services.access import Access
 from bot.services.accounts import Accounts
@@ -28,6 +29,9 @@ from bot.services.places import Places
 from bot.services.polls import Polls
 from bot.services.progress import Progress
 from bot.services.registry import Registry
+from bot.services.relay import Relays
+from bot.services.staff_alerts import StaffAlerts
+from bot.services.zalo_status import ZaloStatus
 from bot.texts import Texts
 
 
@@ -50,6 +54,11 @@ class Services:
     campaigns: Campaigns
     polls: Polls
     downloads: Downloads
+    # Relay through the group leaders, and Zalo's state (issue #13).
+    relays: Relays
+    relay_delivery: RelayDelivery
+    alerts: StaffAlerts
+    zalo_status: ZaloStatus
 
 
 @dataclass(frozen=True)
@@ -68,6 +77,7 @@ class AppContext:
 def build_services(
     config: Config, db: Database, clock: Clock, *, metrics: Metrics,
     platforms: dict[str, Platform], console_admins: list[str] | None = None,
+    texts: Texts | None = None,
 ) -> Services:
     admins = {
         "telegram": [str(i) for i in config.admins.telegram],
@@ -85,17 +95,22 @@ def build_services(
     )
     zalo = Limits(per_second=config.zalo.per_second,
                   group_per_minute=config.zalo.group_per_minute, private_per_second=1.0)
+    quiet = QuietHours(config.bot.quiet_window, config.bot.tz)
     outbox = Outbox(db, clock, platforms, chats, metrics, pacing=pacing,
-                    limits={"zalo": zalo, "zalo_oa": zalo},
-                    quiet=QuietHours(config.bot.quiet_window, config.bot.tz))
+                    limits={"zalo": zalo, "zalo_oa": zalo}, quiet=quiet)
+    conversations = Conversations(
+        db, clock, timeout=timedelta(minutes=config.bot.conversation_timeout_minutes)
+    )
+    relays = Relays(db, clock)
+    relay_delivery = RelayDelivery(
+        relays, outbox, texts or Texts(locale=config.bot.locale, timezone=config.bot.tz),
+        conversations, platforms, clock, quiet, config.bot.locale)
     return Services(
         places=places,
         access=access,
         invites=Invites(db, clock, access, default_days=config.bot.invite_days),
         chats=chats,
-        conversations=Conversations(
-            db, clock, timeout=timedelta(minutes=config.bot.conversation_timeout_minutes)
-        ),
+        conversations=conversations,
         explanations=Explanations(db, clock, load_library(config.bot.locale)),
         accounts=Accounts(db, clock),
         dashboard_logins=DashboardLogins(db, clock),
@@ -104,11 +119,19 @@ def build_services(
         registry=Registry(db, clock, steps),
         progress=Progress(db, clock, steps),
         outbox=outbox,
-        notices=Notices(db, clock, outbox, chats, places),
+        notices=Notices(db, clock, outbox, chats, places, relays=relays,
+                        relay=relay_delivery),
         campaigns=Campaigns(db, clock, config.bot.tz,
                             timedelta(hours=config.schedule.grace_hours)),
         polls=Polls(db, clock),
         downloads=Downloads(db, clock),
+        relays=relays,
+        relay_delivery=relay_delivery,
+        alerts=StaffAlerts(db, clock, outbox, admins),
+        zalo_status=ZaloStatus(db, clock, timezone=config.bot.tz,
+                               bot_enabled=config.zalo.enabled,
+                               oa_enabled=config.zalo_oa.enabled,
+                               proactive_limit=config.zalo_oa.proactive_per_month),
     )
 
 
@@ -123,6 +146,6 @@ def build_context(
     return AppContext(
         config=config, db=db, clock=clock, texts=texts,
         services=build_services(config, db, clock, metrics=metrics, platforms=platforms,
-                                console_admins=console_admins),
+                                console_admins=console_admins, texts=texts),
         metrics=metrics, platforms=platforms,
     )

@@ -16,6 +16,8 @@ from handlers import (
     notices,
     polls,
     progress,
+    relay,
+    zalo,
 )
 
 
@@ -33,3 +35,5 @@ def register_all(router: Router) -> None:
     chats.register(router)
     accounts.register(router)
     dashboard.register(router)
+    relay.register(router)
+    zalo.register(router)

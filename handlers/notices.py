@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.context import AppContext
-from bot.core import Attachment, Outgoing, Role, is_number
+from bot.core import Attachment, Button, Outgoing, Role, is_number
 from bot.router import Ctx, Router
 from bot.services.notices import NoticeError
 from bot.when import parse_when
@@ -179,7 +179,10 @@ async def _send(ctx: Ctx, data: dict[str, Any]) -> None:
 
 
 async def report(app: AppContext, notice_id: int) -> None:
-    """The outbox finished a notice: tell its author how it went, once."""
+    """The outbox finished a notice (its chats, and the relay texts to the people who
+    forward it): tell its author how it went, once."""
+    if not await app.services.notices.all_sent(notice_id):
+        return
     finished = await app.services.notices.finish(notice_id)
     if finished is None:
         return
@@ -190,11 +193,19 @@ async def report(app: AppContext, notice_id: int) -> None:
     platform = app.platforms.get(author.platform)
     if platform is None:
         return
-    text = app.texts.render("notices/report", author.locale or app.config.bot.locale,
+    summary = await app.services.relays.summary("notice", notice_id, view.group_ids)
+    relay = summary.relayed + summary.waiting > 0
+    locale = author.locale or app.config.bot.locale
+    text = app.texts.render("notices/report", locale,
                             notice=view, lines=lines,
-                            sent=sum(1 for line in lines if line.state == "sent"))
+                            sent=sum(1 for line in lines if line.state == "sent"),
+                            relay_text=app.services.relay_delivery.summary_text(summary)
+                            if relay else "",
+                            remind_hours=f"{app.config.relay.remind_after_hours:g}")
+    buttons = ((Button(app.texts.label("relay.status", locale), f"rl:s:notice:{notice_id}"),),
+               ) if relay and platform.capabilities.buttons else ()
     try:
-        await platform.send(author.user_id, Outgoing(text=text))
+        await platform.send(author.user_id, Outgoing(text=text, buttons=buttons))
     except Exception:
         log.warning("delivery report for notice %s not delivered", notice_id, exc_info=True)
 
