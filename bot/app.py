@@ -187,6 +187,9 @@ class BotApp:
                                          since=since)
         await self.context.services.alerts.tell("zalo", f"zalo_quota_{what}:{since.isoformat()}",
                                                 text)
+        if what == "resumed":
+            await self.context.services.zalo_status.release_paused()
+            self.context.services.outbox.wake()
 
     async def _oa_reauthorize(self) -> None:
         text = self.context.texts.render("zalo/oa_reauthorize", self.config.bot.locale)

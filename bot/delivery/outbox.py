@@ -438,6 +438,9 @@ class Outbox:
             self._next_slot[key] = time.monotonic() + wait
             log.info("outbox: 429 for %s, waiting %.0f s", row.chat_id, wait)
             await self._release(row, now + timedelta(seconds=wait))
+        elif exc.problem == "paused":  # the platform's quota: the row waits, unharmed
+            await self._release(row, now + timedelta(seconds=max(exc.retry_after, 1.0)),
+                                error=f"paused: {exc.description}"[:300])
         elif exc.problem == "migrated" and exc.new_chat_id:
             await self._chats.migrated(row.platform, row.chat_id, exc.new_chat_id)
             log.info("outbox: chat %s migrated to %s", row.chat_id, exc.new_chat_id)

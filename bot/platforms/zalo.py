@@ -88,7 +88,7 @@ GONE_AFTER_404S = 3
 def delivery_error(exc: ZaloApiError, *, repeated_404: int = 0) -> DeliveryError:
     """Zalo's answers in the outbox's words: wait, try later, stop sending there, give up."""
     if exc.error_code == QUOTA_EXCEEDED:
-        return DeliveryError("retry_after", "quota exceeded",
+        return DeliveryError("paused", "quota exceeded",
                              retry_after=PROBE_EVERY.total_seconds())
     if any(w in exc.description.lower() for w in _GONE_WORDS):
         return DeliveryError("gone", exc.description)
@@ -235,14 +235,18 @@ def strip_mention(text: str, names: tuple[str, ...]) -> str:
     if not stripped.startswith("@"):
         return text
     body = stripped[1:]
+    match = _MENTION_THEN_COMMAND.match(stripped)
+    command = stripped[match.end() - 1:] if match else None
     for name in sorted((n for n in names if n), key=len, reverse=True):
         norm = unicodedata.normalize("NFC", name).lstrip("@")
         if body[: len(norm)].casefold() == norm.casefold():
             rest = body[len(norm):]
             if not rest or not (rest[0].isalnum() or rest[0] == "_"):
-                return rest.lstrip(" \t:,\u00a0")
-    match = _MENTION_THEN_COMMAND.match(stripped)
-    return stripped[match.end() - 1:] if match else text
+                rest = rest.lstrip(" \t:,\u00a0")
+                # A longer name that only begins like ours ("Trợ lý Phường Hòa Bình"):
+                # the command after it still counts.
+                return command if command is not None and not rest.startswith("/") else rest
+    return command if command is not None else text
 
 
 _MENTION_THEN_COMMAND = re.compile(r"^@[^/\n]{1,64}?\s/")
@@ -507,7 +511,7 @@ class ZaloPlatform:
     async def send(self, chat_id: str, message: Outgoing) -> Sent:
         wait = await self.quota.may_send()
         if wait:
-            raise DeliveryError("retry_after", "quota exceeded", retry_after=wait)
+            raise DeliveryError("paused", "quota exceeded", retry_after=wait)
         text = to_plain(message.text)
         result: dict[str, Any] = {}
         try:

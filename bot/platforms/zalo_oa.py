@@ -117,7 +117,7 @@ REAUTHORIZE_WAIT = 3600.0
 
 def delivery_error(exc: ZaloOAError) -> DeliveryError:
     if exc.code == REFRESH_TOKEN_DEAD:
-        return DeliveryError("retry_after", "OA must be authorised again",
+        return DeliveryError("paused", "OA must be authorised again",
                              retry_after=REAUTHORIZE_WAIT)
     if exc.code in (-32, 429):
         return DeliveryError("retry_after", exc.message, retry_after=60.0)
@@ -473,7 +473,7 @@ class ZaloOAPlatform:
 
     async def send(self, chat_id: str, message: Outgoing) -> Sent:
         if await self.flags.get(REAUTHORIZE_FLAG):
-            raise DeliveryError("retry_after", "OA must be authorised again",
+            raise DeliveryError("paused", "OA must be authorised again",
                                 retry_after=REAUTHORIZE_WAIT)
         message_id = ""
         group = chat_id.startswith(GROUP_PREFIX)

@@ -9,8 +9,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import sqlalchemy as sa
+from sqlmodel import col
+
 from bot.clock import Clock
 from bot.db import Database
+from bot.models import Delivery
 from bot.platforms.zalo import QUOTA_FLAG
 from bot.platforms.zalo_oa import REAUTHORIZE_FLAG, OACounts
 from bot.services import audit
@@ -54,12 +58,24 @@ class ZaloStatus:
             bool(await self._oa_flags.get(REAUTHORIZE_FLAG)), self._limit,
         )
 
+    async def release_paused(self, platform: str = "zalo") -> int:
+        """Rows held by the pause go at once (not at their next hourly try)."""
+        async with self._db.session() as session:
+            result = await session.exec(
+                sa.update(Delivery).where(
+                    col(Delivery.platform) == platform, col(Delivery.state) == "pending",
+                    col(Delivery.error).startswith("paused:"),
+                ).values(not_before=self._clock.now(), error="")
+            )
+            return int(result.rowcount)
+
     async def resume(self, identity: Identity) -> bool:
         """An admin says the quota is back (a bigger plan, a new month): send again now."""
         if self.resume_hook is not None:
             resumed = await self.resume_hook()
         else:
             resumed = await self._bot_flags.clear(QUOTA_FLAG)
+        await self.release_paused()
         async with self._db.session() as session:
             audit.record(session, self._clock, action="zalo.resume",
                          actor_member_id=identity.member_id, ward_id=None, target="zalo",
