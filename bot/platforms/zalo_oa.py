@@ -166,7 +166,7 @@ class MemoryWindows:
 
 def shape(value: Any, depth: int = 0) -> Any:
     """An event's shape for the log: keys kept, every value replaced by its type name."""
-    if depth > 4:
+    if depth > 7:
         return "..."
     if isinstance(value, dict):
         return {str(k)[:40]: shape(v, depth + 1) for k, v in list(value.items())[:30]}
