@@ -50,7 +50,8 @@ async def _ward(ctx: Ctx, ward_id: int) -> None:
     ward = await ctx.app.services.progress.ward(ward_id)
     buttons = [[ctx.button("progress.step", f"pg:s:{s.key}", title=s.label)] for s in ward.steps]
     buttons.append([ctx.button("progress.chart_button", "pg:c:*")])
-    await ctx.say("progress/ward", ward=ward, buttons=buttons)
+    reach = await ctx.app.services.relays.reach(ward_id)  # how each group gets notices
+    await ctx.say("progress/ward", ward=ward, buttons=buttons, reach=reach)
 
 
 async def _step(ctx: Ctx, ward_id: int, key: str) -> None:
@@ -72,8 +73,9 @@ async def _group(ctx: Ctx, group: GroupInfo, step_key: str | None) -> None:
     buttons = []
     if _sees_households(ctx, group) and ctx.incoming.is_private:  # names stay out of groups
         buttons.append([ctx.button("progress.missing", f"pg:m:{group.id}:{step_key or '*'}:0")])
+    reach = (await ctx.app.services.relays.reach(group.ward_id, [group.id])).get(group.id)
     await ctx.say("progress/group", group=ward.groups[0], steps=ward.steps, change=change,
-                  buttons=buttons)
+                  buttons=buttons, reach=reach)
 
 
 async def pressed(ctx: Ctx) -> None:

@@ -102,6 +102,7 @@ async def overview(d: Dashboard, request: web.Request, viewer: Viewer) -> web.St
         totals=[(s, progress.step_total(s.key)) for s in progress.steps], step=step,
         bars=bars, target=target, line=line, campaigns=campaigns, chats=chats,
         open_tickets=queue.total, overdue_tickets=overdue.total,
+        reach=await services.relays.reach(viewer.ward_id),
     )
 
 
