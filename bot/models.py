@@ -530,11 +530,12 @@ class RelayTask(SQLModel, table=True):
 
     __tablename__ = "relay_task"
     __table_args__ = (
-        sa.UniqueConstraint("kind", "ref_id", "group_id", name="uq_relay_task"),
+        sa.UniqueConstraint("kind", "ref_id", "run", "group_id", name="uq_relay_task"),
     )
     id: int | None = Field(default=None, primary_key=True)
     kind: str = Field(max_length=16)
     ref_id: int = Field(index=True)
+    run: str = Field(default="", max_length=40)  # one run of a recurring message (reminders)
     ward_id: int = Field(foreign_key="ward.id", index=True)
     group_id: int = Field(foreign_key="residential_group.id")
     member_id: int | None = Field(default=None, foreign_key="member.id")

@@ -284,6 +284,8 @@ async def remind(app: AppContext, c: CampaignInfo, *, run_key: str) -> int:
         services.explanations.library.topics else []
     reached = [g.group_id for g, s in ranked if s.ratio >= c.target]
     new_winners = set(await services.campaigns.congratulate(c.id, reached))
+    reach = await services.relays.reach(c.ward_id)  # groups the bot cannot post to: relay
+    relayed = []
     items = []
     for rank, (group, count) in enumerate(ranked, start=1):
         text = app.texts.render(
@@ -291,7 +293,10 @@ async def remind(app: AppContext, c: CampaignInfo, *, run_key: str) -> int:
             count=count, rank=rank, groups=len(ranked), left=max(count.total - count.done, 0),
             days_left=(c.ends_on - services.campaigns.today()).days,
         )
-        for chat in chats.get(group.group_id, []):
+        way = reach.get(group.group_id)
+        if way is not None and way.relay and way.person is not None:
+            relayed.append((way, text))
+        for chat in chats.get(group.group_id, []) if way is None or way.direct else []:
             items.append(NewDelivery(
                 kind="reminder", ref_id=c.id, platform=chat.platform, chat_id=chat.chat_id,
                 dedupe=f"rem:{c.id}:{run_key}:{chat.platform}:{chat.chat_id}", text=text,
@@ -306,7 +311,14 @@ async def remind(app: AppContext, c: CampaignInfo, *, run_key: str) -> int:
                     ward_id=c.ward_id, group_id=group.group_id,
                 ))
     await services.outbox.enqueue(items)
-    return sum(1 for i in items if i.kind == "reminder")
+    if relayed:
+        ward = await services.places.ward(c.ward_id)
+        for way, text in relayed:
+            await services.relay_delivery.send(
+                kind="reminder", ref_id=c.id, run=run_key, ward_id=c.ward_id,
+                ward_name=ward.name if ward else "", author_member_id=None,
+                reaches=[way], body=text, when=app.clock.now())
+    return sum(1 for i in items if i.kind == "reminder") + len(relayed)
 
 
 async def finish(app: AppContext, c: CampaignInfo) -> None:

@@ -18,6 +18,7 @@ from bot.clock import FrozenClock
 from bot.config import Config
 from bot.core import Chat, Role, Sender
 from bot.jobs import relay as relay_job
+from tests.conftest import Harness
 from tests.fake_telegram import FakeTelegram
 from tests.fake_zalo import FakeZalo
 from tests.telegram_people import Ward, labels, plain, until
@@ -232,8 +233,8 @@ async def test_a_group_reached_both_ways_counts_once(world: World) -> None:
     assert summary is not None and (summary.direct, summary.waiting) == (1, 0)
 
 
-def test_the_forward_text_is_cut_to_fit_zalo(world: World) -> None:
-    delivery = world.app.context.services.relay_delivery
+def test_the_forward_text_is_cut_to_fit_zalo(harness: Harness) -> None:
+    delivery = harness.ctx.services.relay_delivery
     text = delivery.forward_text(ward_name="Phường Hòa Bình", when=EVENING,
                                  body="<b>Dài</b> " + "chữ & chữ " * 400)
     from bot.texts import to_plain

@@ -72,14 +72,15 @@ class RelayDelivery:
     # --- sending ----------------------------------------------------------------------
     async def send(self, *, kind: str, ref_id: int, ward_id: int, ward_name: str,
                    author_member_id: int | None, reaches: Sequence[Reach], body: str,
-                   when: datetime, wake: bool = True) -> list[TaskView]:
-        """Give each group's relay person the text; returns the tasks (failed ones too)."""
+                   when: datetime, wake: bool = True, run: str = "") -> list[TaskView]:
+        """Give each group's relay person the text; returns the tasks (failed ones too).
+        `run` tells apart the runs of a recurring message (a campaign's reminders)."""
         if not reaches:
             return []
         text = self.forward_text(ward_name=ward_name, when=when, body=body)
         tasks = await self._relays.create_tasks(
             kind=kind, ref_id=ref_id, ward_id=ward_id, author_member_id=author_member_id,
-            reaches=reaches, text=text)
+            reaches=reaches, text=text, run=run)
         not_before = self._quiet.next_allowed(when)
         await self._outbox.enqueue(wake=wake, items=[
             NewDelivery(kind="relay", ref_id=t.id, dedupe=f"relay:{t.id}:text",

@@ -44,15 +44,18 @@ async def _tell_sender(app: AppContext, kind: str, ref_id: int, tasks: list[Task
         recipients.append((author.platform, author.user_id))
     else:
         recipients = await services.access.coordinators(tasks[0].ward_id)
-    summary = await services.relays.summary(kind, ref_id,
-                                            await services.relays.source_groups(kind, ref_id))
+    summary_text = ""
+    if kind == "notice":  # one message; a campaign's reminders repeat, so no totals
+        summary = await services.relays.summary(
+            kind, ref_id, await services.relays.source_groups(kind, ref_id))
+        summary_text = services.relay_delivery.summary_text(summary)
     locale = app.config.bot.locale
     title = app.texts.label(f"relay.{kind}_title", locale, id=ref_id) \
         if app.texts.has_label(f"relay.{kind}_title", locale) else f"#{ref_id}"
     text = app.texts.render(
         "relay/late", locale, title=title,
         waiting=sorted(t.group_code for t in tasks),
-        summary_text=services.relay_delivery.summary_text(summary),
+        summary_text=summary_text,
     )
     first = min(t.id for t in tasks)
     for platform, user_id in recipients:

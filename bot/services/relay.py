@@ -216,7 +216,7 @@ class Relays:
     # --- tasks ------------------------------------------------------------------------
     async def create_tasks(self, *, kind: str, ref_id: int, ward_id: int,
                            author_member_id: int | None, reaches: Sequence[Reach],
-                           text: str) -> list[TaskView]:
+                           text: str, run: str = "") -> list[TaskView]:
         """One task per group to relay; groups without a relay person are `failed` at once."""
         now = self._clock.now()
         rows: list[RelayTask] = []
@@ -224,7 +224,8 @@ class Relays:
             for reach in reaches:
                 person = reach.person
                 row = RelayTask(
-                    kind=kind, ref_id=ref_id, ward_id=ward_id, group_id=reach.group_id,
+                    kind=kind, ref_id=ref_id, run=run[:40], ward_id=ward_id,
+                    group_id=reach.group_id,
                     member_id=person.member_id if person else None,
                     author_member_id=author_member_id,
                     platform=person.platform if person else "",

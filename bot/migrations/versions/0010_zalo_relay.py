@@ -73,6 +73,7 @@ def upgrade() -> None:
         sa.Column('id', sa.Integer(), nullable=False),
         sa.Column('kind', S(length=16), nullable=False),
         sa.Column('ref_id', sa.Integer(), nullable=False),
+        sa.Column('run', S(length=40), nullable=False),
         sa.Column('ward_id', sa.Integer(), nullable=False),
         sa.Column('group_id', sa.Integer(), nullable=False),
         sa.Column('member_id', sa.Integer(), nullable=True),
@@ -92,7 +93,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(['member_id'], ['member.id']),
         sa.ForeignKeyConstraint(['author_member_id'], ['member.id']),
         sa.PrimaryKeyConstraint('id'),
-        sa.UniqueConstraint('kind', 'ref_id', 'group_id', name='uq_relay_task'),
+        sa.UniqueConstraint('kind', 'ref_id', 'run', 'group_id', name='uq_relay_task'),
     )
     op.create_index('ix_relay_task_ref_id', 'relay_task', ['ref_id'])
     op.create_index('ix_relay_task_ward_id', 'relay_task', ['ward_id'])
