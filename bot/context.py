@@ -17,6 +17,7 @@ from bot.services.access import Access
 from bot.services.accounts import Accounts
 from bot.services.campaigns import Campaigns
 from bot.services.chats import Chats
+from bot.services.contests import Contests, load_banks
 from bot.services.conversations import Conversations
 from bot.services.dashboard_login import DashboardLogins
 from bot.services.downloads import Downloads
@@ -30,6 +31,7 @@ from bot.services.polls import Polls
 from bot.services.progress import Progress
 from bot.services.registry import Registry
 from bot.services.relay import Relays
+from bot.services.reminders import PersonalReminders
 from bot.services.staff_alerts import StaffAlerts
 from bot.services.zalo_status import ZaloStatus
 from bot.texts import Texts
@@ -59,6 +61,8 @@ class Services:
     relay_delivery: RelayDelivery
     alerts: StaffAlerts
     zalo_status: ZaloStatus
+    reminders: PersonalReminders
+    contests: Contests
 
 
 @dataclass(frozen=True)
@@ -132,6 +136,10 @@ def build_services(
                                bot_enabled=config.zalo.enabled,
                                oa_enabled=config.zalo_oa.enabled,
                                proactive_limit=config.zalo_oa.proactive_per_month),
+        reminders=PersonalReminders(db, clock, steps, every_days=config.reminders.every_days),
+        contests=Contests(db, clock, per_player=config.contest.questions_per_player,
+                          attempts=config.contest.attempts,
+                          banks=load_banks(config.bot.locale)),
     )
 
 
