@@ -282,7 +282,11 @@ async def remind(app: AppContext, c: CampaignInfo, *, run_key: str) -> int:
         )
         way = reach.get(group.group_id)
         if way is not None and way.relay and way.person is not None:
-            relayed.append((way, text))
+            relayed.append((way, "reminder", text))
+            if group.group_id in new_winners:
+                relayed.append((way, "congrats", app.texts.render(
+                    "campaigns/congrats", app.config.bot.locale, c=c, step=step, group=group,
+                    count=count)))
         for chat in chats.get(group.group_id, []) if way is None or way.direct else []:
             items.append(NewDelivery(
                 kind="reminder", ref_id=c.id, platform=chat.platform, chat_id=chat.chat_id,
@@ -300,12 +304,13 @@ async def remind(app: AppContext, c: CampaignInfo, *, run_key: str) -> int:
     await services.outbox.enqueue(items)
     if relayed:
         ward = await services.places.ward(c.ward_id)
-        for way, text in relayed:
+        for way, kind, text in relayed:
             await services.relay_delivery.send(
-                kind="reminder", ref_id=c.id, run=run_key, ward_id=c.ward_id,
-                ward_name=ward.name if ward else "", author_member_id=None,
+                kind=kind, ref_id=c.id, run=run_key if kind == "reminder" else "",
+                ward_id=c.ward_id, ward_name=ward.name if ward else "", author_member_id=None,
                 reaches=[way], body=text, when=app.clock.now())
-    return sum(1 for i in items if i.kind == "reminder") + len(relayed)
+    return sum(1 for i in items if i.kind == "reminder") + \
+        sum(1 for _, kind, _ in relayed if kind == "reminder")
 
 
 async def finish(app: AppContext, c: CampaignInfo) -> None:
@@ -320,12 +325,21 @@ async def finish(app: AppContext, c: CampaignInfo) -> None:
     text = app.texts.render("campaigns/final", app.config.bot.locale, c=c, step=step,
                             ranked=ranked, total=_campaign_total(progress.groups, c))
     chats = await services.chats.active_by_group(c.ward_id)
+    reach = await services.relays.reach(c.ward_id)  # groups reached through a person
     items = [
         NewDelivery(kind="final", ref_id=c.id, platform=chat.platform, chat_id=chat.chat_id,
                     dedupe=f"final:{c.id}:{chat.platform}:{chat.chat_id}", text=text,
                     ward_id=c.ward_id, group_id=group.group_id)
         for group, _ in ranked for chat in chats.get(group.group_id, [])
+        if group.group_id not in reach or reach[group.group_id].direct
     ]
+    relayed = [reach[g.group_id] for g, _ in ranked if g.group_id in reach
+               and reach[g.group_id].relay and reach[g.group_id].person is not None]
+    if relayed:
+        ward = await services.places.ward(c.ward_id)
+        await services.relay_delivery.send(
+            kind="final", ref_id=c.id, ward_id=c.ward_id, ward_name=ward.name if ward else "",
+            author_member_id=None, reaches=relayed, body=text, when=app.clock.now())
     effect = await services.reminders.effect(c.id)
     if effect:  # the coordinators' copy also says what the personal reminders achieved
         text += "\n\n" + app.texts.render("campaigns/reminder_effect", app.config.bot.locale,

@@ -282,3 +282,29 @@ async def test_a_group_reached_by_relay_gets_its_reminder_through_its_leader(
     assert "Tổ TDP02 — Có điện thoại thông minh: 0%" in forward
     assert "TDP02" in ask and labels(ward.tg.sent_to(OTHER_LEADER)[before + 1]) == [
         "✅ Đã chuyển vào nhóm"]
+
+
+async def test_relay_groups_get_polls_and_the_final_ranking_through_their_leader(
+    ward: Ward,
+) -> None:
+    await ward.say(BOSS, "/chuyentiep TDP02 chuyentiep")
+    [_] = await ward.say(OTHER_LEADER, "/khaosat Tổ mình họp tối nào?")
+    [_] = await ward.say(OTHER_LEADER, "Thứ Bảy\nChủ nhật")
+    sent = await ward.press(OTHER_LEADER, "📤 Gửi khảo sát", edit=True)
+    assert "tới 0 nhóm chat và qua người chuyển tin của 1 tổ (TDP02)" in sent
+    await until(lambda: len(ward.inbox(OTHER_LEADER)) >= 4, "the poll to forward")
+    forward = next(t for t in ward.inbox(OTHER_LEADER) if t.startswith("Phường Hòa Bình"))
+    assert "KHẢO SÁT #1" in forward and "/binhchon 1 1" in forward
+    assert "nhắn riêng cho trợ lý tự động của phường" in forward
+    assert not ward.tg.sent_to(CHATS["TDP02"])  # the bound chat is not used
+    [voted] = await ward.say(VOTER_A, "/binhchon 1 2")  # a resident, in private
+    assert voted == "✅ Đã ghi: Chủ nhật"
+
+    await create_campaign(ward)
+    before = len(ward.inbox(OTHER_LEADER))
+    [_] = await ward.say(BOSS, "/chiendich")
+    await ward.press(BOSS, "⏹ Kết thúc #1", edit=True)
+    await until(lambda: any("Kết thúc đợt" in t for t in ward.inbox(OTHER_LEADER)[before:]),
+                "the ranking to forward")
+    assert any("Kết thúc đợt" in t for t in chat(ward, "TDP01"))
+    assert not any("Kết thúc đợt" in t for t in chat(ward, "TDP02"))

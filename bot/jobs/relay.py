@@ -45,7 +45,7 @@ async def _tell_sender(app: AppContext, kind: str, ref_id: int, tasks: list[Task
     else:
         recipients = await services.access.coordinators(tasks[0].ward_id)
     summary_text = ""
-    if kind == "notice":  # one message; a campaign's reminders repeat, so no totals
+    if kind in ("notice", "poll"):  # one message; reminders repeat, so no totals
         summary = await services.relays.summary(
             kind, ref_id, await services.relays.source_groups(kind, ref_id))
         summary_text = services.relay_delivery.summary_text(summary)
