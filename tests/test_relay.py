@@ -241,3 +241,28 @@ def test_the_forward_text_is_cut_to_fit_zalo(harness: Harness) -> None:
 
     assert len(to_plain(text)) == 2000 and to_plain(text).endswith("…")
     assert "<b>" not in text and "&amp;" in text  # escaped for Telegram, plain on Zalo
+
+
+async def test_a_cancelled_notice_is_not_relayed_and_an_absent_platform_fails_at_once(
+    harness: Harness,
+) -> None:
+    services = harness.ctx.services
+    await harness.grant("5001", Role.COORDINATOR)
+    await harness.grant("5002", Role.LEADER, "TDP01")
+    await services.access.grant(platform="zalo", user_id="z-9", role=Role.LEADER,
+                                ward_code="P1", group_code="TDP02")
+    boss = await services.access.identify("telegram", Sender("5001", "Cán bộ"))
+    ward_id = boss.ward_id
+    assert ward_id is not None
+    groups = sorted((await services.relays.reach(ward_id)).values(), key=lambda r: r.group_code)
+    later = harness.clock.now() + timedelta(hours=5)
+    created = await services.notices.create(
+        boss, ward_id, raw_text="Hẹn giờ", rendered="Hẹn giờ",
+        group_ids=[g.group_id for g in groups], send_at=later)
+    states = {t.group_code: t.state for t in created.relayed}
+    assert states == {"TDP01": "queued", "TDP02": "failed"}  # no Zalo running here
+    await services.notices.cancel(boss, created.notice_id)
+    assert await services.outbox.pending_due() == 0
+    assert not await services.outbox.rows("relay", created.relayed[0].id)
+    summary = await services.notices.reach_summary(boss, created.notice_id)
+    assert summary is not None and (summary.waiting, summary.failed) == (0, 1)

@@ -81,6 +81,9 @@ class RelayDelivery:
         tasks = await self._relays.create_tasks(
             kind=kind, ref_id=ref_id, ward_id=ward_id, author_member_id=author_member_id,
             reaches=reaches, text=text, run=run)
+        for index, task in enumerate(tasks):  # his platform does not run here: now, not never
+            if task.state == "queued" and task.platform not in self._platforms:
+                tasks[index] = await self._relays.delivered(task.id, False) or task
         not_before = self._quiet.next_allowed(when)
         await self._outbox.enqueue(wake=wake, items=[
             NewDelivery(kind="relay", ref_id=t.id, dedupe=f"relay:{t.id}:text",
@@ -91,6 +94,13 @@ class RelayDelivery:
         if not any(t.state == "queued" for t in tasks):
             await self._tell_all_delivered(kind, ref_id)
         return tasks
+
+    async def cancel(self, kind: str, ref_id: int) -> int:
+        """Drop the relay texts of a cancelled message that have not gone yet."""
+        cancelled = await self._relays.cancel(kind, ref_id)
+        for task_id in cancelled:
+            await self._outbox.cancel("relay", task_id)
+        return len(cancelled)
 
     async def text_finished(self, task_id: int) -> None:
         """The text reached the relay person (or could not): ask him to confirm."""

@@ -226,6 +226,8 @@ class Notices:
             codes = await self._codes(session, set(row.group_ids))
             view = self._view(row, codes)
         await self._outbox.cancel("notice", notice_id)
+        if self._relay is not None:
+            await self._relay.cancel("notice", notice_id)
         return view
 
     async def finish(self, notice_id: int) -> tuple[NoticeView, list[DeliveryLine]] | None:

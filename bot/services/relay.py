@@ -260,6 +260,17 @@ class Relays:
             group = await session.get(ResidentialGroup, row.group_id)
             return self._view(row, group.code if group else "")
 
+    async def cancel(self, kind: str, ref_id: int) -> list[int]:
+        """The message was cancelled before it went: its tasks not yet delivered end."""
+        async with self._db.session() as session:
+            rows = (await session.exec(select(RelayTask).where(
+                RelayTask.kind == kind, RelayTask.ref_id == ref_id,
+                RelayTask.state == "queued"))).all()
+            for row in rows:
+                row.state = "cancelled"
+                session.add(row)
+            return [r.id for r in rows if r.id is not None]
+
     async def queued(self, kind: str, ref_id: int) -> int:
         async with self._db.session() as session:
             return int((await session.exec(select(sa.func.count()).select_from(RelayTask).where(
@@ -325,6 +336,8 @@ class Relays:
             elif task is not None and task.state in ("waiting", "queued"):
                 result.waiting += 1
                 result.waiting_groups.append(code)
+            elif task is not None and task.state == "cancelled":
+                continue  # the message was cancelled before it went
             elif task is not None or gid in direct_tried:
                 result.failed += 1
                 result.failed_groups.append(code)
