@@ -369,7 +369,8 @@ class Relays:
                 select(RelayTask, ResidentialGroup.code)
                 .join(ResidentialGroup, col(ResidentialGroup.id) == col(RelayTask.group_id))
                 .where(RelayTask.state == "waiting", *conditions)
-                .order_by(col(RelayTask.id)).with_for_update(skip_locked=True))).all()
+                .order_by(col(RelayTask.id)).with_for_update(skip_locked=True, of=RelayTask)
+            )).all()
             views = []
             for row, code in rows:
                 setattr(row, stamp, now)
