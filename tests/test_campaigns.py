@@ -306,5 +306,6 @@ async def test_relay_groups_get_polls_and_the_final_ranking_through_their_leader
     await ward.press(BOSS, "⏹ Kết thúc #1", edit=True)
     await until(lambda: any("Kết thúc đợt" in t for t in ward.inbox(OTHER_LEADER)[before:]),
                 "the ranking to forward")
-    assert any("Kết thúc đợt" in t for t in chat(ward, "TDP01"))
+    await until(lambda: any("Kết thúc đợt" in t for t in chat(ward, "TDP01")), "TDP01's")
+    await ward.app.context.services.outbox.drain(within=10)
     assert not any("Kết thúc đợt" in t for t in chat(ward, "TDP02"))
