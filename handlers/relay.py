@@ -1,6 +1,7 @@
 """Relay through the group leaders, as the people involved see it.
 
-`/chuyentiep` shows how each group is reached; `/chuyentiep TDP05 chuyentiep` changes it;
+`/chuyentiep` shows how each group is reached (`/chuyentiep TDP05`: one group);
+`/chuyentiep TDP05 chuyentiep` changes it;
 `/chuyentiep TDP05 toi` makes me the one who forwards for TDP05. The relay person presses
 "✅ Đã chuyển vào nhóm" under a relayed message (or answers 1 on Zalo, or types
 `/dachuyen`). `rl:s:notice:<id>` shows a notice's reach: direct, relayed, waiting, failed.
@@ -10,8 +11,9 @@ from __future__ import annotations
 
 from bot.core import Role, is_number
 from bot.router import Ctx, Router
-from bot.services.relay import MODES, RelayError
+from bot.services.relay import RelayError
 
+# The words after the group code (Vietnamese without diacritics, English aliases) → mode.
 WORDS = {"tructiep": "direct", "chuyentiep": "relay", "cahai": "both", "tudong": "auto",
          "direct": "direct", "relay": "relay", "both": "both", "auto": "auto"}
 
@@ -29,14 +31,18 @@ async def reach(ctx: Ctx) -> None:
         found = await relays.reach(ward_id, ids)
         await ctx.say("relay/reach", reaches=list(found.values()))
         return
-    if len(ctx.args) != 2:
+    if len(ctx.args) > 2:
         await ctx.say("relay/usage", word=ctx.incoming.args_text[:40])
         return
     group = await ctx.app.services.places.group_by_code(ward_id, ctx.args[0])
-    word = ctx.args[1].lower()
     if group is None:
         await ctx.say("relay/error_unknown_group")
         return
+    if len(ctx.args) == 1:  # one group: how it is reached
+        one = await relays.reach(ward_id, [group.id])
+        await ctx.say("relay/reach", reaches=list(one.values()))
+        return
+    word = ctx.args[1].lower()
     try:
         if word == "toi":
             await relays.set_person(ctx.identity, ward_id, group.id)
@@ -100,7 +106,6 @@ async def _notice_status(ctx: Ctx, notice_id: int) -> None:
 
 
 def register(router: Router) -> None:
-    assert set(WORDS.values()) >= set(MODES)
     router.command("chuyentiep", reach, aliases=("relay",), role=Role.HELPER, where="private")
     router.command("dachuyen", relayed, aliases=("relayed",), role=Role.HELPER)
     router.button("rl", pressed, role=Role.HELPER)

@@ -198,6 +198,8 @@ async def test_progress_and_reach_show_how_each_group_is_reached(world: World) -
     [reach] = await ward.say(BOSS, "/chuyentiep")
     assert "• TDP21: qua người chuyển tin — người chuyển:" in reach
     assert "• TDP01: bot gửi thẳng vào nhóm chat" in reach
+    [one] = await ward.say(BOSS, "/chuyentiep TDP40")
+    assert "• TDP40: qua người chuyển tin" in one and "TDP01" not in one
     [saved] = await ward.say(BOSS, "/chuyentiep TDP01 cahai")
     assert "TDP01: cả hai" in saved
     [group] = await ward.say(BOSS, "/tiendo TDP01")
