@@ -19,6 +19,7 @@ from bot.context import AppContext, build_context
 from bot.core import ChatEvent, Incoming, Platform
 from bot.db import Database
 from bot.jobs import relay as relay_job
+from bot.jobs import series
 from bot.jobs.contests import post_contest_news
 from bot.jobs.feedback_followup import ask_if_fixed
 from bot.jobs.leader import Leadership
@@ -86,6 +87,7 @@ class BotApp:
             Job("campaigns", lambda: campaigns.tick(self.context), every_seconds=60),
             Job("close-polls", lambda: polls.close_due(self.context), every_seconds=60),
             Job("relay-reminders", lambda: relay_job.tick(self.context), every_seconds=300),
+            Job("guide-series", lambda: series.post_due(self.context), every_seconds=60),
         ]
 
     async def _incoming(self, platform: Platform, incoming: Incoming) -> None:

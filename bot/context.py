@@ -23,6 +23,7 @@ from bot.services.dashboard_login import DashboardLogins
 from bot.services.downloads import Downloads
 from bot.services.explanations import Explanations, load_library
 from bot.services.feedback import Feedbacks
+from bot.services.guides import Guides
 from bot.services.households import Households
 from bot.services.invites import Invites
 from bot.services.notices import Notices
@@ -32,6 +33,7 @@ from bot.services.progress import Progress
 from bot.services.registry import Registry
 from bot.services.relay import Relays
 from bot.services.reminders import PersonalReminders
+from bot.services.series import Series
 from bot.services.staff_alerts import StaffAlerts
 from bot.services.zalo_status import ZaloStatus
 from bot.texts import Texts
@@ -61,6 +63,8 @@ class Services:
     relay_delivery: RelayDelivery
     alerts: StaffAlerts
     zalo_status: ZaloStatus
+    guides: Guides
+    series: Series
     reminders: PersonalReminders
     contests: Contests
 
@@ -136,6 +140,10 @@ def build_services(
                                bot_enabled=config.zalo.enabled,
                                oa_enabled=config.zalo_oa.enabled,
                                proactive_limit=config.zalo_oa.proactive_per_month),
+        guides=Guides(db, clock),
+        series=Series(db, clock, config.bot.tz,
+                      QuietHours(config.bot.quiet_window, config.bot.tz),
+                      timedelta(hours=config.schedule.grace_hours)),
         reminders=PersonalReminders(db, clock, steps, every_days=config.reminders.every_days),
         contests=Contests(db, clock, per_player=config.contest.questions_per_player,
                           attempts=config.contest.attempts,

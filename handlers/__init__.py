@@ -13,6 +13,7 @@ from handlers import (
     explanations,
     feedback,
     feedback_followup,
+    guides,
     households,
     invites,
     notices,
@@ -20,6 +21,7 @@ from handlers import (
     progress,
     relay,
     reminders,
+    series,
     zalo,
 )
 
@@ -37,6 +39,8 @@ def register_all(router: Router) -> None:
     polls.register(router)
     contests.register(router)
     campaigns.register(router)
+    guides.register(router)
+    series.register(router)
     invites.register(router)
     chats.register(router)
     accounts.register(router)
