@@ -380,6 +380,8 @@ class ZaloPlatform:
         self.quota = QuotaGuard(flags or MemoryFlags(), clock or SystemClock())
         self._not_found: dict[str, int] = {}  # chat → 404s in a row
         self._background: set[asyncio.Task[Any]] = set()
+        self._idle = asyncio.Event()  # the poller is not handling an update right now
+        self._idle.set()
 
     @property
     def bot_username(self) -> str:
@@ -410,6 +412,12 @@ class ZaloPlatform:
         log.info("zalo: %s started in %s mode", self.bot_username, self._config.mode)
 
     async def stop(self) -> None:
+        """Let the update being handled finish (a stop must not cut a database write in
+        half), then stop polling."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), timeout=5)
+        if self._background:
+            await asyncio.wait(set(self._background), timeout=5)
         if self._poller is not None:
             self._poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -437,7 +445,11 @@ class ZaloPlatform:
             if update is None:
                 backoff = 0.0
                 continue
-            fresh = await self._handle(update)
+            self._idle.clear()
+            try:
+                fresh = await self._handle(update)
+            finally:
+                self._idle.set()
             # A repeat: Zalo gave a consumed update back; do not spin on it.
             backoff = 0.0 if fresh else min(max(backoff * 2, 2.0), 30.0)
 

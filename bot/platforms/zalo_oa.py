@@ -371,6 +371,8 @@ class ZaloOAPlatform:
         await self.client.tokens()
 
     async def stop(self) -> None:
+        if self._background:  # events being handled finish first
+            await asyncio.wait(set(self._background), timeout=5)
         await self.client.close()
 
     async def _refresh_dead(self) -> None:
