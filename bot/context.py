@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from bot.clock import Clock
+from bot.clock import Clock, Sleeper
 from bot.config import Config
-from bot.core import Platform
+from bot.core import Chat, Platform
 from bot.db import Database
-from bot.delivery.outbox import Limits, Outbox, Pacing
+from bot.delivery.courier import Courier
+from bot.delivery.outbox import ChatHooks, Limits, Outbox, Pacing
 from bot.delivery.quiet import QuietHours
 from bot.delivery.relay import RelayDelivery
 from bot.metrics import Metrics
@@ -54,6 +55,7 @@ class Services:
     registry: Registry
     progress: Progress
     outbox: Outbox
+    courier: Courier  # the one way out: replies, messages to people (delivery room)
     notices: Notices
     campaigns: Campaigns
     polls: Polls
@@ -86,6 +88,7 @@ def build_services(
     config: Config, db: Database, clock: Clock, *, metrics: Metrics,
     platforms: dict[str, Platform], console_admins: list[str] | None = None,
     texts: Texts | None = None,
+    sleeper: Sleeper | None = None,
 ) -> Services:
     admins = {
         "telegram": [str(i) for i in config.admins.telegram],
@@ -104,8 +107,13 @@ def build_services(
     zalo = Limits(per_second=config.zalo.per_second,
                   group_per_minute=config.zalo.group_per_minute, private_per_second=1.0)
     quiet = QuietHours(config.bot.quiet_window, config.bot.tz)
-    outbox = Outbox(db, clock, platforms, chats, metrics, pacing=pacing,
-                    limits={"zalo": zalo, "zalo_oa": zalo}, quiet=quiet)
+    outbox = Outbox(db, clock, platforms, metrics, pacing=pacing,
+                    limits={"zalo": zalo, "zalo_oa": zalo}, quiet=quiet, sleeper=sleeper)
+
+    async def chat_gone(platform: str, chat_id: str) -> None:
+        await chats.bot_removed(platform, Chat(chat_id, "group"), None)
+
+    outbox.watch_chats(ChatHooks(moved=chats.migrated, gone=chat_gone))
     conversations = Conversations(
         db, clock, timeout=timedelta(minutes=config.bot.conversation_timeout_minutes)
     )
@@ -127,6 +135,7 @@ def build_services(
         registry=Registry(db, clock, steps),
         progress=Progress(db, clock, steps),
         outbox=outbox,
+        courier=Courier(outbox, metrics),
         notices=Notices(db, clock, outbox, chats, places, relays=relays,
                         relay=relay_delivery),
         campaigns=Campaigns(db, clock, config.bot.tz,
@@ -152,7 +161,8 @@ def build_services(
 
 
 def build_context(
-    config: Config, db: Database, clock: Clock, *, console_admins: list[str] | None = None
+    config: Config, db: Database, clock: Clock, *, console_admins: list[str] | None = None,
+    sleeper: Sleeper | None = None,
 ) -> AppContext:
     texts = Texts(locale=config.bot.locale, timezone=config.bot.tz)
     if config.bot.name:
@@ -162,6 +172,7 @@ def build_context(
     return AppContext(
         config=config, db=db, clock=clock, texts=texts,
         services=build_services(config, db, clock, metrics=metrics, platforms=platforms,
-                                console_admins=console_admins, texts=texts),
+                                console_admins=console_admins, sleeper=sleeper,
+                                texts=texts),
         metrics=metrics, platforms=platforms,
     )
