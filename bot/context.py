@@ -35,6 +35,7 @@ from bot.services.registry import Registry
 from bot.services.relay import Relays
 from bot.services.reminders import PersonalReminders
 from bot.services.series import Series
+from bot.services.staff import Staff
 from bot.services.staff_alerts import StaffAlerts
 from bot.services.zalo_status import ZaloStatus
 from bot.texts import Texts
@@ -67,6 +68,7 @@ class Services:
     zalo_status: ZaloStatus
     guides: Guides
     series: Series
+    staff: Staff
     reminders: PersonalReminders
     contests: Contests
 
@@ -153,6 +155,7 @@ def build_services(
         series=Series(db, clock, config.bot.tz,
                       QuietHours(config.bot.quiet_window, config.bot.tz),
                       timedelta(hours=config.schedule.grace_hours)),
+        staff=Staff(db, clock),
         reminders=PersonalReminders(db, clock, steps, every_days=config.reminders.every_days),
         contests=Contests(db, clock, per_player=config.contest.questions_per_player,
                           attempts=config.contest.attempts,

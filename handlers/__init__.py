@@ -22,6 +22,7 @@ from handlers import (
     relay,
     reminders,
     series,
+    staff,
     zalo,
 )
 
@@ -47,3 +48,4 @@ def register_all(router: Router) -> None:
     dashboard.register(router)
     relay.register(router)
     zalo.register(router)
+    staff.register(router)
