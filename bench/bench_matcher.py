@@ -1,38 +1,171 @@
-"""How fast the explanation matcher answers, and how often it is right, on the eval set."""
+"""How well the bot understands residents, on the tuning and the HELD-OUT evaluation sets.
+
+    python bench/bench_matcher.py            # figures for both parts, confusion pairs, speed
+    python bench/bench_matcher.py --tune     # choose thresholds: looks at the TUNING part only
+
+For each part: answered directly and right, right guide shown (answer or "did you mean"),
+small talk kept light, "a person" routed, problem reports offered filing, off-topic told plainly
+(no guide answered), and the pairs (expected → answered) the matcher confuses.
+"""
 
 from __future__ import annotations
 
+import argparse
+import itertools
 import statistics
+import sys
 import time
 import tomllib
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from bot.services.explanations import Matcher, load_library
-
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bot.services.explanations import Matcher, Thresholds, load_library  # noqa: E402
+from bot.services.understanding import Kind, Understanding  # noqa: E402
+from handlers.explanations import REPORT_GUIDE  # noqa: E402
+
+PARTS = {
+    "tuning": ROOT / "tests/data/understanding_tuning.toml",
+    "held-out": ROOT / "tests/data/understanding_heldout.toml",
+}
+
+
+def cases(part: str) -> list[dict[str, str]]:
+    data = tomllib.loads(PARTS[part].read_text("utf-8"))["case"]
+    return [dict(c) for c in data]
+
+
+@dataclass
+class Score:
+    answerable: int = 0
+    direct_right: int = 0
+    direct_wrong: int = 0
+    shown: int = 0
+    smalltalk: int = 0
+    smalltalk_light: int = 0
+    person: int = 0
+    person_routed: int = 0
+    report: int = 0
+    report_offered: int = 0
+    offtopic: int = 0
+    offtopic_plain: int = 0
+    confusions: Counter[tuple[str, str]] = field(default_factory=Counter)
+    misses: list[str] = field(default_factory=list)
+
+    def share(self, part: int, whole: int) -> str:
+        return f"{part / whole:6.1%} ({part}/{whole})" if whole else "     - (0/0)"
+
+
+def evaluate(understanding: Understanding, items: list[dict[str, str]]) -> Score:
+    score = Score()
+    for case in items:
+        reading = understanding.read(case["q"])
+        kind = case.get("kind", "guide")
+        if kind == "smalltalk":
+            score.smalltalk += 1
+            score.smalltalk_light += reading.kind is Kind.SMALLTALK
+        elif kind == "person":
+            score.person += 1
+            score.person_routed += reading.kind is Kind.PERSON
+        elif kind == "report":
+            score.report += 1
+            score.report_offered += reading.kind is Kind.REPORT
+        elif kind == "offtopic":
+            score.offtopic += 1
+            score.offtopic_plain += reading.kind is Kind.QUESTION and (
+                reading.match is None or reading.match.confident is None)
+        else:
+            score.answerable += 1
+            expected = case["topic"]
+            match = reading.match if reading.kind is Kind.QUESTION else None
+            confident = match.confident.key if match and match.confident else None
+            shown = {confident} | {t.key for t in (match.candidates if match else ())}
+            if reading.kind is Kind.REPORT:
+                shown.add(REPORT_GUIDE)  # shown under "file this report"
+            score.direct_right += confident == expected
+            score.shown += expected in shown
+            if confident and confident != expected:
+                score.direct_wrong += 1
+                score.confusions[(expected, confident)] += 1
+            if confident != expected:
+                got = confident or ("?" + ",".join(sorted(k for k in shown if k)))
+                if reading.kind is not Kind.QUESTION:
+                    got = reading.kind.value
+                score.misses.append(f"{case['q']!r}: {expected} → {got}")
+    return score
+
+
+def report(part: str, score: Score, *, show_misses: bool) -> None:
+    print(f"\n== {part} ==")
+    print(f"answered directly and right : {score.share(score.direct_right, score.answerable)}")
+    print(f"answered directly but wrong : {score.share(score.direct_wrong, score.answerable)}")
+    print(f"right guide shown           : {score.share(score.shown, score.answerable)}")
+    print(f"small talk kept light       : {score.share(score.smalltalk_light, score.smalltalk)}")
+    print(f"'a person' routed           : {score.share(score.person_routed, score.person)}")
+    print(f"complaints offered filing   : {score.share(score.report_offered, score.report)}")
+    print(f"off-topic told plainly      : {score.share(score.offtopic_plain, score.offtopic)}")
+    if score.confusions:
+        pairs = ", ".join(f"{a} → {b} ×{n}" for (a, b), n in score.confusions.most_common(8))
+        print(f"confusion pairs             : {pairs}")
+    if show_misses:
+        for miss in score.misses:
+            print(f"  miss {miss}")
+
+
+def tune(library_matcher: Matcher) -> None:
+    """Grid over the thresholds, on the TUNING part only: most answered directly and right,
+    a wrong direct answer costing two right ones, off-topic told plainly counting one."""
+    items = cases("tuning")
+    best: tuple[float, float, Thresholds, float] | None = None
+    # Also measured this way and left at their defaults: length_weight 0.0 vs 0.5 and
+    # coverage 0 / 0.34 / 0.5 (no gain on the tuning part; docs/understanding.md).
+    for direct, margin, weak, body_weight in itertools.product(
+        (1.5, 2.0, 3.0, 4.0, 6.0), (0.6, 0.7, 0.8, 0.9), (1.0, 1.5, 2.0), (0.0, 0.2, 0.4, 0.7),
+    ):
+        if weak > direct:
+            continue
+        thresholds = Thresholds(direct=direct, margin=margin, weak=weak)
+        matcher = Matcher(library_matcher.library, thresholds, body_weight=body_weight)
+        score = evaluate(Understanding(matcher), items)
+        key = (score.direct_right - 2 * score.direct_wrong + score.offtopic_plain, -weak)
+        if best is None or key > best[:2]:
+            best = (*key, thresholds, body_weight)
+    print("best on the tuning part:", f"{best[2]}, body_weight={best[3]}" if best else "none")
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--tune", action="store_true", help="choose thresholds on the tuning part")
+    parser.add_argument("--misses", action="store_true",
+                        help="list the TUNING part's misses (never the held-out part's)")
+    args = parser.parse_args()
     started = time.perf_counter()
     library = load_library("vi")
     matcher = Matcher(library)
+    understanding = Understanding(matcher)
     load_ms = (time.perf_counter() - started) * 1000
-    cases = tomllib.loads((ROOT / "tests/data/faq_eval.toml").read_text("utf-8"))["case"]
-    timings: list[float] = []
-    right = 0
-    for _ in range(20):
-        for case in cases:
+    if args.tune:
+        tune(matcher)
+        return
+    print(f"guides: {len(library.topics)}; load + index: {load_ms:.0f} ms; {matcher.thresholds}")
+    for part in PARTS:
+        items = cases(part)
+        plain = sum(c["q"].isascii() for c in items)
+        print(f"\n{part}: {len(items)} messages, {plain / len(items):.0%} typed without diacritics")
+        report(part, evaluate(understanding, items), show_misses=args.misses and part == "tuning")
+    items = [c["q"] for part in PARTS for c in cases(part)]
+    timings = []
+    for _ in range(5):
+        for text in items:
             t0 = time.perf_counter()
-            best = matcher.best(case["q"])
+            understanding.read(text)
             timings.append(time.perf_counter() - t0)
-            right += best is not None and best.key == case["topic"]
-    runs = len(timings)
-    print(f"topics: {len(library.topics)}, eval questions: {len(cases)}")
-    print(f"load + index: {load_ms:.1f} ms")
-    print(f"accuracy (top-1): {right / runs:.1%}")
-    print(f"per question: median {statistics.median(timings) * 1e3:.2f} ms, "
-          f"p95 {sorted(timings)[int(runs * 0.95)] * 1e3:.2f} ms")
-    print(f"throughput: {runs / sum(timings):.0f} questions/s on one core")
+    timings.sort()
+    print(f"\nper message: median {statistics.median(timings) * 1e3:.2f} ms, "
+          f"p95 {timings[int(len(timings) * 0.95)] * 1e3:.2f} ms on one core")
 
 
 if __name__ == "__main__":

@@ -261,6 +261,8 @@ class OfficeSection(_Section):
     address: str = Field(default="", max_length=300)
     hours: str = Field(default="", max_length=200)
     phone: str = Field(default="", max_length=40)
+    # What residents call the unit: "phường", or "xã" (many units are xã since 7/2025).
+    unit: str = Field(default="phường", min_length=1, max_length=20)
 
 
 FEEDBACK_CATEGORIES = (

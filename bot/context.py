@@ -37,6 +37,8 @@ from bot.services.reminders import PersonalReminders
 from bot.services.series import Series
 from bot.services.staff import Staff
 from bot.services.staff_alerts import StaffAlerts
+from bot.services.understanding import Understanding
+from bot.services.vietnamese import load_glossary
 from bot.services.zalo_status import ZaloStatus
 from bot.texts import Texts
 
@@ -71,6 +73,7 @@ class Services:
     staff: Staff
     reminders: PersonalReminders
     contests: Contests
+    understanding: Understanding  # what a free-text message is, before guides are matched
 
 
 @dataclass(frozen=True)
@@ -123,13 +126,14 @@ def build_services(
     relay_delivery = RelayDelivery(
         relays, outbox, texts or Texts(locale=config.bot.locale, timezone=config.bot.tz),
         conversations, platforms, clock, quiet, config.bot.locale)
+    explanations = Explanations(db, clock, load_library(config.bot.locale))
     return Services(
         places=places,
         access=access,
         invites=Invites(db, clock, access, default_days=config.bot.invite_days),
         chats=chats,
         conversations=conversations,
-        explanations=Explanations(db, clock, load_library(config.bot.locale)),
+        explanations=explanations,
         accounts=Accounts(db, clock),
         dashboard_logins=DashboardLogins(db, clock),
         feedback=Feedbacks(db, clock, config.feedback),
@@ -160,6 +164,7 @@ def build_services(
         contests=Contests(db, clock, per_player=config.contest.questions_per_player,
                           attempts=config.contest.attempts,
                           banks=load_banks(config.bot.locale)),
+        understanding=Understanding(explanations.matcher),
     )
 
 
@@ -170,6 +175,9 @@ def build_context(
     texts = Texts(locale=config.bot.locale, timezone=config.bot.tz)
     if config.bot.name:
         texts.set_global("bot_name", config.bot.name)
+    # One glossary for every text (messages/<locale>/glossary.toml), and the unit's own word.
+    texts.set_global("term", load_glossary(config.bot.locale))
+    texts.set_global("unit", config.office.unit)
     metrics = Metrics(clock)
     platforms: dict[str, Platform] = {}
     return AppContext(

@@ -1,6 +1,8 @@
 """`/hoidap` and free text: plain-language answers, step by step, with 👍/👎 and a way to ask
-a person. A confident match answers at once; a weak one offers the closest topics; none
-offers to send the question to the ward (the feedback feature files it)."""
+a person. Free text is first read by the understanding step: small talk gets a short reply,
+"a person please" goes straight to the ward's form, a problem report is offered for filing
+first; a question is matched: a confident match answers at once, close ones are offered, and
+when none fits the bot says so and offers the ward (the feedback feature files it)."""
 
 from __future__ import annotations
 
@@ -10,11 +12,13 @@ from typing import Any
 from bot.context import AppContext
 from bot.core import Button, Role
 from bot.router import Ctx, Router
-from bot.services.explanations import Topic
+from bot.services.explanations import MatchResult, Topic
 from bot.services.guides import link_payload, parse_code
 from bot.services.privacy import mask_national_ids
+from bot.services.understanding import Kind
 
 FLOW = "faq"
+ASK_FLOW = "question"  # the feedback feature's "ask the ward" form (handlers/feedback.py)
 _MENTION = re.compile(r"@\w+")
 
 
@@ -39,6 +43,7 @@ def topic_values(app: AppContext, locale: str) -> dict[str, Any]:
         },
         "bot": {"name": app.texts.label("bot.default_name", locale)
                 if not config.bot.name else config.bot.name},
+        "unit": office.unit,
     }
 
 
@@ -180,17 +185,66 @@ async def show_topic(ctx: Ctx, topic: Topic) -> None:
 
 
 async def answer_text(ctx: Ctx, text: str) -> None:
-    """Match what the person typed; answer, offer the closest topics, or offer a person."""
+    """Read what the person typed, then reply as a neighbour would: chat back, hand over to a
+    person, offer to file a problem, or answer from the guides."""
     question = _MENTION.sub(" ", text).strip()
     if not question:
         await _categories(ctx)
         return
-    result = ctx.app.services.explanations.matcher.match(question)
+    reading = ctx.app.services.understanding.read(question)
+    kept = {"question": mask_national_ids(question[:2000])}
+    if reading.kind is Kind.SMALLTALK:
+        await _small_talk(ctx, reading.reply)
+    elif reading.kind is Kind.PERSON:
+        await _to_a_person(ctx, kept, has_question=reading.has_question)
+    elif reading.kind is Kind.REPORT:
+        # Keep the text so "Gửi phản ánh này" files it as typed, with the guessed category.
+        await ctx.start_form(FLOW, "question", {**kept, "report": reading.category})
+        guide = ctx.app.services.explanations.topic(REPORT_GUIDE)
+        buttons = [[ctx.button("understanding.file_report", "fb:report", unit=_unit(ctx))]]
+        if guide is not None:
+            buttons.append([ctx.button("faq.topic", f"faq:t:{guide.key}", title=title(ctx, guide))])
+        await ctx.say("understanding/report", buttons=buttons, unit=_unit(ctx))
+    else:
+        await _answer(ctx, reading.match or MatchResult(None, ()), kept)
+
+
+REPORT_GUIDE = "citizen_app_report"  # the how-to shown under "file this report"
+
+
+def _unit(ctx: Ctx) -> str:
+    return ctx.app.config.office.unit
+
+
+async def _small_talk(ctx: Ctx, reply: str) -> None:
+    """A short friendly reply; a greeting also gets the topic menu. Never a guide or a ticket."""
+    buttons: list[list[Button]] = []
+    if reply == "greeting":
+        library = ctx.app.services.explanations.library
+        buttons = _rows([ctx.button("faq.category", f"faq:cat:{c.key}", emoji=c.emoji,
+                                    title=c.title) for c in library.categories], 2)
+    await ctx.say("understanding/smalltalk", buttons=buttons, reply=reply, unit=_unit(ctx))
+
+
+async def _to_a_person(ctx: Ctx, kept: dict[str, str], *, has_question: bool) -> None:
+    """Straight to the ward: the question kept (one press sends it), the office's hours."""
+    office = await _office(ctx)
+    if has_question:
+        await ctx.start_form(FLOW, "question", kept)
+        buttons = [[ctx.button("understanding.send_question", "fb:ask")]]
+    else:
+        await ctx.start_form(ASK_FLOW, "text", {"topic": ""})
+        buttons = []
+    await ctx.say("understanding/person", buttons=buttons, office=office,
+                  has_question=has_question, unit=_unit(ctx))
+
+
+async def _answer(ctx: Ctx, result: MatchResult, kept: dict[str, str]) -> None:
     if result.confident is not None:
         await show_topic(ctx, result.confident)
         return
     # Keep the question so "Hỏi cán bộ phường" can send it as typed.
-    await ctx.start_form(FLOW, "question", {"question": mask_national_ids(question[:2000])})
+    await ctx.start_form(FLOW, "question", kept)
     if result.candidates:
         buttons = [
             [ctx.button("faq.topic", f"faq:t:{t.key}", title=title(ctx, t))]
@@ -200,7 +254,7 @@ async def answer_text(ctx: Ctx, text: str) -> None:
         await ctx.say("explanations/did_you_mean", buttons=buttons)
         return
     await ctx.say(
-        "explanations/no_match",
+        "explanations/no_match", unit=_unit(ctx),
         buttons=[[ctx.button("faq.ask", "fb:ask")], [ctx.button("faq.browse", "faq:home")]],
     )
 

@@ -62,6 +62,11 @@ async def form_button(ctx: Ctx) -> None:
     data = dict(form.data)
     if prefix == "fbc" and value in FEEDBACK_CATEGORIES:
         data["category"] = value
+        if data.get("text"):  # filed from a message the resident already typed: ask where
+            await ctx.start_form(FORM, "location", data)
+            await ctx.say("feedback/ask_location",
+                          buttons=[[ctx.button("feedback.skip", "fbs:skip")]])
+            return
         await ctx.start_form(FORM, "text", data)
         await ctx.update("feedback/ask_text", category=value)
     elif prefix == "fbs":
@@ -115,6 +120,9 @@ async def _ask_anonymous(ctx: Ctx, data: dict[str, object]) -> None:
 async def ask_ward(ctx: Ctx) -> None:
     """"Hỏi cán bộ phường": send the unanswered question, or ask for it first."""
     await ctx.answer_button()
+    if ctx.incoming.payload == "fb:report":
+        await _report_from_question(ctx)
+        return
     topic = (ctx.incoming.payload or "").split(":")[2:3]
     form = ctx.form
     question = str(form.data.get("question", "")) if form and form.flow == "faq" else ""
@@ -125,6 +133,25 @@ async def ask_ward(ctx: Ctx) -> None:
         return
     await ctx.start_form(QUESTION, "text", {"topic": topic[0] if topic else ""})
     await ctx.say("feedback/ask_question")
+
+
+async def _report_from_question(ctx: Ctx) -> None:
+    """"📬 Gửi phản ánh này": the message the resident typed becomes the report; they confirm
+    the guessed category (first button), then say where, then named or anonymous."""
+    form = ctx.form
+    data = dict(form.data) if form and form.flow == "faq" else {}
+    text = str(data.get("question", ""))
+    if not text:
+        await ctx.say("core/form_expired")
+        return
+    guess = str(data.get("report", "other"))
+    guess = guess if guess in FEEDBACK_CATEGORIES else "other"
+    await ctx.start_form(FORM, "category", {"text": text})
+    label = ctx.label(f"feedback.category.{guess}")
+    buttons = [[ctx.button("understanding.guessed", f"fbc:{guess}", label=label)]]
+    buttons += [[ctx.button(f"feedback.category.{c}", f"fbc:{c}")]
+                for c in FEEDBACK_CATEGORIES if c != guess]
+    await ctx.say("feedback/confirm_category", buttons=buttons, text=text, guess=label)
 
 
 async def question_text(ctx: Ctx) -> None:

@@ -12,17 +12,22 @@ import pytest
 from bot.core import Role
 from bot.services.conversations import Who
 from bot.services.explanations import EXPLANATIONS_DIR, Matcher, fold, load_library
+from bot.services.vietnamese import load_glossary
 from tests.conftest import Harness
 from tests.recording import message, press
 
 LIBRARY = load_library("vi")
-EVAL = tomllib.loads((Path(__file__).parent / "data" / "faq_eval.toml").read_text("utf-8"))["case"]
+DATA = Path(__file__).parent / "data"
+EVAL = [c for c in tomllib.loads((DATA / "understanding_tuning.toml").read_text("utf-8"))["case"]
+        if "topic" in c]
 SAMPLE = {
     "app": {"name": "iHanoi", "android_url": "https://play.example/ihanoi",
             "ios_url": "https://apps.example/ihanoi", "hotline": "1900 0000"},
     "office": {"name": "UBND phường Hòa Bình", "address": "12 Lê Lợi", "hours": "7:30-17:00",
                "phone": "024 0000 0000"},
     "bot": {"name": "Trợ lý số"},
+    "unit": "phường",
+    "term": load_glossary(),
 }
 EMPTY = {**SAMPLE, "app": {**SAMPLE["app"], "android_url": "", "ios_url": "", "hotline": ""},
          "office": {"name": "UBND phường Hòa Bình", "address": "", "hours": "", "phone": ""}}
@@ -83,7 +88,8 @@ def test_diacritics_case_and_typos_do_not_matter(text: str) -> None:
 
 
 def test_nonsense_matches_nothing() -> None:
-    result = Matcher(LIBRARY).match("hôm nay trời mưa to quá")
+    assert Matcher(LIBRARY).match("giá vàng hôm nay bao nhiêu").confident is None
+    result = Matcher(LIBRARY).match("con mèo nhà tôi bị lạc")
     assert result.confident is None and result.candidates == ()
 
 
@@ -118,7 +124,7 @@ async def test_free_text_without_diacritics_gets_the_answer(harness: Harness) ->
 
 async def test_unknown_question_offers_to_ask_the_ward(harness: Harness) -> None:
     await harness.send(message("con mèo nhà tôi bị lạc"))
-    assert "chưa có sẵn câu trả lời" in harness.platform.last.text
+    assert "chưa có hướng dẫn nào đúng" in harness.platform.last.text
     assert "fb:ask" in harness.platform.last.payloads
     form = await harness.ctx.services.conversations.get(Who("telegram", "100", "100"))
     assert form is not None and form.data["question"] == "con mèo nhà tôi bị lạc"

@@ -1,10 +1,12 @@
 """The explanation library: topics from `messages/explanations/`, a matcher for what residents
 type, and the counts of reads and 👍/👎 that tell coordinators what confuses people.
 
-Residents type without diacritics, with typos, in long sentences. The matcher therefore folds
-text to lowercase ASCII, corrects each word to the nearest word the library knows (edit
-distance 1-2, by `rapidfuzz`), and scores topics by the keyword phrases found, rarer words
-counting more (inverse document frequency). No model download, deterministic, fast.
+The matcher scores each guide by the keyword phrases found in the message, as word n-grams
+(1 to 4 syllables): rarer n-grams count more (inverse document frequency over guides), so a
+multi-syllable phrase outweighs its single syllables. Accents count when the resident typed
+them: "thẻ" does not match "thế", while "the" matches both a little less. Abbreviations are
+spelled out and typos corrected by `bot/services/vietnamese.py`. No model download,
+deterministic (ties broken by key), under a millisecond a message.
 """
 
 from __future__ import annotations
@@ -12,36 +14,29 @@ from __future__ import annotations
 import math
 import re
 import tomllib
-import unicodedata
-from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
 import sqlalchemy as sa
-from rapidfuzz.distance import OSA  # edit distance where swapping two letters costs one
 from sqlmodel import col, func, select
 
 from bot.clock import Clock
 from bot.db import Database
 from bot.models import TopicRead, TopicVote
+from bot.services.vietnamese import Reader, Token, Words, load_words
+from bot.services.vietnamese import fold as fold  # re-exported: other services fold with it
 
 EXPLANATIONS_DIR = Path(__file__).resolve().parent.parent.parent / "messages" / "explanations"
 _JINJA = re.compile(r"{[{%].*?[%}]}")
-MAX_KEY_LENGTH = 40
-EXACT_BONUS = 2.0  # "faq:v:<key>:1" must fit Telegram's 64-byte button payload
+_CHECKED = re.compile(r"20\d\d-(0[1-9]|1[0-2])")
+MAX_KEY_LENGTH = 40  # "faq:v:<key>:1" must fit Telegram's 64-byte button payload
+MAX_GRAM = 4
 
-# Words that carry no meaning for matching (greetings, particles, pronouns). Folded words
-# that are also content words (dang ky, the, cai dat, bo nho, co chu) must stay out.
-STOPWORDS = frozenset(
-    (
-        "a", "ah", "oi", "ba", "bac", "chau", "chi", "co", "cho", "con", "cua", "da",
-        "de", "di", "do", "duoc", "em", "giup", "gi", "hay", "hoi", "hom", "khong", "la",
-        "lam", "len", "minh", "mot", "nay", "nao", "nhe", "nhi", "nhung", "o", "oi", "ong",
-        "qua", "ra", "roi", "sao", "thi", "toi", "tu", "va", "vay", "vao", "voi", "xin",
-        "ve", "nua", "nha", "may", "ay", "kia",
-    )
-)
+# How much a typed syllable is worth against a keyword syllable (see `_agreement`).
+SAME = 1.0  # exactly as written in the guide (accents included)
+FOLDED = 0.8  # typed without accents, or the guide's word has none
+WRONG_ACCENT = 0.25  # typed with other accents: "thế" against "thẻ"
 
 
 class TopicError(ValueError):
@@ -64,12 +59,14 @@ class Topic:
     answer: str
     steps: tuple[str, ...]
     related: tuple[str, ...]
+    checked: str = ""
 
 
 @dataclass(frozen=True)
 class Match:
     topic: Topic
     score: float
+    coverage: float = 1.0  # share of the message's meaningful syllables this guide matched
 
 
 @dataclass(frozen=True)
@@ -89,25 +86,28 @@ class TopicStats:
     unhelpful: int
 
 
+@dataclass(frozen=True)
+class Gram:
+    """A keyword n-gram of one guide, as written (accents kept)."""
+
+    words: tuple[str, ...]
+
+
 @dataclass
 class Library:
     categories: list[Category]
     topics: dict[str, Topic]
-    _phrases: dict[str, list[tuple[tuple[str, ...], float]]] = field(default_factory=dict)
-    _vocab: set[str] = field(default_factory=set)
+    words: Words
+    # folded n-gram -> {topic key: the accented forms the guide uses}
+    _grams: dict[str, dict[str, tuple[tuple[str, ...], ...]]] = field(default_factory=dict)
     _idf: dict[str, float] = field(default_factory=dict)
-    _vocab_of: dict[str, frozenset[str]] = field(default_factory=dict)
+    _body: dict[str, tuple[str, ...]] = field(default_factory=dict)  # n-gram -> guides' texts
+    _body_idf: dict[str, float] = field(default_factory=dict)
+    _whole: dict[str, tuple[str, ...]] = field(default_factory=dict)  # folded phrase -> topics
+    vocabulary: frozenset[str] = frozenset()
 
     def in_category(self, key: str) -> list[Topic]:
         return [t for t in self.topics.values() if t.category == key]
-
-
-def fold(text: str) -> str:
-    """Lowercase ASCII without diacritics or punctuation, so "dang ky" meets its accented form."""
-    text = text.lower().replace("\u0111", "d")  # d with stroke has no NFD decomposition
-    text = unicodedata.normalize("NFD", text)
-    text = "".join(ch for ch in text if not unicodedata.combining(ch))
-    return " ".join(re.findall(r"[a-z0-9]+", text))
 
 
 def load_library(locale: str = "vi", root: Path = EXPLANATIONS_DIR) -> Library:
@@ -134,7 +134,7 @@ def load_library(locale: str = "vi", root: Path = EXPLANATIONS_DIR) -> Library:
         for other in topic.related:
             if other not in topics:
                 raise TopicError(f"{topic.key}.toml: related topic {other!r} does not exist")
-    library = Library(categories=categories, topics=topics)
+    library = Library(categories=categories, topics=topics, words=load_words(locale))
     _index(library)
     return library
 
@@ -165,88 +165,162 @@ def _topic(path: Path, data: dict[str, object]) -> Topic:
     keywords = strings("keywords")
     if not keywords:
         raise TopicError(f"{path.name}: keywords must not be empty")
+    checked = text("checked")
+    if not _CHECKED.fullmatch(checked):
+        raise TopicError(f"{path.name}: checked must be the month the facts were checked, YYYY-MM")
     return Topic(
         key=key, category=text("category"), title=text("title"), keywords=keywords,
         answer=text("answer"), steps=strings("steps"), related=strings("related"),
+        checked=checked,
     )
 
 
+def _grams(tokens: list[Token], stop: Words) -> list[tuple[str, tuple[str, ...]]]:
+    """The n-grams worth matching: (folded key, words as written); never stopwords alone."""
+    found: list[tuple[str, tuple[str, ...]]] = []
+    for n in range(1, MAX_GRAM + 1):
+        for i in range(len(tokens) - n + 1):
+            window = tokens[i : i + n]
+            if all(stop.is_stopword(t) for t in window):
+                continue
+            if n > 1 and (stop.is_stopword(window[0]) and stop.is_stopword(window[-1])):
+                continue
+            found.append((" ".join(t.folded for t in window), tuple(t.text for t in window)))
+    return found
+
+
 def _index(library: Library) -> None:
-    document_tokens: dict[str, set[str]] = {}
+    reader = Reader(library.words)
+    grams: dict[str, dict[str, list[tuple[str, ...]]]] = {}
+    whole: dict[str, list[str]] = {}
+    vocabulary: set[str] = set()
     for topic in library.topics.values():
-        phrases: list[tuple[str, ...]] = []
-        for keyword in (*topic.keywords, _JINJA.sub(" ", topic.title)):
-            tokens = tuple(t for t in fold(keyword).split() if t not in STOPWORDS)
-            if tokens:
-                phrases.append(tokens)
-        document_tokens[topic.key] = {t for phrase in phrases for t in phrase}
-        library._vocab_of[topic.key] = frozenset(document_tokens[topic.key])
-        library._phrases[topic.key] = [(phrase, 1.0) for phrase in dict.fromkeys(phrases)]
+        for phrase in (*topic.keywords, _JINJA.sub(" ", topic.title)):
+            tokens = reader.tokens(phrase, correct=False)
+            if not tokens:
+                continue
+            vocabulary.update(t.folded for t in tokens)
+            key = " ".join(t.folded for t in tokens)
+            if topic.key not in whole.setdefault(key, []):
+                whole[key].append(topic.key)
+            for folded, written in _grams(tokens, library.words):
+                forms = grams.setdefault(folded, {}).setdefault(topic.key, [])
+                if written not in forms:
+                    forms.append(written)
+    # The guides' own texts (title, answer, steps) tell how common an n-gram is across guides:
+    # "định danh điện tử" is in many answers, so it says little about which guide is meant.
+    body: dict[str, list[str]] = {}
+    for topic in library.topics.values():
+        text = _JINJA.sub(" ", "\n".join((topic.title, topic.answer, *topic.steps)))
+        for line in text.split("\n"):
+            for sentence in re.split(r"[.,:;!?()•“”]", line):
+                tokens = reader.tokens(sentence, correct=False)
+                for folded, _written in _grams(tokens, library.words):
+                    topics = body.setdefault(folded, [])
+                    if topic.key not in topics:
+                        topics.append(topic.key)
     n = len(library.topics)
-    df: dict[str, int] = defaultdict(int)
-    for words in document_tokens.values():
-        for token in words:
-            df[token] += 1
-    library._idf = {t: math.log(1 + n / c) for t, c in df.items()}
-    library._vocab = set(df)
+    library._grams = {
+        g: {k: tuple(v) for k, v in by_topic.items()} for g, by_topic in grams.items()
+    }
+    library._idf = {
+        g: math.log(1 + n / len(set(by_topic) | set(body.get(g, ()))))
+        for g, by_topic in grams.items()
+    }
+    library._body = {g: tuple(v) for g, v in body.items()}
+    library._body_idf = {
+        g: math.log(1 + n / len(set(v) | set(grams.get(g, {})))) for g, v in body.items()
+    }
+    library._whole = {k: tuple(v) for k, v in whole.items()}
+    library.vocabulary = frozenset(vocabulary)
+
+
+def _agreement(typed: tuple[Token, ...], written: tuple[str, ...]) -> float:
+    """How well typed syllables agree with a guide's n-gram, accents included."""
+    worst = SAME
+    for token, word in zip(typed, written, strict=True):
+        if token.text == word:
+            value = SAME
+        elif token.accented and word != fold(word):
+            value = WRONG_ACCENT  # both carry accents, and they differ
+        else:
+            value = FOLDED
+        worst = min(worst, value * token.trust)
+    return worst
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Chosen on the tuning set only (`python bench/bench_matcher.py --tune`)."""
+
+    direct: float = 3.0  # the best guide's score needed to answer at once
+    margin: float = 0.9  # ...and the runner-up must score at most this share of it
+    weak: float = 1.0  # below this nothing fits: say so and offer the ward
+    close: float = 0.5  # choices list only guides scoring at least this share of the best
+    coverage: float = 0.0  # a direct answer must match this share of the meaningful words
 
 
 class Matcher:
-    """Finds the topic a resident's words are about."""
+    """Finds the guide a resident's words are about."""
 
-    def __init__(self, library: Library, *, confident: float = 2.2, weak: float = 1.6) -> None:
+    def __init__(
+        self, library: Library, thresholds: Thresholds | None = None, *, length_weight: float = 0.0,
+        exact_bonus: float = 2.0, body_weight: float = 0.4,
+    ) -> None:
         self.library = library
-        self._confident = confident
-        self._weak = weak
-        self._by_length: dict[int, list[str]] = defaultdict(list)
-        for word in library._vocab:
-            self._by_length[len(word)].append(word)
+        self.thresholds = thresholds or Thresholds()
+        self.reader = Reader(library.words, library.vocabulary)
+        self._length_weight = length_weight
+        self._exact_bonus = exact_bonus
+        self._body_weight = body_weight
 
-    def correct(self, token: str) -> tuple[str, float]:
-        """The library's word nearest to a typed word, and how much to trust the guess."""
-        if token in self.library._vocab or token.isdigit() or len(token) < 5:
-            # Vietnamese syllables are short: "troi" is one letter from "tro" but a different
-            # word, so only longer words (mostly brand names and loanwords) are corrected.
-            return token, 1.0
-        limit = 1 if len(token) < 8 else 2
-        best, best_distance = token, limit + 1
-        for length in range(len(token) - limit, len(token) + limit + 1):
-            for word in self._by_length.get(length, ()):
-                distance = OSA.distance(token, word, score_cutoff=limit)
-                if distance < best_distance:
-                    best, best_distance = word, distance
-        if best_distance > limit:
-            return token, 0.0
-        return best, 0.75 if best_distance == 1 else 0.6
+    def tokens(self, text: str) -> list[Token]:
+        return self.reader.tokens(text)
 
     def scores(self, text: str) -> list[Match]:
-        raw = [t for t in fold(text).split() if t not in STOPWORDS]
-        corrected = [self.correct(t) for t in raw]
-        tokens = [t for t, _ in corrected]
-        trust = {t: w for t, w in corrected}
-        joined = f" {' '.join(tokens)} "
-        token_set = set(tokens)
-        results: list[Match] = []
-        whole = tuple(tokens)
-        for key, phrases in self.library._phrases.items():
-            # Each typed word counts once per topic: fully when it sits in a keyword phrase
-            # found whole in the text, less when it only appears somewhere in the topic.
-            in_phrase: set[str] = set()
-            exact = False
-            for phrase, _weight in phrases:
-                if phrase == whole:
-                    exact = True
-                if len(phrase) > 1 and f" {' '.join(phrase)} " in joined:
-                    in_phrase.update(phrase)
-            vocabulary = self.library._vocab_of[key]
-            score = 0.0
-            for token in token_set:
-                factor = 1.3 if token in in_phrase else 0.6 if token in vocabulary else 0.0
-                score += self.library._idf.get(token, 0.0) * trust.get(token, 1.0) * factor
-            if exact:
-                score += EXACT_BONUS  # the whole question is one of this topic's own phrases
-            if score > 0:
-                results.append(Match(self.library.topics[key], score))
+        return self.scores_of(self.tokens(text))
+
+    def scores_of(self, tokens: list[Token]) -> list[Match]:
+        """Per guide: every keyword n-gram found in the message adds its weight, so a phrase
+        found whole adds its syllables, its pairs, its triples: it outweighs the same syllables
+        scattered. (Counting each syllable once, at its best n-gram, did worse on the tuning
+        set: docs/understanding.md.)"""
+        library = self.library
+        totals: dict[str, float] = {}
+        covered: dict[str, set[int]] = {}
+        seen: set[str] = set()
+        for n in range(1, MAX_GRAM + 1):
+            for i in range(len(tokens) - n + 1):
+                window = tuple(tokens[i : i + n])
+                if all(library.words.is_stopword(t) for t in window):
+                    continue
+                key = " ".join(t.folded for t in window)
+                if key in seen or (key not in library._grams and key not in library._body):
+                    continue  # a repeated word counts once
+                seen.add(key)
+                idf = library._idf.get(key) or library._body_idf.get(key, 0.0)
+                weight = idf * (1 + self._length_weight * (n - 1))
+                in_keywords = library._grams.get(key, {})
+                for topic_key, forms in in_keywords.items():
+                    value = weight * max(_agreement(window, form) for form in forms)
+                    totals[topic_key] = totals.get(topic_key, 0.0) + value
+                    covered.setdefault(topic_key, set()).update(range(i, i + n))
+                if self._body_weight and n > 1:
+                    # Words of the guide's own answer count a little: residents often
+                    # ask in the words the guide uses.
+                    for topic_key in library._body.get(key, ()):
+                        if topic_key not in in_keywords:
+                            value = weight * FOLDED * self._body_weight
+                            totals[topic_key] = totals.get(topic_key, 0.0) + value
+        whole = " ".join(t.folded for t in tokens)
+        for topic_key in library._whole.get(whole, ()):
+            totals[topic_key] = totals.get(topic_key, 0.0) + self._exact_bonus
+        meaningful = {i for i, t in enumerate(tokens) if not library.words.is_stopword(t)}
+        results = [
+            Match(library.topics[k], round(v, 9),
+                  len(covered.get(k, set()) & meaningful) / len(meaningful) if meaningful else 1.0)
+            for k, v in totals.items() if v > 0
+        ]
         results.sort(key=lambda m: (-m.score, m.topic.key))
         return results
 
@@ -255,14 +329,20 @@ class Matcher:
         return found[0].topic if found else None
 
     def match(self, text: str) -> MatchResult:
-        found = self.scores(text)
-        if not found or found[0].score < self._weak:
+        return self.decide(self.scores(text))
+
+    def decide(self, found: list[Match]) -> MatchResult:
+        """Answer when one guide is clearly meant, offer the close ones, or admit none fits."""
+        limits = self.thresholds
+        if not found or found[0].score < limits.weak:
             return MatchResult(confident=None, candidates=())
         top = found[0]
         second = found[1].score if len(found) > 1 else 0.0
-        if top.score >= self._confident and top.score >= second * 1.35:
+        if (top.score >= limits.direct and second <= top.score * limits.margin
+                and top.coverage >= limits.coverage):
             return MatchResult(confident=top.topic, candidates=())
-        return MatchResult(confident=None, candidates=tuple(m.topic for m in found[:3]))
+        close = [m.topic for m in found[:3] if m.score >= top.score * limits.close]
+        return MatchResult(confident=None, candidates=tuple(close))
 
 
 class Explanations:

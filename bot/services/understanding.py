@@ -1,0 +1,204 @@
+"""What a resident's message is, decided before any guide is matched.
+
+- small talk (greetings, thanks, "ok", emoji, "alo có ai không", the weather): a short friendly
+  reply, never a guide, a "did you mean" list or a ticket;
+- "I want a person": straight to the ward's question form, the question kept;
+- a problem report (a place and something broken, dirty, dangerous or late): filing it with the
+  ward comes first, with a guessed category the resident confirms;
+- otherwise a question for the guides (`Matcher`).
+
+The phrases are content in `messages/understanding/<locale>/intents.toml`. Phrases match as
+whole syllables; accents count when the resident typed them ("đổ" is not "đó").
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from bot.services.explanations import Matcher, MatchResult
+from bot.services.vietnamese import UNDERSTANDING_DIR, Reader, Token, WordsError, fold
+
+Phrase = tuple[str, ...]
+
+
+class Kind(StrEnum):
+    SMALLTALK = "smalltalk"
+    PERSON = "person"
+    REPORT = "report"
+    QUESTION = "question"
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What the message is. `reply` names the small-talk reply; `category` is the guessed
+    feedback category of a report; `has_question` says a request for a person carries a
+    question worth sending as it is; `match` is the guides' answer for a question."""
+
+    kind: Kind
+    reply: str = ""
+    category: str = ""
+    has_question: bool = False
+    match: MatchResult | None = None
+
+
+@dataclass(frozen=True)
+class Intents:
+    smalltalk: tuple[tuple[str, Phrases], ...]
+    fillers: Phrases
+    person: Phrases
+    strong: Phrases
+    problems: Phrases  # one-syllable words that are ambiguous unaccented count only accented
+    places: Phrases
+    not_report: Phrases
+    categories: tuple[tuple[str, Phrases], ...]
+
+
+def load_intents(reader: Reader, locale: str = "vi", root: Path = UNDERSTANDING_DIR) -> Intents:
+    path = root / locale / "intents.toml"
+    if not path.is_file():
+        path = root / "vi" / "intents.toml"
+    try:
+        data = tomllib.loads(path.read_text("utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise WordsError(f"{path.name}: not valid TOML ({exc})") from None
+
+    def phrases(values: object, name: str) -> tuple[Phrase, ...]:
+        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+            raise WordsError(f"{path.name}: {name} must be a list of strings")
+        found = [tuple(t.text for t in reader.tokens(v, correct=False)) for v in values]
+        # Longest first, so "chào buổi sáng" is taken whole before "chào".
+        return tuple(sorted(dict.fromkeys(p for p in found if p), key=lambda p: (-len(p), p)))
+
+    def table(name: str) -> dict[str, object]:
+        value = data.get(name)
+        if not isinstance(value, dict):
+            raise WordsError(f"{path.name}: needs a [{name}] table")
+        return value
+
+    small, person, report = table("smalltalk"), table("person"), table("report")
+    categories = report.get("categories", {})
+    if not isinstance(categories, dict):
+        raise WordsError(f"{path.name}: [report.categories] must be a table")
+    ambiguous = frozenset(
+        fold(w) for p in phrases(report.get("ambiguous", []), "report.ambiguous") for w in p)
+    return Intents(
+        smalltalk=tuple(
+            (str(k), Phrases(phrases(v, f"smalltalk.{k}")))
+            for k, v in small.items() if k != "fillers"
+        ),
+        fillers=Phrases(phrases(small.get("fillers", []), "smalltalk.fillers")),
+        person=Phrases(phrases(person.get("phrases", []), "person.phrases")),
+        strong=Phrases(phrases(report.get("strong", []), "report.strong")),
+        problems=Phrases(phrases(report.get("problems", []), "report.problems"), ambiguous),
+        places=Phrases(phrases(report.get("places", []), "report.places"), ambiguous),
+        not_report=Phrases(phrases(report.get("not_if", []), "report.not_if")),
+        categories=tuple((str(k), Phrases(phrases(v, f"report.categories.{k}")))
+                         for k, v in categories.items()),
+    )
+
+
+def _same(token: Token, word: str, folded: str) -> bool:
+    """A typed syllable is the phrase's syllable: exactly, or folded when either lacks accents."""
+    if token.text == word:
+        return True
+    return token.folded == folded and (not token.accented or word == folded)
+
+
+class Phrases:
+    """Phrases indexed by their first folded syllable, longest first."""
+
+    def __init__(self, phrases: tuple[Phrase, ...], ambiguous: frozenset[str] = frozenset()):
+        self._by_first: dict[str, list[tuple[tuple[str, str], ...]]] = {}
+        for phrase in phrases:  # already longest first
+            words = tuple((w, fold(w).replace(" ", "")) for w in phrase)
+            self._by_first.setdefault(words[0][1], []).append(words)
+        self._ambiguous = ambiguous
+
+    def at(self, tokens: list[Token], i: int) -> int:
+        """The length of the longest phrase starting at token i (0 for none)."""
+        first = tokens[i]
+        for words in self._by_first.get(first.folded, ()):
+            if len(words) == 1 and not first.accented and first.folded in self._ambiguous:
+                continue  # "dong" alone is not taken for "đọng"
+            if i + len(words) <= len(tokens) and all(
+                _same(tokens[i + j], word, folded) for j, (word, folded) in enumerate(words)
+            ):
+                return len(words)
+        return 0
+
+    def found(self, tokens: list[Token]) -> bool:
+        return any(self.at(tokens, i) for i in range(len(tokens)))
+
+
+def _covered(tokens: list[Token], groups: tuple[tuple[str, Phrases], ...],
+             fillers: Phrases) -> str | None:
+    """If the message is made only of small-talk phrases and fillers, the first group found."""
+    i, found = 0, ""
+    while i < len(tokens):
+        for name, phrases in groups:
+            size = phrases.at(tokens, i)
+            if size:
+                found = found or name
+                i += size
+                break
+        else:
+            size = fillers.at(tokens, i)
+            if not size:
+                return None
+            i += size
+    return found or None
+
+
+class Understanding:
+    """Reads a message: small talk, a request for a person, a problem report, or a question."""
+
+    def __init__(self, matcher: Matcher, intents: Intents | None = None) -> None:
+        self.matcher = matcher
+        self.intents = intents or load_intents(Reader(matcher.library.words))
+
+    def read(self, text: str) -> Reading:
+        tokens = self.matcher.tokens(text)
+        intents = self.intents
+        if not tokens:
+            return Reading(Kind.SMALLTALK, reply="emoji")  # a sticker, an emoji, "..."
+        chat = _covered(tokens, intents.smalltalk, intents.fillers)
+        if chat is not None:
+            return Reading(Kind.SMALLTALK, reply=chat)
+        if intents.person.found(tokens):
+            return Reading(Kind.PERSON, has_question=self._has_question(tokens))
+        if self._is_report(tokens):
+            return Reading(Kind.REPORT, category=self._category(tokens),
+                           match=self.matcher.decide(self.matcher.scores_of(tokens)))
+        return Reading(Kind.QUESTION, match=self.matcher.decide(self.matcher.scores_of(tokens)))
+
+    def _is_report(self, tokens: list[Token]) -> bool:
+        intents = self.intents
+        if intents.strong.found(tokens):
+            return not intents.not_report.found(tokens)
+        return (
+            intents.problems.found(tokens)
+            and intents.places.found(tokens)
+            and not intents.not_report.found(tokens)
+        )
+
+    def _category(self, tokens: list[Token]) -> str:
+        for name, phrases in self.intents.categories:
+            if phrases.found(tokens):
+                return name
+        return "other"
+
+    def _has_question(self, tokens: list[Token]) -> bool:
+        """Beyond "let me talk to someone", does the message say what about?"""
+        intents = self.intents
+        covered = [False] * len(tokens)
+        for phrases in (intents.person, intents.fillers):
+            for i in range(len(tokens)):
+                size = phrases.at(tokens, i)
+                covered[i : i + size] = [True] * size
+        words = self.matcher.library.words
+        rest = [t for t, c in zip(tokens, covered, strict=True)
+                if not c and not words.is_stopword(t)]
+        return len(rest) >= 2

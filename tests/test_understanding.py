@@ -1,0 +1,175 @@
+"""The understanding step: what a message is, matching that respects what was typed, the
+evaluation sets, determinism across hash seeds, and the conversations a resident sees."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from bot.core import Role
+from bot.services.conversations import Who
+from bot.services.explanations import Matcher, load_library
+from bot.services.understanding import Kind, Understanding
+from bot.services.vietnamese import load_words
+from tests.conftest import Harness
+from tests.recording import message, press
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = Path(__file__).parent / "data"
+LIBRARY = load_library("vi")
+UNDERSTANDING = Understanding(Matcher(LIBRARY))
+
+
+def part(name: str) -> list[dict[str, str]]:
+    return list(tomllib.loads((DATA / f"understanding_{name}.toml").read_text("utf-8"))["case"])
+
+
+def test_the_sets_are_big_varied_and_labelled_with_real_guides() -> None:
+    tuning, heldout = part("tuning"), part("heldout")
+    everything = tuning + heldout
+    assert len(everything) >= 400 and len(heldout) >= 150
+    assert sum(c["q"].isascii() for c in everything) >= 0.4 * len(everything)
+    for cases in (tuning, heldout):
+        kinds = {c.get("kind", "guide") for c in cases}
+        assert kinds == {"guide", "smalltalk", "person", "report", "offtopic"}
+    assert {c["topic"] for c in everything if "topic" in c} <= set(LIBRARY.topics)
+    assert not {c["q"] for c in tuning} & {c["q"] for c in heldout}
+
+
+def test_held_out_part_stays_answered_directly_and_right() -> None:
+    """A regression guard measured on messages never used for tuning (see the file header).
+    The floor sits just under the figure measured (84.6%); the issue's goal is 90%."""
+    answerable = [c for c in part("heldout") if "topic" in c]
+    right = 0
+    for case in answerable:
+        reading = UNDERSTANDING.read(case["q"])
+        match = reading.match if reading.kind is Kind.QUESTION else None
+        right += bool(match and match.confident and match.confident.key == case["topic"])
+    assert right / len(answerable) >= 0.83, f"{right}/{len(answerable)}"
+
+
+def test_held_out_small_talk_never_gets_a_guide() -> None:
+    for case in part("heldout"):
+        if case.get("kind") == "smalltalk":
+            assert UNDERSTANDING.read(case["q"]).kind is Kind.SMALLTALK, case["q"]
+
+
+_RUN = """
+import json, sys, tomllib
+from bot.services.explanations import Matcher, load_library
+from bot.services.understanding import Understanding
+u = Understanding(Matcher(load_library("vi")))
+out = []
+for name in ("tuning", "heldout"):
+    for case in tomllib.load(open(f"tests/data/understanding_{name}.toml", "rb"))["case"]:
+        r = u.read(case["q"])
+        m = r.match
+        out.append([r.kind.value, r.reply, r.category, m and m.confident and m.confident.key,
+                    m and [t.key for t in m.candidates]])
+print(json.dumps(out))
+"""
+
+
+def test_same_message_same_answer_under_any_hash_seed() -> None:
+    results = []
+    for seed in ("1", "4242"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        done = subprocess.run([sys.executable, "-c", _RUN], cwd=ROOT, env=env, check=True,
+                              capture_output=True, text=True, timeout=120)
+        results.append(json.loads(done.stdout))
+    assert results[0] == results[1]
+
+
+def test_accents_count_when_typed() -> None:
+    matcher = Matcher(LIBRARY)
+    typed = {t.text for t in matcher.tokens("mất thẻ căn cước")}
+    assert "thẻ" in typed and "mất" in typed
+    # "mất tiền" as typed here means "costs money": the free-of-charge guide, not a scam.
+    assert getattr(matcher.match("có mất tiền không").confident, "key", None) == "is_it_free"
+    accented = matcher.scores("thẻ căn cước bị hỏng")[0]
+    folded = matcher.scores("the can cuoc bi hong")[0]
+    assert accented.topic.key == folded.topic.key == "cccd_reissue"
+    assert accented.score > folded.score
+
+
+@pytest.mark.parametrize(("typed", "meant"), [
+    ("ko", "không"), ("k", "không"), ("dc", "được"), ("đc", "được"), ("đt", "điện thoại"),
+    ("tk", "tài khoản"), ("mk", "mật khẩu"), ("cccd", "căn cước"), ("ntn", "như thế nào"),
+    ("bik", "biết"),
+])
+def test_abbreviations_are_spelled_out(typed: str, meant: str) -> None:
+    assert " ".join(t.text for t in Matcher(LIBRARY).tokens(typed)) == meant
+
+
+def test_valid_syllables_and_brands_are_never_corrected() -> None:
+    matcher = Matcher(LIBRARY)
+    for word in ("tháng", "trong", "ruộng", "quyết", "thang", "truong", "vneid", "ihanoi", "momo",
+                 "zalo", "wifi"):
+        assert [t.text for t in matcher.tokens(word)] == [word], word
+    assert load_words().is_syllable("nghieng") and not load_words().is_syllable("vnied")
+    assert [t.folded for t in matcher.tokens("chuyeenr")] != ["chuyeenr"]  # a real typo
+
+
+@pytest.mark.parametrize(("text", "kind"), [
+    ("chào cháu", Kind.SMALLTALK), ("ok", Kind.SMALLTALK), ("👍", Kind.SMALLTALK),
+    ("cam on nhieu nha", Kind.SMALLTALK), ("alo co ai ko", Kind.SMALLTALK),
+    ("cho tôi gặp cán bộ phường", Kind.PERSON), ("muon noi chuyen voi nguoi that", Kind.PERSON),
+    ("đèn đường ngõ 12 hỏng mấy hôm nay", Kind.REPORT), ("rac o hem 5 khong ai don", Kind.REPORT),
+    ("vneid là gì", Kind.QUESTION), ("dong hoc phi cho chau", Kind.QUESTION),
+    ("mat can cuoc", Kind.QUESTION),
+])
+def test_what_a_message_is(text: str, kind: Kind) -> None:
+    assert UNDERSTANDING.read(text).kind is kind
+
+
+async def test_greeting_gets_a_short_reply_and_the_topics(harness: Harness) -> None:
+    await harness.send(message("chào cháu"))
+    last = harness.platform.last
+    assert "chào bà con" in last.text
+    assert last.payloads and all(p.startswith("faq:cat:") for p in last.payloads)
+    await harness.send(message("cảm ơn nhé"))
+    last = harness.platform.last
+    assert "không có gì" in last.text and not last.payloads  # no guide, no ticket offer
+
+
+async def test_a_person_please_goes_straight_to_the_ward(harness: Harness) -> None:
+    config = harness.ctx.config
+    office = config.office.model_copy(update={"hours": "7:30-17:00 thứ Hai đến thứ Sáu"})
+    object.__setattr__(harness.ctx, "config", config.model_copy(update={"office": office}))
+    await harness.grant("100", Role.RESIDENT, "TDP01")
+    said = await harness.say("cho tôi gặp cán bộ phường")
+    assert "7:30-17:00" in said and "gõ câu hỏi" in said
+    await harness.send(message("nhà tôi muốn tách hộ thì làm gì"))
+    assert "PA-" in harness.platform.last.text  # filed as a question for the ward
+
+
+async def test_a_person_with_a_question_keeps_it(harness: Harness) -> None:
+    await harness.grant("100", Role.RESIDENT, "TDP01")
+    await harness.send(message("toi can hoi can bo ve viec tach ho khau"))
+    assert "fb:ask" in harness.platform.last.payloads
+    form = await harness.ctx.services.conversations.get(Who("telegram", "100", "100"))
+    assert form is not None and "tach ho khau" in form.data["question"]
+    await harness.send(press("fb:ask"))
+    assert "PA-" in harness.platform.last.text
+
+
+async def test_a_problem_report_is_offered_for_filing_first(harness: Harness) -> None:
+    await harness.grant("100", Role.RESIDENT, "TDP01")
+    text = "đèn đường ngõ 12 hỏng mấy hôm nay tối om"
+    await harness.send(message(text))
+    last = harness.platform.last
+    assert last.payloads[0] == "fb:report" and last.payloads[1] == "faq:t:citizen_app_report"
+    await harness.send(press("fb:report"))
+    confirm = harness.platform.last
+    assert text in confirm.text and "Hạ tầng" in confirm.labels[0]
+    assert confirm.payloads[0] == "fbc:infrastructure"
+    await harness.send(press("fbc:infrastructure"))
+    await harness.send(message("đầu ngõ 12"))
+    await harness.send(press("fbn:0"))
+    assert "PA-" in harness.platform.last.text
