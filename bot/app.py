@@ -11,7 +11,9 @@ import signal
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
+from datetime import datetime
 from functools import partial
+from typing import Any
 
 from aiohttp import web as aiohttp_web
 
@@ -32,6 +34,7 @@ from bot.platforms.zalo import ZaloApiError, ZaloPlatform
 from bot.platforms.zalo_oa import ZaloOAClient, ZaloOAPlatform
 from bot.platforms.zalo_oa_store import DbTokenStore
 from bot.router import Router
+from bot.services.platform_state import DbFlags, DbOAWindows, DbSeenIds
 from bot.web.dashboard.routes import Dashboard
 from bot.web.downloads import DownloadRoutes
 from bot.web.server import Webhook, WebServer
@@ -95,6 +98,7 @@ class BotApp:
             Job("campaigns", jobs.campaigns.tick, every_seconds=60),
             Job("close-polls", jobs.polls.close_due, every_seconds=60),
             Job("guide-series", partial(series.post_due, self.context), every_seconds=60),
+            Job("relay-reminders", jobs.relay.tick, every_seconds=300),
         ]
 
     async def _incoming(self, platform: Platform, incoming: Incoming) -> None:
@@ -127,7 +131,13 @@ class BotApp:
                     )
                 )
         if self.config.zalo.enabled:
-            self.zalo = ZaloPlatform(self.config.zalo, self._incoming)
+            self.zalo = ZaloPlatform(
+                self.config.zalo, self._incoming, clock=self.clock,
+                seen=DbSeenIds(self.db, self.clock, "zalo"),
+                flags=DbFlags(self.db, self.clock, "zalo"),
+            )
+            self.zalo.quota.on_change = self._zalo_quota_changed
+            self.context.services.zalo_status.resume_hook = self.zalo.quota.resume
             self.router.attach(self.zalo)
             if self.config.zalo.mode == "webhook":
                 webhooks.append(
@@ -141,7 +151,13 @@ class BotApp:
         if self.config.zalo_oa.enabled:
             store = DbTokenStore(self.db, self.clock)
             client = ZaloOAClient(self.config.zalo_oa, store, self.clock)
-            self.zalo_oa = ZaloOAPlatform(self.config.zalo_oa, self._incoming, client)
+            self.zalo_oa = ZaloOAPlatform(
+                self.config.zalo_oa, self._incoming, client, clock=self.clock,
+                seen=DbSeenIds(self.db, self.clock, "zalo_oa"),
+                flags=DbFlags(self.db, self.clock, "zalo_oa"),
+                windows=DbOAWindows(self.db, self.clock, self.config.bot.tz),
+            )
+            self.zalo_oa.on_reauthorize = self._oa_reauthorize
             self.router.attach(self.zalo_oa)
             webhooks.append(
                 Webhook(
@@ -152,11 +168,14 @@ class BotApp:
         self.web = WebServer(
             self.db, self.context.metrics, webhooks, host=self.config.web.host,
             port=self.config.web.port, platforms=tuple(self.router.platforms),
-            install=self._install_pages,
+            install=self._install_pages, status=self._platform_status,
         )
         await self.web.start()
         outbox = self.context.services.outbox
         outbox.on_finished("notice", self.context.jobs.notices.finished)
+        relay = self.context.services.relay_delivery
+        relay.install()
+        relay.on_all_delivered("notice", self.context.jobs.notices.finished)
         await outbox.start()
         if self.telegram is not None:
             telegram = self.telegram
@@ -237,6 +256,31 @@ class BotApp:
         if self.web is not None:
             await self.web.stop()
         await self.db.dispose()
+
+    async def _zalo_quota_changed(self, what: str, since: datetime) -> None:
+        """The Zalo bot's monthly quota ran out (or is back): tell the staff, once."""
+        self.context.metrics.gauge(
+            "cds_zalo_quota_exceeded", "1 while the Zalo bot's monthly quota is used up"
+        ).set(1 if what == "exceeded" else 0)
+        text = self.context.texts.render(f"zalo/quota_{what}", self.config.bot.locale,
+                                         since=since)
+        await self.context.services.alerts.tell("zalo", f"zalo_quota_{what}:{since.isoformat()}",
+                                                text)
+        if what == "resumed":
+            await self.context.services.zalo_status.release_paused()
+            self.context.services.outbox.wake()
+
+    async def _oa_reauthorize(self) -> None:
+        text = self.context.texts.render("zalo/oa_reauthorize", self.config.bot.locale)
+        day = self.clock.now().date().isoformat()
+        await self.context.services.alerts.tell("zalo_oa", f"oa_reauthorize:{day}", text)
+
+    def _platform_status(self) -> dict[str, Any]:
+        """What /healthz and /metrics show of the platforms beyond "last success"."""
+        status: dict[str, Any] = {}
+        if self.zalo is not None:
+            status["zalo"] = self.zalo.quota.status()
+        return status
 
     def _install_pages(self, web_app: aiohttp_web.Application) -> None:
         """The web pages next to the webhooks: the dashboard and one-time downloads."""

@@ -151,6 +151,11 @@ class ZaloSection(_Section):
     # Zalo publishes no rate limits for bots: bulk messages are paced conservatively.
     per_second: float = Field(default=5.0, gt=0, le=100)
     group_per_minute: int = Field(default=10, ge=1, le=600)
+    # The bot's name as Zalo shows it in a group's @ list (getMe returns only account_name);
+    # a leading "@<display_name>" is dropped before a command is read.
+    display_name: str = Field(default="", max_length=100)
+    # Polling only: at least this long between two getUpdates calls.
+    poll_interval_seconds: float = Field(default=0.5, ge=0, le=60)
 
     @field_validator("api_base_url")
     @classmethod
@@ -172,6 +177,9 @@ class ZaloOASection(_Section):
     oa_secret_key: SecretStr = SecretStr("")
     api_base_url: str = "https://openapi.zalo.me"
     oauth_base_url: str = "https://oauth.zaloapp.com"
+    # One-to-one messages outside the free window (8 replies within 48 h of the resident's
+    # message) are proactive: quota or paid. At most this many a month; 0: none.
+    proactive_per_month: int = Field(default=0, ge=0, le=1_000_000)
 
     @field_validator("api_base_url", "oauth_base_url")
     @classmethod
@@ -314,6 +322,14 @@ class OutboxSection(_Section):
     max_attempts: int = Field(default=8, ge=1, le=50)
 
 
+class RelaySection(_Section):
+    """Groups the bot cannot post to get messages through a person who forwards them."""
+
+    # Remind a relay person who has not confirmed after this many hours (never at night),
+    # once; as long again later, tell the sender which groups still wait.
+    remind_after_hours: float = Field(default=3, gt=0, le=168)
+
+
 class ScheduleSection(_Section):
     digest_time: str = Field(default="17:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
     grace_hours: int = Field(default=6, ge=0, le=72)
@@ -335,6 +351,7 @@ class Config(_Section):
     contest: ContestSection = Field(default_factory=ContestSection)
     outbox: OutboxSection = Field(default_factory=OutboxSection)
     schedule: ScheduleSection = Field(default_factory=ScheduleSection)
+    relay: RelaySection = Field(default_factory=RelaySection)
 
     def check_runnable(self) -> None:
         """Refuse to start a platform that cannot work, naming the key to fix."""

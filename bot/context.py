@@ -17,6 +17,7 @@ from bot.jobs.feedback import FeedbackJobs
 from bot.jobs.housekeeping import Housekeeping
 from bot.jobs.notices import NoticeJobs
 from bot.jobs.polls import PollJobs
+from bot.jobs.relay import RelayJobs
 from bot.metrics import Metrics
 from bot.services.access import Access
 from bot.services.accounts import Accounts
@@ -36,12 +37,16 @@ from bot.services.places import Places
 from bot.services.polls import Polls
 from bot.services.progress import Progress
 from bot.services.registry import Registry
+from bot.services.relay import Relays
+from bot.services.relay_delivery import RelayDelivery
 from bot.services.reminders import PersonalReminders
 from bot.services.reports import Reports
 from bot.services.series import Series
 from bot.services.staff import Staff
+from bot.services.staff_alerts import StaffAlerts
 from bot.services.understanding import Understanding
 from bot.services.vietnamese import load_glossary
+from bot.services.zalo_status import ZaloStatus
 from bot.texts import Texts
 
 
@@ -65,6 +70,11 @@ class Services:
     campaigns: Campaigns
     polls: Polls
     downloads: Downloads
+    # Relay through the group leaders, and Zalo's state (issue #13).
+    relays: Relays
+    relay_delivery: RelayDelivery
+    alerts: StaffAlerts
+    zalo_status: ZaloStatus
     guides: Guides
     series: Series
     staff: Staff
@@ -84,6 +94,7 @@ class Jobs:
     feedback: FeedbackJobs
     notices: NoticeJobs
     housekeeping: Housekeeping
+    relay: RelayJobs  # relay persons who did not confirm: remind, then tell the sender
 
 
 @dataclass(frozen=True)
@@ -103,6 +114,7 @@ class AppContext:
 def build_services(
     config: Config, db: Database, clock: Clock, *, metrics: Metrics,
     platforms: dict[str, Platform], console_admins: list[str] | None = None,
+    texts: Texts | None = None,
     sleeper: Sleeper | None = None,
 ) -> Services:
     admins = {
@@ -121,14 +133,21 @@ def build_services(
     )
     zalo = Limits(per_second=config.zalo.per_second,
                   group_per_minute=config.zalo.group_per_minute, private_per_second=1.0)
+    quiet = QuietHours(config.bot.quiet_window, config.bot.tz)
     outbox = Outbox(db, clock, platforms, metrics, pacing=pacing,
-                    limits={"zalo": zalo, "zalo_oa": zalo},
-                    quiet=QuietHours(config.bot.quiet_window, config.bot.tz), sleeper=sleeper)
+                    limits={"zalo": zalo, "zalo_oa": zalo}, quiet=quiet, sleeper=sleeper)
 
     async def chat_gone(platform: str, chat_id: str) -> None:
         await chats.bot_removed(platform, Chat(chat_id, "group"), None)
 
     outbox.watch_chats(ChatHooks(moved=chats.migrated, gone=chat_gone))
+    conversations = Conversations(
+        db, clock, timeout=timedelta(minutes=config.bot.conversation_timeout_minutes)
+    )
+    relays = Relays(db, clock)
+    relay_delivery = RelayDelivery(
+        relays, outbox, texts or Texts(locale=config.bot.locale, timezone=config.bot.tz),
+        conversations, platforms, clock, quiet, config.bot.locale)
     explanations = Explanations(db, clock, load_library(config.bot.locale))
     progress = Progress(db, clock, steps)
     registry = Registry(db, clock, steps)
@@ -137,9 +156,7 @@ def build_services(
         access=access,
         invites=Invites(db, clock, access, default_days=config.bot.invite_days),
         chats=chats,
-        conversations=Conversations(
-            db, clock, timeout=timedelta(minutes=config.bot.conversation_timeout_minutes)
-        ),
+        conversations=conversations,
         explanations=explanations,
         accounts=Accounts(db, clock),
         dashboard_logins=DashboardLogins(db, clock),
@@ -149,11 +166,19 @@ def build_services(
         progress=progress,
         outbox=outbox,
         courier=Courier(outbox, metrics),
-        notices=Notices(db, clock, outbox, chats, places),
+        notices=Notices(db, clock, outbox, chats, places, relays=relays,
+                        relay=relay_delivery),
         campaigns=Campaigns(db, clock, config.bot.tz,
                             timedelta(hours=config.schedule.grace_hours)),
         polls=Polls(db, clock),
         downloads=Downloads(db, clock),
+        relays=relays,
+        relay_delivery=relay_delivery,
+        alerts=StaffAlerts(db, clock, outbox, admins),
+        zalo_status=ZaloStatus(db, clock, timezone=config.bot.tz,
+                               bot_enabled=config.zalo.enabled,
+                               oa_enabled=config.zalo_oa.enabled,
+                               proactive_limit=config.zalo_oa.proactive_per_month),
         guides=Guides(db, clock),
         series=Series(db, clock, config.bot.tz,
                       QuietHours(config.bot.quiet_window, config.bot.tz),
@@ -181,21 +206,25 @@ def build_context(
     metrics = Metrics(clock)
     platforms: dict[str, Platform] = {}
     services = build_services(config, db, clock, metrics=metrics, platforms=platforms,
-                              console_admins=console_admins, sleeper=sleeper)
+                              console_admins=console_admins, sleeper=sleeper, texts=texts)
     return AppContext(
         config=config, db=db, clock=clock, texts=texts, services=services,
-        metrics=metrics, jobs=build_jobs(config, clock, texts, services), platforms=platforms,
+        metrics=metrics, jobs=build_jobs(config, clock, texts, services, platforms),
+        platforms=platforms,
     )
 
 
-def build_jobs(config: Config, clock: Clock, texts: Texts, services: Services) -> Jobs:
-    """Each job gets the services it uses, the texts and the outbox; nothing more."""
+def build_jobs(config: Config, clock: Clock, texts: Texts, services: Services,
+               platforms: dict[str, Platform]) -> Jobs:
+    """Each job gets the services it uses, the texts and the outbox; nothing more (the
+    notice report also sees which running platforms show buttons)."""
     locale, s = config.bot.locale, services
     return Jobs(
         campaigns=CampaignJobs(
             campaigns=s.campaigns, progress=s.progress, chats=s.chats, access=s.access,
             feedback=s.feedback, places=s.places, explanations=s.explanations,
-            reminders=s.reminders, outbox=s.outbox, texts=texts, clock=clock, locale=locale,
+            reminders=s.reminders, outbox=s.outbox, relays=s.relays,
+            relay_delivery=s.relay_delivery, texts=texts, clock=clock, locale=locale,
             tz=config.bot.tz, digest_time=config.schedule.digest_time,
         ),
         polls=PollJobs(polls=s.polls, access=s.access, chats=s.chats, outbox=s.outbox,
@@ -203,6 +232,11 @@ def build_jobs(config: Config, clock: Clock, texts: Texts, services: Services) -
         feedback=FeedbackJobs(feedback=s.feedback, outbox=s.outbox, texts=texts, clock=clock,
                               locale=locale),
         notices=NoticeJobs(notices=s.notices, access=s.access, outbox=s.outbox, texts=texts,
-                           locale=locale),
+                           locale=locale, relays=s.relays, relay_delivery=s.relay_delivery,
+                           platforms=platforms,
+                           remind_after_hours=config.relay.remind_after_hours),
+        relay=RelayJobs(relays=s.relays, relay_delivery=s.relay_delivery, access=s.access,
+                        outbox=s.outbox, texts=texts, clock=clock, locale=locale,
+                        remind_after_hours=config.relay.remind_after_hours),
         housekeeping=Housekeeping(s.conversations),
     )

@@ -116,14 +116,18 @@ class Capabilities:
     markup: Literal["html", "plain", "terminal"] = "html"
 
 
-DeliveryProblem = Literal["retry_after", "gone", "migrated", "transient", "rejected"]
+DeliveryProblem = Literal[
+    "retry_after", "gone", "migrated", "transient", "rejected", "paused"
+]
 
 
 class DeliveryError(Exception):
     """A platform refused a message, said in the words the outbox acts on: wait
     (`retry_after` seconds), `gone` (bot removed or blocked, chat deleted: stop sending
     there), `migrated` (follow `new_chat_id`), `transient` (try again later), `rejected`
-    (this message will never go: give up on it, keep the chat)."""
+    (this message will never go: give up on it, keep the chat), `paused` (the platform
+    sends nothing for now, e.g. the Zalo bot's monthly quota: keep the row, try again after
+    `retry_after` seconds, count no attempt)."""
 
     def __init__(
         self, problem: DeliveryProblem, description: str = "", *,

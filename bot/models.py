@@ -472,6 +472,94 @@ class DownloadLink(SQLModel, table=True):
     used_at: datetime | None = _when(nullable=True)
 
 
+# --- Zalo as it is, and relay through the group leaders (issue #13) ------------------------
+
+
+class SeenMessage(SQLModel, table=True):
+    """A message id a platform delivered, kept a while: Zalo's getUpdates has no offset and
+    may hand a consumed update back, and webhooks are retried, so a repeat is recognised
+    even after a restart. Pruned by age and count."""
+
+    __tablename__ = "seen_message"
+    __table_args__ = (sa.UniqueConstraint("platform", "message_id", name="uq_seen_message"),)
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str = Field(max_length=16)
+    message_id: str = Field(max_length=96)
+    seen_at: datetime = _when(index=True)
+
+
+class PlatformFlag(SQLModel, table=True):
+    """A platform's state that must outlive a restart and be shared by instances: the Zalo
+    bot's monthly quota used up (since when, next probe), the OA waiting to be authorised
+    again. Each change is told to people once, from here."""
+
+    __tablename__ = "platform_flag"
+    platform: str = Field(max_length=16, primary_key=True)
+    key: str = Field(max_length=32, primary_key=True)
+    value: dict[str, Any] = _json()
+    updated_at: datetime = _when()
+
+
+class OAConversation(SQLModel, table=True):
+    """A resident's one-to-one window with the OA: replies are free only up to 8 within
+    48 hours of the resident's last message (Zalo OA help centre)."""
+
+    __tablename__ = "oa_conversation"
+    user_id: str = Field(max_length=64, primary_key=True)
+    last_in_at: datetime = _when()
+    replies: int = Field(default=0)
+
+
+class OAMessageCount(SQLModel, table=True):
+    """OA one-to-one messages sent per month: free replies and proactive (quota or paid)."""
+
+    __tablename__ = "oa_message_count"
+    month: str = Field(max_length=7, primary_key=True)
+    kind: str = Field(max_length=16, primary_key=True)
+    count: int = Field(default=0)
+
+
+class GroupReach(SQLModel, table=True):
+    """How a residential group is reached: `direct` (its bound chat), `relay` (a person
+    forwards what the bot gives him), `both`. No row: direct when a chat is bound, else
+    relay. The relay person is `relay_member_id`, or else the group's leader."""
+
+    __tablename__ = "group_reach"
+    group_id: int = Field(foreign_key="residential_group.id", primary_key=True)
+    mode: str = Field(default="auto", max_length=8)
+    relay_member_id: int | None = Field(default=None, foreign_key="member.id")
+    updated_at: datetime = _when()
+    updated_by: int | None = Field(default=None, foreign_key="member.id")
+
+
+class RelayTask(SQLModel, table=True):
+    """One message one person must forward into one group's chat, and whether he did:
+    queued → waiting (he has it) → confirmed; or failed (no relay person, not delivered)."""
+
+    __tablename__ = "relay_task"
+    __table_args__ = (
+        sa.UniqueConstraint("kind", "ref_id", "run", "group_id", name="uq_relay_task"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=16)
+    ref_id: int = Field(index=True)
+    run: str = Field(default="", max_length=40)  # one run of a recurring message (reminders)
+    ward_id: int = Field(foreign_key="ward.id", index=True)
+    group_id: int = Field(foreign_key="residential_group.id")
+    member_id: int | None = Field(default=None, foreign_key="member.id")
+    author_member_id: int | None = Field(default=None, foreign_key="member.id")
+    platform: str = Field(default="", max_length=16)
+    user_id: str = Field(default="", max_length=64)
+    text: str = Field(sa_column=sa.Column(sa.Text(), nullable=False))
+    state: str = Field(default="queued", max_length=12, index=True)
+    error: str = Field(default="", max_length=120)
+    created_at: datetime = _when()
+    delivered_at: datetime | None = _when(nullable=True)
+    confirmed_at: datetime | None = _when(nullable=True)
+    reminded_at: datetime | None = _when(nullable=True)
+    escalated_at: datetime | None = _when(nullable=True)
+
+
 # --- Guides in the group chats (#17): posts, reads per group, numbers, series ----------------
 class GuidePost(SQLModel, table=True):
     """One guide posted to one group chat, by the share button (a notice) or by a series.

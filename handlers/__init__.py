@@ -19,9 +19,11 @@ from handlers import (
     notices,
     polls,
     progress,
+    relay,
     reminders,
     series,
     staff,
+    zalo,
 )
 
 
@@ -44,4 +46,6 @@ def register_all(router: Router) -> None:
     chats.register(router)
     accounts.register(router)
     dashboard.register(router)
+    relay.register(router)
+    zalo.register(router)
     staff.register(router)

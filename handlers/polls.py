@@ -150,8 +150,12 @@ async def _send(ctx: Ctx, data: dict[str, Any]) -> None:
         await ctx.say("notices/error_no_targets")
         return
     chats = await ctx.app.services.chats.active_by_group(ward_id)
-    targets = [(gid, chat) for gid in group_ids for chat in chats.get(gid, [])]
-    if not targets:
+    reach = await ctx.app.services.relays.reach(ward_id, group_ids)  # relay: via a person
+    relayed = [reach[g] for g in group_ids if g in reach and reach[g].relay
+               and reach[g].person is not None]
+    targets = [(gid, chat) for gid in group_ids for chat in chats.get(gid, [])
+               if gid not in reach or reach[gid].direct]
+    if not targets and not relayed:
         await ctx.say("notices/error_no_chats", groups=[allowed[g].code for g in group_ids])
         return
     try:
@@ -177,7 +181,14 @@ async def _send(ctx: Ctx, data: dict[str, Any]) -> None:
                     ward_id=ward_id, group_id=gid, buttons=buttons)
         for gid, chat in targets if chat.platform in texts
     ])
-    await ctx.update("polls/sent", poll=created, chats=len(targets),
+    if relayed:  # residents of those groups answer the bot in their private chat
+        ward = await ctx.app.services.places.ward(ward_id)
+        body = ctx.t("polls/poll", poll=created, author=ctx.identity.name, by_command=True)
+        await ctx.app.services.relay_delivery.send(
+            kind="poll", ref_id=created.id, ward_id=ward_id, ward_name=ward.name if ward else "",
+            author_member_id=ctx.identity.member_id, reaches=relayed,
+            body=f"{body}\n\n{ctx.t('relay/poll_how')}", when=ctx.app.clock.now())
+    await ctx.update("polls/sent", poll=created, chats=len(targets), relayed=len(relayed),
                      codes=sorted({allowed[g].code for g in group_ids}),
                      buttons=[[ctx.button("polls.results", f"pl:r:{created.id}", id=created.id),
                                ctx.button("polls.close", f"pl:c:{created.id}", id=created.id)]])

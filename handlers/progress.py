@@ -51,9 +51,10 @@ async def _ward(ctx: Ctx, ward_id: int) -> None:
     ward = await ctx.app.services.progress.ward(ward_id)
     buttons = [[ctx.button("progress.step", f"pg:s:{s.key}", title=s.label)] for s in ward.steps]
     buttons.append([ctx.button("progress.chart_button", "pg:c:*")])
+    reach = await ctx.app.services.relays.reach(ward_id)  # how each group gets notices
     contests = [await ctx.app.services.contests.standings(c.id)
                 for c in await ctx.app.services.contests.open_for({ward_id})]
-    await ctx.say("progress/ward", ward=ward, buttons=buttons, contests=contests)
+    await ctx.say("progress/ward", ward=ward, buttons=buttons, contests=contests, reach=reach)
 
 
 async def _step(ctx: Ctx, ward_id: int, key: str) -> None:
@@ -75,8 +76,9 @@ async def _group(ctx: Ctx, group: GroupInfo, step_key: str | None) -> None:
     buttons = []
     if _sees_households(ctx, group) and ctx.incoming.is_private:  # names stay out of groups
         buttons.append([ctx.button("progress.missing", f"pg:m:{group.id}:{step_key or '*'}:0")])
+    reach = (await ctx.app.services.relays.reach(group.ward_id, [group.id])).get(group.id)
     await ctx.say("progress/group", group=ward.groups[0], steps=ward.steps, change=change,
-                  buttons=buttons)
+                  buttons=buttons, reach=reach)
 
 
 async def pressed(ctx: Ctx) -> None:

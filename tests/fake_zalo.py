@@ -1,8 +1,17 @@
 """A fake Zalo Bot Platform API on 127.0.0.1, answering with Zalo's shapes and errors.
 
-Shapes follow docs/zalo.md: JSON POSTs to `/bot<TOKEN>/<method>`, answers `{ok, result}` or
-`{ok: false, error_code, description}`; getUpdates long-polls and returns ONE update, or
-error 408 when the poll ends empty; getUpdates refuses while a webhook is set.
+Shapes follow docs/dev/zalo-api.md: JSON POSTs to `/bot<TOKEN>/<method>`, answers
+`{ok, result}` or `{ok: false, error_code, description}`; getUpdates long-polls and returns
+ONE update, or error 408 when the poll ends empty; getUpdates refuses while a webhook is set.
+
+As the sources say (shared/PLATFORMS.md), and as tests may switch on:
+- `quota`: messages left this month; at 0 every send is refused `429 Quota exceeded` until
+  `refill()` (Zalo's error table: 429 is the quota, not a per-second wait);
+- `internal_error()`: Zalo's `403 Internal server error`;
+- `replay_consumed`: getUpdates hands the last consumed update back once more (measured by
+  one client: there is no offset or acknowledgement);
+- in a GROUP chat, only messages that pick the bot from the @ list reach it, and their text
+  begins with "@<display name>" (`group_text`), not with the account name.
 """
 
 from __future__ import annotations
@@ -39,6 +48,10 @@ class FakeZalo:
     bot_id: str = "9876543210"
     account_name: str = "cds_zalo_bot"
     can_join_groups: bool = True
+    display_name: str = "Trợ lý Phường"
+    quota: int | None = None  # messages left this month; None: no limit in this test
+    replay_consumed: bool = False
+    _last_consumed: dict[str, Any] | None = None
     calls: list[ZaloCall] = field(default_factory=list)
     webhook: dict[str, str] = field(default_factory=dict)
     _updates: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue)
@@ -87,6 +100,19 @@ class FakeZalo:
         if queue:
             self._updates.put_nowait(update)
         return update
+
+    def group_text(self, chat_id: str, user_id: str, text: str, *, name: str = "Bà Tư",
+                   mention: str | None = None) -> dict[str, Any]:
+        """A group member picks the bot from the @ list: Zalo writes its display name."""
+        return self.text(chat_id, user_id, f"@{mention or self.display_name} {text}",
+                         group=True, name=name)
+
+    def internal_error(self, chat_id: str | None = None, times: int = 1) -> None:
+        self.fail_next("sendMessage", 403, "Internal server error", chat_id=chat_id,
+                       times=times)
+
+    def refill(self, messages: int | None = None) -> None:
+        self.quota = messages
 
     def sticker(self, chat_id: str, user_id: str) -> None:
         self._updates.put_nowait({
@@ -143,6 +169,10 @@ class FakeZalo:
         failure = self._take_failure(method, str(call.params.get("chat_id", "")))
         if failure is not None:
             return _error(failure.error_code, failure.description)
+        if method in ("sendMessage", "sendPhoto") and self.quota is not None:
+            if self.quota <= 0:
+                return _error(429, "Quota exceeded")
+            self.quota -= 1
         handler = getattr(self, f"_m_{method}", None)
         if handler is None:
             return _error(404, "Not Found: unknown method")
@@ -167,11 +197,16 @@ class FakeZalo:
     async def _m_getUpdates(self, params: dict[str, Any]) -> Any:
         if self.webhook.get("url"):
             return _error(400, "Bad Request: webhook is active, getUpdates is disabled")
+        if self.replay_consumed and self._last_consumed is not None:
+            again, self._last_consumed = self._last_consumed, None
+            return again
         timeout = min(float(params.get("timeout", 30)), 30.0)
         try:
-            return await asyncio.wait_for(self._updates.get(), timeout)
+            update = await asyncio.wait_for(self._updates.get(), timeout)
         except TimeoutError:
             return _error(408, "Request timeout")
+        self._last_consumed = update
+        return update
 
     async def _m_sendMessage(self, params: dict[str, Any]) -> Any:
         text = str(params.get("text", ""))

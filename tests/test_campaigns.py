@@ -215,3 +215,22 @@ async def test_an_old_form_button_does_not_break_the_form(ward: Ward) -> None:
     assert "bấm một nút bên trên" in stale
     [step] = await ward.say(BOSS, "Đợt 2")
     assert "thúc đẩy việc nào" in step
+
+
+async def test_a_group_reached_by_relay_gets_its_reminder_through_its_leader(
+    ward: Ward,
+) -> None:
+    [saved] = await ward.say(BOSS, "/chuyentiep TDP02 chuyentiep")
+    assert "TDP02: qua người chuyển tin" in saved
+    await create_campaign(ward)
+    before = len(ward.inbox(OTHER_LEADER))
+    await tick_at(ward, local(25, 19, 0))
+    assert len(chat(ward, "TDP01")) == 1
+    assert chat(ward, "TDP02") == []  # its chat is not used: the leader forwards
+    await until(lambda: len(ward.inbox(OTHER_LEADER)) >= before + 2, "the relay")
+    forward, ask = ward.inbox(OTHER_LEADER)[before:before + 2]
+    assert forward.startswith("Phường Hòa Bình · 25/11/2026")
+    assert "Tổ TDP02 — Có điện thoại thông minh: 0%" in forward
+    assert "TDP02" in ask and labels(ward.tg.sent_to(OTHER_LEADER)[before + 1]) == [
+        "✅ Đã chuyển vào nhóm"]
+

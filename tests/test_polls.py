@@ -8,7 +8,15 @@ import asyncio
 from datetime import timedelta
 
 from tests.telegram_people import Ward, labels, plain, until
-from tests.test_campaigns import CHATS, LEADER, OTHER_LEADER, START, chat
+from tests.test_campaigns import (
+    BOSS,
+    CHATS,
+    LEADER,
+    OTHER_LEADER,
+    START,
+    chat,
+    create_campaign,
+)
 from tests.test_campaigns import ward as ward  # the same seeded ward and bot  # noqa: F401
 
 VOTER_A, VOTER_B = 951, 952
@@ -58,3 +66,30 @@ async def test_poll_votes_change_close_and_results(ward: Ward) -> None:
     await until(lambda: "Kết quả khảo sát #1 (đã đóng)" in ward.inbox(LEADER)[-1], "results")
     assert await vote(ward, VOTER_B, "1. Tối thứ Bảy") == "Khảo sát đã đóng."
     await asyncio.sleep(0)
+
+
+async def test_relay_groups_get_polls_and_the_final_ranking_through_their_leader(
+    ward: Ward,
+) -> None:
+    await ward.say(BOSS, "/chuyentiep TDP02 chuyentiep")
+    [_] = await ward.say(OTHER_LEADER, "/khaosat Tổ mình họp tối nào?")
+    [_] = await ward.say(OTHER_LEADER, "Thứ Bảy\nChủ nhật")
+    sent = await ward.press(OTHER_LEADER, "📤 Gửi khảo sát", edit=True)
+    assert "tới 0 nhóm chat và qua người chuyển tin của 1 tổ (TDP02)" in sent
+    await until(lambda: len(ward.inbox(OTHER_LEADER)) >= 4, "the poll to forward")
+    forward = next(t for t in ward.inbox(OTHER_LEADER) if t.startswith("Phường Hòa Bình"))
+    assert "KHẢO SÁT #1" in forward and "/binhchon 1 1" in forward
+    assert "nhắn riêng cho trợ lý tự động của phường" in forward
+    assert not ward.tg.sent_to(CHATS["TDP02"])  # the bound chat is not used
+    [voted] = await ward.say(VOTER_A, "/binhchon 1 2")  # a resident, in private
+    assert voted == "✅ Đã ghi: Chủ nhật"
+
+    await create_campaign(ward)
+    before = len(ward.inbox(OTHER_LEADER))
+    [_] = await ward.say(BOSS, "/chiendich")
+    await ward.press(BOSS, "⏹ Kết thúc #1", edit=True)
+    await until(lambda: any("Kết thúc đợt" in t for t in ward.inbox(OTHER_LEADER)[before:]),
+                "the ranking to forward")
+    await until(lambda: any("Kết thúc đợt" in t for t in chat(ward, "TDP01")), "TDP01's")
+    await ward.app.context.services.outbox.drain(within=10)
+    assert not any("Kết thúc đợt" in t for t in chat(ward, "TDP02"))

@@ -574,6 +574,10 @@ class Outbox:
             log.info("outbox: 429 for %s, waiting %.0f s", row.chat_id, wait)
             await self._release(row, now + timedelta(seconds=wait))
             return False
+        elif exc.problem == "paused":  # the platform's quota: the row waits, unharmed
+            await self._release(row, now + timedelta(seconds=max(exc.retry_after, 1.0)),
+                                error=f"paused: {exc.description}"[:300])
+            return False
         elif exc.problem == "migrated" and exc.new_chat_id:
             await self.hooks.moved(row.platform, row.chat_id, exc.new_chat_id)
             self.lanes.moved(row.platform, row.chat_id, exc.new_chat_id)

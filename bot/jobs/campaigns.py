@@ -18,6 +18,8 @@ from bot.services.explanations import Explanations
 from bot.services.feedback import Feedbacks
 from bot.services.places import Places
 from bot.services.progress import Progress
+from bot.services.relay import Reach, Relays
+from bot.services.relay_delivery import RelayDelivery
 from bot.services.reminders import PersonalReminders
 from bot.texts import Texts
 from bot.when import parse_time_of_day
@@ -36,6 +38,8 @@ class CampaignJobs:
     explanations: Explanations
     reminders: PersonalReminders
     outbox: Outbox
+    relays: Relays  # groups the bot cannot post to are reached through a person
+    relay_delivery: RelayDelivery
     texts: Texts
     clock: Clock
     locale: str
@@ -58,6 +62,8 @@ class CampaignJobs:
             self.explanations.library.topics else []
         reached = [g.group_id for g, s in ranked if s.ratio >= c.target]
         new_winners = set(await self.campaigns.congratulate(c.id, reached))
+        reach = await self.relays.reach(c.ward_id)  # groups the bot cannot post to: relay
+        relayed: list[tuple[Reach, str, str]] = []
         items = []
         for rank, (group, count) in enumerate(ranked, start=1):
             text = self.texts.render(
@@ -65,7 +71,14 @@ class CampaignJobs:
                 count=count, rank=rank, groups=len(ranked), left=max(count.total - count.done, 0),
                 days_left=(c.ends_on - self.campaigns.today()).days,
             )
-            for chat in chats.get(group.group_id, []):
+            way = reach.get(group.group_id)
+            if way is not None and way.relay and way.person is not None:
+                relayed.append((way, "reminder", text))
+                if group.group_id in new_winners:
+                    relayed.append((way, "congrats", self.texts.render(
+                        "campaigns/congrats", self.locale, c=c, step=step, group=group,
+                        count=count)))
+            for chat in chats.get(group.group_id, []) if way is None or way.direct else []:
                 items.append(NewDelivery(
                     kind="reminder", ref_id=c.id, platform=chat.platform, chat_id=chat.chat_id,
                     dedupe=f"rem:{c.id}:{run_key}:{chat.platform}:{chat.chat_id}", text=text,
@@ -81,7 +94,15 @@ class CampaignJobs:
                         ward_id=c.ward_id, group_id=group.group_id,
                     ))
         await self.outbox.enqueue(items)
-        return sum(1 for i in items if i.kind == "reminder")
+        if relayed:
+            ward = await self.places.ward(c.ward_id)
+            for way, kind, body in relayed:
+                await self.relay_delivery.send(
+                    kind=kind, ref_id=c.id, run=run_key if kind == "reminder" else "",
+                    ward_id=c.ward_id, ward_name=ward.name if ward else "",
+                    author_member_id=None, reaches=[way], body=body, when=self.clock.now())
+        return sum(1 for i in items if i.kind == "reminder") + \
+            sum(1 for _, kind, _ in relayed if kind == "reminder")
 
     async def finish(self, c: CampaignInfo) -> None:
         """Post the final ranking to the groups and the coordinators, once."""
@@ -94,12 +115,21 @@ class CampaignJobs:
         text = self.texts.render("campaigns/final", self.locale, c=c, step=step,
                                  ranked=ranked, total=campaign_total(progress.groups, c))
         chats = await self.chats.active_by_group(c.ward_id)
+        reach = await self.relays.reach(c.ward_id)  # groups reached through a person
         items = [
             NewDelivery(kind="final", ref_id=c.id, platform=chat.platform, chat_id=chat.chat_id,
                         dedupe=f"final:{c.id}:{chat.platform}:{chat.chat_id}", text=text,
                         ward_id=c.ward_id, group_id=group.group_id)
             for group, _ in ranked for chat in chats.get(group.group_id, [])
+            if group.group_id not in reach or reach[group.group_id].direct
         ]
+        relayed = [reach[g.group_id] for g, _ in ranked if g.group_id in reach
+                   and reach[g.group_id].relay and reach[g.group_id].person is not None]
+        if relayed:
+            ward = await self.places.ward(c.ward_id)
+            await self.relay_delivery.send(
+                kind="final", ref_id=c.id, ward_id=c.ward_id, ward_name=ward.name if ward else "",
+                author_member_id=None, reaches=relayed, body=text, when=self.clock.now())
         effect = await self.reminders.effect(c.id)
         if effect:  # the coordinators' copy also says what the personal reminders achieved
             text += "\n\n" + self.texts.render("campaigns/reminder_effect", self.locale,

@@ -5,7 +5,19 @@ The API is Telegram-like: `POST {api_base_url}{token}/{method}` with a JSON body
 `getUpdates` long-polls and returns ONE update (not a list); a poll that ends without an
 update is answered with error_code 408. Zalo shows no inline buttons, cannot edit messages,
 sends photos only by URL and limits texts to 2,000 characters: the router turns button menus
-into numbered lists (see `bot.router`), and this adapter splits long texts. Sources: docs/zalo.md.
+into numbered lists (see `bot.router`), and this adapter splits long texts.
+
+What Zalo's own error table and field reports say, and what this adapter does about it
+(sources: docs/dev/zalo-api.md):
+- 403 is "Internal server error": retried, never read as "the bot was removed"; a chat is
+  given up only on evidence (a description saying so, or repeated 404s for that chat).
+- 429 is "Quota exceeded" (the plan's monthly messages), not a per-second wait: bulk sends
+  stop, their rows stay queued, the ward's staff are told once, and one send an hour probes
+  whether the quota is back (`QuotaGuard`); an admin can also resume at once.
+- In groups Zalo delivers only messages that pick the bot from the @ list or reply to it,
+  so every group message is addressed to us; the mention shows the bot's display name.
+- getUpdates has no offset: a consumed update may come back, so ids are remembered in the
+  database (`SeenStore`) and polls keep a minimum interval.
 """
 
 from __future__ import annotations
@@ -14,11 +26,16 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import re
+import time
+import unicodedata
 from collections.abc import Awaitable, Callable
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, Protocol
 
 import aiohttp
 
+from bot.clock import Clock, SystemClock
 from bot.config import ZaloSection
 from bot.core import (
     Attachment,
@@ -34,6 +51,7 @@ from bot.core import (
     parse_command_text,
 )
 from bot.texts import split_text, to_plain
+from bot.zalo_state import QUOTA_FLAG
 
 log = logging.getLogger(__name__)
 
@@ -55,24 +73,183 @@ class ZaloApiError(Exception):
 
     @property
     def transient(self) -> bool:
-        """Worth retrying later: rate limits, timeouts, server errors."""
-        return self.error_code in (408, 429) or self.error_code >= 500
+        """Worth retrying later: timeouts and server errors. Zalo's table names 403
+        "Internal server error"; 429 is the used-up quota (see `QuotaGuard`)."""
+        return self.error_code in (403, 408) or self.error_code >= 500
 
 
-# Zalo says nothing of how long to wait after a 429: wait this long before trying again.
-RETRY_AFTER_SECONDS = 10.0
-_GONE_WORDS = ("not found", "blocked", "not a member", "kicked", "removed", "forbidden")
+QUOTA_EXCEEDED = 429
+# Words in a description that are evidence the chat is gone for the bot.
+_GONE_WORDS = ("chat not found", "user not found", "group not found", "blocked",
+               "not a member", "kicked", "removed", "left the group")
+# A chat answered "404" this many times in a row, with no success between, is gone.
+GONE_AFTER_404S = 3
 
 
-def delivery_error(exc: ZaloApiError) -> DeliveryError:
+def delivery_error(exc: ZaloApiError, *, repeated_404: int = 0) -> DeliveryError:
     """Zalo's answers in the outbox's words: wait, try later, stop sending there, give up."""
-    if exc.error_code == 429:
-        return DeliveryError("retry_after", exc.description, retry_after=RETRY_AFTER_SECONDS)
+    if exc.error_code == QUOTA_EXCEEDED:
+        return DeliveryError("paused", "quota exceeded",
+                             retry_after=PROBE_EVERY.total_seconds())
+    if any(w in exc.description.lower() for w in _GONE_WORDS):
+        return DeliveryError("gone", exc.description)
+    if exc.error_code == 404:
+        if repeated_404 >= GONE_AFTER_404S:
+            return DeliveryError("gone", f"{exc.description} ({repeated_404} times)")
+        return DeliveryError("transient", exc.description)
     if exc.transient:
         return DeliveryError("transient", exc.description)
-    if exc.error_code == 403 or any(w in exc.description.lower() for w in _GONE_WORDS):
-        return DeliveryError("gone", exc.description)
     return DeliveryError("rejected", exc.description)
+
+
+class SeenStore(Protocol):
+    """Message ids already handled (the database in production)."""
+
+    async def seen_before(self, message_id: str) -> bool: ...
+
+
+class MemorySeen:
+    def __init__(self) -> None:
+        self._ids = RecentIds()
+
+    async def seen_before(self, message_id: str) -> bool:
+        return self._ids.seen_before(message_id)
+
+
+class FlagStore(Protocol):
+    """Named platform flags that outlive a restart (the database in production)."""
+
+    async def get(self, key: str) -> dict[str, Any] | None: ...
+
+    async def set(self, key: str, value: dict[str, Any]) -> None: ...
+
+    async def clear(self, key: str) -> bool: ...
+
+
+class MemoryFlags:
+    def __init__(self) -> None:
+        self._flags: dict[str, dict[str, Any]] = {}
+
+    async def get(self, key: str) -> dict[str, Any] | None:
+        return self._flags.get(key)
+
+    async def set(self, key: str, value: dict[str, Any]) -> None:
+        self._flags[key] = dict(value)
+
+    async def clear(self, key: str) -> bool:
+        return self._flags.pop(key, None) is not None
+
+
+PROBE_EVERY = timedelta(hours=1)
+QuotaChanged = Callable[[str, datetime], Awaitable[None]]  # ("exceeded"|"resumed", since)
+
+
+class QuotaGuard:
+    """The bot's monthly quota: once Zalo answers 429, nothing more is sent (bulk rows stay
+    queued and come back when told to wait) except one probe an hour; the first success
+    ends it, as does an admin's `resume`. Changes are told once through `on_change`."""
+
+    def __init__(self, flags: FlagStore, clock: Clock,
+                 on_change: QuotaChanged | None = None) -> None:
+        self._flags = flags
+        self._clock = clock
+        self.on_change = on_change
+        self.since: datetime | None = None
+        self.next_probe: datetime | None = None
+
+    async def load(self) -> None:
+        value = await self._flags.get(QUOTA_FLAG)
+        if value:
+            self.since = datetime.fromisoformat(str(value["since"]))
+            self.next_probe = datetime.fromisoformat(str(value["next_probe"]))
+
+    @property
+    def exceeded(self) -> bool:
+        return self.since is not None
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "quota_exceeded": self.exceeded,
+            "since": self.since.isoformat() if self.since else None,
+            "next_probe": self.next_probe.isoformat() if self.next_probe else None,
+        }
+
+    async def may_send(self) -> float:
+        """0 when a send may go (normal, or this hour's probe); else seconds to wait."""
+        if self.since is None or self.next_probe is None:
+            return 0.0
+        now = self._clock.now()
+        if now >= self.next_probe:
+            self.next_probe = now + PROBE_EVERY  # one probe an hour, however many rows wait
+            await self._save()
+            return 0.0
+        return max((self.next_probe - now).total_seconds(), 1.0)
+
+    async def hit(self) -> None:
+        """Zalo answered 429."""
+        now = self._clock.now()
+        first = self.since is None
+        if first:
+            self.since = now
+        self.next_probe = now + PROBE_EVERY
+        await self._save()
+        if first:
+            log.warning("zalo: monthly quota used up; bulk sends paused, probing hourly")
+            await self._tell("exceeded")
+
+    async def ok(self) -> None:
+        """A send went through: the quota is back."""
+        if self.since is not None:
+            await self.resume()
+
+    async def resume(self) -> bool:
+        """End the pause (a send succeeded, or an admin said so); False if none."""
+        if self.since is None:
+            return False
+        since = self.since
+        self.since = self.next_probe = None
+        await self._flags.clear(QUOTA_FLAG)
+        log.info("zalo: sending again (quota paused since %s)", since.isoformat())
+        await self._tell("resumed", since)
+        return True
+
+    async def _save(self) -> None:
+        assert self.since is not None and self.next_probe is not None
+        await self._flags.set(QUOTA_FLAG, {"since": self.since.isoformat(),
+                                           "next_probe": self.next_probe.isoformat()})
+
+    async def _tell(self, what: str, since: datetime | None = None) -> None:
+        if self.on_change is None:
+            return
+        try:
+            await self.on_change(what, since or self.since or self._clock.now())
+        except Exception:
+            log.exception("zalo: could not tell about the quota (%s)", what)
+
+
+def strip_mention(text: str, names: tuple[str, ...]) -> str:
+    """Drop a leading "@Bot name" (the display name Zalo shows in the @ list, or the
+    account name), so "@Trợ lý phường /trogiup" reads as "/trogiup". Unknown names: a
+    leading "@..." directly followed by a command is dropped too."""
+    stripped = unicodedata.normalize("NFC", text).lstrip()
+    if not stripped.startswith("@"):
+        return text
+    body = stripped[1:]
+    match = _MENTION_THEN_COMMAND.match(stripped)
+    command = stripped[match.end() - 1:] if match else None
+    for name in sorted((n for n in names if n), key=len, reverse=True):
+        norm = unicodedata.normalize("NFC", name).lstrip("@")
+        if body[: len(norm)].casefold() == norm.casefold():
+            rest = body[len(norm):]
+            if not rest or not (rest[0].isalnum() or rest[0] == "_"):
+                rest = rest.lstrip(" \t:,\u00a0")
+                # A longer name that only begins like ours ("Trợ lý Phường Hòa Bình"):
+                # the command after it still counts.
+                return command if command is not None and not rest.startswith("/") else rest
+    return command if command is not None else text
+
+
+_MENTION_THEN_COMMAND = re.compile(r"^@[^/\n]{1,64}?\s/")
 
 
 class ZaloClient:
@@ -185,6 +362,9 @@ class ZaloPlatform:
         on_incoming: OnIncoming,
         *,
         client: ZaloClient | None = None,
+        seen: SeenStore | None = None,
+        flags: FlagStore | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self._config = config
         self._on_incoming = on_incoming
@@ -196,12 +376,21 @@ class ZaloPlatform:
         self._me: dict[str, Any] = {}
         self._poller: asyncio.Task[None] | None = None
         self._ids = itertools.count(1)
-        self._seen = RecentIds()
-        self._background: set[asyncio.Task[None]] = set()
+        self._seen: SeenStore = seen or MemorySeen()
+        self.quota = QuotaGuard(flags or MemoryFlags(), clock or SystemClock())
+        self._not_found: dict[str, int] = {}  # chat → 404s in a row
+        self._background: set[asyncio.Task[Any]] = set()
+        self._idle = asyncio.Event()  # the poller is not handling an update right now
+        self._idle.set()
 
     @property
     def bot_username(self) -> str:
         return str(self._me.get("account_name") or self._me.get("name") or "")
+
+    @property
+    def display_name(self) -> str:
+        """The name Zalo shows in a group's @ list (getMe does not return it: configured)."""
+        return self._config.display_name
 
     @property
     def can_join_groups(self) -> bool:
@@ -209,6 +398,7 @@ class ZaloPlatform:
 
     async def start(self) -> None:
         await self.client.open()
+        await self.quota.load()
         self._me = await self.client.get_me()
         if self._config.mode == "webhook":
             await self.client.set_webhook(
@@ -222,6 +412,12 @@ class ZaloPlatform:
         log.info("zalo: %s started in %s mode", self.bot_username, self._config.mode)
 
     async def stop(self) -> None:
+        """Let the update being handled finish (a stop must not cut a database write in
+        half), then stop polling."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), timeout=5)
+        if self._background:
+            await asyncio.wait(set(self._background), timeout=5)
         if self._poller is not None:
             self._poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -230,18 +426,32 @@ class ZaloPlatform:
         await self.client.close()
 
     async def _poll(self) -> None:
-        backoff = 1.0
+        """Long-poll for ever, never faster than `poll_interval_seconds` between two polls;
+        errors and repeated updates (Zalo may hand a consumed one back) back off."""
+        backoff = 0.0
+        interval = self._config.poll_interval_seconds
+        last = 0.0
         while True:
+            wait = max(interval - (time.monotonic() - last), backoff)
+            if wait > 0:
+                await asyncio.sleep(wait)
+            last = time.monotonic()
             try:
                 update = await self.client.get_update()
-                backoff = 1.0
             except ZaloApiError as exc:
+                backoff = min(max(backoff * 2, 1.0), 60.0)
                 log.warning("zalo: polling failed (%s); retrying in %.0f s", exc, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 60.0)
                 continue
-            if update is not None:
-                await self._handle(update)
+            if update is None:
+                backoff = 0.0
+                continue
+            self._idle.clear()
+            try:
+                fresh = await self._handle(update)
+            finally:
+                self._idle.set()
+            # A repeat: Zalo gave a consumed update back; do not spin on it.
+            backoff = 0.0 if fresh else min(max(backoff * 2, 2.0), 30.0)
 
     async def feed_webhook(self, payload: dict[str, Any]) -> None:
         """Answer Zalo at once (it retries a slow webhook, which would run commands twice)
@@ -253,17 +463,19 @@ class ZaloPlatform:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _handle(self, update: dict[str, Any]) -> None:
-        """Never raises: one malformed update must not stop the poller."""
+    async def _handle(self, update: dict[str, Any]) -> bool:
+        """Never raises: one malformed update must not stop the poller. False for a repeat."""
         try:
             incoming = self.to_incoming(update)
             if incoming is None:
-                return
-            if self._seen.seen_before(incoming.message_id):
-                return  # the platform sent it again (a webhook retry): handled already
+                return True
+            if await self._seen.seen_before(incoming.message_id):
+                log.info("zalo: update %s seen before: dropped", incoming.message_id[:40])
+                return False  # the platform sent it again: handled already
             await self._on_incoming(self, incoming)
         except Exception:
             log.exception("zalo: update not handled: %s", str(update.get("event_name"))[:64])
+        return True
 
     def to_incoming(self, update: dict[str, Any]) -> Incoming | None:
         event = str(update.get("event_name", ""))
@@ -287,9 +499,10 @@ class ZaloPlatform:
             attachments = (Attachment(kind="photo", file_id=str(url)),) if url else ()
         else:
             return None  # stickers and unsupported messages carry nothing to answer
+        if kind == "group":
+            text = strip_mention(text, (self.display_name, self.bot_username))
         command, args, target = parse_command_text(text)
         me = self.bot_username.lower()
-        mentioned = bool(me) and f"@{me}" in text.lower()
         return Incoming(
             platform=self.name,
             chat=Chat(str(chat["id"]), kind, str(chat.get("title") or "")),
@@ -300,21 +513,31 @@ class ZaloPlatform:
             command=command,
             args=args,
             attachments=attachments,
-            # A bare /command in a group may be meant for another bot: only a mention or
-            # /cmd@thisbot counts as talking to us (known commands still run, see router).
-            addressed=kind == "private" or mentioned or bool(command and target),
+            # Zalo hands a bot only the group messages that pick it from the @ list or
+            # reply to it: every one is meant for us.
+            addressed=True,
             foreign_command=bool(command and target and target.lower() != me),
         )
 
     # --- outgoing ------------------------------------------------------------------------
     async def send(self, chat_id: str, message: Outgoing) -> Sent:
+        wait = await self.quota.may_send()
+        if wait:
+            raise DeliveryError("paused", "quota exceeded", retry_after=wait)
         text = to_plain(message.text)
         result: dict[str, Any] = {}
         try:
             for piece in split_text(text, TEXT_LIMIT):
                 result = await self.client.send_message(chat_id, piece)
         except ZaloApiError as exc:
-            raise delivery_error(exc) from exc
+            if exc.error_code == QUOTA_EXCEEDED:
+                await self.quota.hit()
+            repeated = 0
+            if exc.error_code == 404:
+                repeated = self._not_found[chat_id] = self._not_found.get(chat_id, 0) + 1
+            raise delivery_error(exc, repeated_404=repeated) from exc
+        self._not_found.pop(chat_id, None)
+        await self.quota.ok()
         return Sent(chat_id=chat_id, message_id=str(result.get("message_id") or next(self._ids)))
 
     async def edit(self, chat_id: str, message_id: str, message: Outgoing) -> Sent:

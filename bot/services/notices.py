@@ -8,7 +8,7 @@ Scope is checked on the server for every target: a leader reaches his groups onl
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,6 +26,8 @@ from bot.services.access import Identity
 from bot.services.chats import Chats
 from bot.services.errors import ServiceError
 from bot.services.places import GroupInfo, Places
+from bot.services.relay import Relays, Summary, TaskView
+from bot.services.relay_delivery import RelayDelivery
 
 MAX_TEXT = 8000
 PAST_TOLERANCE = timedelta(minutes=1)
@@ -55,6 +57,7 @@ class Created:
     targets: list[Target]
     groups_without_chat: list[str]
     send_at: datetime
+    relayed: list[TaskView] = field(default_factory=list)  # groups reached through a person
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,7 @@ class NoticeView:
     state: str
     group_codes: list[str]
     author_member_id: int
+    group_ids: list[int] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -84,13 +88,16 @@ def allowed_groups(
 
 class Notices:
     def __init__(
-        self, db: Database, clock: Clock, outbox: Outbox, chats: Chats, places: Places
+        self, db: Database, clock: Clock, outbox: Outbox, chats: Chats, places: Places,
+        *, relays: Relays | None = None, relay: RelayDelivery | None = None,
     ) -> None:
         self._db = db
         self._clock = clock
         self._outbox = outbox
         self._chats = chats
         self._places = places
+        self._relays = relays
+        self._relay = relay
 
     async def allowed(self, identity: Identity, ward_id: int) -> list[GroupInfo]:
         return allowed_groups(identity, ward_id, await self._places.groups(ward_id))
@@ -126,12 +133,19 @@ class Notices:
         if refused:
             raise ServiceError("not_your_group")
         chats = await self._chats.active_by_group(ward_id)
+        # How each group is reached: its bound chat, a person who forwards, or both.
+        reaches = await self._relays.reach(ward_id, group_ids) if self._relays else {}
+        direct = [gid for gid in group_ids if gid not in reaches or reaches[gid].direct]
+        by_relay = [reaches[gid] for gid in group_ids
+                    if gid in reaches and reaches[gid].relay and reaches[gid].person]
+        relayed_ids = {r.group_id for r in by_relay}
         targets = [
             Target(gid, allowed[gid].code, b.platform, b.chat_id, b.title)
-            for gid in group_ids for b in chats.get(gid, [])
+            for gid in direct for b in chats.get(gid, [])
         ]
-        without = [allowed[gid].code for gid in group_ids if not chats.get(gid)]
-        if not targets:
+        reached = {t.group_id for t in targets} | relayed_ids
+        without = [allowed[gid].code for gid in group_ids if gid not in reached]
+        if not targets and not by_relay:
             raise ServiceError("no_chats", groups=without)
         async with self._db.session() as session:
             notice = Notice(
@@ -158,7 +172,33 @@ class Notices:
             )
             for t, (text, buttons) in zip(targets, bodies, strict=True)
         ])
-        return Created(notice_id, targets, without, when)
+        relayed: list[TaskView] = []
+        if by_relay and self._relay is not None:
+            ward = await self._places.ward(ward_id)
+            relayed = await self._relay.send(
+                kind="notice", ref_id=notice_id, ward_id=ward_id,
+                ward_name=ward.name if ward else "", author_member_id=identity.member_id,
+                reaches=by_relay, body=rendered, when=when, wake=wake)
+        return Created(notice_id, targets, without, when, relayed)
+
+    async def reach_summary(self, identity: Identity, notice_id: int) -> Summary | None:
+        """Per group: reached directly, relayed (confirmed), waiting, failed — for the
+        notice's author and the ward's coordinators."""
+        async with self._db.session() as session:
+            row = await session.get(Notice, notice_id)
+        if row is None or self._relays is None:
+            return None
+        if row.author_member_id != identity.member_id and \
+                identity.role_in_ward(row.ward_id) < Role.COORDINATOR:
+            return None
+        return await self._relays.summary("notice", notice_id, [int(g) for g in row.group_ids])
+
+    async def all_sent(self, notice_id: int) -> bool:
+        """Every direct row final and every relay text delivered (or failed)."""
+        counts = await self._outbox.counts("notice", notice_id)
+        if any(state not in ("sent", "failed") for state in counts):
+            return False
+        return not (self._relays and await self._relays.queued("notice", notice_id))
 
     async def scheduled(self, identity: Identity, ward_id: int) -> list[NoticeView]:
         """Notices still to go: the author's own, or the ward's for a coordinator."""
@@ -192,6 +232,8 @@ class Notices:
             codes = await self._codes(session, set(row.group_ids))
             view = self._view(row, codes)
         await self._outbox.cancel("notice", notice_id)
+        if self._relay is not None:
+            await self._relay.cancel("notice", notice_id)
         return view
 
     async def finish(self, notice_id: int) -> tuple[NoticeView, list[DeliveryLine]] | None:
@@ -236,4 +278,5 @@ class Notices:
             id=row.id, text=row.text, send_at=row.send_at, state=row.state,
             group_codes=sorted(codes.get(g, "?") for g in row.group_ids),
             author_member_id=row.author_member_id,
+            group_ids=[int(g) for g in row.group_ids],
         )

@@ -46,8 +46,10 @@ class WebServer:
         port: int,
         platforms: tuple[str, ...] = (),
         install: Callable[[web.Application], None] | None = None,
+        status: Callable[[], Mapping[str, Any]] | None = None,
     ) -> None:
         self._db = db
+        self._status = status  # platforms' own state (the Zalo bot's quota)
         self._metrics = metrics
         self._platforms = platforms
         self._host = host
@@ -124,6 +126,9 @@ class WebServer:
                                 "outbox": {**outbox, "ok": outbox_ok}}
         if "database" in down:
             body["database_problem"] = down["database"]
+        extra = self._status() if self._status is not None else {}
+        for name, state in extra.items():
+            platforms.setdefault(name, {}).update(state)
         return web.json_response(body, status=200 if ok else 503)
 
     async def _metrics_page(self, request: web.Request) -> web.Response:
@@ -137,6 +142,11 @@ class WebServer:
         """Figures read from the database at each scrape (several instances agree on them)."""
         metrics = self._metrics
         now = metrics.now()
+        zalo = (self._status() if self._status is not None else {}).get("zalo")
+        if zalo is not None:
+            metrics.gauge(
+                "cds_zalo_quota_exceeded", "1 while the Zalo bot's monthly quota is used up"
+            ).set(1 if zalo.get("quota_exceeded") else 0)
         try:
             backlog = await dashboard_data.outbox_backlog(self._db, now)
             load = await dashboard_data.feedback_load(self._db, now)

@@ -113,6 +113,7 @@ async def overview(d: Frame, request: web.Request, viewer: Viewer) -> web.Stream
         ends=ends, charts=charts, target=target, line=line, campaigns=campaigns,
         table=table, open_tickets=open_tickets, overdue_tickets=overdue_tickets,
         effects=effects, contests=contests, now=d.app.clock.now(),
+        reach=await services.relays.reach(viewer.ward_id),
     )
 
 
