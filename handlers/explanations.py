@@ -5,14 +5,28 @@ offers to send the question to the ward (the feedback feature files it)."""
 from __future__ import annotations
 
 import re
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from bot.core import Button, Role
+from bot.keyboards import page_rows
+from bot.payloads import Payload
 from bot.router import Ctx, Router
 from bot.services.explanations import Topic
 from bot.services.privacy import mask_national_ids
+from handlers.feedback import AskWard
 
 FLOW = "faq"
+
+
+@dataclass(frozen=True)
+class FaqPress(Payload, prefix="faq"):
+    """`home`; `cat` category `key` (page `value`); `t` topic `key`; `steps` of topic `key`;
+    `v` vote on topic `key`: `value` 1 helpful, 0 not."""
+
+    action: Literal["home", "cat", "t", "steps", "v"]
+    key: str = ""
+    value: int = 0
 _MENTION = re.compile(r"@\w+")
 
 
@@ -68,33 +82,37 @@ async def menu(ctx: Ctx) -> None:
 async def _categories(ctx: Ctx) -> None:
     library = ctx.app.services.explanations.library
     buttons = [
-        ctx.button("faq.category", f"faq:cat:{c.key}", emoji=c.emoji, title=c.title)
+        ctx.button("faq.category", FaqPress("cat", c.key), emoji=c.emoji, title=c.title)
         for c in library.categories
     ]
     await ctx.update("explanations/menu", buttons=_rows(buttons, 2))
 
 
 async def button(ctx: Ctx) -> None:
-    """`faq:cat:<c>`, `faq:t:<topic>`, `faq:steps:<topic>`, `faq:v:<topic>:1|0`, `faq:home`."""
-    parts = (ctx.incoming.payload or "").split(":")
-    kind = parts[1] if len(parts) > 1 else ""
+    """A `FaqPress`: the categories, a category's topics, a topic, its steps, a vote."""
+    press = ctx.press(FaqPress)
+    kind = press.action
     service = ctx.app.services.explanations
     if kind == "home":
         await ctx.answer_button()
         await _categories(ctx)
         return
-    if kind == "cat" and len(parts) == 3:
+    if kind == "cat":
         await ctx.answer_button()
-        topics = service.library.in_category(parts[2])
-        buttons = [ctx.button("faq.topic", f"faq:t:{t.key}", title=title(ctx, t)) for t in topics]
-        buttons.append(ctx.button("faq.back", "faq:home"))
-        category = next((c for c in service.library.categories if c.key == parts[2]), None)
+        topics = service.library.in_category(press.key)
+        buttons = [ctx.button("faq.topic", FaqPress("t", t.key), title=title(ctx, t))
+                   for t in topics]
+        paged = page_rows(buttons, max(press.value, 1),
+                          nav=lambda n: FaqPress("cat", press.key, n), label=ctx.label,
+                          buttons=ctx.platform.capabilities.buttons,
+                          tail=[[ctx.button("faq.back", FaqPress("home"))]])
+        category = next((c for c in service.library.categories if c.key == press.key), None)
         await ctx.update(
-            "explanations/category", buttons=_rows(buttons, 1),
+            "explanations/category", buttons=paged.rows,
             title=category.title if category else "",
         )
         return
-    topic = service.topic(parts[2]) if len(parts) >= 3 else None
+    topic = service.topic(press.key) if press.key else None
     if topic is None:
         await ctx.answer_button("core.stale_button")
         return
@@ -107,12 +125,12 @@ async def button(ctx: Ctx) -> None:
             "explanations/steps", buttons=_topic_buttons(ctx, topic, steps=False),
             title=title(ctx, topic), steps=[await _render(ctx, s) for s in topic.steps],
         )
-    elif kind == "v" and len(parts) == 4:
-        helpful = parts[3] == "1"
+    elif kind == "v":
+        helpful = press.value == 1
         await service.vote(topic.key, ctx.identity.member_id, helpful=helpful)
         await ctx.answer_button("faq.thanks_yes" if helpful else "faq.thanks_no")
         if not helpful:
-            ask = ctx.button("faq.ask", f"fb:ask:{topic.key}")
+            ask = ctx.button("faq.ask", AskWard(topic=topic.key))
             await ctx.say("explanations/unhelpful", buttons=[[ask]])
     else:
         await ctx.answer_button("core.stale_button")
@@ -133,16 +151,18 @@ def _topic_buttons(ctx: Ctx, topic: Topic, *, steps: bool = True) -> list[list[B
     service = ctx.app.services.explanations
     rows: list[list[Button]] = []
     if steps and topic.steps:
-        rows.append([ctx.button("faq.steps", f"faq:steps:{topic.key}")])
+        rows.append([ctx.button("faq.steps", FaqPress("steps", topic.key))])
     related = [service.topic(k) for k in topic.related]
     rows.extend(
-        [ctx.button("faq.related", f"faq:t:{t.key}", title=title(ctx, t))] for t in related if t
+        [ctx.button("faq.related", FaqPress("t", t.key), title=title(ctx, t))]
+        for t in related if t
     )
     rows.append([
-        ctx.button("faq.helpful", f"faq:v:{topic.key}:1"),
-        ctx.button("faq.unhelpful", f"faq:v:{topic.key}:0"),
+        ctx.button("faq.helpful", FaqPress("v", topic.key, 1)),
+        ctx.button("faq.unhelpful", FaqPress("v", topic.key, 0)),
     ])
-    rows.append([ctx.button("faq.ask", f"fb:ask:{topic.key}"), ctx.button("faq.back", "faq:home")])
+    rows.append([ctx.button("faq.ask", AskWard(topic=topic.key)),
+                 ctx.button("faq.back", FaqPress("home"))])
     return rows
 
 
@@ -168,15 +188,15 @@ async def answer_text(ctx: Ctx, text: str) -> None:
     await ctx.start_form(FLOW, "question", {"question": mask_national_ids(question[:2000])})
     if result.candidates:
         buttons = [
-            [ctx.button("faq.topic", f"faq:t:{t.key}", title=title(ctx, t))]
+            [ctx.button("faq.topic", FaqPress("t", t.key), title=title(ctx, t))]
             for t in result.candidates
         ]
-        buttons.append([ctx.button("faq.none_of_these", "fb:ask")])
+        buttons.append([ctx.button("faq.none_of_these", AskWard())])
         await ctx.say("explanations/did_you_mean", buttons=buttons)
         return
     await ctx.say(
         "explanations/no_match",
-        buttons=[[ctx.button("faq.ask", "fb:ask")], [ctx.button("faq.browse", "faq:home")]],
+        buttons=[[ctx.button("faq.ask", AskWard())], [ctx.button("faq.browse", FaqPress("home"))]],
     )
 
 
@@ -212,6 +232,6 @@ async def stats(ctx: Ctx) -> None:
 
 def register(router: Router) -> None:
     router.command("hoidap", menu, aliases=("faq",))
-    router.button("faq", button)
+    router.button(FaqPress, button)
     router.form(FLOW, free_text)
     router.text(free_text)
