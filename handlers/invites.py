@@ -17,6 +17,7 @@ from bot.keyboards import page_rows
 from bot.payloads import Payload
 from bot.router import OWN_WARD, Ctx, Router
 from bot.services.invites import STAFF_ROLES, InviteError, InviteInfo, invitable_roles
+from bot.services.selection import natural_key
 
 FLOW = "invite"
 
@@ -138,7 +139,8 @@ async def pick(ctx: Ctx) -> None:
 
 async def _ask_group(ctx: Ctx, ward_id: int, page: int = 1) -> None:
     groups = await ctx.app.services.places.groups(ward_id)
-    mine = [g for g in groups if ctx.identity.role_in_group(ward_id, g.id) >= Role.LEADER]
+    mine = sorted((g for g in groups if ctx.identity.role_in_group(ward_id, g.id) >= Role.LEADER),
+                  key=lambda g: natural_key(g.code))
     if not mine:
         await ctx.end_form()
         await ctx.update("invites/no_groups")

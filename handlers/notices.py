@@ -19,6 +19,7 @@ from bot.keyboards import page_rows
 from bot.payloads import Payload
 from bot.router import OWN_WARD, Ctx, Router
 from bot.services.notices import NoticeError
+from bot.services.selection import natural_key
 from bot.when import parse_when
 from handlers.targets import group_picker, picker_context, sending_ward, toggle, typed_groups
 
@@ -210,9 +211,10 @@ async def _send(ctx: Ctx, data: dict[str, Any]) -> None:
         return
     await ctx.end_form()
     quiet_until = ctx.app.services.outbox.quiet_until(created.send_at)
-    codes = sorted({t.group_code for t in created.targets})
+    codes = sorted({t.group_code for t in created.targets}, key=natural_key)
+    allowed = await ctx.app.services.notices.allowed(ctx.identity, int(data["ward_id"]))
     await ctx.say("notices/queued", created=created, codes=codes, quiet_until=quiet_until,
-                  later=send_at is not None)
+                  later=send_at is not None, total_groups=len(allowed))
     ctx.app.services.outbox.wake()  # now: the delivery report must come after this answer
 
 

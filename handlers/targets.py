@@ -16,7 +16,7 @@ from bot.keyboards import Paged, page_rows
 from bot.payloads import Payload
 from bot.router import Ctx
 from bot.services.places import GroupInfo
-from bot.services.selection import choose, looks_like_choice
+from bot.services.selection import choose, looks_like_choice, natural_key
 
 PickAction = Literal["g", "all", "pg"]
 Press = Callable[[PickAction, int], Payload]
@@ -39,6 +39,7 @@ def group_picker(
 ) -> Paged:
     """The picker's rows: "Cả phường", one page of groups (4 a row), ◀ trang ▶, then `tail`."""
     picked = set(chosen)
+    allowed = sorted(allowed, key=lambda g: natural_key(g.code))
     head: list[list[Button]] = []
     if whole_ward:
         head.append([ctx.button("notices.all", press("all", 0),
@@ -54,7 +55,8 @@ def picker_context(allowed: Sequence[GroupInfo], chosen: Sequence[int],
                    paged: Paged) -> dict[str, Any]:
     """What the choices templates show: the chosen codes and whether typing would help."""
     picked = set(chosen)
-    return {"codes": [g.code for g in allowed if g.id in picked],
+    ordered = sorted(allowed, key=lambda g: natural_key(g.code))
+    return {"codes": [g.code for g in ordered if g.id in picked],
             "total_groups": len(allowed), "pages": paged.pages}
 
 

@@ -11,14 +11,19 @@ pressed at least once, and every command run.
 
 from __future__ import annotations
 
+import asyncio
 import re
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlmodel import select
 
+from bot.app import BotApp
 from bot.clock import FrozenClock
+from bot.config import Config
 from bot.context import AppContext, build_context
 from bot.core import Button, Capabilities, Incoming, Outgoing, Role, Sender
 from bot.db import Database
@@ -31,8 +36,10 @@ from bot.services.tables import read_table
 from bot.texts import split_text
 from handlers import register_all
 from tests.conftest import make_config
-from tests.fake_telegram import HtmlRefused, parse_html
+from tests.fake_telegram import FakeTelegram, HtmlRefused, parse_html, refusal
 from tests.recording import RecordingPlatform, Said, message, press
+from tests.telegram_people import Ward as TelegramWard
+from tests.telegram_people import labels
 
 GROUPS, LEADERS, COORDINATORS, HOUSEHOLDS = 300, 30, 10, 5000
 LONG_LIST = 45  # campaigns, polls and scheduled notices: more than one keyboard holds
@@ -344,3 +351,74 @@ async def test_every_keyboard_fits_telegram_and_zalo_at_ward_scale(walk: Walk) -
     assert sorted(routes - walk.pressed) == []
     assert walk.commands == {c.name for c in walk.router.commands}
     assert walk.most_buttons > 40  # the walk did meet lists that had to page
+
+
+# --- a notice to 300 groups, through the fake Bot API that refuses what Telegram refuses ----
+TOKEN = "123456:TEST-TOKEN"
+BOSS = 803
+
+
+@pytest.fixture
+async def big_ward(tmp_path: Path) -> AsyncIterator[TelegramWard]:
+    async with FakeTelegram(token=TOKEN, bot_username="cds_test_bot") as tg:
+        config = Config.model_validate({
+            "database": {"url": f"sqlite+aiosqlite:///{tmp_path}/bot.db"},
+            "telegram": {"token": TOKEN, "api_base_url": tg.base_url}, "web": {"port": 0},
+            "outbox": {"per_second": 300, "group_per_minute": 600, "workers": 4},
+        })
+        app = BotApp(config, clock=FrozenClock(datetime(2026, 11, 24, 4, tzinfo=UTC)))
+        await app.db.upgrade()
+        services = app.context.services
+        ward = await services.places.add_ward("HB", "Phường Hòa Bình")
+        await services.access.grant(platform="telegram", user_id=str(BOSS),
+                                    role=Role.COORDINATOR, ward_code="HB")
+        now = app.context.clock.now()
+        async with app.db.session() as session:
+            groups = [ResidentialGroup(ward_id=ward.id, code=f"TDP{i:02d}", name=f"Tổ {i}",
+                                       created_at=now) for i in range(1, GROUPS + 1)]
+            session.add_all(groups)
+            await session.flush()
+            session.add_all([ChatBinding(platform="telegram", chat_id=str(-1000 - i),
+                                         title=f"Nhóm {i}", ward_id=ward.id, group_id=g.id,
+                                         created_at=now, updated_at=now)
+                             for i, g in enumerate(groups, start=1)])
+            await session.commit()
+        await app.start()
+        try:
+            yield TelegramWard(tg, app, app.context.clock)  # type: ignore[arg-type]
+        finally:
+            await app.stop()
+
+
+async def test_a_notice_to_300_groups_all_a_range_or_a_few(big_ward: TelegramWard) -> None:
+    ward = big_ward
+    *_, choices = await ward.say(BOSS, "/thongbao Họp tổ tối nay lúc 19h", count=3)
+    assert "chưa chọn tổ nào" in choices and "TDP01-TDP40" in choices  # the typing hint
+    [(_, keyboard)] = ward.keyboards(BOSS)[-1:]
+    shown = labels({"reply_markup": keyboard})
+    assert "⬜ Cả phường" in shown and "⬜ TDP40" in shown and "⬜ TDP41" not in shown
+    assert "trang 1/8" in shown and "▶" in shown and "◀" not in shown
+    page2 = await ward.press(BOSS, "▶", edit=True)
+    assert "chưa chọn tổ nào" in page2
+    shown = labels({"reply_markup": ward.keyboards(BOSS)[-1][1]})
+    assert "⬜ TDP41" in shown and "⬜ TDP80" in shown and "trang 2/8" in shown and "◀" in shown
+
+    [ranged] = await ward.say(BOSS, "TDP01-TDP40")
+    assert "Gửi tới: TDP01, TDP02, TDP03" in ranged and "… và 30 tổ khác (40 tổ)" in ranged
+    [few] = await ward.say(BOSS, "TDP03 TDP07, tdp299")
+    assert "Gửi tới: TDP03, TDP07, TDP299" in few
+    [unknown] = await ward.say(BOSS, "TDP03 TDP999")
+    assert "TDP999" in unknown and "Lựa chọn cũ vẫn giữ nguyên" in unknown
+
+    everyone = await ward.press(BOSS, "⬜ Cả phường", edit=True)
+    assert "Gửi tới: cả phường (300 tổ)" in everyone
+    queued = await ward.press(BOSS, "📤 Gửi ngay")
+    assert "300" in queued
+    for _ in range(1500):  # ≈ 1 s at 300 a second; at most 30 s
+        if all(ward.tg.sent_to(-1000 - i) for i in range(1, GROUPS + 1)):
+            break
+        await asyncio.sleep(0.02)
+    assert all(len(ward.tg.sent_to(-1000 - i)) == 1 for i in range(1, GROUPS + 1))
+    refused = [c for c in ward.tg.calls if c.method in ("sendMessage", "editMessageText")
+               and refusal(c.method, c.params)]
+    assert refused == []

@@ -36,6 +36,12 @@ def _split_code(code: str) -> tuple[str, int] | None:
     return (match.group(1), int(match.group(2))) if match else None
 
 
+def natural_key(code: str) -> tuple[str, int, str]:
+    """Sort "TDP2" before "TDP10" and "TDP99" before "TDP100", as people count."""
+    parsed = _split_code(code)
+    return (parsed[0], parsed[1], code) if parsed else (code.upper(), -1, code)
+
+
 def looks_like_choice(text: str) -> bool:
     """Whether typed text is meant as a choice of groups (not a question or a notice)."""
     words = [w for w in _SPLIT.split(text.strip()) if w]
