@@ -198,20 +198,22 @@ def to_terminal(text: str, *, color: bool) -> str:
 
 # Markup-safe splitting: a tag, an entity, a newline, a run of spaces or a word is one token.
 _TOKEN_RE = re.compile(r"<[^<>]*>|&#?[a-zA-Z0-9]+;|\n| +|[^<&\n ]+|[<&]")
+_PLAIN_TOKEN_RE = re.compile(r"\n| +|[^\n ]+")
 _OPEN_RE = re.compile(r"<([a-zA-Z][a-zA-Z0-9-]*)[^>]*>")
 _CLOSE_RE = re.compile(r"</([a-zA-Z][a-zA-Z0-9-]*)\s*>")
 
 
-def split_text(text: str, limit: int) -> list[str]:
+def split_text(text: str, limit: int, *, markup: bool = True) -> list[str]:
     """Cut a long text into pieces of at most `limit` characters, in order: at line ends
     where that fills a piece at least half, else between words, never inside a word (unless
     one "word" is longer than a piece), a tag or an entity (`&amp;`). Tags open at a cut are
     closed at the end of the piece and opened again at the start of the next, so every
-    piece is valid markup on its own (Telegram refuses a message with an unclosed tag)."""
+    piece is valid markup on its own (Telegram refuses a message with an unclosed tag).
+    `markup=False` for plain text (Zalo), where "<" and "&" are only characters."""
     if len(text) <= limit:
         return [text]
     pieces: list[str] = []
-    queue = _TOKEN_RE.findall(text)
+    queue = (_TOKEN_RE if markup else _PLAIN_TOKEN_RE).findall(text)
     queue.reverse()  # a stack: pop() takes the next token, append() puts one back
     stack: list[tuple[str, str]] = []  # (name, opening tag) of the tags open so far
     body: list[tuple[str, list[tuple[str, str]]]] = []  # (token, tags open after it)
@@ -225,7 +227,7 @@ def split_text(text: str, limit: int) -> list[str]:
 
     while queue:
         token = queue.pop()
-        after = _after(stack, token)
+        after = _after(stack, token) if markup else stack
         if used() + len(token) + len(closing(after)) <= limit:
             body.append((token, after))
             stack = after
@@ -235,7 +237,7 @@ def split_text(text: str, limit: int) -> list[str]:
             if not any(t.strip() and not t.startswith("<") for t, _ in body):
                 # Not even one token fits in an empty piece: a word longer than a piece.
                 room = limit - used() - len(closing(stack))
-                if token.startswith(("<", "&")) or room <= 0:
+                if (markup and token.startswith(("<", "&"))) or room <= 0:
                     body.append((token, after))  # cannot shrink a tag: let it overflow
                     stack = after
                     continue
@@ -254,7 +256,7 @@ def split_text(text: str, limit: int) -> list[str]:
         kept = body[:cut]
         if rest and rest[0][0].isspace():
             rest = rest[1:]
-        while kept and _OPEN_RE.fullmatch(kept[-1][0]):
+        while markup and kept and _OPEN_RE.fullmatch(kept[-1][0]):
             rest.insert(0, kept.pop())
         for t, _ in reversed(rest):
             queue.append(t)
