@@ -17,7 +17,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 import pytest
 from sqlmodel import select
 
@@ -422,3 +424,51 @@ async def test_a_notice_to_300_groups_all_a_range_or_a_few(big_ward: TelegramWar
     refused = [c for c in ward.tg.calls if c.method in ("sendMessage", "editMessageText")
                and refusal(c.method, c.params)]
     assert refused == []
+
+
+# --- the fake Bot API refuses what Telegram refuses -----------------------------------------
+def _keyboard(rows: int, per_row: int, data: str = "x:1") -> dict[str, Any]:
+    return {"inline_keyboard": [[{"text": f"{r}.{c}", "callback_data": data}
+                                 for c in range(per_row)] for r in range(rows)]}
+
+
+@pytest.mark.parametrize(("method", "params", "description"), [
+    ("sendMessage", {"text": "a", "reply_markup": _keyboard(13, 8)},
+     "Bad Request: reply markup is too long"),  # 104 buttons
+    ("sendMessage", {"text": "a", "reply_markup": _keyboard(1, 9)},
+     "Bad Request: reply markup is too long"),
+    ("editMessageReplyMarkup", {"message_id": 1, "reply_markup": _keyboard(1, 1, "é" * 33)},
+     "Bad Request: BUTTON_DATA_INVALID"),
+    ("editMessageText", {"message_id": 1, "text": "b", "reply_markup": _keyboard(1, 1, "")},
+     "Bad Request: BUTTON_DATA_INVALID"),
+    ("sendMessage", {"text": "<b>đậm", "parse_mode": "HTML"},
+     "Bad Request: can't parse entities: Can't find end tag corresponding to start tag \"b\""),
+    ("sendMessage", {"text": "<b>a<i>b</b></i>", "parse_mode": "HTML"},
+     "Bad Request: can't parse entities: Can't find end tag corresponding to start tag \"i\""),
+    ("sendMessage", {"text": "<Hoa> ơi", "parse_mode": "HTML"},
+     "Bad Request: can't parse entities: Unsupported start tag \"hoa\" at byte offset 0"),
+    ("sendMessage", {"text": "a" * 4097}, "Bad Request: message is too long"),
+    ("sendPhoto", {"photo": "p1", "caption": "a" * 1025},
+     "Bad Request: message caption is too long"),
+])
+async def test_the_fake_refuses_what_telegram_refuses(
+    method: str, params: dict[str, Any], description: str,
+) -> None:
+    async with FakeTelegram(token=TOKEN) as tg, aiohttp.ClientSession() as http:
+        sent = await http.post(f"{tg.base_url}{TOKEN}/sendMessage",
+                               json={"chat_id": 5, "text": "đầu tiên"})
+        assert (await sent.json())["ok"]
+        answer = await http.post(f"{tg.base_url}{TOKEN}/{method}", json={"chat_id": 5, **params})
+        body = await answer.json()
+    assert answer.status == 400 and body == {"ok": False, "error_code": 400,
+                                             "description": description}
+
+
+async def test_the_fake_accepts_what_telegram_accepts() -> None:
+    # 4,102 characters as sent, 4,084 once the tags and entities are read: Telegram counts these
+    text = "<b>Đậm</b> &amp; <i>nghiêng</i> " + "a" * 4070
+    async with FakeTelegram(token=TOKEN) as tg, aiohttp.ClientSession() as http:
+        answer = await http.post(f"{tg.base_url}{TOKEN}/sendMessage", json={
+            "chat_id": 5, "text": text, "parse_mode": "HTML",
+            "reply_markup": _keyboard(12, 8, "é" * 32)})  # 96 buttons, 64 bytes of data
+        assert (await answer.json())["ok"], await answer.text()
