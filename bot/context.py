@@ -16,11 +16,13 @@ from bot.services.access import Access
 from bot.services.accounts import Accounts
 from bot.services.campaigns import Campaigns
 from bot.services.chats import Chats
+from bot.services.contests import Contests, load_banks
 from bot.services.conversations import Conversations
 from bot.services.dashboard_login import DashboardLogins
 from bot.services.downloads import Downloads
 from bot.services.explanations import Explanations, load_library
 from bot.services.feedback import Feedbacks
+from bot.services.guides import Guides
 from bot.services.households import Households
 from bot.services.invites import Invites
 from bot.services.notices import Notices
@@ -28,6 +30,8 @@ from bot.services.places import Places
 from bot.services.polls import Polls
 from bot.services.progress import Progress
 from bot.services.registry import Registry
+from bot.services.reminders import PersonalReminders
+from bot.services.series import Series
 from bot.texts import Texts
 
 
@@ -50,6 +54,10 @@ class Services:
     campaigns: Campaigns
     polls: Polls
     downloads: Downloads
+    guides: Guides
+    series: Series
+    reminders: PersonalReminders
+    contests: Contests
 
 
 @dataclass(frozen=True)
@@ -109,6 +117,14 @@ def build_services(
                             timedelta(hours=config.schedule.grace_hours)),
         polls=Polls(db, clock),
         downloads=Downloads(db, clock),
+        guides=Guides(db, clock),
+        series=Series(db, clock, config.bot.tz,
+                      QuietHours(config.bot.quiet_window, config.bot.tz),
+                      timedelta(hours=config.schedule.grace_hours)),
+        reminders=PersonalReminders(db, clock, steps, every_days=config.reminders.every_days),
+        contests=Contests(db, clock, per_player=config.contest.questions_per_player,
+                          attempts=config.contest.attempts,
+                          banks=load_banks(config.bot.locale)),
     )
 
 

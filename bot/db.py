@@ -71,7 +71,9 @@ def alembic_config() -> AlembicConfig:
 def _upgrade_sync(connection: sa.Connection) -> None:
     cfg = alembic_config()
     cfg.attributes["connection"] = connection
-    command.upgrade(cfg, "head")
+    # "heads": features developed side by side may each add a migration on the same parent;
+    # they touch different tables, so every branch is applied (Alembic orders them itself).
+    command.upgrade(cfg, "heads")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

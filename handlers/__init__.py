@@ -8,14 +8,19 @@ from handlers import (
     basics,
     campaigns,
     chats,
+    contests,
     dashboard,
     explanations,
     feedback,
+    feedback_followup,
+    guides,
     households,
     invites,
     notices,
     polls,
     progress,
+    reminders,
+    series,
 )
 
 
@@ -24,11 +29,16 @@ def register_all(router: Router) -> None:
     basics.register(router)
     explanations.register(router)
     feedback.register(router)
+    feedback_followup.register(router)
     households.register(router)
+    reminders.register(router)
     progress.register(router)
     notices.register(router)
     polls.register(router)
+    contests.register(router)
     campaigns.register(router)
+    guides.register(router)
+    series.register(router)
     invites.register(router)
     chats.register(router)
     accounts.register(router)

@@ -17,6 +17,7 @@ from typing import Literal
 from bot.config import FEEDBACK_CATEGORIES
 from bot.context import AppContext
 from bot.core import Button, Outgoing, Role
+from bot.jobs.feedback_followup import fixed_buttons
 from bot.keyboards import page_rows
 from bot.payloads import Payload
 from bot.router import OWN_WARD, Ctx, Router
@@ -228,7 +229,12 @@ async def track(ctx: Ctx) -> None:
         except FeedbackError:
             await ctx.say("feedback/error_not_found", number=ctx.args[0])
             return
-        await ctx.say("feedback/ticket_mine", t=ticket)
+        buttons: list[list[Button]] = []
+        if ticket.may_reopen:  # resolved recently: the reporter may still say "not fixed"
+            buttons = fixed_buttons(ctx.app, ticket.number)
+            if ticket.fixed_answer == "fixed":
+                buttons = [buttons[0][1:]]
+        await ctx.say("feedback/ticket_mine", buttons=buttons, t=ticket)
         return
     await ctx.say("feedback/mine", tickets=await service.mine(ctx.identity))
 
@@ -293,7 +299,7 @@ def _staff_buttons(ctx: Ctx, t: TicketView) -> list[list[Button]]:
              ctx.button("feedback.act.reply", ActOn(n, "reply"))],
             [ctx.button("feedback.act.resolve", ActOn(n, "resolve")),
              ctx.button("feedback.act.reject", ActOn(n, "reject"))]]
-    if t.state != "new":
+    if t.state not in ("new", "reopened"):
         rows[0] = rows[0][1:] if t.state == "acknowledged" else []
     return [r for r in rows if r]
 

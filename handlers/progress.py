@@ -79,7 +79,9 @@ async def _ward(ctx: Ctx, ward_id: int) -> None:
     buttons = [[ctx.button("progress.step", ProgressPress("s", s.key), title=s.label)]
                for s in ward.steps]
     buttons.append([ctx.button("progress.chart_button", ProgressPress("c"))])
-    await ctx.say("progress/ward", ward=ward, buttons=buttons)
+    contests = [await ctx.app.services.contests.standings(c.id)
+                for c in await ctx.app.services.contests.open_for({ward_id})]
+    await ctx.say("progress/ward", ward=ward, buttons=buttons, contests=contests)
 
 
 async def _step(ctx: Ctx, ward_id: int, key: str) -> None:
@@ -143,10 +145,11 @@ async def missing(ctx: Ctx) -> None:
                        label=ctx.label, buttons=ctx.platform.capabilities.buttons)
     step = ctx.app.services.progress.step(step_key) if step_key else None
     titles = {s.key: s.title for s in ctx.app.services.progress.steps}
+    visits = await ctx.app.services.reminders.visits(group.id)
     render = ctx.say if press.page == 0 else ctx.update
     await render("progress/missing", group=group, rows=rows, total=total, page=page,
-                     pages=pages, step=step, titles=titles, start=(page - 1) * PAGE,
-                     buttons=buttons)
+                 pages=pages, step=step, titles=titles, start=(page - 1) * PAGE,
+                 buttons=buttons, visits=visits)
 
 
 async def _chart(ctx: Ctx, ward_id: int, key: str | None) -> None:

@@ -286,7 +286,7 @@ def _kind(payload: str) -> str:
 def _next_press(offered: list[str], done: dict[str, int]) -> str | None:
     """The next button to press: each kind (the payload without its numbers) once."""
     for payload in offered:
-        if payload in NEVER_PRESS:
+        if payload in NEVER_PRESS or not payload:  # "" is a link button
             continue
         kind = _kind(payload)
         if done.get(kind, 0) < PRESSES_PER_KIND and payload not in done:
