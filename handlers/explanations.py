@@ -22,6 +22,13 @@ FLOW = "faq"
 
 
 @dataclass(frozen=True)
+class ShareGuide(Payload, prefix="gsh"):
+    """"📣 Gửi vào nhóm" under guide `key` (handled in `handlers/guides.py`)."""
+
+    key: str
+
+
+@dataclass(frozen=True)
 class FaqPress(Payload, prefix="faq"):
     """`home`; `cat` category `key` (page `value`); `t` topic `key`; `steps` of topic `key`;
     `v` vote on topic `key`: `value` 1 helpful, 0 not."""
@@ -187,7 +194,7 @@ def _topic_buttons(ctx: Ctx, topic: Topic, *, steps: bool = True) -> list[list[B
     rows.append([ctx.button("faq.ask", AskWard(topic=topic.key)),
                  ctx.button("faq.back", FaqPress("home"))])
     if private and ctx.identity.role >= Role.LEADER:  # residents do not see it
-        rows.append([ctx.button("guides.share", f"gsh:{topic.key}")])
+        rows.append([ctx.button("guides.share", ShareGuide(topic.key))])
     return rows
 
 
