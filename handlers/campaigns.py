@@ -23,6 +23,7 @@ from bot.router import OWN_WARD, Ctx, Router
 from bot.services.campaigns import CampaignError, CampaignInfo, parse_days, parse_time
 from bot.services.progress import GroupProgress, StepCount
 from bot.when import parse_period, parse_time_of_day
+from handlers.explanations import FaqPress
 from handlers.targets import group_picker, picker_context, toggle, typed_groups
 
 log = logging.getLogger(__name__)
@@ -293,7 +294,7 @@ async def remind(app: AppContext, c: CampaignInfo, *, run_key: str) -> int:
               or g.group_id in c.group_ids]
     chats = await services.chats.active_by_group(c.ward_id)
     guide = [[Button(app.texts.label("campaigns.guide", app.config.bot.locale),
-                     f"faq:t:{step.guide}")]] if step.guide in \
+                     FaqPress("t", step.guide).pack())]] if step.guide in \
         services.explanations.library.topics else []
     reached = [g.group_id for g, s in ranked if s.ratio >= c.target]
     new_winners = set(await services.campaigns.congratulate(c.id, reached))
