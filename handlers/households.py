@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 FIND, LINK = "hhfind", "hhlink"
 IMPORT_SUFFIXES = (".csv", ".xlsx", ".txt")
 MAX_FOUND = 200  # households a search lists (a page at a time); beyond, type more letters
+FOUND_PAGE = 20
 
 
 @dataclass(frozen=True)
@@ -145,18 +146,21 @@ async def _find(ctx: Ctx, ward_id: int, text: str) -> None:
     if len(found) == 1:
         await _show(ctx, found[0])
         return
-    await ctx.start_form(FIND, "found", {"ward_id": ward_id, "query": text})
-    await _found_page(ctx, found, text, 1)
+    if await _found_page(ctx, found, text, 1) > 1:
+        # ◀ ▶ need the search kept; typing more letters meanwhile narrows it.
+        await ctx.start_form(FIND, "found", {"ward_id": ward_id, "query": text})
 
 
-async def _found_page(ctx: Ctx, found: list[HouseholdInfo], query: str, page: int) -> None:
+async def _found_page(ctx: Ctx, found: list[HouseholdInfo], query: str, page: int) -> int:
+    """Show one page of what a search found; returns how many pages there are."""
     buttons = [ctx.button("households.pick", HouseholdPress("o", h.id), code=h.code,
                           name=h.head_name) for h in found]
     paged = page_rows(buttons, page, nav=FoundPage, label=ctx.label,
-                      buttons=ctx.platform.capabilities.buttons, per_page=20)
+                      buttons=ctx.platform.capabilities.buttons, per_page=FOUND_PAGE)
     await ctx.update("households/found", households=found[paged.start: paged.start + paged.shown],
                      total=len(found), more=len(found) >= MAX_FOUND, query=query,
                      page=paged.page, pages=paged.pages, buttons=paged.rows)
+    return paged.pages
 
 
 async def found_page(ctx: Ctx) -> None:
