@@ -27,13 +27,15 @@ from bot.app import BotApp
 from bot.clock import FrozenClock
 from bot.config import Config
 from bot.context import AppContext, build_context
-from bot.core import Button, Capabilities, Incoming, Outgoing, Role, Sender
+from bot.core import Capabilities, Incoming, Outgoing, Role, Sender
 from bot.db import Database
+from bot.jobs.personal_reminders import _buttons as personal_reminder_buttons
 from bot.keyboards import NUMBERED_PAGE, check_rows
 from bot.models import ChatBinding, Delivery, Notice, ResidentialGroup, RoleGrant
 from bot.payloads import prefix_of
 from bot.router import Router
 from bot.services.conversations import MENU_SUFFIX, Who
+from bot.services.reminders import Nudge
 from bot.services.tables import read_table
 from bot.texts import split_text
 from handlers import register_all
@@ -55,7 +57,7 @@ ARGS: dict[str, list[str]] = {
     "tiendo": ["TDP001", "vneid"],
     "xephang": ["vneid"],
     "phananh": ["TDP001"],
-    "theodoi": ["PA-1"],
+    "theodoi": ["PA-1", "PA-41"],
     "chiendich": ["tao"],
     "hoidap": ["vneid"],
     "xuly": ["PA-1 tiepnhan"],
@@ -88,6 +90,18 @@ ANSWERS: dict[tuple[str, str], str] = {
     ("hhlink", "code"): "TDP001-001",
     ("hhlink", "name"): "Nguyễn Văn An 0",
     ("faq", "question"): "nguyen",
+    ("fbreopen", "text"): "Đèn vẫn chưa sáng",
+    ("contest", "title"): "Cuộc thi tìm hiểu VNeID",
+    ("contest", "bank"): "vneid",
+    ("contest", "period"): "31/12",
+    ("contest", "groups"): "TDP001 TDP002",
+    ("contest", "confirm"): "có",
+    ("series", "title"): "Chuyên đề VNeID",
+    ("series", "guides"): "vneid",
+    ("series", "rhythm"): "thứ Ba 19:00",
+    ("series", "period"): "31/12",
+    ("series", "groups"): "TDP001-TDP040",
+    ("series", "confirm"): "có",
 }
 # "Forget my data" revokes the walker's own roles: drawn and checked, but never pressed.
 NEVER_PRESS = frozenset({"fbd:yes"})
@@ -201,6 +215,10 @@ async def _seed(ctx: AppContext) -> None:
     for n in range(40):
         resident = await access.identify("telegram", Sender(str(4100 + n), "Cư dân"))
         await services.feedback.submit(resident, text=f"Phản ánh số {n}", category="other")
+    # The walking resident's own ticket, resolved: /theodoi offers "is it fixed?" under it.
+    walker = await access.identify("telegram", Sender("4000", "Cư dân"))
+    filed = await services.feedback.submit(walker, text="Đèn đường hỏng", category="other")
+    await services.feedback.act(boss, filed.ticket.number, "resolve", "Đã thay bóng")
 
 
 @pytest.fixture
@@ -319,19 +337,35 @@ async def _queued_keyboards(walk: Walk) -> None:
         if (row.kind, row.ref_id, row.platform) in seen:
             continue  # the same message to another chat
         seen.add((row.kind, row.ref_id, row.platform))
-        buttons = tuple(tuple(Button(str(label), str(payload)) for label, payload in line)
-                        for line in row.buttons)
         pieces = split_text(row.text, 4096)  # as the outbox sends it
-        for i, piece in enumerate(pieces):
-            last = i == len(pieces) - 1
-            walk.check(walk.telegram, Said(row.chat_id, Outgoing(piece, buttons if last else ()),
-                                           "0"), f"queued {row.kind} for {row.chat_id}")
-        for b in (b for line in buttons for b in line):
+        outgoing = [app.services.outbox._outgoing(row, piece, i, i == len(pieces) - 1)
+                    for i, piece in enumerate(pieces)]
+        for sent in outgoing:
+            walk.check(walk.telegram, Said(row.chat_id, sent, "0"),
+                       f"queued {row.kind} for {row.chat_id}")
+        for b in (b for line in outgoing[-1].buttons for b in line if b.payload):
             if prefix_of(b.payload) not in pressed:
                 pressed.add(prefix_of(b.payload))
                 walk.pressed.add(prefix_of(b.payload))
                 await _act(walk, walk.telegram, press(b.payload, user="4000", chat=row.chat_id,
                                                        group=True), f"vote in {row.chat_id}")
+
+
+async def _job_keyboards(walk: Walk) -> None:
+    """Keyboards that scheduled jobs put under messages to people (a personal reminder):
+    built as the job builds them, checked, and each kind pressed by a resident."""
+    app = walk.router.app
+    nudge = Nudge(reminder_id=1, household_id=1, household_code="TDP001-001", ward_id=1,
+                  group_id=1, campaign_title="Đợt 1", step_key="vneid",
+                  missing=tuple(s.key for s in app.services.households.steps), recipients=(),
+                  first=True)
+    rows = personal_reminder_buttons(app, nudge)
+    walk.check(walk.telegram, Said("4000", Outgoing("Nhắc việc", tuple(map(tuple, rows))), "0"),
+               "personal reminder")
+    done: dict[str, int] = {}
+    while (payload := _next_press([b.payload for r in rows for b in r], done)) is not None:
+        walk.pressed.add(prefix_of(payload))
+        await _act(walk, walk.telegram, press(payload, user="4000"), "reminder button")
 
 
 async def test_every_keyboard_fits_telegram_and_zalo_at_ward_scale(walk: Walk) -> None:
@@ -347,6 +381,7 @@ async def test_every_keyboard_fits_telegram_and_zalo_at_ward_scale(walk: Walk) -
                 if role in ("coordinator", "resident"):
                     await _run(walk, walk.zalo, user, text, group=command.where == "group")
     await _queued_keyboards(walk)
+    await _job_keyboards(walk)
     assert not walk.problems, "\n".join(sorted(set(walk.problems)))
     routes = {r.prefix for r in walk.router.button_routes}
     assert sorted(routes - walk.drawn) == [], "button routes no walk reached: add their way in"
