@@ -11,7 +11,7 @@ from contextlib import suppress
 
 from aiohttp import web as aiohttp_web
 
-from bot.clock import Clock, SystemClock
+from bot.clock import Clock, Sleeper, SystemClock
 from bot.config import Config
 from bot.context import AppContext, build_context
 from bot.core import ChatEvent, Incoming, Platform
@@ -54,11 +54,12 @@ def menu_commands(ctx: AppContext, router: Router) -> list[tuple[str, str, str]]
 class BotApp:
     """Everything `cds-bot run` starts, and stops again in reverse order."""
 
-    def __init__(self, config: Config, *, clock: Clock | None = None) -> None:
+    def __init__(self, config: Config, *, clock: Clock | None = None,
+                 sleeper: Sleeper | None = None) -> None:
         self.config = config
         self.clock = clock or SystemClock()
         self.db = Database(config.database.url)
-        self.context = build_context(config, self.db, self.clock)
+        self.context = build_context(config, self.db, self.clock, sleeper=sleeper)
         self.router = build_router(self.context)
         self.telegram: TelegramPlatform | None = None
         self.zalo: ZaloPlatform | None = None

@@ -351,6 +351,7 @@ class Delivery(SQLModel, table=True):
     __tablename__ = "delivery"
     __table_args__ = (
         sa.Index("ix_delivery_due", "state", "not_before"),
+        sa.Index("ix_delivery_claim", "platform", "state", "priority", "id"),  # delivery room
         sa.UniqueConstraint("dedupe", name="uq_delivery_dedupe"),
     )
     id: int | None = Field(default=None, primary_key=True)
@@ -377,6 +378,8 @@ class Delivery(SQLModel, table=True):
     message_id: str = Field(default="", max_length=40)
     error: str = Field(default="", max_length=300)
     created_at: datetime = _when()
+    # --- delivery room (0007): a reply handed to the sending instance may edit a message
+    edit_of: str = Field(default="", max_length=40)
 
 
 class Notice(SQLModel, table=True):
@@ -617,3 +620,16 @@ class ContestPlay(SQLModel, table=True):
     score: int = Field(default=0)
     started_at: datetime = _when()
     finished_at: datetime | None = _when(nullable=True)
+
+
+# --- delivery room (migration 0007) -------------------------------------------------------
+class SendLease(SQLModel, table=True):
+    """Who sends for a platform token right now. Telegram's budget is per token, so on a
+    shared PostgreSQL one instance at a time holds the lease (renewed every few seconds);
+    when it stops renewing, another takes over once `expires_at` has passed."""
+
+    __tablename__ = "send_lease"
+    name: str = Field(max_length=32, primary_key=True)
+    holder: str = Field(default="", max_length=64)
+    expires_at: datetime = _when()
+    acquired_at: datetime = _when()

@@ -113,20 +113,21 @@ class Ctx:
         return self.app.texts.label(key, self.locale, **context)
 
     async def reply(self, text: str, buttons: Buttons = (), **kw: Any) -> Sent:
-        """Send at once to this chat, cut at the platform's length limit."""
+        """Answer this chat, first in line, cut at the platform's length limit; a 429 is
+        waited out, never a lost answer (bot/delivery/courier.py)."""
         if buttons and not self.platform.capabilities.buttons:
             text = await self.router.numbered_menu(self.platform, self.who, text, buttons)
             buttons = ()
-        pieces = split_text(text, self.platform.capabilities.max_text)
-        sent: Sent | None = None
-        for i, piece in enumerate(pieces):
-            last = i == len(pieces) - 1
-            rows = tuple(tuple(r) for r in buttons) if last else ()
-            sent = await self.platform.send(
-                self.incoming.chat.chat_id, Outgoing(text=piece, buttons=rows, **kw)
-            )
-        assert sent is not None
-        return sent
+        pieces = split_text(text, self.platform.capabilities.max_text) or [""]
+        rows = tuple(tuple(r) for r in buttons)
+        messages = [
+            Outgoing(text=piece, buttons=rows if i == len(pieces) - 1 else (), **kw)
+            for i, piece in enumerate(pieces)
+        ]
+        return await self.app.services.courier.reply(
+            self.platform, self.incoming.chat.chat_id, messages,
+            is_group=not self.incoming.is_private,
+        )
 
     async def say(self, name: str, /, buttons: Buttons = (), **context: Any) -> Sent:
         """Render `messages/<locale>/<name>.j2` and reply with it."""
@@ -142,9 +143,10 @@ class Ctx:
             and self.platform.capabilities.edit
             and len(text) <= self.platform.capabilities.max_text
         ):
-            return await self.platform.edit(
-                self.incoming.chat.chat_id, self.incoming.message_id,
-                Outgoing(text=text, buttons=rows),
+            return await self.app.services.courier.reply(
+                self.platform, self.incoming.chat.chat_id,
+                [Outgoing(text=text, buttons=rows)], is_group=not self.incoming.is_private,
+                edit_of=self.incoming.message_id,
             )
         return await self.reply(text, rows)
 
@@ -154,24 +156,23 @@ class Ctx:
         self.answered_button = True
         text = self.label(name, **context) if name else ""
         if self.incoming.callback_id:
-            await self.platform.answer_button(self.incoming.callback_id, text)
+            await self.app.services.courier.answer_button(
+                self.platform, self.incoming.callback_id, text)
         elif text and self.incoming.payload is not None and not self.platform.capabilities.buttons:
             await self.reply(text)  # a numbered choice: the acknowledgement is a message
 
     async def notify(
         self, platform: str, user_id: str, text: str, buttons: Buttons = ()
-    ) -> Sent | None:
-        """Tell another person in their private chat (on whichever platform they use)."""
+    ) -> None:
+        """Tell another person in their private chat (on whichever platform they use): a
+        durable outbox row, sent after replies and before bulk, by whichever instance sends
+        for that platform."""
         target = self.router.platforms.get(platform)
-        if target is None:
-            log.warning("cannot notify %s user %s: platform not running", platform, user_id)
-            return None
-        if buttons and not target.capabilities.buttons:
+        if buttons and target is not None and not target.capabilities.buttons:
             who = Who(platform, user_id, user_id)
             text = await self.router.numbered_menu(target, who, text, buttons)
             buttons = ()
-        rows = tuple(tuple(r) for r in buttons)
-        return await target.send(user_id, Outgoing(text=text, buttons=rows))
+        await self.app.services.courier.tell(platform, user_id, text, buttons)
 
     async def start_form(self, flow: str, step: str, data: dict[str, Any] | None = None) -> None:
         self.form = await self.app.services.conversations.save(self.who, flow, step, data or {})
@@ -441,7 +442,10 @@ class Router:
         try:
             locale = ctx.locale if ctx else self.app.config.bot.locale
             text = self.app.texts.render("core/error", locale)
-            await platform.send(incoming.chat.chat_id, Outgoing(text=text))
+            await self.app.services.courier.reply(  # waits out a 429 like any reply
+                platform, incoming.chat.chat_id, [Outgoing(text=text)],
+                is_group=not incoming.is_private,
+            )
         except Exception:
             log.exception("could not even apologize to chat %s", incoming.chat.chat_id)
 

@@ -14,6 +14,7 @@ import itertools
 import json
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,8 +54,10 @@ class FakeTelegram:
     def __init__(
         self, token: str = "123456:TEST-TOKEN", bot_username: str = "cds_test_bot",
         bot_id: int = 123456, *, enforce_limits: bool = False,
+        now: Callable[[], float] | None = None,
     ) -> None:
         self.token = token
+        self._now = now or time.monotonic  # the limits' time: the bot's virtual time in tests
         self.bot_username = bot_username
         self.bot_id = bot_id
         self.enforce_limits = enforce_limits
@@ -360,7 +363,7 @@ class FakeTelegram:
 
     def _rate_limited(self, chat: str) -> int | None:
         """Telegram's limits: about 30 messages per second overall, 20 per minute per group."""
-        now = time.monotonic()
+        now = self._now()
         self._sent_times = [t for t in self._sent_times if now - t < 1.0]
         if len(self._sent_times) >= 30:
             return 1

@@ -99,7 +99,7 @@ async def deliver(h: Harness) -> None:
     """Run the outbox as if time passed: a group chat's pacing (20 a minute) is waited out."""
     outbox = h.ctx.services.outbox
     for _ in range(5):
-        outbox._next_slot.clear()  # the pacer's per-chat spacing, measured in real time
+        await outbox.sleeper.sleep(60)  # per-chat pacing runs on the harness's virtual time
         await outbox.run_once()
         h.clock.advance(timedelta(seconds=5))
 

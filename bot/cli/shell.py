@@ -99,6 +99,9 @@ class Shell:
         incoming = self.incoming_for(line)
         if incoming is not None:
             await self.router.dispatch(self.platform, incoming)
+            # Messages to other people are outbox rows: deliver them now, as `run` would.
+            while await self.context.services.outbox.run_once(urgent=True):
+                pass
 
     async def run(self) -> int:
         try:

@@ -29,7 +29,15 @@ from telegram import (
     Update,
 )
 from telegram.constants import ChatMemberStatus, ParseMode
-from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TimedOut
+from telegram.error import (
+    BadRequest,
+    ChatMigrated,
+    Forbidden,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+    TimedOut,
+)
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 
 from bot.config import TelegramSection
@@ -248,20 +256,8 @@ class TelegramPlatform:
     async def send(self, chat_id: str, message: Outgoing) -> Sent:
         try:
             return await self._send(chat_id, message)
-        except RetryAfter as exc:
-            retry = exc.retry_after
-            seconds = retry.total_seconds() if hasattr(retry, "total_seconds") else float(retry)
-            raise DeliveryError("retry_after", exc.message, retry_after=seconds) from exc
-        except ChatMigrated as exc:
-            raise DeliveryError("migrated", exc.message,
-                                new_chat_id=str(exc.new_chat_id)) from exc
-        except Forbidden as exc:
-            raise DeliveryError("gone", exc.message) from exc
-        except BadRequest as exc:
-            gone = any(m in exc.message.lower() for m in _GONE_MESSAGES)
-            raise DeliveryError("gone" if gone else "rejected", exc.message) from exc
-        except (TimedOut, NetworkError) as exc:
-            raise DeliveryError("transient", exc.message) from exc
+        except TelegramError as exc:
+            raise _delivery_error(exc) from exc
 
     async def _send(self, chat_id: str, message: Outgoing) -> Sent:
         bot = self.application.bot
@@ -310,7 +306,9 @@ class TelegramPlatform:
                 exc.message.lower()
             ):
                 return await self.send(chat_id, message)
-            raise
+            raise _delivery_error(exc) from exc
+        except TelegramError as exc:  # a 429 on an edit is waited out like one on a send
+            raise _delivery_error(exc) from exc
         return Sent(chat_id=chat_id, message_id=message_id)
 
     async def answer_button(self, callback_id: str, text: str = "") -> None:
@@ -322,6 +320,24 @@ class TelegramPlatform:
 
     def invite_link(self, code: str) -> str:
         return f"https://t.me/{self.bot_username}?start={code}"
+
+
+def _delivery_error(exc: TelegramError) -> DeliveryError:
+    """PTB's exceptions in the words delivery acts on (see `DeliveryError`)."""
+    if isinstance(exc, RetryAfter):
+        retry = exc.retry_after
+        seconds = retry.total_seconds() if hasattr(retry, "total_seconds") else float(retry)
+        return DeliveryError("retry_after", exc.message, retry_after=seconds)
+    if isinstance(exc, ChatMigrated):
+        return DeliveryError("migrated", exc.message, new_chat_id=str(exc.new_chat_id))
+    if isinstance(exc, Forbidden):
+        return DeliveryError("gone", exc.message)
+    if isinstance(exc, BadRequest):
+        gone = any(m in exc.message.lower() for m in _GONE_MESSAGES)
+        return DeliveryError("gone" if gone else "rejected", exc.message)
+    if isinstance(exc, (TimedOut, NetworkError)):
+        return DeliveryError("transient", exc.message)
+    return DeliveryError("rejected", exc.message)
 
 
 def _chat_id(chat_id: str) -> int | str:
