@@ -33,6 +33,7 @@ from bot.services.progress import Progress
 from bot.services.registry import Registry
 from bot.services.reminders import PersonalReminders
 from bot.services.series import Series
+from bot.services.staff import Staff
 from bot.texts import Texts
 
 
@@ -58,6 +59,7 @@ class Services:
     downloads: Downloads
     guides: Guides
     series: Series
+    staff: Staff
     reminders: PersonalReminders
     contests: Contests
 
@@ -130,6 +132,7 @@ def build_services(
         series=Series(db, clock, config.bot.tz,
                       QuietHours(config.bot.quiet_window, config.bot.tz),
                       timedelta(hours=config.schedule.grace_hours)),
+        staff=Staff(db, clock),
         reminders=PersonalReminders(db, clock, steps, every_days=config.reminders.every_days),
         contests=Contests(db, clock, per_player=config.contest.questions_per_player,
                           attempts=config.contest.attempts,

@@ -633,3 +633,27 @@ class SendLease(SQLModel, table=True):
     holder: str = Field(default="", max_length=64)
     expires_at: datetime = _when()
     acquired_at: datetime = _when()
+
+
+# --- ops (#14): admins' chosen ward, revocable dashboard sessions --------------------------
+
+
+class AdminWard(SQLModel, table=True):
+    """The ward an admin from `[admins]` is working in (they hold no grant that names one)."""
+
+    __tablename__ = "admin_ward"
+    member_id: int = Field(foreign_key="member.id", primary_key=True)
+    ward_id: int = Field(foreign_key="ward.id")
+    chosen_at: datetime = _when()
+
+
+class DashboardSession(SQLModel, table=True):
+    """A signed-in dashboard session; "Đăng xuất" ends it here, so a copied cookie dies too.
+    Only a hash of the session id is stored."""
+
+    __tablename__ = "dashboard_session"
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(max_length=64, unique=True, index=True)
+    member_id: int = Field(foreign_key="member.id", index=True)
+    created_at: datetime = _when()
+    ended_at: datetime | None = _when(nullable=True)

@@ -292,6 +292,7 @@ class Router:
     async def dispatch(self, platform: Platform, incoming: Incoming) -> None:
         if incoming.foreign_command:
             return
+        incoming = _without_nul(incoming)
         metrics = self.app.metrics
         metrics.mark_ok(platform.name)
         try:
@@ -313,9 +314,17 @@ class Router:
         ctx: Ctx | None = None
         try:
             identity = await self.app.services.access.identify(platform.name, incoming.sender)
+            if identity.is_admin and identity.ward_id is None:
+                # An admin from [admins] holds no grant: they work in the ward they chose.
+                identity = await self.app.services.staff.with_admin_ward(identity)
             ctx = Ctx(self.app, platform, incoming, identity, self)
             await self._route(ctx)
-        except Exception:
+            if "database" in metrics.down:
+                metrics.mark_up("database")  # writing works again
+        except Exception as exc:
+            if _is_database_failure(exc):
+                # Disk full, read-only, server gone: /healthz says so until a write works.
+                metrics.mark_down("database", type(exc).__name__)
             log.exception(
                 "handler failed: platform=%s chat=%s user=%s command=%s payload=%s",
                 platform.name, incoming.chat.chat_id, incoming.sender.user_id,
@@ -458,3 +467,24 @@ class Router:
                     "chat event handler failed: platform=%s chat=%s kind=%s",
                     platform.name, event.chat.chat_id, event.kind,
                 )
+
+
+def _is_database_failure(exc: BaseException) -> bool:
+    from sqlalchemy.exc import OperationalError
+
+    return isinstance(exc, OperationalError)
+
+
+def _without_nul(incoming: Incoming) -> Incoming:
+    """NUL characters mean nothing to a person and PostgreSQL refuses them in text: drop
+    them on the way in instead of apologising for a failed write."""
+    if "\x00" not in incoming.text and "\x00" not in incoming.sender.name and not any(
+        "\x00" in a for a in incoming.args
+    ):
+        return incoming
+    return replace(
+        incoming, text=incoming.text.replace("\x00", ""),
+        args=tuple(a.replace("\x00", "") for a in incoming.args),
+        sender=replace(incoming.sender, name=incoming.sender.name.replace("\x00", ""),
+                       username=incoming.sender.username.replace("\x00", "")),
+    )

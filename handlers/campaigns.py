@@ -24,6 +24,7 @@ from bot.services.campaigns import CampaignError, CampaignInfo, parse_days, pars
 from bot.services.progress import GroupProgress, StepCount
 from bot.when import parse_period, parse_time_of_day
 from handlers.explanations import FaqPress
+from handlers.staff import no_ward
 from handlers.targets import group_picker, picker_context, toggle, typed_groups
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ class CampaignPress(Payload, prefix="cp"):
 async def campaigns(ctx: Ctx) -> None:
     ward_id = ctx.identity.ward_id
     if ward_id is None:
-        await ctx.say("households/no_ward")
+        await no_ward(ctx, "households/no_ward")
         return
     if ctx.args and ctx.args[0].lower() in ("tao", "moi", "new"):
         await _start(ctx, ward_id)
@@ -80,7 +81,8 @@ async def _list(ctx: Ctx, ward_id: int, page: int = 1) -> None:
                       buttons=ctx.platform.capabilities.buttons,
                       tail=[[ctx.button("campaigns.new", CampaignPress("new"))]])
     steps = {s.key: s.title for s in services.progress.steps}
-    await ctx.update("campaigns/list", items=lines, steps=steps, buttons=paged.rows)
+    await ctx.update("campaigns/list", items=lines, steps=steps, buttons=paged.rows,
+                     today=ctx.app.services.campaigns.today())
 
 
 def _in_campaign(groups: list[GroupProgress], c: CampaignInfo) -> list[GroupProgress]:

@@ -18,6 +18,7 @@ from bot.payloads import Payload
 from bot.router import OWN_WARD, Ctx, Router
 from bot.services.invites import STAFF_ROLES, InviteError, InviteInfo, invitable_roles
 from bot.services.selection import natural_key
+from handlers.staff import no_ward
 
 FLOW = "invite"
 
@@ -56,7 +57,7 @@ def qr_png(link: str) -> bytes:
 async def invite(ctx: Ctx) -> None:
     ward_id = ctx.identity.ward_id
     if ward_id is None:
-        await ctx.say("invites/no_ward")
+        await no_ward(ctx, "invites/no_ward")
         return
     roles = invitable_roles(ctx.identity, ward_id)
     if not roles:

@@ -20,6 +20,7 @@ from bot.router import Ctx, Router, own_group
 from bot.services.places import GroupInfo
 from bot.services.progress import WardProgress
 from bot.services.reports import bar_chart_png, progress_xlsx
+from handlers.staff import no_ward
 
 PAGE = 15
 
@@ -51,7 +52,7 @@ async def missing_place(ctx: Ctx) -> tuple[int, int | None] | None:
 async def progress(ctx: Ctx) -> None:
     ward_id = ctx.identity.ward_id
     if ward_id is None:
-        await ctx.say("households/no_ward")
+        await no_ward(ctx, "households/no_ward")
         return
     steps = ctx.app.services.progress
     words = list(ctx.args)
@@ -113,7 +114,7 @@ async def pressed(ctx: Ctx) -> None:
     press = ctx.press(ProgressPress)
     ward_id = ctx.identity.ward_id
     if ward_id is None:
-        await ctx.say("households/no_ward")
+        await no_ward(ctx, "households/no_ward")
         return
     key = press.key if ctx.app.services.progress.step(press.key) else None
     if press.action == "s" and key is not None:
@@ -169,7 +170,7 @@ async def _chart(ctx: Ctx, ward_id: int, key: str | None) -> None:
 async def ranking(ctx: Ctx) -> None:
     ward_id = ctx.identity.ward_id
     if ward_id is None:
-        await ctx.say("households/no_ward")
+        await no_ward(ctx, "households/no_ward")
         return
     key = ctx.args[0].lower() if ctx.args else None
     steps = ctx.app.services.progress
@@ -199,7 +200,7 @@ async def export_file(app: AppContext, ward_id: int) -> tuple[str, bytes, int]:
 async def export(ctx: Ctx) -> None:
     ward_id = ctx.identity.ward_id
     if ward_id is None:
-        await ctx.say("households/no_ward")
+        await no_ward(ctx, "households/no_ward")
         return
     if not ctx.platform.capabilities.documents:
         public_url = ctx.app.config.web.public_url

@@ -17,6 +17,7 @@ from bot.payloads import Payload
 from bot.router import Ctx
 from bot.services.places import GroupInfo
 from bot.services.selection import choose, looks_like_choice, natural_key
+from handlers.staff import no_ward
 
 PickAction = Literal["g", "all", "pg"]
 Press = Callable[[PickAction, int], Payload]
@@ -78,7 +79,7 @@ async def sending_ward(ctx: Ctx) -> int | None:
     not (no ward, or no group of his own to reach)."""
     ward_id = ctx.identity.ward_id
     if ward_id is None:
-        await ctx.say("households/no_ward")
+        await no_ward(ctx, "households/no_ward")
         return None
     if not await ctx.app.services.notices.allowed(ctx.identity, ward_id):
         await ctx.say("notices/no_groups")

@@ -53,7 +53,7 @@ SEND_METHODS = {"sendMessage": "text", "sendPhoto": "photo", "sendDocument": "do
 class FakeTelegram:
     def __init__(
         self, token: str = "123456:TEST-TOKEN", bot_username: str = "cds_test_bot",
-        bot_id: int = 123456, *, enforce_limits: bool = False,
+        bot_id: int = 123456, *, enforce_limits: bool = False, port: int = 0,
         now: Callable[[], float] | None = None,
     ) -> None:
         self.token = token
@@ -80,7 +80,7 @@ class FakeTelegram:
         self._sent_per_chat: dict[str, list[float]] = {}
         self._runner: web.AppRunner | None = None
         self._closing = False
-        self.port = 0
+        self.port = port
 
     # --- lifecycle ------------------------------------------------------------------------
     @property
@@ -97,7 +97,7 @@ class FakeTelegram:
         app.router.add_get("/file/bot{token}/{path:.*}", self._download)
         self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.2)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
         await site.start()
         sockets = getattr(site._server, "sockets", None)
         assert sockets

@@ -44,7 +44,7 @@ async def setup(h: Harness) -> RecordingPlatform:
     await services.places.add_group("P1", "TDP03", "Tổ dân phố 3")
     ward = await services.places.ward_by_code("P1")
     assert ward is not None
-    await services.registry.import_table(ward.id, read_table(LIST.encode()))
+    await services.registry.import_table(ward.id, read_table(LIST.encode()), create_groups=True)
     zalo = RecordingPlatform(name="zalo",
                              capabilities=Capabilities(buttons=False, edit=False, markup="plain"))
     h.router.attach(zalo)

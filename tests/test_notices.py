@@ -107,7 +107,7 @@ async def test_coordinator_schedules_for_the_ward_pins_and_gets_a_report(ward: W
     assert "Gửi tới: TDP01, TDP02, TDP03" in await ward.press(BOSS, "⬜ Cả phường", edit=True)
     assert "Ghim trong nhóm: có" in await ward.press(BOSS, "📌 Ghim: không", edit=True)
     assert "Gửi lúc mấy giờ?" in await ward.press(BOSS, "🕒 Hẹn giờ")
-    [past] = await ward.say(BOSS, "10:00")
+    [past] = await ward.say(BOSS, "10:00 24/11")  # a bare "10:00" would mean tomorrow
     assert "Giờ này đã qua rồi" in past
     [bad] = await ward.say(BOSS, "chieu nay")
     assert "chưa hiểu giờ này" in bad

@@ -33,12 +33,14 @@ from telegram.error import (
     BadRequest,
     ChatMigrated,
     Forbidden,
+    InvalidToken,
     NetworkError,
     RetryAfter,
     TelegramError,
     TimedOut,
 )
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
+from telegram.request import HTTPXRequest
 
 from bot.config import TelegramSection
 from bot.core import (
@@ -51,6 +53,7 @@ from bot.core import (
     DeliveryError,
     Incoming,
     Outgoing,
+    PlatformStartError,
     Sender,
     Sent,
 )
@@ -92,18 +95,27 @@ class TelegramPlatform:
         self._config = config
         self._on_incoming = on_incoming
         self._on_chat_event = on_chat_event
+        # Told after every good answer from Telegram (an idle bot's long polls included),
+        # for /healthz; set by the app.
+        self.on_ok: Callable[[], None] | None = None
         builder = (
             ApplicationBuilder()
             .token(config.token.get_secret_value())
             .base_url(config.api_base_url)
             .base_file_url(file_url_for(config.api_base_url))
-            .get_updates_read_timeout(40)
+            .request(_WatchedRequest(self._ok, connection_pool_size=256))
+            .get_updates_request(_WatchedRequest(self._ok, connection_pool_size=1,
+                                                 read_timeout=40))
         )
         if config.mode == "webhook":
             builder = builder.updater(None)
         self.application: Application[Any, Any, Any, Any, Any, Any] = builder.build()
         self.application.add_handler(TypeHandler(Update, self._handle_update))
         self.application.add_error_handler(self._handle_error)
+
+    def _ok(self) -> None:
+        if self.on_ok is not None:
+            self.on_ok()
 
     @property
     def bot_username(self) -> str:
@@ -118,9 +130,24 @@ class TelegramPlatform:
 
         `commands` holds (name, description, where) with where in any/private/group.
         """
-        await self.application.initialize()
-        await self._set_commands(commands)
-        await self.application.start()
+        try:
+            await self.application.initialize()
+            await self._set_commands(commands)
+            if not self.application.running:
+                await self.application.start()
+        except InvalidToken:
+            # PTB's message holds the token itself: never pass it on.
+            raise PlatformStartError(self.name, "bad_token") from None
+        except (NetworkError, TimedOut) as exc:
+            raise PlatformStartError(self.name, "unreachable", type(exc).__name__) from None
+        try:
+            await self._start_receiving()
+        except InvalidToken:
+            raise PlatformStartError(self.name, "bad_token") from None
+        except (NetworkError, TimedOut) as exc:
+            raise PlatformStartError(self.name, "unreachable", type(exc).__name__) from None
+
+    async def _start_receiving(self) -> None:
         if self._config.mode == "webhook":
             await self.application.bot.set_webhook(
                 url=self._config.webhook_url,
@@ -129,6 +156,8 @@ class TelegramPlatform:
             )
         else:
             assert self.application.updater is not None
+            if self.application.updater.running:
+                return
             await self.application.bot.delete_webhook()
             await self.application.updater.start_polling(
                 poll_interval=0.0, timeout=30, allowed_updates=ALLOWED_UPDATES
@@ -338,6 +367,20 @@ def _delivery_error(exc: TelegramError) -> DeliveryError:
     if isinstance(exc, (TimedOut, NetworkError)):
         return DeliveryError("transient", exc.message)
     return DeliveryError("rejected", exc.message)
+
+
+class _WatchedRequest(HTTPXRequest):
+    """PTB's HTTP client, telling us each time Telegram answered."""
+
+    def __init__(self, on_ok: Callable[[], None], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._on_ok = on_ok
+
+    async def do_request(self, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
+        code, payload = await super().do_request(*args, **kwargs)
+        if 200 <= code < 300:
+            self._on_ok()
+        return code, payload
 
 
 def _chat_id(chat_id: str) -> int | str:
