@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ from bot.app import BotApp
 from bot.clock import FrozenClock
 from bot.config import Config
 from bot.context import AppContext, build_context
-from bot.core import Capabilities, Incoming, Outgoing, Role, Sender
+from bot.core import Attachment, Capabilities, Incoming, Outgoing, Role, Sender
 from bot.db import Database
 from bot.jobs.personal_reminders import _buttons as personal_reminder_buttons
 from bot.keyboards import NUMBERED_PAGE, check_rows
@@ -91,6 +91,7 @@ ANSWERS: dict[tuple[str, str], str] = {
     ("hhlink", "name"): "Nguyễn Văn An 0",
     ("faq", "question"): "nguyen",
     ("fbreopen", "text"): "Đèn vẫn chưa sáng",
+    ("import", "groups"): "có",
     ("contest", "title"): "Cuộc thi tìm hiểu VNeID",
     ("contest", "bank"): "vneid",
     ("contest", "period"): "31/12",
@@ -223,7 +224,7 @@ async def _seed(ctx: AppContext) -> None:
 
 @pytest.fixture
 async def walk(db: Database, clock: FrozenClock) -> Walk:
-    ctx = build_context(make_config(db.url), db, clock)
+    ctx = build_context(make_config(db.url, telegram=[9000]), db, clock)  # 9000: an admin
     router = Router(ctx)
     register_all(router)
     telegram = RecordingPlatform()
@@ -249,15 +250,16 @@ async def _act(walk: Walk, platform: RecordingPlatform, incoming: Incoming, wher
 
 
 async def _run(walk: Walk, platform: RecordingPlatform, user: str, text: str,
-               group: bool) -> None:
-    """One command and everything reachable from it: forms answered, buttons pressed."""
+               group: bool, first: Incoming | None = None) -> None:
+    """One command (or `first`, a file sent) and everything reachable from it: forms
+    answered, buttons pressed."""
     app = walk.router.app
     chat = f"-{100001}" if group else user
     who = Who(platform.name, chat, user)
     where = f"{platform.name}/{user} {text}"
     start = len(platform.said)
-    await _act(walk, platform, message(text, user=user, chat=chat, group=group,
-                                       platform=platform.name), where)
+    await _act(walk, platform, first or message(text, user=user, chat=chat, group=group,
+                                                platform=platform.name), where)
     done = walk.done.setdefault(platform.name, {})
     for _ in range(ACTIONS_PER_COMMAND):
         state = await app.services.conversations.get(who)
@@ -369,8 +371,14 @@ async def _job_keyboards(walk: Walk) -> None:
 
 
 async def test_every_keyboard_fits_telegram_and_zalo_at_ward_scale(walk: Walk) -> None:
-    users = {"coordinator": "1000", "leader": "2000", "helper": "3000", "resident": "4000",
-             "guest": "5000"}
+    users = {"admin": "9000", "coordinator": "1000", "leader": "2000", "helper": "3000",
+             "resident": "4000", "guest": "5000"}
+    # First (before the walk revokes anyone), a coordinator sends the ward's household list
+    # as a file, naming a group the ward does not have yet (the import asks to confirm it).
+    csv = "code,group,head_name,members\nTDP999-001,TDP999,Lê Văn Mới,3\n".encode()
+    upload = replace(message("", user="1000"), attachments=(
+        Attachment(kind="document", filename="ho.csv", data=csv, file_id="f1", size=len(csv)),))
+    await _run(walk, walk.telegram, "1000", "(a file)", False, upload)
     for role, user in users.items():
         for command in walk.router.commands:
             texts = [f"/{command.name}",
