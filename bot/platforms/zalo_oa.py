@@ -332,7 +332,7 @@ class ZaloOAPlatform:
     async def send(self, chat_id: str, message: Outgoing) -> Sent:
         message_id = ""
         try:
-            for piece in split_text(to_plain(message.text), TEXT_LIMIT):
+            for piece in split_text(to_plain(message.text), TEXT_LIMIT, markup=False):
                 message_id = await self.client.send_text(chat_id, piece)
         except ZaloOAError as exc:
             raise delivery_error(exc) from exc
