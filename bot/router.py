@@ -12,10 +12,11 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from bot.context import AppContext
 from bot.core import Button, ChatEvent, Incoming, Outgoing, Platform, Sent, is_number
+from bot.payloads import Payload, PayloadError, prefix_of
 from bot.roles import Role
 from bot.services.access import Identity
 from bot.services.conversations import FormState, Who
@@ -27,6 +28,29 @@ Handler = Callable[["Ctx"], Awaitable[None]]
 ChatEventHandler = Callable[[AppContext, Platform, ChatEvent], Awaitable[None]]
 Where = Literal["any", "private", "group"]
 Buttons = Sequence[Sequence[Button]]
+P = TypeVar("P", bound=Payload)
+# Where the thing a press or command acts on lives: (ward id, group id or None for the ward);
+# None when it does not exist (any more).
+PlaceOf = Callable[["Ctx"], Awaitable[tuple[int, int | None] | None]]
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Where a route's role must be held, checked by the router before the handler runs.
+
+    `OWN_WARD`: the role in the person's own ward (a coordinator of ward A is nobody in B).
+    `own_group(place)`: the role over the group (or ward) that `place` finds for this press
+    (a household's group, a poll's ward); ward-wide roles count in every group of the ward."""
+
+    kind: Literal["ward", "group"]
+    place: PlaceOf | None = None
+
+
+OWN_WARD = Scope("ward")
+
+
+def own_group(place: PlaceOf) -> Scope:
+    return Scope("group", place)
 
 
 @dataclass(frozen=True)
@@ -37,6 +61,7 @@ class Command:
     role: Role = Role.GUEST
     where: Where = "any"
     menu: bool = True
+    scope: Scope | None = None
 
 
 @dataclass(frozen=True)
@@ -44,6 +69,8 @@ class ButtonRoute:
     prefix: str
     handler: Handler
     role: Role = Role.GUEST
+    payload: type[Payload] | None = None
+    scope: Scope | None = None
 
 
 @dataclass
@@ -57,6 +84,7 @@ class Ctx:
     router: Router
     form: FormState | None = None
     answered_button: bool = field(default=False, init=False)
+    pressed: Payload | None = field(default=None, init=False)
 
     @property
     def who(self) -> Who:
@@ -70,14 +98,20 @@ class Ctx:
     def args(self) -> tuple[str, ...]:
         return self.incoming.args
 
+    def press(self, kind: type[P]) -> P:
+        """The pressed button's payload, unpacked and validated by the router."""
+        if not isinstance(self.pressed, kind):
+            raise TypeError(f"this route does not carry {kind.__name__}")
+        return self.pressed
+
+    def button(self, key: str, payload: str | Payload, /, **context: Any) -> Button:
+        return Button(label=self.label(key, **context), payload=str(payload))
+
     def t(self, name: str, /, **context: Any) -> str:
         return self.app.texts.render(name, self.locale, **context)
 
     def label(self, key: str, /, **context: Any) -> str:
         return self.app.texts.label(key, self.locale, **context)
-
-    def button(self, key: str, payload: str, /, **context: Any) -> Button:
-        return Button(label=self.label(key, **context), payload=payload)
 
     async def reply(self, text: str, buttons: Buttons = (), **kw: Any) -> Sent:
         """Answer this chat, first in line, cut at the platform's length limit; a 429 is
@@ -175,20 +209,34 @@ class Router:
         role: Role = Role.GUEST,
         where: Where = "any",
         menu: bool = True,
+        scope: Scope | None = None,
     ) -> None:
         if menu and not self.app.texts.has_label(f"commands.{name}.help"):
             raise ValueError(f"command /{name} has no commands.{name}.help in labels.toml")
-        cmd = Command(name, handler, tuple(aliases), role, where, menu)
+        cmd = Command(name, handler, tuple(aliases), role, where, menu, scope)
         for key in (name, *aliases):
             if key in self._commands:
                 raise ValueError(f"command /{key} registered twice")
             self._commands[key] = cmd
         self._ordered.append(cmd)
 
-    def button(self, prefix: str, handler: Handler, *, role: Role = Role.GUEST) -> None:
-        if prefix in self._buttons or ":" in prefix:
-            raise ValueError(f"bad or duplicate button prefix {prefix!r}")
-        self._buttons[prefix] = ButtonRoute(prefix, handler, role)
+    def button(
+        self, prefix: str | type[Payload], handler: Handler, *, role: Role = Role.GUEST,
+        scope: Scope | None = None,
+    ) -> None:
+        """Route presses of a payload class (or, for old code, a bare prefix) to `handler`.
+        The router unpacks the payload and checks role and scope before the handler runs."""
+        payload = None if isinstance(prefix, str) else prefix
+        key = prefix if isinstance(prefix, str) else prefix.prefix
+        if key in self._buttons or ":" in key:
+            raise ValueError(f"bad or duplicate button prefix {key!r}")
+        if scope is not None and scope.kind == "group" and payload is None:
+            raise ValueError(f"a group scope needs a typed payload ({key!r})")
+        self._buttons[key] = ButtonRoute(key, handler, role, payload, scope)
+
+    @property
+    def button_routes(self) -> list[ButtonRoute]:
+        return list(self._buttons.values())
 
     def form(self, flow: str, handler: Handler) -> None:
         if flow in self._forms:
@@ -303,11 +351,18 @@ class Router:
             await self._route_text(ctx)
 
     async def _route_button(self, ctx: Ctx, payload: str) -> None:
-        route = self._buttons.get(payload.split(":", 1)[0])
+        route = self._buttons.get(prefix_of(payload))
         if route is None:
             await ctx.answer_button("core.stale_button")
             return
-        if not await self._allowed(ctx, route.role):
+        if route.payload is not None:
+            try:
+                ctx.pressed = route.payload.unpack(payload)
+            except PayloadError as exc:
+                log.info("bad payload for %s: %s", route.prefix, exc)
+                await ctx.answer_button("core.stale_button")
+                return
+        if not await self._allowed(ctx, route.role, route.scope):
             return
         ctx.form = await self._open_form(ctx)
         await route.handler(ctx)
@@ -328,7 +383,7 @@ class Router:
         if cmd.where == "group" and ctx.incoming.is_private:
             await ctx.say("core/group_only", command=cmd.name)
             return
-        if not await self._allowed(ctx, cmd.role):
+        if not await self._allowed(ctx, cmd.role, cmd.scope):
             return
         ctx.form = await self._open_form(ctx)
         await cmd.handler(ctx)
@@ -353,9 +408,22 @@ class Router:
         state = await self.app.services.conversations.get(ctx.who)
         return None if state is None or state.expired else state
 
-    async def _allowed(self, ctx: Ctx, role: Role) -> bool:
-        if ctx.identity.role >= role:
+    async def _allowed(self, ctx: Ctx, role: Role, scope: Scope | None = None) -> bool:
+        if scope is None and ctx.identity.role >= role:
             return True
+        if scope is not None and ctx.identity.role >= role:
+            held = await self._role_in_scope(ctx, scope)
+            if held is None:  # the thing pressed on is gone
+                await ctx.answer_button("core.stale_button")
+                return False
+            if held >= role:
+                return True
+            log.info("denied by scope: user=%s scope=%s command=%s payload=%s",
+                     ctx.incoming.sender.user_id, scope.kind, ctx.incoming.command,
+                     ctx.incoming.payload)
+            await ctx.answer_button()
+            await ctx.say("core/not_your_scope", scope=scope.kind)
+            return False
         log.info(
             "denied: user=%s role=%s needs=%s command=%s payload=%s",
             ctx.incoming.sender.user_id, ctx.identity.role, role,
@@ -364,6 +432,21 @@ class Router:
         await ctx.answer_button()
         await ctx.say("core/denied", needed=role.value, role=ctx.identity.role.value)
         return False
+
+    async def _role_in_scope(self, ctx: Ctx, scope: Scope) -> Role | None:
+        """The person's role where the route acts; None when that place is unknown."""
+        if scope.kind == "ward" or scope.place is None:
+            ward_id = ctx.identity.ward_id
+            if ward_id is None:  # only an admin without a ward gets here: the handler says so
+                return ctx.identity.role
+            return ctx.identity.role_in_ward(ward_id)
+        place = await scope.place(ctx)
+        if place is None:
+            return None
+        ward_id, group_id = place
+        if group_id is None:
+            return ctx.identity.role_in_ward(ward_id)
+        return ctx.identity.role_in_group(ward_id, group_id)
 
     async def _apologize(self, platform: Platform, incoming: Incoming, ctx: Ctx | None) -> None:
         try:

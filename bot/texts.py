@@ -211,28 +211,128 @@ def to_terminal(text: str, *, color: bool) -> str:
     return to_plain(text)
 
 
-def split_text(text: str, limit: int) -> list[str]:
+# Markup-safe splitting: a tag, an entity, a newline, a run of spaces or a word is one token.
+_TOKEN_RE = re.compile(r"<[^<>]*>|&#?[a-zA-Z0-9]+;|\n| +|[^<&\n ]+|[<&]")
+_PLAIN_TOKEN_RE = re.compile(r"\n| +|[^\n ]+")
+_OPEN_RE = re.compile(r"<([a-zA-Z][a-zA-Z0-9-]*)[^>]*>")
+_CLOSE_RE = re.compile(r"</([a-zA-Z][a-zA-Z0-9-]*)\s*>")
+
+
+def split_text(text: str, limit: int, *, markup: bool = True) -> list[str]:
     """Cut a long text into pieces of at most `limit` characters, in order: at line ends
     where that fills a piece at least half, else between words, never inside a word (unless
-    one "word" is longer than a piece)."""
+    one "word" is longer than a piece), a tag or an entity (`&amp;`). Tags open at a cut are
+    closed at the end of the piece and opened again at the start of the next, so every
+    piece is valid markup on its own (Telegram refuses a message with an unclosed tag).
+    `markup=False` for plain text (Zalo), where "<" and "&" are only characters."""
     if len(text) <= limit:
         return [text]
     pieces: list[str] = []
-    current = ""
-    for line in text.split("\n"):
-        candidate = f"{current}\n{line}" if current else line
-        if len(candidate) <= limit:
-            current = candidate
+    queue = (_TOKEN_RE if markup else _PLAIN_TOKEN_RE).findall(text)
+    queue.reverse()  # a stack: pop() takes the next token, append() puts one back
+    stack: list[tuple[str, str]] = []  # (name, opening tag) of the tags open so far
+    body: list[tuple[str, list[tuple[str, str]]]] = []  # (token, tags open after it)
+    prefix = ""
+
+    def closing(tags: list[tuple[str, str]]) -> str:
+        return "".join(f"</{name}>" for name, _tag in reversed(tags))
+
+    def used() -> int:
+        return len(prefix) + sum(len(t) for t, _ in body)
+
+    while queue:
+        token = queue.pop()
+        after = _after(stack, token) if markup else stack
+        if used() + len(token) + len(closing(after)) <= limit:
+            body.append((token, after))
+            stack = after
             continue
-        if len(current) >= limit // 2:
-            pieces.append(current)
-            candidate = line
-        while len(candidate) > limit:
-            cut = candidate.rfind(" ", 0, limit + 1)
-            cut = cut if cut > 0 else limit
-            pieces.append(candidate[:cut].rstrip())
-            candidate = candidate[cut:].lstrip(" ")
-        current = candidate
-    if current:
-        pieces.append(current)
+        cut = _best_cut(body, limit)
+        if cut is None:  # nothing to cut at: this token starts the next piece
+            if not any(t.strip() and not t.startswith("<") for t, _ in body):
+                # Not even one token fits in an empty piece: a word longer than a piece.
+                room = limit - used() - len(closing(stack))
+                if (markup and token.startswith(("<", "&"))) or room <= 0:
+                    body.append((token, after))  # cannot shrink a tag: let it overflow
+                    stack = after
+                    continue
+                queue.append(token[room:])
+                body.append((token[:room], stack))
+                token = ""
+            else:
+                queue.append(token)
+                token = ""
+            cut = len(body)
+        else:
+            queue.append(token)
+        # Tokens after the cut go back to the queue; the cut token itself (a newline or
+        # spaces) is dropped. Opening tags just before the cut move to the next piece.
+        rest = body[cut:]
+        kept = body[:cut]
+        if rest and rest[0][0].isspace():
+            rest = rest[1:]
+        while markup and kept and _OPEN_RE.fullmatch(kept[-1][0]):
+            rest.insert(0, kept.pop())
+        for t, _ in reversed(rest):
+            queue.append(t)
+        open_at_cut = kept[-1][1] if kept else _tags_of(prefix)
+        piece = prefix + "".join(t for t, _ in kept) + closing(open_at_cut)
+        if piece.strip() and _visible(piece):
+            pieces.append(piece)
+        stack = list(open_at_cut)
+        prefix = "".join(tag for _name, tag in stack)
+        body = []
+        while queue and queue[-1].strip(" ") == "" and queue[-1] != "\n":
+            queue.pop()  # a new piece does not start with spaces
+    last = prefix + "".join(t for t, _ in body)
+    if last.strip() and _visible(last):
+        pieces.append(last + closing(stack))
     return pieces
+
+
+def _after(stack: list[tuple[str, str]], token: str) -> list[tuple[str, str]]:
+    """The open tags after `token`."""
+    opened = _OPEN_RE.fullmatch(token)
+    if opened:
+        return [*stack, (opened.group(1).lower(), token)]
+    closed = _CLOSE_RE.fullmatch(token)
+    if closed:
+        name = closed.group(1).lower()
+        for i in range(len(stack) - 1, -1, -1):
+            if stack[i][0] == name:
+                return stack[:i] + stack[i + 1:]
+    return stack
+
+
+def _tags_of(prefix: str) -> list[tuple[str, str]]:
+    found: list[tuple[str, str]] = []
+    for token in _TOKEN_RE.findall(prefix):
+        found = _after(found, token)
+    return found
+
+
+def _best_cut(body: list[tuple[str, list[tuple[str, str]]]], limit: int) -> int | None:
+    """Index of the token to cut at: the last line end that leaves the piece at least half
+    full, else the last run of spaces, else the last line end; None when there is none."""
+    length = 0
+    lines: list[tuple[int, int]] = []
+    spaces: list[int] = []
+    for i, (token, _tags) in enumerate(body):
+        if token == "\n":
+            lines.append((i, length))
+        elif token.strip(" ") == "" and i > 0:
+            spaces.append(i)
+        length += len(token)
+    half = [i for i, at in lines if at >= limit // 2]
+    if half:
+        return half[-1]
+    if spaces:
+        return spaces[-1]
+    if lines and lines[-1][0] > 0:
+        return lines[-1][0]
+    return None
+
+
+def _visible(piece: str) -> bool:
+    """Whether a piece shows anything once its tags are taken away."""
+    return bool(_TAG_RE.sub("", piece).strip())

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from bot.core import Button
+from bot.payloads import Payload
 from bot.roles import Role
 from bot.router import Ctx, Router
 from bot.services.errors import ServiceError
@@ -20,10 +23,17 @@ MENU_BY_ROLE: dict[Role, tuple[str, ...]] = {
 }
 
 
+@dataclass(frozen=True)
+class MenuPress(Payload, prefix="menu"):
+    """A greeting-menu button: run `/command` as if typed (with the same guard)."""
+
+    command: str
+
+
 def menu_buttons(ctx: Ctx) -> list[list[Button]]:
     allowed = {c.name for c in ctx.router.commands_for(ctx.identity, private=True)}
     names = [n for n in MENU_BY_ROLE[ctx.identity.role] if n in allowed]
-    buttons = [ctx.button(f"commands.{n}.button", f"menu:{n}") for n in names]
+    buttons = [ctx.button(f"commands.{n}.button", MenuPress(n)) for n in names]
     return [buttons[i : i + 2] for i in range(0, len(buttons), 2)]
 
 
@@ -90,8 +100,7 @@ async def cancel(ctx: Ctx) -> None:
 async def menu_button(ctx: Ctx) -> None:
     """A greeting-menu button runs its command exactly as if it had been typed."""
     await ctx.answer_button()
-    name = (ctx.incoming.payload or "").split(":", 1)[1]
-    await ctx.router.run_command(ctx, name)
+    await ctx.router.run_command(ctx, ctx.press(MenuPress).command)
 
 
 def register(router: Router) -> None:
@@ -99,4 +108,4 @@ def register(router: Router) -> None:
     router.command("trogiup", help_, aliases=("help",))
     router.command("quyen", whoami, aliases=("whoami",))
     router.command("huy", cancel, aliases=("cancel",))
-    router.button("menu", menu_button)
+    router.button(MenuPress, menu_button)

@@ -8,22 +8,37 @@ reminders, congratulations, the final ranking, the daily digest) is `bot/jobs/ca
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, Literal
 
 from bot.core import Button, is_number
+from bot.keyboards import page_rows
+from bot.payloads import Payload
 from bot.roles import Role
-from bot.router import Ctx, Router
+from bot.router import OWN_WARD, Ctx, Router
 from bot.services.campaigns import campaign_total, parse_days, parse_time
 from bot.services.errors import ServiceError
 from bot.when import parse_period
 from handlers.staff import no_ward
-from handlers.targets import group_buttons, toggle
+from handlers.targets import group_picker, picker_context, toggle, typed_groups
 
 FLOW = "campaign"
 TARGETS = (50, 60, 70, 80, 90, 100)
 PRESETS = (("mon,wed,fri", "19:00"), ("mon,tue,wed,thu,fri,sat,sun", "19:00"),
            ("sat,sun", "08:00"))
+
+
+@dataclass(frozen=True)
+class CampaignPress(Payload, prefix="cp"):
+    """The form: `s` step `key`, `t` target `value`, `r` preset `value`, `g` toggle group
+    `value`, `all`, `pg` picker page, `ok`; the list: `new`, `pause|resume|end|now` campaign
+    `value`, `lp` page `value` of the list."""
+
+    action: Literal["s", "t", "r", "g", "all", "pg", "ok", "new", "pause", "resume", "end",
+                    "now", "lp"]
+    value: int = 0
+    key: str = ""
 
 
 # --- the list ------------------------------------------------------------------------------
@@ -32,16 +47,13 @@ async def campaigns(ctx: Ctx) -> None:
     if ward_id is None:
         await no_ward(ctx, "households/no_ward")
         return
-    if ctx.identity.role_in_ward(ward_id) < Role.COORDINATOR:
-        await ctx.say("core/denied", needed=Role.COORDINATOR.value, role=ctx.identity.role.value)
-        return
     if ctx.args and ctx.args[0].lower() in ("tao", "moi", "new"):
         await _start(ctx, ward_id)
         return
     await _list(ctx, ward_id)
 
 
-async def _list(ctx: Ctx, ward_id: int) -> None:
+async def _list(ctx: Ctx, ward_id: int, page: int = 1) -> None:
     services = ctx.app.services
     items = await services.campaigns.in_ward(ward_id)
     progress = await services.progress.ward(ward_id)
@@ -51,16 +63,19 @@ async def _list(ctx: Ctx, ward_id: int) -> None:
         lines.append((c, campaign_total(progress.groups, c)))
         if c.state == "ended":
             continue
-        pause = ("cp:resume", "campaigns.resume") if c.state == "paused" else \
-            ("cp:pause", "campaigns.pause")
+        pause: tuple[Literal["resume", "pause"], str] = (
+            ("resume", "campaigns.resume") if c.state == "paused" else
+            ("pause", "campaigns.pause"))
         rows.append([
-            ctx.button(pause[1], f"{pause[0]}:{c.id}", id=c.id),
-            ctx.button("campaigns.remind_now", f"cp:now:{c.id}", id=c.id),
-            ctx.button("campaigns.end", f"cp:end:{c.id}", id=c.id),
+            ctx.button(pause[1], CampaignPress(pause[0], c.id), id=c.id),
+            ctx.button("campaigns.remind_now", CampaignPress("now", c.id), id=c.id),
+            ctx.button("campaigns.end", CampaignPress("end", c.id), id=c.id),
         ])
-    rows.append([ctx.button("campaigns.new", "cp:new")])
+    paged = page_rows(rows, page, nav=lambda n: CampaignPress("lp", n), label=ctx.label,
+                      buttons=ctx.platform.capabilities.buttons,
+                      tail=[[ctx.button("campaigns.new", CampaignPress("new"))]])
     steps = {s.key: s.title for s in services.progress.steps}
-    await ctx.update("campaigns/list", items=lines, steps=steps, buttons=rows,
+    await ctx.update("campaigns/list", items=lines, steps=steps, buttons=paged.rows,
                      today=ctx.app.services.campaigns.today())
 
 
@@ -95,6 +110,14 @@ async def typed(ctx: Ctx) -> None:
             return
         data["starts_on"], data["ends_on"] = period[0].isoformat(), period[1].isoformat()
         await _ask_schedule(ctx, data)
+    elif form.step == "groups":
+        groups = await ctx.app.services.places.groups(int(data["ward_id"]))
+        chosen = await typed_groups(ctx, groups)
+        if chosen is None:
+            await ctx.say("campaigns/press_a_button")
+        elif chosen:
+            data["groups"], data["page"] = chosen, 1
+            await _ask_groups(ctx, data)
     elif form.step == "schedule":
         words = text.split()
         try:
@@ -119,14 +142,14 @@ def _parse_period(text: str, today: date) -> tuple[date, date] | None:
 
 async def _ask_step(ctx: Ctx, data: dict[str, Any]) -> None:
     await ctx.start_form(FLOW, "step", data)
-    buttons = [[ctx.button("campaigns.step", f"cp:s:{s.key}", title=s.label)]
+    buttons = [[ctx.button("campaigns.step", CampaignPress("s", key=s.key), title=s.label)]
                for s in ctx.app.services.progress.steps]
     await ctx.say("campaigns/ask_step", buttons=buttons)
 
 
 async def _ask_target(ctx: Ctx, data: dict[str, Any]) -> None:
     await ctx.start_form(FLOW, "target", data)
-    buttons = [ctx.button("campaigns.target", f"cp:t:{n}", n=n) for n in TARGETS]
+    buttons = [ctx.button("campaigns.target", CampaignPress("t", n), n=n) for n in TARGETS]
     await ctx.update("campaigns/ask_target", buttons=[buttons[:3], buttons[3:]])
 
 
@@ -137,7 +160,8 @@ async def _ask_period(ctx: Ctx, data: dict[str, Any]) -> None:
 
 async def _ask_schedule(ctx: Ctx, data: dict[str, Any]) -> None:
     await ctx.start_form(FLOW, "schedule", data)
-    buttons = [[ctx.button("campaigns.preset", f"cp:r:{i}", days=days.split(","), at=at)]
+    buttons = [[ctx.button("campaigns.preset", CampaignPress("r", i), days=days.split(","),
+                           at=at)]
                for i, (days, at) in enumerate(PRESETS)]
     await ctx.say("campaigns/ask_schedule", buttons=buttons)
 
@@ -146,53 +170,55 @@ async def _ask_groups(ctx: Ctx, data: dict[str, Any], *, edit: bool = False) -> 
     await ctx.start_form(FLOW, "groups", data)
     groups = await ctx.app.services.places.groups(int(data["ward_id"]))
     chosen = [int(g) for g in data.get("groups", [])]
-    rows = group_buttons(ctx, "cp", groups, chosen, whole_ward=True)
-    rows.append([ctx.button("campaigns.create", "cp:ok")])
+    paged = group_picker(ctx, lambda action, value: CampaignPress(action, value), groups,
+                         chosen, whole_ward=True, page=int(data.get("page", 1)),
+                         tail=[[ctx.button("campaigns.create", CampaignPress("ok"))]])
     step = ctx.app.services.progress.step(str(data["step"]))
-    codes = [g.code for g in groups if g.id in set(chosen)]
     summary = dict(data, starts_on=date.fromisoformat(data["starts_on"]),
                    ends_on=date.fromisoformat(data["ends_on"]))
-    if edit:
-        await ctx.update("campaigns/confirm", c=summary, step=step, codes=codes, buttons=rows)
-    else:
-        await ctx.say("campaigns/confirm", c=summary, step=step, codes=codes, buttons=rows)
+    render = ctx.update if edit else ctx.say
+    await render("campaigns/confirm", c=summary, step=step, buttons=paged.rows,
+                 **picker_context(groups, chosen, paged))
 
 
 async def pressed(ctx: Ctx) -> None:
-    """Form buttons `cp:s|t|r|g|ok|new`, list buttons `cp:pause|resume|end|now:<id>`."""
+    """A `CampaignPress`: the form's buttons, or the list's (the router has checked that the
+    person is a coordinator of their own ward)."""
     await ctx.answer_button()
-    parts = (ctx.incoming.payload or "").split(":")
-    action = parts[1] if len(parts) > 1 else ""
-    value = parts[2] if len(parts) > 2 else ""
+    press = ctx.press(CampaignPress)
+    action, value = press.action, press.value
     ward_id = ctx.identity.ward_id
-    if ward_id is None or ctx.identity.role_in_ward(ward_id) < Role.COORDINATOR:
-        await ctx.say("core/denied", needed=Role.COORDINATOR.value, role=ctx.identity.role.value)
-        return
+    assert ward_id is not None  # the route's OWN_WARD scope
     if action == "new":
         await _start(ctx, ward_id)
         return
-    if action in ("pause", "resume", "end", "now") and is_number(value):
-        await _manage(ctx, ward_id, action, int(value))
+    if action in ("pause", "resume", "end", "now"):
+        await _manage(ctx, ward_id, action, value)
+        return
+    if action == "lp":
+        await _list(ctx, ward_id, value)
         return
     form = ctx.form
     if form is None or form.flow != FLOW:
         await ctx.say("core/form_expired")
         return
     data = dict(form.data)
-    if action == "s" and form.step == "step" and ctx.app.services.progress.step(value):
-        data["step"] = value
+    if action == "s" and form.step == "step" and ctx.app.services.progress.step(press.key):
+        data["step"] = press.key
         await _ask_target(ctx, data)
-    elif action == "t" and form.step == "target" and value in {str(n) for n in TARGETS}:
-        data["target"] = int(value)
+    elif action == "t" and form.step == "target" and value in TARGETS:
+        data["target"] = value
         await _ask_period(ctx, data)
-    elif action == "r" and form.step == "schedule" and value in {
-            str(i) for i in range(len(PRESETS))}:
-        days, at = PRESETS[int(value)]
+    elif action == "r" and form.step == "schedule" and 0 <= value < len(PRESETS):
+        days, at = PRESETS[value]
         data["days"], data["at"] = days.split(","), at
         await _ask_groups(ctx, data)
-    elif action == "g" and form.step == "groups":
-        allowed = [g.id for g in await ctx.app.services.places.groups(ward_id)]
-        data["groups"] = toggle(data.get("groups", []), value, allowed)
+    elif action in ("g", "all", "pg") and form.step == "groups":
+        if action == "pg":
+            data["page"] = value
+        else:
+            allowed = [g.id for g in await ctx.app.services.places.groups(ward_id)]
+            data["groups"] = toggle(data.get("groups", []), action, value, allowed)
         await _ask_groups(ctx, data, edit=True)
     elif action == "ok" and form.step == "groups":
         await _create(ctx, ward_id, data)
@@ -242,7 +268,7 @@ async def _manage(ctx: Ctx, ward_id: int, action: str, campaign_id: int) -> None
 
 def register(router: Router) -> None:
     router.command("chiendich", campaigns, aliases=("campaign",), role=Role.COORDINATOR,
-                   where="private")
-    router.button("cp", pressed, role=Role.COORDINATOR)
+                   where="private", scope=OWN_WARD)
+    router.button(CampaignPress, pressed, role=Role.COORDINATOR, scope=OWN_WARD)
     router.form(FLOW, typed)
 

@@ -10,19 +10,35 @@ announcement, a mid-contest standing and the final result (see `bot/jobs/contest
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, time, timedelta
-from typing import Any
+from typing import Any, Literal
 
-from bot.core import Attachment, Button, is_number
+from bot.core import Attachment, Button
+from bot.faq import FaqPress
+from bot.payloads import Payload
 from bot.roles import Role
 from bot.router import Ctx, Router
 from bot.services.contests import LETTERS, ContestInfo, Question, read_bank_file, results_xlsx
 from bot.services.errors import ServiceError
-from bot.services.places import pick_groups
+from bot.services.selection import choose
 from bot.when import parse_period
 
 FORM = "contest"
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+@dataclass(frozen=True)
+class ContestPress(Payload, prefix="ct"):
+    """`p` play contest `value`; `a` answer question `index` of play `value` with `choice`;
+    `s|x|e` results, Excel, end of contest `value`; the creation form: `new`, `b` bank `key`,
+    `g` all groups, `ok`, `no`."""
+
+    action: Literal["p", "a", "s", "x", "e", "new", "b", "g", "ok", "no"]
+    value: int = 0
+    index: int = 0
+    choice: int = 0
+    key: str = ""
 
 
 # --- everyone ---------------------------------------------------------------------------------
@@ -33,43 +49,36 @@ async def menu(ctx: Ctx) -> None:
     if household is not None:
         wards.add(household.household.ward_id)
     open_now = await services.contests.open_for(wards)
-    buttons = [[ctx.button("contests.play", f"ct:p:{c.id}", title=c.title[:40])]
+    buttons = [[ctx.button("contests.play", ContestPress("p", c.id), title=c.title[:40])]
                for c in open_now]
     ward_id = ctx.identity.ward_id
     managed: list[ContestInfo] = []
     if ward_id is not None and ctx.identity.role_in_ward(ward_id) >= Role.COORDINATOR:
         managed = (await services.contests.in_ward(ward_id))[:5]
-        buttons.append([ctx.button("contests.new", "ct:new")])
+        buttons.append([ctx.button("contests.new", ContestPress("new"))])
         for c in managed:
-            row = [ctx.button("contests.results", f"ct:s:{c.id}", number=c.id),
-                   ctx.button("contests.excel", f"ct:x:{c.id}", number=c.id)]
+            row = [ctx.button("contests.results", ContestPress("s", c.id), number=c.id),
+                   ctx.button("contests.excel", ContestPress("x", c.id), number=c.id)]
             if c.state == "active" and c.ends_at > ctx.app.clock.now():
-                row.append(ctx.button("contests.end", f"ct:e:{c.id}", number=c.id))
+                row.append(ctx.button("contests.end", ContestPress("e", c.id), number=c.id))
             buttons.append(row)
     await ctx.say("contests/menu", buttons=buttons, open=open_now, managed=managed,
                   now=ctx.app.clock.now())
 
 
 async def pressed(ctx: Ctx) -> None:
-    """`ct:p:<id>` play, `ct:a:<play>:<n>:<choice>` answer, `ct:s|x|e:<id>` results, Excel,
-    end; `ct:new`, `ct:b:<bank>`, `ct:g:all`, `ct:ok`, `ct:no` steps of the creation form."""
-    parts = (ctx.incoming.payload or "").split(":")
-    action = parts[1] if len(parts) > 1 else ""
-    numbers = [int(p) for p in parts[2:] if is_number(p)]
-    if action == "p" and len(numbers) == 1:
-        await ctx.answer_button()
-        await _play(ctx, numbers[0])
-    elif action == "a" and len(numbers) == 3:
-        await ctx.answer_button()
-        await _answer(ctx, *numbers)
-    elif action in ("s", "x", "e") and len(numbers) == 1:
-        await ctx.answer_button()
-        await _manage(ctx, action, numbers[0])
-    elif action in ("new", "b", "g", "ok", "no"):
-        await ctx.answer_button()
-        await _form_button(ctx, action, parts[2] if len(parts) > 2 else "")
+    """A `ContestPress`: play, answer, a coordinator's results/Excel/end, the creation form."""
+    press = ctx.press(ContestPress)
+    action = press.action
+    await ctx.answer_button()
+    if action == "p":
+        await _play(ctx, press.value)
+    elif action == "a":
+        await _answer(ctx, press.value, press.index, press.choice)
+    elif action in ("s", "x", "e"):
+        await _manage(ctx, action, press.value)
     else:
-        await ctx.answer_button("core.stale_button")
+        await _form_button(ctx, action, press.key)
 
 
 async def _play(ctx: Ctx, contest_id: int) -> None:
@@ -82,13 +91,15 @@ async def _play(ctx: Ctx, contest_id: int) -> None:
 
 
 async def _ask(ctx: Ctx, shown: Any) -> None:
-    payload = f"ct:a:{shown.play_id}:{shown.index}"
+    def answer(i: int) -> str:
+        return ContestPress("a", shown.play_id, shown.index, i).pack()
+
     if ctx.platform.capabilities.buttons:  # the options in the text, A-D on one row
-        buttons = [[Button(LETTERS[i], f"{payload}:{i}") for i in range(len(shown.options))]]
+        buttons = [[Button(LETTERS[i], answer(i)) for i in range(len(shown.options))]]
         await ctx.say("contests/question", buttons=buttons, q=shown, letters=LETTERS,
                       listed=True)
     else:  # Zalo: the options themselves become the numbered choices
-        buttons = [[Button(option, f"{payload}:{i}")] for i, option in enumerate(shown.options)]
+        buttons = [[Button(option, answer(i))] for i, option in enumerate(shown.options)]
         await ctx.say("contests/question", buttons=buttons, q=shown, letters=LETTERS,
                       listed=False)
 
@@ -100,7 +111,7 @@ async def _answer(ctx: Ctx, play_id: int, index: int, choice: int) -> None:
         await ctx.say(f"contests/error_{exc.reason}", **exc.details)
         return
     guides = ctx.app.services.explanations.library.topics
-    buttons = [[ctx.button("contests.guide", f"faq:t:{result.guide}")]] \
+    buttons = [[ctx.button("contests.guide", FaqPress("t", result.guide))]] \
         if result.guide in guides else []
     await ctx.update("contests/answered", buttons=buttons, r=result)
     if result.next is not None:
@@ -177,7 +188,7 @@ async def form_text(ctx: Ctx) -> None:
         data["title"] = text
         await ctx.start_form(FORM, "bank", data)
         banks = ctx.app.services.contests.banks
-        buttons = [[ctx.button("contests.bank", f"ct:b:{key}", title=b.title,
+        buttons = [[ctx.button("contests.bank", ContestPress("b", key=key), title=b.title,
                                count=len(b.questions))] for key, b in banks.items()]
         await ctx.say("contests/ask_bank", buttons=buttons)
     elif form.step == "bank":
@@ -203,14 +214,14 @@ async def form_text(ctx: Ctx) -> None:
         data["starts_on"], data["ends_on"] = period[0].isoformat(), period[1].isoformat()
         await ctx.start_form(FORM, "groups", data)
         await ctx.say("contests/ask_groups",
-                      buttons=[[ctx.button("contests.all_groups", "ct:g:all")]])
+                      buttons=[[ctx.button("contests.all_groups", ContestPress("g"))]])
     elif form.step == "groups":
         groups = await ctx.app.services.places.groups(int(data["ward_id"]))
-        ids, unknown = pick_groups(text, groups)
-        if unknown or not ids:
-            await ctx.say("contests/bad_groups", unknown=unknown)
+        chosen = choose(text, groups)
+        if chosen.unknown or not chosen.ids:
+            await ctx.say("contests/bad_groups", unknown=chosen.unknown)
             return
-        data["groups"] = ids
+        data["groups"] = chosen.ids
         await _confirm(ctx, data)
     else:
         await ctx.say("contests/press_a_button")
@@ -240,7 +251,8 @@ async def _confirm(ctx: Ctx, data: dict[str, Any]) -> None:
     await ctx.start_form(FORM, "confirm", data)
     groups = {g.id: g.code for g in await ctx.app.services.places.groups(int(data["ward_id"]))}
     starts_at, ends_at = _moments(ctx, data)
-    buttons = [[ctx.button("contests.create", "ct:ok"), ctx.button("contests.cancel", "ct:no")]]
+    buttons = [[ctx.button("contests.create", ContestPress("ok")),
+                ctx.button("contests.cancel", ContestPress("no"))]]
     await ctx.say("contests/confirm", buttons=buttons, title=data["title"],
                   questions=len(_questions(ctx, data)),
                   per_player=ctx.app.config.contest.questions_per_player,
@@ -265,5 +277,5 @@ async def _create(ctx: Ctx, data: dict[str, Any]) -> None:
 
 def register(router: Router) -> None:
     router.command("cuocthi", menu, aliases=("contest",), role=Role.RESIDENT, where="private")
-    router.button("ct", pressed, role=Role.RESIDENT)
+    router.button(ContestPress, pressed, role=Role.RESIDENT)
     router.form(FORM, form_text)

@@ -7,9 +7,13 @@ when none fits the bot says so and offers the ward (the feedback feature files i
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from bot.core import Button
+from bot.faq import FaqPress
+from bot.keyboards import page_rows
+from bot.payloads import Payload
 from bot.roles import Role
 from bot.router import Ctx, Router
 from bot.services.explanations import MatchResult, Topic
@@ -17,9 +21,18 @@ from bot.services.guides import link_payload, parse_code
 from bot.services.privacy import mask_national_ids
 from bot.services.understanding import Kind
 from bot.topics import topic_values, ward_office
+from handlers.feedback import AskWard
 
 FLOW = "faq"
 ASK_FLOW = "question"  # the feedback feature's "ask the ward" form (handlers/feedback.py)
+
+
+@dataclass(frozen=True)
+class ShareGuide(Payload, prefix="gsh"):
+    """"📣 Gửi vào nhóm" under guide `key` (handled in `handlers/guides.py`)."""
+
+    key: str
+
 _MENTION = re.compile(r"@\w+")
 
 
@@ -50,33 +63,37 @@ async def menu(ctx: Ctx) -> None:
 async def _categories(ctx: Ctx) -> None:
     library = ctx.app.services.explanations.library
     buttons = [
-        ctx.button("faq.category", f"faq:cat:{c.key}", emoji=c.emoji, title=c.title)
+        ctx.button("faq.category", FaqPress("cat", c.key), emoji=c.emoji, title=c.title)
         for c in library.categories
     ]
     await ctx.update("explanations/menu", buttons=_rows(buttons, 2))
 
 
 async def button(ctx: Ctx) -> None:
-    """`faq:cat:<c>`, `faq:t:<topic>`, `faq:steps:<topic>`, `faq:v:<topic>:1|0`, `faq:home`."""
-    parts = (ctx.incoming.payload or "").split(":")
-    kind = parts[1] if len(parts) > 1 else ""
+    """A `FaqPress`: the categories, a category's topics, a topic, its steps, a vote."""
+    press = ctx.press(FaqPress)
+    kind = press.action
     service = ctx.app.services.explanations
     if kind == "home":
         await ctx.answer_button()
         await _categories(ctx)
         return
-    if kind == "cat" and len(parts) == 3:
+    if kind == "cat":
         await ctx.answer_button()
-        topics = service.library.in_category(parts[2])
-        buttons = [ctx.button("faq.topic", f"faq:t:{t.key}", title=title(ctx, t)) for t in topics]
-        buttons.append(ctx.button("faq.back", "faq:home"))
-        category = next((c for c in service.library.categories if c.key == parts[2]), None)
+        topics = service.library.in_category(press.key)
+        buttons = [ctx.button("faq.topic", FaqPress("t", t.key), title=title(ctx, t))
+                   for t in topics]
+        paged = page_rows(buttons, max(press.value, 1),
+                          nav=lambda n: FaqPress("cat", press.key, n), label=ctx.label,
+                          buttons=ctx.platform.capabilities.buttons,
+                          tail=[[ctx.button("faq.back", FaqPress("home"))]])
+        category = next((c for c in service.library.categories if c.key == press.key), None)
         await ctx.update(
-            "explanations/category", buttons=_rows(buttons, 1),
+            "explanations/category", buttons=paged.rows,
             title=category.title if category else "",
         )
         return
-    topic = service.topic(parts[2]) if len(parts) >= 3 else None
+    topic = service.topic(press.key) if press.key else None
     if topic is None:
         await ctx.answer_button("core.stale_button")
         return
@@ -88,12 +105,12 @@ async def button(ctx: Ctx) -> None:
     elif kind == "steps":
         await ctx.answer_button()
         await show_steps(ctx, topic)
-    elif kind == "v" and len(parts) == 4:
-        helpful = parts[3] == "1"
+    elif kind == "v":
+        helpful = press.value == 1
         await service.vote(topic.key, ctx.identity.member_id, helpful=helpful)
         await ctx.answer_button("faq.thanks_yes" if helpful else "faq.thanks_no")
         if not helpful:
-            ask = ctx.button("faq.ask", f"fb:ask:{topic.key}")
+            ask = ctx.button("faq.ask", AskWard(topic=topic.key))
             await ctx.say("explanations/unhelpful", buttons=[[ask]])
     else:
         await ctx.answer_button("core.stale_button")
@@ -123,7 +140,7 @@ def _topic_buttons(ctx: Ctx, topic: Topic, *, steps: bool = True) -> list[list[B
     rows: list[list[Button]] = []
     private = ctx.incoming.is_private
     if steps and topic.steps and private:
-        rows.append([ctx.button("faq.steps", f"faq:steps:{topic.key}")])
+        rows.append([ctx.button("faq.steps", FaqPress("steps", topic.key))])
     elif steps and topic.steps and ctx.platform.capabilities.buttons:
         # In a group the steps open in the person's private chat, never in the group.
         link = ctx.platform.invite_link(link_payload(topic.key))
@@ -131,15 +148,17 @@ def _topic_buttons(ctx: Ctx, topic: Topic, *, steps: bool = True) -> list[list[B
             rows.append([Button(ctx.label("faq.steps"), "", url=link)])
     related = [service.topic(k) for k in topic.related]
     rows.extend(
-        [ctx.button("faq.related", f"faq:t:{t.key}", title=title(ctx, t))] for t in related if t
+        [ctx.button("faq.related", FaqPress("t", t.key), title=title(ctx, t))]
+        for t in related if t
     )
     rows.append([
-        ctx.button("faq.helpful", f"faq:v:{topic.key}:1"),
-        ctx.button("faq.unhelpful", f"faq:v:{topic.key}:0"),
+        ctx.button("faq.helpful", FaqPress("v", topic.key, 1)),
+        ctx.button("faq.unhelpful", FaqPress("v", topic.key, 0)),
     ])
-    rows.append([ctx.button("faq.ask", f"fb:ask:{topic.key}"), ctx.button("faq.back", "faq:home")])
+    rows.append([ctx.button("faq.ask", AskWard(topic=topic.key)),
+                 ctx.button("faq.back", FaqPress("home"))])
     if private and ctx.identity.role >= Role.LEADER:  # residents do not see it
-        rows.append([ctx.button("guides.share", f"gsh:{topic.key}")])
+        rows.append([ctx.button("guides.share", ShareGuide(topic.key))])
     return rows
 
 
@@ -168,9 +187,10 @@ async def answer_text(ctx: Ctx, text: str) -> None:
         # Keep the text so "Gửi phản ánh này" files it as typed, with the guessed category.
         await ctx.start_form(FLOW, "question", {**kept, "report": reading.category})
         guide = ctx.app.services.explanations.topic(REPORT_GUIDE)
-        buttons = [[ctx.button("understanding.file_report", "fb:report", unit=_unit(ctx))]]
+        buttons = [[ctx.button("understanding.file_report", AskWard("report"), unit=_unit(ctx))]]
         if guide is not None:
-            buttons.append([ctx.button("faq.topic", f"faq:t:{guide.key}", title=title(ctx, guide))])
+            buttons.append([ctx.button("faq.topic", FaqPress("t", guide.key),
+                                       title=title(ctx, guide))])
         await ctx.say("understanding/report", buttons=buttons, unit=_unit(ctx))
     else:
         await _answer(ctx, reading.match or MatchResult(None, ()), kept)
@@ -188,7 +208,7 @@ async def _small_talk(ctx: Ctx, reply: str) -> None:
     buttons: list[list[Button]] = []
     if reply == "greeting":
         library = ctx.app.services.explanations.library
-        buttons = _rows([ctx.button("faq.category", f"faq:cat:{c.key}", emoji=c.emoji,
+        buttons = _rows([ctx.button("faq.category", FaqPress("cat", c.key), emoji=c.emoji,
                                     title=c.title) for c in library.categories], 2)
     await ctx.say("understanding/smalltalk", buttons=buttons, reply=reply, unit=_unit(ctx))
 
@@ -198,7 +218,7 @@ async def _to_a_person(ctx: Ctx, kept: dict[str, str], *, has_question: bool) ->
     office = await _office(ctx)
     if has_question:
         await ctx.start_form(FLOW, "question", kept)
-        buttons = [[ctx.button("understanding.send_question", "fb:ask")]]
+        buttons = [[ctx.button("understanding.send_question", AskWard())]]
     else:
         await ctx.start_form(ASK_FLOW, "text", {"topic": ""})
         buttons = []
@@ -214,15 +234,15 @@ async def _answer(ctx: Ctx, result: MatchResult, kept: dict[str, str]) -> None:
     await ctx.start_form(FLOW, "question", kept)
     if result.candidates:
         buttons = [
-            [ctx.button("faq.topic", f"faq:t:{t.key}", title=title(ctx, t))]
+            [ctx.button("faq.topic", FaqPress("t", t.key), title=title(ctx, t))]
             for t in result.candidates
         ]
-        buttons.append([ctx.button("faq.none_of_these", "fb:ask")])
+        buttons.append([ctx.button("faq.none_of_these", AskWard())])
         await ctx.say("explanations/did_you_mean", buttons=buttons)
         return
     await ctx.say(
         "explanations/no_match", unit=_unit(ctx),
-        buttons=[[ctx.button("faq.ask", "fb:ask")], [ctx.button("faq.browse", "faq:home")]],
+        buttons=[[ctx.button("faq.ask", AskWard())], [ctx.button("faq.browse", FaqPress("home"))]],
     )
 
 
@@ -282,6 +302,6 @@ async def stats(ctx: Ctx) -> None:
 
 def register(router: Router) -> None:
     router.command("hoidap", menu, aliases=("faq",))
-    router.button("faq", button)
+    router.button(FaqPress, button)
     router.form(FLOW, free_text)
     router.text(free_text)

@@ -9,13 +9,17 @@ told at every change; overdue tickets are nudged by `bot/jobs/feedback.py`.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
 from bot.config import FEEDBACK_CATEGORIES
-from bot.core import Button, is_number
+from bot.core import Button
 from bot.jobs.feedback_followup import fixed_buttons
+from bot.keyboards import page_rows
+from bot.payloads import Payload
 from bot.roles import Role
-from bot.router import Ctx, Router
+from bot.router import OWN_WARD, Ctx, Router
 from bot.services.errors import ServiceError
 from bot.services.feedback import Changed, Filters, TicketView, parse_ticket
 from bot.services.privacy import mask_national_ids
@@ -33,42 +37,108 @@ ACTION_WORDS = {"tiepnhan": "acknowledge", "dangxuly": "start", "traloi": "reply
                 "daxong": "resolve", "tuchoi": "reject"}
 
 
+Action = Literal["acknowledge", "start", "assign", "reply", "resolve", "reject"]
+
+
+# --- what the buttons carry ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class PickCategory(Payload, prefix="fbc"):
+    category: str
+
+
+@dataclass(frozen=True)
+class SkipPlace(Payload, prefix="fbs"):
+    what: Literal["skip"] = "skip"
+
+
+@dataclass(frozen=True)
+class PickAnonymous(Payload, prefix="fbn"):
+    anonymous: bool
+
+
+@dataclass(frozen=True)
+class AskWard(Payload, prefix="fb"):
+    """"Hỏi cán bộ phường" under a guide (`topic`) or after no guide matched; `report`: "📬 Gửi
+    phản ánh này" after the understanding step read a message as a problem report."""
+
+    what: Literal["ask", "report"] = "ask"
+    topic: str = ""
+
+
+@dataclass(frozen=True)
+class Forget(Payload, prefix="fbd"):
+    answer: Literal["yes", "no"]
+
+
+@dataclass(frozen=True)
+class ListPage(Payload, prefix="fbl"):
+    """Page `page` of `/phananh` with its filters."""
+
+    page: int
+    group: str = ""
+    category: str = ""
+    state: str = ""
+    overdue: bool = False
+
+
+@dataclass(frozen=True)
+class ViewTicket(Payload, prefix="fbv"):
+    number: int
+
+
+@dataclass(frozen=True)
+class ActOn(Payload, prefix="fbx"):
+    """A staff action on ticket `number`; `assign` shows page `page` of the people (0: the
+    first, in a new message; ◀ ▶ then edit it)."""
+
+    number: int
+    action: Action
+    page: int = 0
+
+
+@dataclass(frozen=True)
+class AssignTo(Payload, prefix="fba"):
+    number: int
+    member: int
+
+
 # --- residents ------------------------------------------------------------------------------
 async def feedback(ctx: Ctx) -> None:
     if ctx.args:
         await _file(ctx, text=ctx.incoming.args_text, category="other")
         return
     await ctx.start_form(FORM, "category", {})
-    buttons = [[ctx.button(f"feedback.category.{c}", f"fbc:{c}")] for c in FEEDBACK_CATEGORIES]
+    buttons = [[ctx.button(f"feedback.category.{c}", PickCategory(c))]
+               for c in FEEDBACK_CATEGORIES]
     await ctx.say("feedback/ask_category", buttons=buttons)
 
 
 async def form_button(ctx: Ctx) -> None:
-    """`fbc:<category>`, `fbs:skip` (no place), `fbn:1|0` (anonymous or not)."""
+    """A category (`PickCategory`), no place (`SkipPlace`), anonymous or not (`PickAnonymous`)."""
     await ctx.answer_button()
     form = ctx.form
     if form is None or form.flow != FORM:
         await ctx.say("core/form_expired")
         return
-    prefix, value = (ctx.incoming.payload or ":").split(":", 1)
+    press = ctx.pressed
     data = dict(form.data)
-    if prefix == "fbc" and value in FEEDBACK_CATEGORIES:
-        data["category"] = value
+    if isinstance(press, PickCategory) and press.category in FEEDBACK_CATEGORIES:
+        data["category"] = press.category
         if data.get("text"):  # filed from a message the resident already typed: ask where
             await ctx.start_form(FORM, "location", data)
             await ctx.say("feedback/ask_location",
-                          buttons=[[ctx.button("feedback.skip", "fbs:skip")]])
+                          buttons=[[ctx.button("feedback.skip", SkipPlace())]])
             return
         await ctx.start_form(FORM, "text", data)
-        await ctx.update("feedback/ask_text", category=value)
-    elif prefix == "fbs":
+        await ctx.update("feedback/ask_text", category=press.category)
+    elif isinstance(press, SkipPlace):
         await _ask_anonymous(ctx, data)
-    elif prefix == "fbn":
+    elif isinstance(press, PickAnonymous):
         await ctx.end_form()
         await _file(
             ctx, text=str(data.get("text", "")), category=str(data.get("category", "other")),
             location=str(data.get("location", "")), photos=list(data.get("photos", [])),
-            anonymous=value == "1",
+            anonymous=press.anonymous,
         )
 
 
@@ -94,7 +164,7 @@ async def form_text(ctx: Ctx) -> None:
             return
         data["text"] = mask_national_ids(text)  # held in the form until filed: never an ID
         await ctx.start_form(FORM, "location", data)
-        await ctx.say("feedback/ask_location", buttons=[[ctx.button("feedback.skip", "fbs:skip")]])
+        await ctx.say("feedback/ask_location", buttons=[[ctx.button("feedback.skip", SkipPlace())]])
     elif form.step == "location":
         if text:
             data["location"] = text
@@ -105,25 +175,27 @@ async def form_text(ctx: Ctx) -> None:
 
 async def _ask_anonymous(ctx: Ctx, data: dict[str, object]) -> None:
     await ctx.start_form(FORM, "anonymous", data)
-    buttons = [[ctx.button("feedback.named", "fbn:0")], [ctx.button("feedback.anonymous", "fbn:1")]]
+    buttons = [[ctx.button("feedback.named", PickAnonymous(False))],
+               [ctx.button("feedback.anonymous", PickAnonymous(True))]]
     await ctx.say("feedback/ask_anonymous", buttons=buttons)
 
 
 async def ask_ward(ctx: Ctx) -> None:
     """"Hỏi cán bộ phường": send the unanswered question, or ask for it first."""
     await ctx.answer_button()
-    if ctx.incoming.payload == "fb:report":
+    press = ctx.press(AskWard)
+    if press.what == "report":
         await _report_from_question(ctx)
         return
-    topic = (ctx.incoming.payload or "").split(":")[2:3]
+    topic = press.topic
     form = ctx.form
     question = str(form.data.get("question", "")) if form and form.flow == "faq" else ""
     if question:
         await ctx.end_form()
         await _file(ctx, text=question, category="digital_support", kind="question",
-                    topic=topic[0] if topic else "")
+                    topic=topic)
         return
-    await ctx.start_form(QUESTION, "text", {"topic": topic[0] if topic else ""})
+    await ctx.start_form(QUESTION, "text", {"topic": topic})
     await ctx.say("feedback/ask_question")
 
 
@@ -140,8 +212,8 @@ async def _report_from_question(ctx: Ctx) -> None:
     guess = guess if guess in FEEDBACK_CATEGORIES else "other"
     await ctx.start_form(FORM, "category", {"text": text})
     label = ctx.label(f"feedback.category.{guess}")
-    buttons = [[ctx.button("understanding.guessed", f"fbc:{guess}", label=label)]]
-    buttons += [[ctx.button(f"feedback.category.{c}", f"fbc:{c}")]
+    buttons = [[ctx.button("understanding.guessed", PickCategory(guess), label=label)]]
+    buttons += [[ctx.button(f"feedback.category.{c}", PickCategory(c))]
                 for c in FEEDBACK_CATEGORIES if c != guess]
     await ctx.say("feedback/confirm_category", buttons=buttons, text=text, guess=label)
 
@@ -189,14 +261,14 @@ async def track(ctx: Ctx) -> None:
 
 
 async def forget_me(ctx: Ctx) -> None:
-    buttons = [[ctx.button("feedback.forget_yes", "fbd:yes")],
-               [ctx.button("feedback.forget_no", "fbd:no")]]
+    buttons = [[ctx.button("feedback.forget_yes", Forget("yes"))],
+               [ctx.button("feedback.forget_no", Forget("no"))]]
     await ctx.say("feedback/forget_confirm", buttons=buttons)
 
 
 async def forget_button(ctx: Ctx) -> None:
     await ctx.answer_button()
-    if ctx.incoming.payload != "fbd:yes":
+    if ctx.press(Forget).answer != "yes":
         await ctx.update("feedback/forget_cancelled")
         return
     kept = await ctx.app.services.feedback.forget(ctx.identity)
@@ -221,34 +293,33 @@ async def reports(ctx: Ctx) -> None:
 
 async def _list(ctx: Ctx, filters: Filters, page: int) -> None:
     result = await ctx.app.services.feedback.list_for_staff(ctx.identity, filters, page)
-    buttons = [[ctx.button("feedback.open_ticket", f"fbv:{t.number}", number=t.number)]
+    buttons = [[ctx.button("feedback.open_ticket", ViewTicket(t.number), number=t.number)]
                for t in result.items]
     if result.page < result.pages:
-        code = f"{filters.group}:{filters.category}:{filters.state}:{int(filters.overdue)}"
-        buttons.append([ctx.button("feedback.more", f"fbl:{result.page + 1}:{code}")])
+        more = ListPage(result.page + 1, filters.group[:12], filters.category, filters.state,
+                        filters.overdue)
+        buttons.append([ctx.button("feedback.more", more)])
     await ctx.say("feedback/staff_list", page=result, filters=filters, buttons=buttons)
 
 
 async def list_button(ctx: Ctx) -> None:
     await ctx.answer_button()
-    parts = (ctx.incoming.payload or "").split(":")
-    if len(parts) != 6 or not is_number(parts[1]):
-        await ctx.answer_button("core.stale_button")
-        return
-    filters = Filters(group=parts[2], category=parts[3], state=parts[4], overdue=parts[5] == "1")
-    await _list(ctx, filters, int(parts[1]))
+    press = ctx.press(ListPage)
+    filters = Filters(group=press.group, category=press.category, state=press.state,
+                      overdue=press.overdue)
+    await _list(ctx, filters, press.page)
 
 
 def _staff_buttons(ctx: Ctx, t: TicketView) -> list[list[Button]]:
     if t.state in ("resolved", "rejected"):
         return []
     n = t.number
-    rows = [[ctx.button("feedback.act.acknowledge", f"fbx:{n}:acknowledge"),
-             ctx.button("feedback.act.start", f"fbx:{n}:start")],
-            [ctx.button("feedback.act.assign", f"fbx:{n}:assign"),
-             ctx.button("feedback.act.reply", f"fbx:{n}:reply")],
-            [ctx.button("feedback.act.resolve", f"fbx:{n}:resolve"),
-             ctx.button("feedback.act.reject", f"fbx:{n}:reject")]]
+    rows = [[ctx.button("feedback.act.acknowledge", ActOn(n, "acknowledge")),
+             ctx.button("feedback.act.start", ActOn(n, "start"))],
+            [ctx.button("feedback.act.assign", ActOn(n, "assign")),
+             ctx.button("feedback.act.reply", ActOn(n, "reply"))],
+            [ctx.button("feedback.act.resolve", ActOn(n, "resolve")),
+             ctx.button("feedback.act.reject", ActOn(n, "reject"))]]
     if t.state not in ("new", "reopened"):
         rows[0] = rows[0][1:] if t.state == "acknowledged" else []
     return [r for r in rows if r]
@@ -266,23 +337,27 @@ async def _show_staff(ctx: Ctx, number: int, *, edit: bool = False) -> None:
 
 async def view_button(ctx: Ctx) -> None:
     await ctx.answer_button()
-    number = parse_ticket((ctx.incoming.payload or "").split(":", 1)[1])
-    await _show_staff(ctx, number or 0)
+    await _show_staff(ctx, ctx.press(ViewTicket).number)
 
 
 async def act_button(ctx: Ctx) -> None:
-    """`fbx:<n>:<action>`: acknowledge/start at once; reply/resolve/reject ask for a text."""
+    """`ActOn`: acknowledge/start at once; reply/resolve/reject ask for a text; assign shows
+    the people it can go to, a page at a time."""
     await ctx.answer_button()
-    _, raw, action = ((ctx.incoming.payload or "") + "::").split(":")[:3]
-    number = parse_ticket(raw) or 0
+    press = ctx.press(ActOn)
+    number, action = press.number, press.action
     if action == "assign":
         try:
             people = await ctx.app.services.feedback.staff_of(ctx.identity, number)
         except ServiceError as exc:
             await _staff_error(ctx, exc, number)
             return
-        buttons = [[Button(p.name, f"fba:{number}:{p.member_id}")] for p in people]
-        await ctx.say("feedback/ask_assignee", buttons=buttons, number=number)
+        paged = page_rows([Button(p.name, AssignTo(number, p.member_id).pack()) for p in people],
+                          max(press.page, 1), nav=lambda n: ActOn(number, "assign", n),
+                          label=ctx.label, buttons=ctx.platform.capabilities.buttons,
+                          columns=2)
+        render = ctx.update if press.page else ctx.say
+        await render("feedback/ask_assignee", buttons=paged.rows, number=number)
     elif action in ("reply", "resolve", "reject"):
         try:
             await ctx.app.services.feedback.for_staff(ctx.identity, number)
@@ -297,15 +372,12 @@ async def act_button(ctx: Ctx) -> None:
 
 async def assign_button(ctx: Ctx) -> None:
     await ctx.answer_button()
-    parts = (ctx.incoming.payload or "").split(":")
-    if len(parts) != 3 or not is_number(parts[1]) or not is_number(parts[2]):
-        await ctx.answer_button("core.stale_button")
-        return
+    press = ctx.press(AssignTo)
     try:
-        changed = await ctx.app.services.feedback.assign(ctx.identity, int(parts[1]),
-                                                         int(parts[2]))
+        changed = await ctx.app.services.feedback.assign(ctx.identity, press.number,
+                                                         press.member)
     except ServiceError as exc:
-        await _staff_error(ctx, exc, int(parts[1]))
+        await _staff_error(ctx, exc, press.number)
         return
     if changed.reporter is not None:
         await ctx.notify(changed.reporter.platform, changed.reporter.user_id,
@@ -382,14 +454,16 @@ def register(router: Router) -> None:
     router.command("phananh", reports, aliases=("reports",), role=Role.LEADER, where="private")
     router.command("xuly", handle, aliases=("handle",), role=Role.LEADER, where="private")
     router.command("xoadulieu", forget_me, aliases=("deletemydata",), where="private")
-    for prefix in ("fbc", "fbs", "fbn"):
-        router.button(prefix, form_button)
-    router.button("fb", ask_ward)
-    router.button("fbd", forget_button)
-    router.button("fbl", list_button, role=Role.LEADER)
-    router.button("fbv", view_button, role=Role.LEADER)
-    router.button("fbx", act_button, role=Role.LEADER)
-    router.button("fba", assign_button, role=Role.LEADER)
+    for kind in (PickCategory, SkipPlace, PickAnonymous):
+        router.button(kind, form_button)
+    router.button(AskWard, ask_ward)
+    router.button(Forget, forget_button)
+    # Whose ticket it is (its group, or the ward for coordinators) the service checks on
+    # every action, with an answer that names the ticket.
+    router.button(ListPage, list_button, role=Role.LEADER, scope=OWN_WARD)
+    router.button(ViewTicket, view_button, role=Role.LEADER, scope=OWN_WARD)
+    router.button(ActOn, act_button, role=Role.LEADER, scope=OWN_WARD)
+    router.button(AssignTo, assign_button, role=Role.LEADER, scope=OWN_WARD)
     router.form(FORM, form_text)
     router.form(QUESTION, question_text)
     router.form(MESSAGE, message_text)

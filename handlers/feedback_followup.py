@@ -5,35 +5,26 @@ invites the reporter to say what is still wrong. Also offered under a resolved t
 
 from __future__ import annotations
 
-from bot.core import Button, is_number
+from bot.core import Button
+from bot.jobs.feedback_followup import FixedAnswer, Rating
 from bot.router import Ctx, Router
 from bot.services.errors import ServiceError
 from bot.services.feedback import parse_ticket
+from handlers.feedback import ViewTicket
 
 NOTE = "fbreopen"  # the form that takes the reporter's words after "Chưa xong"
 
 
-def _parse(payload: str | None) -> tuple[int, str] | None:
-    """`fbq:<n>:y|n` and `fbr:<n>:<1-5>` → (ticket number, answer)."""
-    parts = (payload or "").split(":")
-    if len(parts) != 3 or not is_number(parts[1]):
-        return None
-    return int(parts[1]), parts[2]
-
-
 async def answered(ctx: Ctx) -> None:
     """A press of ✅ Đã xong or ❌ Chưa xong."""
-    parsed = _parse(ctx.incoming.payload)
-    if parsed is None or parsed[1] not in ("y", "n"):
-        await ctx.answer_button("core.stale_button")
-        return
+    press = ctx.press(FixedAnswer)
     await ctx.answer_button()
-    number, answer = parsed
+    number, answer = press.number, press.answer
     service = ctx.app.services.feedback
     try:
         if answer == "y":
             ticket = await service.confirm_fixed(ctx.identity, number)
-            stars = [[Button(ctx.label("feedback.stars", n=n), f"fbr:{number}:{n}")
+            stars = [[Button(ctx.label("feedback.stars", n=n), Rating(number, n).pack())
                       for n in range(1, 6)]]
             await ctx.update("feedback/fixed_thanks", buttons=stars, t=ticket)
             return
@@ -44,7 +35,7 @@ async def answered(ctx: Ctx) -> None:
     for person in reopened.tell:
         await ctx.notify(person.platform, person.user_id,
                          ctx.t("feedback/reopened_staff", t=reopened.ticket),
-                         buttons=[[ctx.button("feedback.open_ticket", f"fbv:{number}",
+                         buttons=[[ctx.button("feedback.open_ticket", ViewTicket(number),
                                               number=number)]])
     await ctx.start_form(NOTE, "text", {"number": number})
     await ctx.update("feedback/reopened", t=reopened.ticket, told=len(reopened.tell))
@@ -52,12 +43,9 @@ async def answered(ctx: Ctx) -> None:
 
 async def rated(ctx: Ctx) -> None:
     """A satisfaction tap, 1 to 5."""
-    parsed = _parse(ctx.incoming.payload)
-    if parsed is None or not is_number(parsed[1]):
-        await ctx.answer_button("core.stale_button")
-        return
+    press = ctx.press(Rating)
     await ctx.answer_button()
-    number, score = parsed[0], int(parsed[1])
+    number, score = press.number, press.score
     try:
         await ctx.app.services.feedback.rate(ctx.identity, number, score)
     except ServiceError as exc:
@@ -84,12 +72,12 @@ async def note_text(ctx: Ctx) -> None:
     for person in noted.tell:
         await ctx.notify(person.platform, person.user_id,
                          ctx.t("feedback/reporter_note_staff", t=noted.ticket, message=text),
-                         buttons=[[ctx.button("feedback.open_ticket", f"fbv:{number}",
+                         buttons=[[ctx.button("feedback.open_ticket", ViewTicket(number),
                                               number=number)]])
     await ctx.say("feedback/reporter_note_saved", t=noted.ticket)
 
 
 def register(router: Router) -> None:
-    router.button("fbq", answered)
-    router.button("fbr", rated)
+    router.button(FixedAnswer, answered)
+    router.button(Rating, rated)
     router.form(NOTE, note_text)

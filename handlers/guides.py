@@ -13,19 +13,19 @@ from __future__ import annotations
 from dataclasses import replace
 
 from bot.roles import Role
-from bot.router import Ctx, Router
+from bot.router import OWN_WARD, Ctx, Router
 from bot.services.guides import LINK_PREFIX, parse_link
 from bot.topics import guide_body
 from handlers import notices
-from handlers.explanations import open_from_post
+from handlers.explanations import ShareGuide, open_from_post
 from handlers.targets import sending_ward
 
 
 # --- share a guide --------------------------------------------------------------------------
 async def share(ctx: Ctx) -> None:
-    """`gsh:<key>`: the notice flow, with the guide as its body."""
+    """`ShareGuide`: the notice flow, with the guide as its body."""
     await ctx.answer_button()
-    key = (ctx.incoming.payload or "").partition(":")[2]
+    key = ctx.press(ShareGuide).key
     topic = ctx.app.services.explanations.topic(key)
     if topic is None or not ctx.incoming.is_private:
         await ctx.say("core/form_expired")
@@ -60,4 +60,4 @@ async def open_link(ctx: Ctx, payload: str) -> bool:
 
 
 def register(router: Router) -> None:
-    router.button("gsh", share, role=Role.LEADER)
+    router.button(ShareGuide, share, role=Role.LEADER, scope=OWN_WARD)

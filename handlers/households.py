@@ -9,10 +9,16 @@ alone asks for the household. Every answer says what changed and offers one-butt
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from typing import Literal
 
 from bot.core import Attachment, Button, is_number
+from bot.faq import FaqPress
+from bot.jobs.personal_reminders import DidIt
+from bot.keyboards import page_rows
+from bot.payloads import Payload
 from bot.roles import Role
-from bot.router import Ctx, Router
+from bot.router import OWN_WARD, Ctx, Router, own_group
 from bot.services.errors import ServiceError
 from bot.services.households import Checklist, HouseholdInfo, Marked, may_log
 from bot.services.tables import read_table
@@ -23,6 +29,36 @@ log = logging.getLogger(__name__)
 FIND, LINK = "hhfind", "hhlink"
 IMPORT_SUFFIXES = (".csv", ".xlsx", ".txt")
 IMPORT = "import"
+MAX_FOUND = 200  # households a search lists (a page at a time); beyond, type more letters
+FOUND_PAGE = 20
+
+
+@dataclass(frozen=True)
+class HouseholdPress(Payload, prefix="hh"):
+    """On household `household`: `o` open its checklist, `t` tick step `key`, `p` / `m` one
+    adult more / less, `c` / `r` confirm / reject a resident's report of step `key`."""
+
+    action: Literal["o", "t", "p", "m", "c", "r"]
+    household: int
+    key: str = ""
+
+
+@dataclass(frozen=True)
+class Undo(Payload, prefix="hhu"):
+    batch: str
+
+
+@dataclass(frozen=True)
+class FoundPage(Payload, prefix="hhf"):
+    """Page `page` of the households a search found (the search is kept in the form)."""
+
+    page: int
+
+
+async def household_place(ctx: Ctx) -> tuple[int, int | None] | None:
+    """Where the pressed household lives: the router checks the helper's group against it."""
+    found = await ctx.app.services.households.by_id(ctx.press(HouseholdPress).household)
+    return None if found is None else (found.ward_id, found.group_id)
 
 
 # --- helpers: /ghi and /ho -------------------------------------------------------------------
@@ -93,7 +129,7 @@ async def _find(ctx: Ctx, ward_id: int, text: str) -> None:
         else:
             await ctx.say("households/not_your_group", code=exact.code, group=exact.group_code)
         return
-    found = await households.search(ward_id, text, _scope(ctx, ward_id))
+    found = await households.search(ward_id, text, _scope(ctx, ward_id), limit=MAX_FOUND)
     if not found:
         close = await households.close_codes(ward_id, text, _scope(ctx, ward_id))
         await ctx.say("households/not_found", query=text, close=close)
@@ -101,9 +137,34 @@ async def _find(ctx: Ctx, ward_id: int, text: str) -> None:
     if len(found) == 1:
         await _show(ctx, found[0])
         return
-    buttons = [[ctx.button("households.pick", f"hh:o:{h.id}", code=h.code, name=h.head_name)]
-               for h in found]
-    await ctx.say("households/found", households=found, query=text, buttons=buttons)
+    if await _found_page(ctx, found, text, 1) > 1:
+        # ◀ ▶ need the search kept; typing more letters meanwhile narrows it.
+        await ctx.start_form(FIND, "found", {"ward_id": ward_id, "query": text})
+
+
+async def _found_page(ctx: Ctx, found: list[HouseholdInfo], query: str, page: int) -> int:
+    """Show one page of what a search found; returns how many pages there are."""
+    buttons = [ctx.button("households.pick", HouseholdPress("o", h.id), code=h.code,
+                          name=h.head_name) for h in found]
+    paged = page_rows(buttons, page, nav=FoundPage, label=ctx.label,
+                      buttons=ctx.platform.capabilities.buttons, per_page=FOUND_PAGE)
+    await ctx.update("households/found", households=found[paged.start: paged.start + paged.shown],
+                     total=len(found), more=len(found) >= MAX_FOUND, query=query,
+                     page=paged.page, pages=paged.pages, buttons=paged.rows)
+    return paged.pages
+
+
+async def found_page(ctx: Ctx) -> None:
+    """◀ ▶ through the households a search found."""
+    await ctx.answer_button()
+    form = ctx.form
+    if form is None or form.flow != FIND or "query" not in form.data:
+        await ctx.say("core/form_expired")
+        return
+    ward_id, query = int(form.data["ward_id"]), str(form.data["query"])
+    found = await ctx.app.services.households.search(ward_id, query, _scope(ctx, ward_id),
+                                                     limit=MAX_FOUND)
+    await _found_page(ctx, found, query, ctx.press(FoundPage).page)
 
 
 async def _household(ctx: Ctx, ward_id: int, code: str) -> HouseholdInfo | None:
@@ -159,7 +220,7 @@ async def _mark(
 async def _answer_marked(ctx: Ctx, marked: Marked) -> None:
     buttons = _checklist_buttons(ctx, marked.checklist)
     if marked.changes:
-        buttons.append([ctx.button("households.undo", f"hh:u:{marked.batch}")])
+        buttons.append([ctx.button("households.undo", Undo(marked.batch))])
     # After a press the checklist message itself changes; after a command, a new one.
     await ctx.update("households/changed", marked=marked, checklist=marked.checklist,
                      buttons=buttons)
@@ -178,16 +239,17 @@ def _checklist_buttons(ctx: Ctx, checklist: Checklist) -> list[list[Button]]:
         key = state.step.key
         if state.step.per == "adult":
             rows.append([
-                ctx.button("households.adult_step", f"hh:p:{hid}:{key}", title=state.step.label,
+                ctx.button("households.adult_step", HouseholdPress("p", hid, key),
+                           title=state.step.label,
                            done=state.units, total=state.total, complete=state.complete,
                            reported=state.reported),
                 # As a numbered list (Zalo, the terminal) a bare "➖" says nothing.
                 ctx.button("households.minus" if _side_by_side(ctx) else
-                           "households.minus_named", f"hh:m:{hid}:{key}",
+                           "households.minus_named", HouseholdPress("m", hid, key),
                            title=state.step.label),
             ])
         else:
-            rows.append([ctx.button("households.step", f"hh:t:{hid}:{key}",
+            rows.append([ctx.button("households.step", HouseholdPress("t", hid, key),
                                     title=state.step.label, complete=state.complete,
                                     reported=state.reported)])
     return rows
@@ -200,30 +262,21 @@ def _side_by_side(ctx: Ctx) -> bool:
 
 
 async def pressed(ctx: Ctx) -> None:
-    """`hh:o:<id>` open, `hh:t|p|m:<id>:<step>` tick/plus/minus, `hh:u:<batch>` undo,
-    `hh:c|r:<id>:<step>` confirm or reject a resident's report. Scope is checked by the
-    service on every press: an old or forged button cannot reach another group."""
+    """A `HouseholdPress`. The router has checked that the household is in the helper's
+    group (its route's scope), and the service checks again on every write: an old or
+    forged button cannot reach another group."""
     await ctx.answer_button()
-    parts = (ctx.incoming.payload or "").split(":")
-    action = parts[1] if len(parts) > 1 else ""
+    press = ctx.press(HouseholdPress)
+    action, key = press.action, press.key
     households = ctx.app.services.households
     try:
-        if action == "u" and len(parts) == 3:
-            await _answer_marked(ctx, await households.undo(ctx.identity, parts[2]))
-            return
-        household = await households.by_id(int(parts[2])) if len(parts) > 2 and \
-            is_number(parts[2]) else None
+        household = await households.by_id(press.household)
         if household is None:
             await ctx.say("households/error_unknown_household")
-            return
-        if not may_log(ctx.identity, household.ward_id, household.group_id):
-            await ctx.say("households/not_your_group", code=household.code,
-                          group=household.group_code)
             return
         if action == "o":
             await _show(ctx, household)
             return
-        key = parts[3] if len(parts) > 3 else ""
         checklist = await households.checklist(household.id)
         state = checklist.state(key)
         if state is None:
@@ -237,14 +290,11 @@ async def pressed(ctx: Ctx) -> None:
             target = max(state.units - 1, 0)
         elif action == "c":
             target = None
-        elif action == "r":
+        else:  # "r"
             if await households.reject_report(ctx.identity, household.id, key):
                 await _tell_residents(ctx, household, "households/report_rejected",
                                       step=state.step.title)
             await _show(ctx, household)
-            return
-        else:
-            await ctx.say("households/error_unknown_household")
             return
         marked = await households.mark(ctx.identity, household.id, {key: target})
         if action == "c" and marked.changes:
@@ -253,6 +303,17 @@ async def pressed(ctx: Ctx) -> None:
         await _answer_marked(ctx, marked)
     except ServiceError as exc:
         await ctx.say(f"households/error_{exc.reason}", **exc.details)
+
+
+async def undo(ctx: Ctx) -> None:
+    """One-button undo of what a `/ghi` or a press just changed (the service checks whose)."""
+    await ctx.answer_button()
+    try:
+        marked = await ctx.app.services.households.undo(ctx.identity, ctx.press(Undo).batch)
+    except ServiceError as exc:
+        await ctx.say(f"households/error_{exc.reason}", **exc.details)
+        return
+    await _answer_marked(ctx, marked)
 
 
 async def _tell_residents(ctx: Ctx, household: HouseholdInfo, template: str, **kw: object) -> None:
@@ -315,9 +376,9 @@ async def _show_mine(ctx: Ctx, checklist: Checklist) -> None:
     numbered = list(enumerate(checklist.steps, start=1))
     rows = [
         [b for b in (
-            ctx.button("households.guide", f"faq:t:{s.step.guide}", number=n)
+            ctx.button("households.guide", FaqPress("t", s.step.guide), number=n)
             if s.step.guide in guides else None,
-            ctx.button("households.i_did_it", f"me:d:{s.step.key}", number=n)
+            ctx.button("households.i_did_it", DidIt("d", s.step.key), number=n)
             if not s.reported else None,
         ) if b is not None]
         for n, s in numbered if not s.complete
@@ -326,9 +387,9 @@ async def _show_mine(ctx: Ctx, checklist: Checklist) -> None:
 
 
 async def i_did_it(ctx: Ctx) -> None:
-    """`me:d:<step>`: a resident says his household finished a step; a helper confirms."""
+    """`DidIt`: a resident says his household finished a step; a helper confirms."""
     await ctx.answer_button()
-    key = (ctx.incoming.payload or "").split(":")[-1]
+    key = ctx.press(DidIt).key
     try:
         checklist, new = await ctx.app.services.households.self_report(ctx.identity, key)
     except ServiceError as exc:
@@ -342,8 +403,8 @@ async def i_did_it(ctx: Ctx) -> None:
     household = checklist.household
     text = ctx.t("households/report_to_helper", household=household, step=state.step.title,
                  who=ctx.identity.name)
-    buttons = [[ctx.button("households.confirm", f"hh:c:{household.id}:{key}"),
-                ctx.button("households.reject", f"hh:r:{household.id}:{key}")]]
+    buttons = [[ctx.button("households.confirm", HouseholdPress("c", household.id, key)),
+                ctx.button("households.reject", HouseholdPress("r", household.id, key))]]
     for person in await ctx.app.services.households.staff_of_group(household.group_id):
         await ctx.notify(person.platform, person.user_id, text, buttons)
 
@@ -420,8 +481,10 @@ def register(router: Router) -> None:
     router.command("ho", look_up, aliases=("household",), role=Role.HELPER, where="private")
     router.command("cuaho", my_household, aliases=("myhousehold",), role=Role.RESIDENT,
                    where="private")
-    router.button("hh", pressed, role=Role.HELPER)
-    router.button("me", i_did_it, role=Role.RESIDENT)
+    router.button(HouseholdPress, pressed, role=Role.HELPER, scope=own_group(household_place))
+    router.button(Undo, undo, role=Role.HELPER, scope=OWN_WARD)
+    router.button(FoundPage, found_page, role=Role.HELPER, scope=OWN_WARD)
+    router.button(DidIt, i_did_it, role=Role.RESIDENT)
     router.form(FIND, find_typed)
     router.form(LINK, link_typed)
     router.document(document)

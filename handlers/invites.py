@@ -7,17 +7,38 @@ role, pick the group, say how many people (or "no limit"). The form is kept in t
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
+from typing import Literal
 
 import segno
 
 from bot.core import Attachment, Button, is_number
+from bot.keyboards import page_rows
+from bot.payloads import Payload
 from bot.roles import GROUP_ROLES, Role
-from bot.router import Ctx, Router
+from bot.router import OWN_WARD, Ctx, Router
 from bot.services.errors import ServiceError
 from bot.services.invites import STAFF_ROLES, InviteInfo, invitable_roles
+from bot.services.selection import natural_key
 from handlers.staff import no_ward
 
 FLOW = "invite"
+
+
+@dataclass(frozen=True)
+class InviteRole(Payload, prefix="invr"):
+    """Step 1: the role the invite gives."""
+
+    role: Role
+
+
+@dataclass(frozen=True)
+class InvitePress(Payload, prefix="inv"):
+    """`group` pick group `value`; `gp` page `value` of the groups; `uses` no limit (or one
+    person, for staff)."""
+
+    action: Literal["group", "gp", "uses"]
+    value: int = 0
 
 # What people type for each role (without diacritics), besides the English names.
 ROLE_WORDS: dict[str, Role] = {
@@ -48,7 +69,7 @@ async def invite(ctx: Ctx) -> None:
         await _one_line(ctx, ward_id, roles)
         return
     await ctx.start_form(FLOW, "role", {"ward_id": ward_id})
-    buttons = [[ctx.button(f"roles.{r.value}", f"inv:role:{r.value}")] for r in roles]
+    buttons = [[ctx.button(f"roles.{r.value}", InviteRole(r))] for r in roles]
     await ctx.say("invites/ask_role", buttons=buttons)
 
 
@@ -86,23 +107,20 @@ async def _one_line(ctx: Ctx, ward_id: int, roles: list[Role]) -> None:
 
 
 async def pick(ctx: Ctx) -> None:
-    """Buttons of the step-by-step form: `inv:role:<role>`, `inv:group:<id>`, `inv:uses:0`."""
+    """Buttons of the step-by-step form (`InvitePress`)."""
     await ctx.answer_button()
     form = ctx.form
     if form is None or form.flow != FLOW:
         await ctx.say("core/form_expired")
         return
-    parts = (ctx.incoming.payload or "").split(":", 2)
-    known = {r.value for r in Role}
-    if len(parts) != 3 or (parts[1] == "role" and parts[2] not in known) or (
-            parts[1] == "group" and not (parts[2].isdigit() and len(parts[2]) <= 9)):
-        await ctx.say("core/form_expired")  # an old or forged button: nothing to act on
-        return
-    _, kind, value = parts
+    press = ctx.pressed
     data = dict(form.data)
     ward_id = int(data["ward_id"])
-    if kind == "role":
-        role = Role(value)
+    if isinstance(press, InvitePress) and press.action == "gp":
+        await _ask_group(ctx, ward_id, press.value)
+        return
+    if isinstance(press, InviteRole):
+        role = press.role
         if role not in invitable_roles(ctx.identity, ward_id):
             await ctx.say(
                 "core/denied", needed=Role.COORDINATOR.value, role=ctx.identity.role.value
@@ -113,25 +131,27 @@ async def pick(ctx: Ctx) -> None:
             await ctx.start_form(FLOW, "group", data)
             await _ask_group(ctx, ward_id)
             return
-    elif kind == "group":
-        data["group_id"] = int(value)
-    elif kind == "uses":
+    elif isinstance(press, InvitePress) and press.action == "group":
+        data["group_id"] = press.value
+    elif isinstance(press, InvitePress) and press.action == "uses":
         await _finish(ctx, data, None)
         return
     await ctx.start_form(FLOW, "uses", data)
     await ctx.update("invites/ask_uses", buttons=_uses_buttons(ctx, data))
 
 
-async def _ask_group(ctx: Ctx, ward_id: int) -> None:
+async def _ask_group(ctx: Ctx, ward_id: int, page: int = 1) -> None:
     groups = await ctx.app.services.places.groups(ward_id)
-    mine = [g for g in groups if ctx.identity.role_in_group(ward_id, g.id) >= Role.LEADER]
+    mine = sorted((g for g in groups if ctx.identity.role_in_group(ward_id, g.id) >= Role.LEADER),
+                  key=lambda g: natural_key(g.code))
     if not mine:
         await ctx.end_form()
         await ctx.update("invites/no_groups")
         return
-    buttons = [ctx.button("invites.group", f"inv:group:{g.id}", code=g.code) for g in mine]
-    rows = [buttons[i : i + 3] for i in range(0, len(buttons), 3)]
-    await ctx.update("invites/ask_group", buttons=rows)
+    buttons = [ctx.button("invites.group", InvitePress("group", g.id), code=g.code) for g in mine]
+    paged = page_rows(buttons, page, nav=lambda n: InvitePress("gp", n), label=ctx.label,
+                      buttons=ctx.platform.capabilities.buttons, columns=4)
+    await ctx.update("invites/ask_group", buttons=paged.rows, pages=paged.pages)
 
 
 def _uses_buttons(ctx: Ctx, data: dict[str, object]) -> list[list[Button]]:
@@ -139,7 +159,7 @@ def _uses_buttons(ctx: Ctx, data: dict[str, object]) -> list[list[Button]]:
     staff: one person unless a number is typed."""
     staff = Role(str(data.get("role", Role.RESIDENT.value))) in STAFF_ROLES
     label = "invites.one_person" if staff else "invites.no_limit"
-    return [[ctx.button(label, "inv:uses:0")]]
+    return [[ctx.button(label, InvitePress("uses"))]]
 
 
 async def typed(ctx: Ctx) -> None:
@@ -201,6 +221,8 @@ async def _show(ctx: Ctx, info: InviteInfo) -> None:
 
 
 def register(router: Router) -> None:
-    router.command("moi", invite, aliases=("invite",), role=Role.LEADER, where="private")
-    router.button("inv", pick, role=Role.LEADER)
+    router.command("moi", invite, aliases=("invite",), role=Role.LEADER, where="private",
+                   scope=OWN_WARD)
+    router.button(InviteRole, pick, role=Role.LEADER, scope=OWN_WARD)
+    router.button(InvitePress, pick, role=Role.LEADER, scope=OWN_WARD)
     router.form(FLOW, typed)

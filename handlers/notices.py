@@ -8,20 +8,33 @@ or "Hẹn giờ" → queued in the outbox. The author gets a delivery report whe
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from bot import topics as guide_posts
-from bot.core import Attachment, is_number
+from bot.core import Attachment
+from bot.keyboards import page_rows
+from bot.payloads import Payload
 from bot.roles import Role
-from bot.router import Ctx, Router
+from bot.router import OWN_WARD, Ctx, Router
 from bot.services.errors import ServiceError
 from bot.services.guides import PostTarget
 from bot.services.notices import delivery_key
+from bot.services.selection import natural_key
 from bot.when import parse_when
-from handlers.targets import group_buttons, sending_ward, toggle
+from handlers.targets import group_picker, picker_context, sending_ward, toggle, typed_groups
 
 FLOW = "notice"
+
+
+@dataclass(frozen=True)
+class NoticePress(Payload, prefix="nt"):
+    """`g` toggle group `value`, `all` every group, `pg` page `value` of the picker, `p` pin,
+    `now`, `later`, `stop`; `x` cancel scheduled notice `value`, `xp` its list's page."""
+
+    action: Literal["g", "all", "pg", "p", "now", "later", "stop", "x", "xp"]
+    value: int = 0
 
 
 async def notice(ctx: Ctx) -> None:
@@ -34,12 +47,23 @@ async def notice(ctx: Ctx) -> None:
         data["text"] = ctx.incoming.args_text
         await _preview(ctx, data)
         return
-    scheduled = await notices.scheduled(ctx.identity, ward_id)
-    if scheduled:
-        buttons = [[ctx.button("notices.cancel_one", f"nt:x:{n.id}", id=n.id)] for n in scheduled]
-        await ctx.say("notices/scheduled", notices=scheduled, buttons=buttons)
+    if await notices.scheduled(ctx.identity, ward_id):
+        await _scheduled(ctx, ward_id, 1)
     await ctx.start_form(FLOW, "text", data)
     await ctx.say("notices/ask_text")
+
+
+async def _scheduled(ctx: Ctx, ward_id: int, page: int) -> None:
+    """My scheduled notices, a cancel button each, paged."""
+    scheduled = await ctx.app.services.notices.scheduled(ctx.identity, ward_id)
+    paged = page_rows(
+        [ctx.button("notices.cancel_one", NoticePress("x", n.id), id=n.id) for n in scheduled],
+        page, nav=lambda n: NoticePress("xp", n), label=ctx.label,
+        buttons=ctx.platform.capabilities.buttons,
+    )
+    shown = scheduled[paged.start: paged.start + paged.shown]
+    await ctx.update("notices/scheduled", notices=shown, buttons=paged.rows,
+                     page=paged.page, pages=paged.pages)
 
 
 async def typed(ctx: Ctx) -> None:
@@ -69,7 +93,14 @@ async def typed(ctx: Ctx) -> None:
         data["send_at"] = when.isoformat()
         await _send(ctx, data)
     else:
-        await ctx.say("notices/press_a_button")
+        allowed = await ctx.app.services.notices.allowed(ctx.identity, int(data["ward_id"]))
+        chosen = await typed_groups(ctx, allowed)
+        if chosen is None:
+            await ctx.say("notices/press_a_button")
+        elif chosen:
+            data["groups"], data["page"] = chosen, 1
+            await ctx.start_form(FLOW, "targets", data)
+            await _choices(ctx, data, fresh=True)
 
 
 async def open_with(ctx: Ctx, data: dict[str, Any]) -> None:
@@ -119,43 +150,51 @@ async def _preview(ctx: Ctx, data: dict[str, Any]) -> None:
     await _choices(ctx, data)
 
 
-async def _choices(ctx: Ctx, data: dict[str, Any]) -> None:
+async def _choices(ctx: Ctx, data: dict[str, Any], *, fresh: bool = False) -> None:
     """The targets and buttons under the preview; a press redraws them in place."""
     ward_id = int(data["ward_id"])
     allowed = await ctx.app.services.notices.allowed(ctx.identity, ward_id)
     chosen = [int(g) for g in data.get("groups", [])]
-    rows = group_buttons(ctx, "nt", allowed, chosen,
+    tail = [[ctx.button("notices.pin", NoticePress("p"), on=bool(data.get("pin")))],
+            [ctx.button("notices.now", NoticePress("now")),
+             ctx.button("notices.later", NoticePress("later"))],
+            [ctx.button("notices.abort", NoticePress("stop"))]]
+    paged = group_picker(ctx, lambda action, value: NoticePress(action, value), allowed,
+                         chosen, page=int(data.get("page", 1)), tail=tail,
                          whole_ward=ctx.identity.role_in_ward(ward_id) >= Role.COORDINATOR)
-    rows.append([ctx.button("notices.pin", "nt:p", on=bool(data.get("pin")))])
-    rows.append([ctx.button("notices.now", "nt:now"), ctx.button("notices.later", "nt:later")])
-    rows.append([ctx.button("notices.abort", "nt:stop")])
-    codes = [g.code for g in allowed if g.id in set(chosen)]
-    await ctx.update("notices/choices", codes=codes, pin=bool(data.get("pin")), buttons=rows)
+    render = ctx.say if fresh else ctx.update
+    await render("notices/choices", pin=bool(data.get("pin")), buttons=paged.rows,
+                 **picker_context(allowed, chosen, paged))
 
 
 async def pressed(ctx: Ctx) -> None:
-    """`nt:g:<id|all>` toggle a target, `nt:p` pin, `nt:now`, `nt:later`, `nt:stop`,
-    `nt:x:<id>` cancel a scheduled notice."""
+    """A press under the preview, or on the list of scheduled notices (`NoticePress`)."""
     await ctx.answer_button()
-    parts = (ctx.incoming.payload or "").split(":")
-    if len(parts) == 3 and parts[1] == "x" and is_number(parts[2]):
+    press = ctx.press(NoticePress)
+    action = press.action
+    if action == "x":
         try:
-            view = await ctx.app.services.notices.cancel(ctx.identity, int(parts[2]))
+            view = await ctx.app.services.notices.cancel(ctx.identity, press.value)
         except ServiceError as exc:
             await ctx.say(f"notices/error_{exc.reason}", **exc.details)
             return
         await ctx.update("notices/cancelled", notice=view)
+        return
+    if action == "xp" and ctx.identity.ward_id is not None:
+        await _scheduled(ctx, ctx.identity.ward_id, press.value)
         return
     form = ctx.form
     if form is None or form.flow != FLOW or form.step not in ("targets", "when"):
         await ctx.say("core/form_expired")
         return
     data = dict(form.data)
-    action = parts[1] if len(parts) > 1 else ""
     ward_id = int(data["ward_id"])
-    if action == "g" and len(parts) == 3:
+    if action in ("g", "all", "pg"):
         allowed = [g.id for g in await ctx.app.services.notices.allowed(ctx.identity, ward_id)]
-        data["groups"] = toggle(data.get("groups", []), parts[2], allowed)
+        if action == "pg":
+            data["page"] = press.value
+        else:
+            data["groups"] = toggle(data.get("groups", []), action, press.value, allowed)
         await ctx.start_form(FLOW, "targets", data)
         await _choices(ctx, data)
     elif action == "p":
@@ -198,13 +237,15 @@ async def _send(ctx: Ctx, data: dict[str, Any]) -> None:
              for t in created.targets])
     await ctx.end_form()
     quiet_until = ctx.app.services.outbox.quiet_until(created.send_at)
-    codes = sorted({t.group_code for t in created.targets})
+    codes = sorted({t.group_code for t in created.targets}, key=natural_key)
+    allowed = await ctx.app.services.notices.allowed(ctx.identity, int(data["ward_id"]))
     await ctx.say("notices/queued", created=created, codes=codes, quiet_until=quiet_until,
-                  later=send_at is not None)
+                  later=send_at is not None, total_groups=len(allowed))
     ctx.app.services.outbox.wake()  # now: the delivery report must come after this answer
 
 
 def register(router: Router) -> None:
-    router.command("thongbao", notice, aliases=("notice",), role=Role.LEADER, where="private")
-    router.button("nt", pressed, role=Role.LEADER)
+    router.command("thongbao", notice, aliases=("notice",), role=Role.LEADER, where="private",
+                   scope=OWN_WARD)
+    router.button(NoticePress, pressed, role=Role.LEADER, scope=OWN_WARD)
     router.form(FLOW, typed)

@@ -9,19 +9,45 @@ the author, and to the groups if chosen.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from bot.core import Button, is_number
 from bot.delivery.outbox import NewDelivery
+from bot.keyboards import page_rows
+from bot.payloads import Payload
 from bot.roles import Role
-from bot.router import Ctx, Router
+from bot.router import OWN_WARD, Ctx, Router
 from bot.services.errors import ServiceError
 from bot.services.polls import clean_options
-from handlers.targets import group_buttons, sending_ward, toggle
+from handlers.targets import (
+    group_picker,
+    picker_context,
+    sending_ward,
+    toggle,
+    typed_groups,
+)
 
 FLOW = "poll"
 CLOSINGS = ("1h", "evening", "1d", "3d", "never")
+
+
+@dataclass(frozen=True)
+class PollPress(Payload, prefix="pl"):
+    """The form: `g` toggle group `value`, `all`, `pg` picker page, `when`, `post`, `send`,
+    `stop`; my polls: `r` results of poll `value`, `c` close it, `mp` page of the list."""
+
+    action: Literal["g", "all", "pg", "when", "post", "send", "stop", "r", "c", "mp"]
+    value: int = 0
+
+
+@dataclass(frozen=True)
+class PollVote(Payload, prefix="pv"):
+    """A resident's vote: option `option` (0-based) of poll `poll`."""
+
+    poll: int
+    option: int
 
 
 async def poll(ctx: Ctx) -> None:
@@ -34,14 +60,22 @@ async def poll(ctx: Ctx) -> None:
         await ctx.start_form(FLOW, "options", data)
         await ctx.say("polls/ask_options")
         return
-    mine = await ctx.app.services.polls.mine(ctx.identity, ward_id)
-    if mine:
-        rows = [[ctx.button("polls.results", f"pl:r:{p.id}", id=p.id)]
-                + ([] if p.closed else [ctx.button("polls.close", f"pl:c:{p.id}", id=p.id)])
-                for p in mine]
-        await ctx.say("polls/mine", polls=mine, buttons=rows)
+    if await ctx.app.services.polls.mine(ctx.identity, ward_id):
+        await _mine(ctx, ward_id, 1)
     await ctx.start_form(FLOW, "question", data)
     await ctx.say("polls/ask_question")
+
+
+async def _mine(ctx: Ctx, ward_id: int, page: int) -> None:
+    """My polls with "results" and "close" buttons, paged."""
+    mine = await ctx.app.services.polls.mine(ctx.identity, ward_id)
+    items = [[ctx.button("polls.results", PollPress("r", p.id), id=p.id)]
+             + ([] if p.closed else [ctx.button("polls.close", PollPress("c", p.id), id=p.id)])
+             for p in mine]
+    paged = page_rows(items, page, nav=lambda n: PollPress("mp", n), label=ctx.label,
+                      buttons=ctx.platform.capabilities.buttons)
+    await ctx.update("polls/mine", polls=mine[paged.start: paged.start + paged.shown],
+                     buttons=paged.rows, page=paged.page, pages=paged.pages)
 
 
 async def typed(ctx: Ctx) -> None:
@@ -70,9 +104,16 @@ async def typed(ctx: Ctx) -> None:
             data["groups"] = [g.id for g in await ctx.app.services.notices.allowed(
                 ctx.identity, ward_id)]
         await ctx.start_form(FLOW, "targets", data)
-        await _choices(ctx, data)
+        await _choices(ctx, data, fresh=True)
     else:
-        await ctx.say("polls/press_a_button")
+        allowed = await ctx.app.services.notices.allowed(ctx.identity, int(data["ward_id"]))
+        chosen = await typed_groups(ctx, allowed) if form.step == "targets" else None
+        if chosen is None:
+            await ctx.say("polls/press_a_button")
+        elif chosen:
+            data["groups"], data["page"] = chosen, 1
+            await ctx.start_form(FLOW, "targets", data)
+            await _choices(ctx, data, fresh=True)
 
 
 def _closes_at(ctx: Ctx, closing: str) -> datetime | None:
@@ -93,30 +134,33 @@ def _closes_at(ctx: Ctx, closing: str) -> datetime | None:
     return None
 
 
-async def _choices(ctx: Ctx, data: dict[str, Any]) -> None:
+async def _choices(ctx: Ctx, data: dict[str, Any], *, fresh: bool = False) -> None:
     ward_id = int(data["ward_id"])
     allowed = await ctx.app.services.notices.allowed(ctx.identity, ward_id)
     chosen = [int(g) for g in data.get("groups", [])]
-    rows = group_buttons(ctx, "pl", allowed, chosen,
+    tail = [[ctx.button(f"polls.closing.{data['closing']}", PollPress("when"))],
+            [ctx.button("polls.post", PollPress("post"), on=bool(data.get("post")))],
+            [ctx.button("polls.send", PollPress("send")),
+             ctx.button("notices.abort", PollPress("stop"))]]
+    paged = group_picker(ctx, lambda action, value: PollPress(action, value), allowed, chosen,
+                         page=int(data.get("page", 1)), tail=tail,
                          whole_ward=ctx.identity.role_in_ward(ward_id) >= Role.COORDINATOR)
-    rows.append([ctx.button(f"polls.closing.{data['closing']}", "pl:when")])
-    rows.append([ctx.button("polls.post", "pl:post", on=bool(data.get("post")))])
-    rows.append([ctx.button("polls.send", "pl:send"), ctx.button("notices.abort", "pl:stop")])
-    codes = [g.code for g in allowed if g.id in set(chosen)]
     closes_at = _closes_at(ctx, str(data["closing"]))
-    context = {"data": data, "codes": codes, "closes_at": closes_at}
-    await ctx.update("polls/choices", buttons=rows, **context)
+    context = {"data": data, "closes_at": closes_at, **picker_context(allowed, chosen, paged)}
+    render = ctx.say if fresh else ctx.update
+    await render("polls/choices", buttons=paged.rows, **context)
 
 
 async def pressed(ctx: Ctx) -> None:
-    """Form: `pl:g:<id|all>`, `pl:when`, `pl:post`, `pl:send`, `pl:stop`;
-    my polls: `pl:r:<id>` results, `pl:c:<id>` close."""
+    """A press in the poll form or on my polls (`PollPress`)."""
     await ctx.answer_button()
-    parts = (ctx.incoming.payload or "").split(":")
-    action = parts[1] if len(parts) > 1 else ""
-    value = parts[2] if len(parts) > 2 else ""
-    if action in ("r", "c") and is_number(value):
-        await _manage(ctx, action, int(value))
+    press = ctx.press(PollPress)
+    action = press.action
+    if action in ("r", "c"):
+        await _manage(ctx, action, press.value)
+        return
+    if action == "mp" and ctx.identity.ward_id is not None:
+        await _mine(ctx, ctx.identity.ward_id, press.value)
         return
     form = ctx.form
     if form is None or form.flow != FLOW or form.step != "targets":
@@ -124,9 +168,11 @@ async def pressed(ctx: Ctx) -> None:
         return
     data = dict(form.data)
     ward_id = int(data["ward_id"])
-    if action == "g":
+    if action in ("g", "all"):
         allowed = [g.id for g in await ctx.app.services.notices.allowed(ctx.identity, ward_id)]
-        data["groups"] = toggle(data.get("groups", []), value, allowed)
+        data["groups"] = toggle(data.get("groups", []), action, press.value, allowed)
+    elif action == "pg":
+        data["page"] = press.value
     elif action == "when":
         data["closing"] = CLOSINGS[(CLOSINGS.index(str(data["closing"])) + 1) % len(CLOSINGS)]
     elif action == "post":
@@ -168,7 +214,7 @@ async def _send(ctx: Ctx, data: dict[str, Any]) -> None:
         await ctx.say(f"polls/error_{exc.reason}", **exc.details)
         return
     await ctx.end_form()
-    buttons = [[Button(f"{i + 1}. {option}", f"pv:{created.id}:{i}")]
+    buttons = [[Button(f"{i + 1}. {option}", PollVote(created.id, i).pack())]
                for i, option in enumerate(created.options)]
     texts = {}  # per platform: where there are no buttons, people answer with a command
     for name, platform in ctx.app.platforms.items():
@@ -190,8 +236,10 @@ async def _send(ctx: Ctx, data: dict[str, Any]) -> None:
             body=f"{body}\n\n{ctx.t('relay/poll_how')}", when=ctx.app.clock.now())
     await ctx.update("polls/sent", poll=created, chats=len(targets), relayed=len(relayed),
                      codes=sorted({allowed[g].code for g in group_ids}),
-                     buttons=[[ctx.button("polls.results", f"pl:r:{created.id}", id=created.id),
-                               ctx.button("polls.close", f"pl:c:{created.id}", id=created.id)]])
+                     buttons=[[
+                         ctx.button("polls.results", PollPress("r", created.id), id=created.id),
+                         ctx.button("polls.close", PollPress("c", created.id), id=created.id),
+                     ]])
 
 
 async def _manage(ctx: Ctx, action: str, poll_id: int) -> None:
@@ -215,12 +263,9 @@ async def _manage(ctx: Ctx, action: str, poll_id: int) -> None:
 
 
 async def vote(ctx: Ctx) -> None:
-    """`pv:<poll>:<option>`, pressed in a group chat (or a private one)."""
-    parts = (ctx.incoming.payload or "").split(":")
-    if len(parts) != 3 or not is_number(parts[1]) or not is_number(parts[2]):
-        await ctx.answer_button("core.stale_button")
-        return
-    key, option = await _vote(ctx, int(parts[1]), int(parts[2]))
+    """A `PollVote`, pressed in a group chat (or a private one)."""
+    press = ctx.press(PollVote)
+    key, option = await _vote(ctx, press.poll, press.option)
     await ctx.answer_button(key, option=option)
 
 
@@ -254,8 +299,9 @@ async def _vote(ctx: Ctx, poll_id: int, option: int) -> tuple[str, str]:
 
 
 def register(router: Router) -> None:
-    router.command("khaosat", poll, aliases=("poll",), role=Role.LEADER, where="private")
-    router.button("pl", pressed, role=Role.LEADER)
-    router.button("pv", vote)
+    router.command("khaosat", poll, aliases=("poll",), role=Role.LEADER, where="private",
+                   scope=OWN_WARD)
+    router.button(PollPress, pressed, role=Role.LEADER, scope=OWN_WARD)
+    router.button(PollVote, vote)
     router.command("binhchon", vote_command, aliases=("vote",), menu=False)
     router.form(FLOW, typed)

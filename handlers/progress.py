@@ -8,17 +8,45 @@ of the group, coordinators).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
+from typing import Literal
 
-from bot.core import Attachment, is_number
+from bot.core import Attachment
+from bot.keyboards import nav_rows, page_count
+from bot.payloads import Payload
 from bot.roles import Role
-from bot.router import Ctx, Router
+from bot.router import Ctx, Router, own_group
 from bot.services.places import GroupInfo
 from bot.services.progress import WardProgress
 from bot.services.reports import bar_chart_png
 from handlers.staff import no_ward
 
 PAGE = 15
+
+
+@dataclass(frozen=True)
+class ProgressPress(Payload, prefix="pg"):
+    """`s` step `key` across groups; `c` the chart of step `key` (all steps when empty)."""
+
+    action: Literal["s", "c"]
+    key: str = ""
+
+
+@dataclass(frozen=True)
+class Missing(Payload, prefix="pgm"):
+    """Page `page` (1-based) of the households of group `group` still missing step `key`
+    (any step when empty): names, so only for helpers and leaders of that group. Page 0,
+    the button under the group's progress, opens the list in a new message; ◀ ▶ edit it."""
+
+    group: int
+    key: str = ""
+    page: int = 0
+
+
+async def missing_place(ctx: Ctx) -> tuple[int, int | None] | None:
+    group = await ctx.app.services.places.group(ctx.press(Missing).group)
+    return None if group is None else (group.ward_id, group.id)
 
 
 async def progress(ctx: Ctx) -> None:
@@ -49,8 +77,9 @@ async def progress(ctx: Ctx) -> None:
 
 async def _ward(ctx: Ctx, ward_id: int) -> None:
     ward = await ctx.app.services.progress.ward(ward_id)
-    buttons = [[ctx.button("progress.step", f"pg:s:{s.key}", title=s.label)] for s in ward.steps]
-    buttons.append([ctx.button("progress.chart_button", "pg:c:*")])
+    buttons = [[ctx.button("progress.step", ProgressPress("s", s.key), title=s.label)]
+               for s in ward.steps]
+    buttons.append([ctx.button("progress.chart_button", ProgressPress("c"))])
     reach = await ctx.app.services.relays.reach(ward_id)  # how each group gets notices
     contests = [await ctx.app.services.contests.standings(c.id)
                 for c in await ctx.app.services.contests.open_for({ward_id})]
@@ -62,7 +91,7 @@ async def _step(ctx: Ctx, ward_id: int, key: str) -> None:
     step = ctx.app.services.progress.step(key)
     await ctx.say("progress/step", ward=ward, step=step, ranked=ward.ranked(key),
                   total=ward.step_total(key),
-                  buttons=[[ctx.button("progress.chart_button", f"pg:c:{key}")]])
+                  buttons=[[ctx.button("progress.chart_button", ProgressPress("c", key))]])
 
 
 def _sees_households(ctx: Ctx, group: GroupInfo) -> bool:
@@ -75,55 +104,55 @@ async def _group(ctx: Ctx, group: GroupInfo, step_key: str | None) -> None:
     change = await ctx.app.services.progress.change_since(group.id, week_start)
     buttons = []
     if _sees_households(ctx, group) and ctx.incoming.is_private:  # names stay out of groups
-        buttons.append([ctx.button("progress.missing", f"pg:m:{group.id}:{step_key or '*'}:0")])
+        buttons.append([ctx.button("progress.missing", Missing(group.id, step_key or ""))])
     reach = (await ctx.app.services.relays.reach(group.ward_id, [group.id])).get(group.id)
     await ctx.say("progress/group", group=ward.groups[0], steps=ward.steps, change=change,
                   buttons=buttons, reach=reach)
 
 
 async def pressed(ctx: Ctx) -> None:
-    """`pg:s:<step>`, `pg:c:<step|*>` chart, `pg:m:<group>:<step|*>:<page>` households left."""
+    """A `ProgressPress`: one step across the groups, or a chart."""
     await ctx.answer_button()
-    parts = (ctx.incoming.payload or "").split(":")
+    press = ctx.press(ProgressPress)
     ward_id = ctx.identity.ward_id
-    if ward_id is None or len(parts) < 3:
+    if ward_id is None:
         await no_ward(ctx, "households/no_ward")
         return
-    steps = ctx.app.services.progress
-    if parts[1] == "s" and steps.step(parts[2]):
-        await _step(ctx, ward_id, parts[2])
-    elif parts[1] == "c":
-        key = parts[2] if steps.step(parts[2]) else None
+    key = press.key if ctx.app.services.progress.step(press.key) else None
+    if press.action == "s" and key is not None:
+        await _step(ctx, ward_id, key)
+    elif press.action == "c":
         await _chart(ctx, ward_id, key)
-    elif parts[1] == "m" and len(parts) == 5 and is_number(parts[2]) and is_number(parts[4]):
-        await _missing(ctx, int(parts[2]), parts[3] if steps.step(parts[3]) else None,
-                       int(parts[4]))
     else:
         await ctx.answer_button("core.stale_button")
 
 
-async def _missing(ctx: Ctx, group_id: int, step_key: str | None, page: int) -> None:
+async def missing(ctx: Ctx) -> None:
+    """A `Missing` page; the router has checked the group is the helper's own."""
+    await ctx.answer_button()
+    press = ctx.press(Missing)
     if not ctx.incoming.is_private:
         await ctx.say("core/private_only", command="tiendo", bot=ctx.platform.bot_username)
         return
-    group = await ctx.app.services.places.group(group_id)
-    if group is None or not _sees_households(ctx, group):
-        await ctx.say("core/denied", needed=Role.HELPER.value, role=ctx.identity.role.value)
+    group = await ctx.app.services.places.group(press.group)
+    if group is None:
+        await ctx.answer_button("core.stale_button")
         return
+    step_key = press.key if ctx.app.services.progress.step(press.key) else None
+    page = max(press.page, 1)
     rows, total = await ctx.app.services.households.missing(
-        group_id, step_key, offset=page * PAGE, limit=PAGE
+        group.id, step_key, offset=(page - 1) * PAGE, limit=PAGE
     )
-    pages = max(1, -(-total // PAGE))
-    buttons = []
-    if page + 1 < pages:
-        more = f"pg:m:{group_id}:{step_key or '*'}:{page + 1}"
-        buttons.append([ctx.button("progress.more", more)])
+    pages = page_count(total, PAGE)
+    buttons = nav_rows(page, pages, lambda n: Missing(group.id, step_key or "", n),
+                       label=ctx.label, buttons=ctx.platform.capabilities.buttons)
     step = ctx.app.services.progress.step(step_key) if step_key else None
     titles = {s.key: s.title for s in ctx.app.services.progress.steps}
-    visits = await ctx.app.services.reminders.visits(group_id)
-    await ctx.say("progress/missing", group=group, rows=rows, total=total, page=page + 1,
-                  pages=pages, step=step, titles=titles, start=page * PAGE, buttons=buttons,
-                  visits=visits)
+    visits = await ctx.app.services.reminders.visits(group.id)
+    render = ctx.say if press.page == 0 else ctx.update
+    await render("progress/missing", group=group, rows=rows, total=total, page=page,
+                 pages=pages, step=step, titles=titles, start=(page - 1) * PAGE,
+                 buttons=buttons, visits=visits)
 
 
 async def _chart(ctx: Ctx, ward_id: int, key: str | None) -> None:
@@ -179,4 +208,5 @@ def register(router: Router) -> None:
     router.command("tiendo", progress, aliases=("progress",), role=Role.RESIDENT)
     router.command("xephang", ranking, aliases=("ranking",), role=Role.RESIDENT)
     router.command("xuat", export, aliases=("export",), role=Role.COORDINATOR, where="private")
-    router.button("pg", pressed, role=Role.RESIDENT)
+    router.button(ProgressPress, pressed, role=Role.RESIDENT)
+    router.button(Missing, missing, role=Role.HELPER, scope=own_group(missing_place))

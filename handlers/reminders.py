@@ -4,6 +4,7 @@ by (they are told at once, and the household is marked in their "not done yet" l
 
 from __future__ import annotations
 
+from bot.jobs.personal_reminders import AskVisit
 from bot.roles import Role
 from bot.router import Ctx, Router
 from bot.services.errors import ServiceError
@@ -20,9 +21,9 @@ async def unmute(ctx: Ctx) -> None:
 
 
 async def ask_visit(ctx: Ctx) -> None:
-    """`rv:<step>`: the household asks for a visit from the tech team."""
+    """`AskVisit`: the household asks for a visit from the tech team."""
     await ctx.answer_button()
-    step_key = (ctx.incoming.payload or "rv:").split(":", 1)[1][:32]
+    step_key = ctx.press(AskVisit).step
     if step_key and ctx.app.services.households.step(step_key) is None:
         step_key = ""
     try:
@@ -42,4 +43,4 @@ async def ask_visit(ctx: Ctx) -> None:
 def register(router: Router) -> None:
     router.command("tatnhac", mute, aliases=("mute",), role=Role.RESIDENT, where="private")
     router.command("batnhac", unmute, aliases=("unmute",), role=Role.RESIDENT, where="private")
-    router.button("rv", ask_visit, role=Role.RESIDENT)
+    router.button(AskVisit, ask_visit, role=Role.RESIDENT)

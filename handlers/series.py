@@ -9,23 +9,38 @@ sent and what comes next, with buttons to pause, resume or end each.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, Literal
 
-from bot.core import Button, is_number
+from bot.core import Button
+from bot.keyboards import page_rows
+from bot.payloads import Payload
 from bot.roles import Role
-from bot.router import Ctx, Router
+from bot.router import OWN_WARD, Ctx, Router
 from bot.services.errors import ServiceError
 from bot.services.series import MAX_GUIDES, SeriesInfo, parse_rhythm
 from bot.when import parse_date
 from handlers.explanations import title
-from handlers.targets import group_buttons, toggle
+from handlers.targets import group_picker, picker_context, toggle, typed_groups
 
 FLOW = "series"
 RHYTHMS = ((("tue", "fri"), "19:00"), (("mon",), "19:00"), (("sat",), "08:00"))
 COMING_SHOWN = 3
 ENDED_SHOWN = 5  # the list keeps only the latest finished series
-MAX_TOPICS_SHOWN = 90  # Telegram takes at most 100 buttons a message (until the shared pager)
+
+
+@dataclass(frozen=True)
+class SeriesPress(Payload, prefix="cd"):
+    """The form: `t` guide `key` (page `value` of the guides: `tp`), `done`, `r` rhythm
+    `value`, `g` group `value`, `all`, `pg` picker page, `next`, `p` until done, `go`;
+    the list: `new`, `c` from campaign `value`, `pause|resume|end` series `value`, `lp` its
+    page `value`."""
+
+    action: Literal["t", "tp", "done", "r", "g", "all", "pg", "next", "p", "go", "new", "c",
+                    "pause", "resume", "end", "lp"]
+    value: int = 0
+    key: str = ""
 
 
 # --- the list --------------------------------------------------------------------
@@ -50,7 +65,7 @@ async def _ward(ctx: Ctx) -> int | None:
     return ward_id
 
 
-async def _list(ctx: Ctx, ward_id: int) -> None:
+async def _list(ctx: Ctx, ward_id: int, page: int = 1) -> None:
     services = ctx.app.services
     found = await services.series.in_ward(ward_id)
     running = [s for s in found if s.state != "ended"]
@@ -60,14 +75,18 @@ async def _list(ctx: Ctx, ward_id: int) -> None:
     for s in items:
         if s.state == "ended":
             continue
-        pause = ("resume", "series.resume") if s.state == "paused" else ("pause", "series.pause")
-        rows.append([ctx.button(pause[1], f"cd:{pause[0]}:{s.id}", id=s.id),
-                     ctx.button("series.end", f"cd:end:{s.id}", id=s.id)])
-    rows.append([ctx.button("series.new", "cd:new")])
+        pause: tuple[Literal["resume", "pause"], str] = (
+            ("resume", "series.resume") if s.state == "paused" else ("pause", "series.pause"))
+        rows.append([ctx.button(pause[1], SeriesPress(pause[0], s.id), id=s.id),
+                     ctx.button("series.end", SeriesPress("end", s.id), id=s.id)])
     for c in await services.campaigns.in_ward(ward_id):
         if c.state != "ended":
-            rows.append([ctx.button("series.from_campaign", f"cd:c:{c.id}", title=c.title)])
-    await ctx.update("series/list", items=lines, buttons=rows)
+            rows.append([ctx.button("series.from_campaign", SeriesPress("c", c.id),
+                                    title=c.title[:40])])
+    paged = page_rows(rows, page, nav=lambda n: SeriesPress("lp", n), label=ctx.label,
+                      buttons=ctx.platform.capabilities.buttons, per_page=30,
+                      tail=[[ctx.button("series.new", SeriesPress("new"))]])
+    await ctx.update("series/list", items=lines, buttons=paged.rows)
 
 
 async def _describe(ctx: Ctx, s: SeriesInfo) -> dict[str, Any]:
@@ -128,6 +147,14 @@ async def typed(ctx: Ctx) -> None:
         data["starts_on"] = period[0].isoformat()
         data["ends_on"] = period[1].isoformat() if period[1] else None
         await _confirm(ctx, data)
+    elif form.step == "groups":
+        groups = await ctx.app.services.places.groups(int(data["ward_id"]))
+        chosen = await typed_groups(ctx, groups)
+        if chosen is None:
+            await ctx.say("series/press_a_button")
+        elif chosen:
+            data["groups"], data["page"] = chosen, 1
+            await _ask_groups(ctx, data)
     else:
         await ctx.say("series/press_a_button")
 
@@ -149,10 +176,13 @@ async def _ask_guides(ctx: Ctx, data: dict[str, Any], *, edit: bool = False) -> 
     await ctx.start_form(FLOW, "guides", data)
     chosen = [str(k) for k in data.get("guides", [])]
     library = ctx.app.services.explanations.library
-    rows = [[ctx.button("series.pick", f"cd:t:{t.key}", title=title(ctx, t),
-                        n=chosen.index(t.key) + 1 if t.key in chosen else 0)]
-            for t in list(library.topics.values())[:MAX_TOPICS_SHOWN]]
-    rows.append([ctx.button("series.done", "cd:done")])
+    guides = [ctx.button("series.pick", SeriesPress("t", key=t.key), title=title(ctx, t),
+                         n=chosen.index(t.key) + 1 if t.key in chosen else 0)
+              for t in library.topics.values()]
+    rows = page_rows(guides, int(data.get("guide_page", 1)),
+                     nav=lambda n: SeriesPress("tp", n), label=ctx.label,
+                     buttons=ctx.platform.capabilities.buttons,
+                     tail=[[ctx.button("series.done", SeriesPress("done"))]]).rows
     titles = [_title(ctx, k) for k in chosen]
     if edit:
         await ctx.update("series/ask_guides", titles=titles, limit=MAX_GUIDES, buttons=rows)
@@ -162,7 +192,7 @@ async def _ask_guides(ctx: Ctx, data: dict[str, Any], *, edit: bool = False) -> 
 
 async def _ask_rhythm(ctx: Ctx, data: dict[str, Any]) -> None:
     await ctx.start_form(FLOW, "rhythm", data)
-    buttons = [[ctx.button("series.rhythm", f"cd:r:{i}", days=list(days), at=at)]
+    buttons = [[ctx.button("series.rhythm", SeriesPress("r", i), days=list(days), at=at)]
                for i, (days, at) in enumerate(RHYTHMS)]
     await ctx.say("series/ask_rhythm", buttons=buttons)
 
@@ -179,19 +209,18 @@ async def _ask_groups(ctx: Ctx, data: dict[str, Any], *, edit: bool = False) -> 
     await ctx.start_form(FLOW, "groups", data)
     groups = await ctx.app.services.places.groups(int(data["ward_id"]))
     chosen = [int(g) for g in data.get("groups", [])]
-    rows = group_buttons(ctx, "cd", groups, chosen, whole_ward=True)
-    rows.append([ctx.button("series.next", "cd:next")])
-    codes = [g.code for g in groups if g.id in set(chosen)]
-    if edit:
-        await ctx.update("series/ask_groups", codes=codes, buttons=rows)
-    else:
-        await ctx.say("series/ask_groups", codes=codes, buttons=rows)
+    paged = group_picker(ctx, lambda action, value: SeriesPress(action, value), groups, chosen,
+                         whole_ward=True, page=int(data.get("page", 1)),
+                         tail=[[ctx.button("series.next", SeriesPress("next"))]])
+    render = ctx.update if edit else ctx.say
+    await render("series/ask_groups", buttons=paged.rows,
+                 **picker_context(groups, chosen, paged))
 
 
 async def _ask_period(ctx: Ctx, data: dict[str, Any]) -> None:
     await ctx.start_form(FLOW, "period", data)
     await ctx.say("series/ask_period", today=ctx.app.services.series.today(),
-                  buttons=[[ctx.button("series.until_done", "cd:p")]])
+                  buttons=[[ctx.button("series.until_done", SeriesPress("p"))]])
 
 
 async def _confirm(ctx: Ctx, data: dict[str, Any]) -> None:
@@ -202,7 +231,7 @@ async def _confirm(ctx: Ctx, data: dict[str, Any]) -> None:
             for i, k in enumerate(preview.topic_keys)]
     codes = await _codes(ctx, preview.ward_id, preview.group_ids)
     await ctx.say("series/confirm", s=preview, plan=plan, codes=codes,
-                  buttons=[[ctx.button("series.create", "cd:go")]])
+                  buttons=[[ctx.button("series.create", SeriesPress("go"))]])
 
 
 def _preview_info(data: dict[str, Any]) -> SeriesInfo:
@@ -224,27 +253,34 @@ async def pressed(ctx: Ctx) -> None:
     ward_id = await _ward(ctx)
     if ward_id is None:
         return
-    _, action, value = ((ctx.incoming.payload or "").split(":", 2) + ["", ""])[:3]
+    press = ctx.press(SeriesPress)
+    action = press.action
     if action == "new":
         await _start(ctx, {"ward_id": ward_id})
         return
-    if action == "c" and is_number(value):
-        await _from_campaign(ctx, ward_id, int(value))
+    if action == "c":
+        await _from_campaign(ctx, ward_id, press.value)
         return
-    if action in ("pause", "resume", "end") and is_number(value):
-        await _manage(ctx, ward_id, action, int(value))
+    if action == "lp":
+        await _list(ctx, ward_id, press.value)
+        return
+    if action in ("pause", "resume", "end"):
+        await _manage(ctx, ward_id, action, press.value)
         return
     form = ctx.form
     if form is None or form.flow != FLOW:
         await ctx.say("core/form_expired")
         return
-    await _form_button(ctx, form.step, dict(form.data), action, value)
+    await _form_button(ctx, form.step, dict(form.data), press)
 
 
-async def _form_button(ctx: Ctx, step: str, data: dict[str, Any], action: str,
-                       value: str) -> None:
+async def _form_button(ctx: Ctx, step: str, data: dict[str, Any], press: SeriesPress) -> None:
     library = ctx.app.services.explanations.library
-    if action == "t" and step == "guides" and value in library.topics:
+    action, value = press.action, press.key
+    if action == "tp" and step == "guides":
+        data["guide_page"] = press.value
+        await _ask_guides(ctx, data, edit=True)
+    elif action == "t" and step == "guides" and value in library.topics:
         chosen = [str(k) for k in data.get("guides", [])]
         if value in chosen:
             chosen.remove(value)
@@ -257,12 +293,15 @@ async def _form_button(ctx: Ctx, step: str, data: dict[str, Any], action: str,
             await ctx.say("series/error_no_guides", limit=MAX_GUIDES)
             return
         await _ask_rhythm(ctx, data)
-    elif action == "r" and step == "rhythm" and value in {str(i) for i in range(len(RHYTHMS))}:
-        days, at = RHYTHMS[int(value)]
+    elif action == "r" and step == "rhythm" and 0 <= press.value < len(RHYTHMS):
+        days, at = RHYTHMS[press.value]
         await _rhythm_chosen(ctx, data, list(days), at)
-    elif action == "g" and step == "groups":
-        allowed = [g.id for g in await ctx.app.services.places.groups(int(data["ward_id"]))]
-        data["groups"] = toggle(data.get("groups", []), value, allowed)
+    elif action in ("g", "all", "pg") and step == "groups":
+        if action == "pg":
+            data["page"] = press.value
+        else:
+            allowed = [g.id for g in await ctx.app.services.places.groups(int(data["ward_id"]))]
+            data["groups"] = toggle(data.get("groups", []), action, press.value, allowed)
         await _ask_groups(ctx, data, edit=True)
     elif action == "next" and step == "groups":
         if not data.get("groups"):
@@ -333,5 +372,5 @@ async def _manage(ctx: Ctx, ward_id: int, action: str, series_id: int) -> None:
 def register(router: Router) -> None:
     router.command("chuyende", series, aliases=("series",), role=Role.COORDINATOR,
                    where="private")
-    router.button("cd", pressed, role=Role.COORDINATOR)
+    router.button(SeriesPress, pressed, role=Role.COORDINATOR, scope=OWN_WARD)
     router.form(FLOW, typed)

@@ -9,6 +9,7 @@ assertions, and can be told to fail (429 with retry_after, 403, 400, 5xx, migrat
 from __future__ import annotations
 
 import asyncio
+import html
 import itertools
 import json
 import re
@@ -350,6 +351,9 @@ class FakeTelegram:
             if limited is not None:
                 return _error(429, f"Too Many Requests: retry after {limited}",
                               retry_after=limited)
+        refused = refusal(method, call.params)
+        if refused is not None:
+            return _error(400, refused)
         result = await handler(call)
         if isinstance(result, web.Response):
             return result
@@ -445,8 +449,6 @@ class FakeTelegram:
         text = str(call.params.get("text", ""))
         if not text.strip():
             return _error(400, "Bad Request: message text is empty")
-        if len(text) > 4096:
-            return _error(400, "Bad Request: message is too long")
         return self._store(call, {"text": text})
 
     async def _m_sendPhoto(self, call: Call) -> Any:
@@ -582,6 +584,100 @@ class FakeTelegram:
             if stored_path == path:
                 return web.Response(body=data)
         return web.Response(status=404)
+
+
+# --- what Telegram refuses, always on (PLATFORMS.md) ------------------------------------------
+MAX_BUTTONS, MAX_ROW, MAX_DATA, MAX_MARKUP_JSON = 100, 8, 64, 10_000
+MAX_TEXT, MAX_CAPTION = 4096, 1024
+# The tags Telegram's HTML parse mode knows (core.telegram.org/bots/api#html-style).
+HTML_TAGS = frozenset({"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "span",
+                       "tg-spoiler", "a", "code", "pre", "blockquote", "tg-emoji"})
+_TAG = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9-]*)((?:\s[^<>]*)?)>")
+_ENTITY = re.compile(r"&(?:lt|gt|amp|quot|#[0-9]+|#x[0-9a-fA-F]+);")
+
+
+def refusal(method: str, params: dict[str, Any]) -> str | None:
+    """The 400 description Telegram would answer this call with, or None if it is fine."""
+    if method not in ("sendMessage", "editMessageText", "editMessageReplyMarkup",
+                      "sendPhoto", "sendDocument", "editMessageCaption"):
+        return None
+    markup = params.get("reply_markup")
+    if isinstance(markup, str):
+        markup = _decode(markup)
+    if isinstance(markup, dict):
+        problem = markup_refusal(markup)
+        if problem is not None:
+            return problem
+    key, limit = (("text", MAX_TEXT) if method in ("sendMessage", "editMessageText")
+                  else ("caption", MAX_CAPTION))
+    text = params.get(key)
+    if not isinstance(text, str):
+        return None
+    if str(params.get("parse_mode", "")).upper() == "HTML":
+        try:
+            text = parse_html(text)
+        except HtmlRefused as exc:
+            return f"Bad Request: can't parse entities: {exc}"
+    if len(text) > limit:
+        return ("Bad Request: message is too long" if key == "text"
+                else "Bad Request: message caption is too long")
+    return None
+
+
+def markup_refusal(markup: dict[str, Any]) -> str | None:
+    rows = markup.get("inline_keyboard")
+    if not isinstance(rows, list):
+        return None
+    if sum(len(r) for r in rows) > MAX_BUTTONS or any(len(r) > MAX_ROW for r in rows) or \
+            len(json.dumps(markup, ensure_ascii=False).encode()) > MAX_MARKUP_JSON:
+        return "Bad Request: reply markup is too long"
+    for row in rows:
+        for button in row:
+            if not str(button.get("text", "")).strip():
+                return "Bad Request: text buttons are unallowed in the inline keyboard"
+            if "url" in button:
+                continue
+            data = button.get("callback_data")
+            if not isinstance(data, str) or not 1 <= len(data.encode()) <= MAX_DATA:
+                return "Bad Request: BUTTON_DATA_INVALID"
+    return None
+
+
+class HtmlRefused(ValueError):
+    """Telegram would answer "can't parse entities" with this reason."""
+
+
+def parse_html(text: str) -> str:
+    """The visible text of a message in Telegram's HTML mode; `HtmlRefused` when Telegram
+    would refuse it (an unknown, unclosed or crossed tag, a stray "<")."""
+    out: list[str] = []
+    stack: list[str] = []
+    pos = 0
+    while pos < len(text):
+        lt = text.find("<", pos)
+        chunk = text[pos:] if lt < 0 else text[pos:lt]
+        out.append(_ENTITY.sub(lambda m: html.unescape(m.group()), chunk))
+        if lt < 0:
+            break
+        offset = len(text[:lt].encode())
+        match = _TAG.match(text, lt)
+        if match is None:
+            raise HtmlRefused(f"Unsupported start tag at byte offset {offset}")
+        closing, tag = match.group(1) == "/", match.group(2).lower()
+        if tag not in HTML_TAGS:
+            raise HtmlRefused(f'Unsupported start tag "{tag}" at byte offset {offset}')
+        if closing:
+            if not stack:
+                raise HtmlRefused(f'Unexpected end tag at byte offset {offset}')
+            if stack[-1] != tag:
+                raise HtmlRefused(f'Can\'t find end tag corresponding to start tag "{stack[-1]}"')
+            stack.pop()
+        else:
+            stack.append(tag)
+        pos = match.end()
+    if stack:
+        raise HtmlRefused(f'Can\'t find end tag corresponding to start tag "{stack[-1]}"')
+    return "".join(out)
 
 
 def _utf16(text: str) -> int:

@@ -77,7 +77,9 @@ async def create(h: Harness) -> str:
     assert "Tên cuộc thi là gì?" in h.platform.last.text
     await h.say("Tìm hiểu chuyển đổi số tháng 11", user=BOSS)
     assert "📚 Hiểu biết về chuyển đổi số (18 câu)" in h.platform.last.labels
-    await h.send(press("ct:b:chuyen_doi_so", user=BOSS))
+    bank = h.platform.last.payloads[h.platform.last.labels.index(
+        "📚 Hiểu biết về chuyển đổi số (18 câu)")]
+    await h.send(press(bank, user=BOSS))
     assert "Thi từ ngày nào" in h.platform.last.text
     assert "chưa hiểu" in await h.say("hôm nay", user=BOSS)
     await h.say("24/11 - 30/11", user=BOSS)

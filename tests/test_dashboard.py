@@ -446,6 +446,7 @@ async def test_pages_show_what_reporters_said_reminders_and_the_contest(
     """Closing the loops on the dashboard: confirmations, reopenings and satisfaction on the
     feedback page; the reminders' effect under the campaign; the contest's participation."""
     from bot.jobs.personal_reminders import send_personal_reminders
+    from handlers.contests import ContestPress
     from tests.recording import press
 
     seeded = await seed_ward(harness)
@@ -465,9 +466,9 @@ async def test_pages_show_what_reporters_said_reminders_and_the_contest(
     await harness.say("/cuocthi", user=BOSS)
     await harness.send(press("ct:new", user=BOSS))
     await harness.say("Thi tháng này", user=BOSS)
-    await harness.send(press("ct:b:chuyen_doi_so", user=BOSS))
+    await harness.send(press(ContestPress("b", key="chuyen_doi_so").pack(), user=BOSS))
     await harness.say("24/11 - 31/12", user=BOSS)
-    await harness.send(press("ct:g:all", user=BOSS))
+    await harness.send(press(ContestPress("g").pack(), user=BOSS))
     await harness.send(press("ct:ok", user=BOSS))
     await harness.send(press("ct:p:1", user=RESIDENT_A))
 

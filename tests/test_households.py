@@ -202,6 +202,6 @@ async def test_household_names_never_go_to_a_group_chat(ward: Ward) -> None:
     ward.tg.message(group, LEADER, "/tiendo@cds_test_bot TDP01", chat_type="group")
     [shown] = await ward.tg.wait_sent(group, 1)
     assert "Tổ TDP01" in plain(shown) and labels(shown) == []  # no "Hộ chưa xong" here
-    ward.tg.callback(group, LEADER, int(shown["message_id"]), "pg:m:1:*:0", chat_type="group")
+    ward.tg.callback(group, LEADER, int(shown["message_id"]), "pgm:1", chat_type="group")
     [_, refused] = await ward.tg.wait_sent(group, 2)
     assert "chỉ dùng khi nhắn riêng" in plain(refused) and "Nguyễn" not in plain(refused)

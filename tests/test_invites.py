@@ -22,7 +22,7 @@ async def test_leader_invites_a_helper_step_by_step_and_gets_link_and_qr(
     await harness.grant("100", Role.LEADER, "TDP01")
     await harness.say("/moi")
     assert harness.platform.last.labels == ["Cư dân", "Thành viên tổ công nghệ số"]
-    await harness.send(press("inv:role:helper"))
+    await harness.send(press("invr:helper"))
     assert harness.platform.last.labels == ["TDP01"]  # only the groups he leads
     await harness.send(press("inv:group:1"))
     assert "Bước 3/3" in harness.platform.last.text
@@ -67,7 +67,7 @@ async def test_leader_cannot_invite_a_coordinator_or_into_another_group(harness:
     assert "không mời được vai trò này cho tổ đó" in said
     # A forged button for a group he does not lead is refused too.
     await harness.say("/moi")
-    await harness.send(press("inv:role:resident"))
+    await harness.send(press("invr:resident"))
     await harness.send(press("inv:group:2"))
     assert "không mời được" in await harness.say("5")
 
@@ -76,7 +76,7 @@ async def test_coordinator_invites_another_coordinator(harness: Harness) -> None
     await harness.grant("100", Role.COORDINATOR)
     await harness.say("/moi")
     assert harness.platform.last.labels == ["Cư dân", "Thành viên tổ công nghệ số", "Tổ trưởng", "Cán bộ phường"]
-    await harness.send(press("inv:role:coordinator"))
+    await harness.send(press("invr:coordinator"))
     assert harness.platform.last.labels == ["Chỉ 1 người"]
     await harness.send(press("inv:uses:0"))
     said = "\n".join(harness.platform.texts()[-2:])
@@ -99,7 +99,7 @@ async def test_an_invite_dies_with_its_makers_power(harness: Harness) -> None:
 async def test_bad_number_of_uses_is_asked_again(harness: Harness) -> None:
     await harness.grant("100", Role.COORDINATOR)
     await harness.say("/moi")
-    await harness.send(press("inv:role:leader"))
+    await harness.send(press("invr:leader"))
     assert "gõ mã tổ" in harness.platform.last.text
     await harness.say("TDP09")
     assert "không tìm thấy tổ" in harness.platform.last.text

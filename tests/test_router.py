@@ -82,7 +82,7 @@ async def test_stale_button_is_answered(harness: Harness) -> None:
 async def test_form_expires_and_the_person_is_told(harness: Harness) -> None:
     await harness.grant("100", Role.LEADER, "TDP01")
     await harness.say("/moi")
-    await harness.send(press("inv:role:helper"))
+    await harness.send(press("invr:helper"))
     harness.clock.advance(timedelta(minutes=31))
     said = await harness.say("TDP01")
     assert "đã quá lâu" in said

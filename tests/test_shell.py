@@ -82,6 +82,7 @@ async def test_demo_ward_has_households_progress_and_a_campaign(tmp_path: Path) 
     for code in ("TDP01", "TDP02", "TDP03", "TDP04"):
         assert f"{code} ▓" in out or f"{code} ░" in out
     assert "#1 Đợt 1: kích hoạt VNeID mức 2 — đang chạy" in out
-    assert "Có 8 hộ khớp với «nguyen» (gõ thêm chữ để tìm đúng hơn)" in out
+    # 25 households of the demo ward match (names and addresses): 20 a page, then ▶
+    assert "Có 25 hộ khớp với «nguyen» (gõ thêm chữ để tìm đúng hơn) · trang 1/2" in out
     again = await run_shell(tmp_path, Role.COORDINATOR, ["/chiendich"])
     assert again.count("Đợt 1: kích hoạt VNeID mức 2") == 1  # seeded once

@@ -106,8 +106,8 @@ async def test_greeting_and_help_by_role(app: BotApp, tg: FakeTelegram) -> None:
 async def test_invite_join_and_role(app: BotApp, tg: FakeTelegram) -> None:
     await ask(tg, LEADER, "/moi")
     role_msg = tg.sent_to(LEADER)[-1]
-    assert ("Cư dân", "inv:role:resident") in buttons(role_msg)
-    tg.callback(LEADER, LEADER, role_msg["message_id"], "inv:role:resident")
+    assert ("Cư dân", "invr:resident") in buttons(role_msg)
+    tg.callback(LEADER, LEADER, role_msg["message_id"], "invr:resident")
     await tg.wait_for_call("editMessageText")
     group_msg = tg.calls_to("editMessageText")[-1].params
     assert "Bước 2/3" in plain(group_msg)
@@ -183,7 +183,7 @@ async def test_a_form_survives_a_restart(tg: FakeTelegram, tmp_path: Path) -> No
     first = await start_app(config)
     await ask(tg, LEADER, "/moi")
     message_id = tg.sent_to(LEADER)[-1]["message_id"]
-    tg.callback(LEADER, LEADER, message_id, "inv:role:helper")
+    tg.callback(LEADER, LEADER, message_id, "invr:helper")
     await tg.wait_for_call("editMessageText")
     await first.stop()
 

@@ -11,6 +11,7 @@ from datetime import datetime, tzinfo
 from bot.clock import Clock
 from bot.core import Button
 from bot.delivery.outbox import NewDelivery, Outbox
+from bot.faq import FaqPress
 from bot.services.access import Access
 from bot.services.campaigns import CampaignInfo, Campaigns, campaign_total
 from bot.services.chats import Chats
@@ -58,7 +59,7 @@ class CampaignJobs:
                   or g.group_id in c.group_ids]
         chats = await self.chats.active_by_group(c.ward_id)
         guide = [[Button(self.texts.label("campaigns.guide", self.locale),
-                         f"faq:t:{step.guide}")]] if step.guide in \
+                         FaqPress("t", step.guide).pack())]] if step.guide in \
             self.explanations.library.topics else []
         reached = [g.group_id for g, s in ranked if s.ratio >= c.target]
         new_winners = set(await self.campaigns.congratulate(c.id, reached))

@@ -5,20 +5,45 @@ asked "Việc này đã được khắc phục chưa?" in a private chat, with �
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from typing import Literal
 
 from bot.context import AppContext
 from bot.core import Button
 from bot.delivery.outbox import NewDelivery
+from bot.payloads import Payload
 from bot.services.conversations import Who
 
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class FixedAnswer(Payload, prefix="fbq"):
+    """The reporter's answer to "is ticket `number` fixed?": `y` or `n`."""
+
+    number: int
+    answer: Literal["y", "n"]
+
+
+@dataclass(frozen=True)
+class Rating(Payload, prefix="fbr"):
+    """A satisfaction tap on ticket `number`, 1 to 5."""
+
+    number: int
+    score: int
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.score <= 5:
+            raise ValueError("a score is 1 to 5")
+
+
 def fixed_buttons(app: AppContext, number: int) -> list[list[Button]]:
     """The two answers to "is it fixed?" (also shown under a resolved ticket in /theodoi)."""
     locale = app.config.bot.locale
-    return [[Button(app.texts.label("feedback.fixed_yes", locale), f"fbq:{number}:y"),
-             Button(app.texts.label("feedback.fixed_no", locale), f"fbq:{number}:n")]]
+    return [[Button(app.texts.label("feedback.fixed_yes", locale),
+                    FixedAnswer(number, "y").pack()),
+             Button(app.texts.label("feedback.fixed_no", locale),
+                    FixedAnswer(number, "n").pack())]]
 
 
 async def ask_if_fixed(app: AppContext) -> int:

@@ -5,14 +5,33 @@ làm xong" and "Nhờ tổ công nghệ số đến giúp" (numbered choices on 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from typing import Literal
 
 from bot.context import AppContext
 from bot.core import Button
 from bot.delivery.outbox import NewDelivery
+from bot.faq import FaqPress
+from bot.payloads import Payload
 from bot.services.conversations import Who
 from bot.services.reminders import Nudge
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DidIt(Payload, prefix="me"):
+    """A resident says his household finished step `key` (handled in handlers/households.py)."""
+
+    action: Literal["d"]
+    key: str
+
+
+@dataclass(frozen=True)
+class AskVisit(Payload, prefix="rv"):
+    """Under a personal reminder: ask the tech team to come and help with step `step`."""
+
+    step: str = ""
 
 
 def _buttons(app: AppContext, nudge: Nudge) -> list[list[Button]]:
@@ -23,9 +42,11 @@ def _buttons(app: AppContext, nudge: Nudge) -> list[list[Button]]:
         step = services.households.step(key)
         if step is not None and step.guide in guides:
             rows.append([Button(app.texts.label("reminders.guide", locale, step=step.label),
-                                f"faq:t:{step.guide}")])
-    rows.append([Button(app.texts.label("reminders.done", locale), f"me:d:{nudge.step_key}")])
-    rows.append([Button(app.texts.label("reminders.visit", locale), f"rv:{nudge.step_key}")])
+                                FaqPress("t", step.guide).pack())])
+    rows.append([Button(app.texts.label("reminders.done", locale),
+                        DidIt("d", nudge.step_key).pack())])
+    rows.append([Button(app.texts.label("reminders.visit", locale),
+                        AskVisit(nudge.step_key[:32]).pack())])
     return rows
 
 

@@ -527,7 +527,7 @@ class ZaloPlatform:
         text = to_plain(message.text)
         result: dict[str, Any] = {}
         try:
-            for piece in split_text(text, TEXT_LIMIT):
+            for piece in split_text(text, TEXT_LIMIT, markup=False):
                 result = await self.client.send_message(chat_id, piece)
         except ZaloApiError as exc:
             if exc.error_code == QUOTA_EXCEEDED:

@@ -470,7 +470,7 @@ class ZaloOAPlatform:
         message_id = ""
         group = chat_id.startswith(GROUP_PREFIX)
         try:
-            for piece in split_text(to_plain(message.text), TEXT_LIMIT):
+            for piece in split_text(to_plain(message.text), TEXT_LIMIT, markup=False):
                 kind = "group" if group else await self.windows.classify(chat_id)
                 if kind == "proactive" and not await self._proactive_allowed():
                     await self.windows.count(chat_id, "refused")
