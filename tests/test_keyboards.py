@@ -27,7 +27,7 @@ from bot.app import BotApp
 from bot.clock import FrozenClock
 from bot.config import Config
 from bot.context import AppContext, build_context
-from bot.core import Attachment, Capabilities, Incoming, Outgoing, Role, Sender
+from bot.core import Attachment, Button, Capabilities, Incoming, Outgoing, Role, Sender
 from bot.db import Database
 from bot.jobs.personal_reminders import _buttons as personal_reminder_buttons
 from bot.keyboards import NUMBERED_PAGE, check_rows
@@ -35,6 +35,7 @@ from bot.models import ChatBinding, Delivery, Notice, ResidentialGroup, RoleGran
 from bot.payloads import prefix_of
 from bot.router import Router
 from bot.services.conversations import MENU_SUFFIX, Who
+from bot.services.relay_delivery import confirm_payload
 from bot.services.reminders import Nudge
 from bot.services.tables import read_table
 from bot.texts import split_text
@@ -150,7 +151,8 @@ class Walk:
 
 
 async def _seed(ctx: AppContext) -> None:
-    """The ward: 300 groups with a chat each, 10 coordinators, 30 leaders of 10 groups each
+    """The ward: 300 groups with a chat each but one (reached through its leader), 10
+    coordinators, 30 leaders of 10 groups each
     (all of them also of TDP001, so a ticket there has 40 people to give it to), a helper,
     residents, 5,000 households, and long lists of campaigns, polls, notices and tickets.
     Groups, grants and chats are inserted in bulk (the services add them one at a time)."""
@@ -188,7 +190,8 @@ async def _seed(ctx: AppContext) -> None:
         session.add_all([ChatBinding(platform="telegram", chat_id=f"-{100000 + i}",
                                      title=f"Nhóm {i}", ward_id=ward.id, group_id=gid,
                                      created_at=now, updated_at=now)
-                         for i, gid in enumerate(ids, start=1)])
+                         for i, gid in enumerate(ids, start=1)
+                         if i != 2])  # TDP002 has no chat the bot is in: reached by relay
         await session.commit()
     names = ["Nguyễn Văn An", "Trần Thị Bình", "Lê Văn Cường", "Phạm Thị Dung", "Nguyễn Thị Én"]
     lines = ["code,group,head_name,members"] + [
@@ -368,6 +371,13 @@ async def _job_keyboards(walk: Walk) -> None:
     while (payload := _next_press([b.payload for r in rows for b in r], done)) is not None:
         walk.pressed.add(prefix_of(payload))
         await _act(walk, walk.telegram, press(payload, user="4000"), "reminder button")
+    # The relay person's "✅ Đã chuyển vào nhóm", as the relay sender builds it once the text
+    # to forward has reached him (TDP002 has no bound chat), pressed by its leader.
+    confirm = confirm_payload(1)
+    ask = ((Button(app.texts.label("relay.done", "vi"), confirm),),)
+    walk.check(walk.telegram, Said("2000", Outgoing("Chuyển tin", ask), "0"), "relay ask")
+    walk.pressed.add(prefix_of(confirm))
+    await _act(walk, walk.telegram, press(confirm, user="2000"), "relay confirm")
 
 
 async def test_every_keyboard_fits_telegram_and_zalo_at_ward_scale(walk: Walk) -> None:
