@@ -7,6 +7,7 @@ import gc
 import logging
 import secrets
 import signal
+from collections.abc import Callable
 from contextlib import suppress
 
 from aiohttp import web as aiohttp_web
@@ -18,6 +19,7 @@ from bot.core import ChatEvent, Incoming, Platform
 from bot.db import Database
 from bot.jobs.leader import Leadership
 from bot.jobs.scheduler import Job, Scheduler
+from bot.lanes import Lanes
 from bot.platforms.telegram import TelegramPlatform
 from bot.platforms.zalo import ZaloPlatform
 from bot.platforms.zalo_oa import ZaloOAClient, ZaloOAPlatform
@@ -61,6 +63,10 @@ class BotApp:
         self.zalo_oa: ZaloOAPlatform | None = None
         self.web: WebServer | None = None
         self.leadership = Leadership(self.db)
+        self.lanes = Lanes(
+            workers=config.bot.concurrent_updates, max_pending=config.bot.max_queued_updates,
+            on_wait=self.context.metrics.update_wait_seconds.observe,
+        )
         self.scheduler = Scheduler(config.bot.tz, leader=self.leadership.is_leader)
         for job in self.jobs():
             self.scheduler.add(job)
@@ -77,10 +83,20 @@ class BotApp:
         ]
 
     async def _incoming(self, platform: Platform, incoming: Incoming) -> None:
-        await self.router.dispatch(platform, incoming)
+        """Queue the update behind its chat's earlier ones; other chats go on meanwhile."""
+        await self.lanes.submit(
+            (platform.name, incoming.chat.chat_id),
+            lambda: self.router.dispatch(platform, incoming),
+        )
 
     async def _chat_event(self, platform: Platform, event: ChatEvent) -> None:
-        await self.router.dispatch_chat_event(platform, event)
+        await self.lanes.submit(
+            (platform.name, event.chat.chat_id),
+            lambda: self.router.dispatch_chat_event(platform, event),
+        )
+
+    def _skipped(self, platform: str) -> Callable[[str], None]:
+        return lambda reason: self.context.metrics.updates_skipped.labels(platform, reason).inc()
 
     async def start(self) -> None:
         await self.db.upgrade()
@@ -89,7 +105,8 @@ class BotApp:
         webhooks: list[Webhook] = []
         if self.config.telegram.enabled:
             self.telegram = TelegramPlatform(
-                self.config.telegram, self._incoming, self._chat_event
+                self.config.telegram, self._incoming, self._chat_event,
+                on_skipped=self._skipped("telegram"),
             )
             self.router.attach(self.telegram)
             if self.config.telegram.mode == "webhook":
@@ -143,6 +160,10 @@ class BotApp:
 
     async def stop(self) -> None:
         self.scheduler.stop()
+        if self.telegram is not None and self.telegram.application.updater is not None:
+            with suppress(Exception):
+                await self.telegram.application.updater.stop()  # no new updates first
+        await self.lanes.stop()
         await self.context.services.outbox.stop()
         await self.leadership.release()
         if self.telegram is not None:

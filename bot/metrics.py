@@ -38,6 +38,26 @@ class Metrics:
             "(sent, failed, retry_after, transient, migrated, quiet)",
             ["platform", "outcome"], registry=self.registry,
         )
+        # perf (#16, #10 item 4): updates skipped instead of stopping the bot, the wait of an
+        # update for its turn, and the database work done per update.
+        self.updates_skipped = Counter(
+            "cds_updates_skipped_total",
+            "Updates skipped: unparseable (the library cannot read them) or failed",
+            ["platform", "reason"], registry=self.registry,
+        )
+        self.update_wait_seconds = Histogram(
+            "cds_update_wait_seconds", "Time an update waited for its turn (per-chat order)",
+            buckets=(0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=self.registry,
+        )
+        self.db_statements = Counter(
+            "cds_db_statements_total", "SQL statements sent to the database",
+            registry=self.registry,
+        )
+        self.db_transactions = Counter(
+            "cds_db_transactions_total", "Database transactions begun",
+            registry=self.registry,
+        )
         self.last_success: dict[str, datetime] = {}
         self._gauges: dict[str, Gauge] = {}
 

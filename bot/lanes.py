@@ -1,0 +1,112 @@
+"""Updates side by side: many chats at once, each chat's messages strictly in order.
+
+Every platform hands its updates to one `Lanes`: one queue per chat (a form is per chat, so
+a chat's second message must wait for its first), a fixed number of workers taking the next
+chat in turn (round robin, so a chat that sends fifty messages does not hold up fifty
+people who send one), and a bound on what may wait (`submit` then waits, which slows the
+platform's fetching instead of growing memory). Whatever a job raises is logged (rate
+limited) and the lane goes on: one bad update never blocks the next.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Hashable
+
+from bot.log_limit import LogLimiter
+
+log = logging.getLogger(__name__)
+
+Job = Callable[[], Awaitable[None]]
+
+
+class Lanes:
+    """A bounded pool of workers over per-key FIFO queues."""
+
+    def __init__(
+        self, *, workers: int = 16, max_pending: int = 10_000,
+        on_wait: Callable[[float], None] | None = None,
+    ) -> None:
+        if workers < 1 or max_pending < 1:
+            raise ValueError("workers and max_pending must be at least 1")
+        self._workers_wanted = workers
+        self._room = asyncio.Semaphore(max_pending)
+        self._lanes: dict[Hashable, deque[tuple[float, Job]]] = {}
+        self._ready: asyncio.Queue[Hashable] = asyncio.Queue()
+        self._workers: list[asyncio.Task[None]] = []
+        self._pending = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._on_wait = on_wait
+        self._errors = LogLimiter(log)
+
+    @property
+    def pending(self) -> int:
+        """Jobs queued or running."""
+        return self._pending
+
+    def start(self) -> None:
+        if self._workers:
+            return
+        self._workers = [
+            asyncio.create_task(self._work(), name=f"lane-worker-{i}")
+            for i in range(self._workers_wanted)
+        ]
+
+    async def submit(self, key: Hashable, job: Job) -> None:
+        """Queue `job` behind the other jobs of `key`; waits only when the bound is reached."""
+        self.start()
+        await self._room.acquire()
+        self._pending += 1
+        self._idle.clear()
+        lane = self._lanes.get(key)
+        if lane is None:
+            self._lanes[key] = deque([(time.monotonic(), job)])
+            self._ready.put_nowait(key)
+        else:
+            lane.append((time.monotonic(), job))
+
+    async def join(self) -> None:
+        """Wait until every queued job has run (tests, and a clean stop)."""
+        await self._idle.wait()
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """Let queued jobs finish for up to `grace` seconds, then cancel the workers."""
+        if self._workers:
+            try:
+                await asyncio.wait_for(self.join(), grace)
+            except TimeoutError:
+                log.warning("stopping with %d updates still queued", self._pending)
+        for task in self._workers:
+            task.cancel()
+        for task in self._workers:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._workers = []
+
+    async def _work(self) -> None:
+        while True:
+            key = await self._ready.get()
+            lane = self._lanes[key]
+            queued_at, job = lane.popleft()
+            if self._on_wait is not None:
+                self._on_wait(time.monotonic() - queued_at)
+            try:
+                await job()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a failed update must not stop the lane
+                self._errors.exception("update job failed", type(exc).__name__, exc)
+            finally:
+                self._pending -= 1
+                self._room.release()
+                if lane:
+                    self._ready.put_nowait(key)  # to the back: the next chat goes first
+                else:
+                    del self._lanes[key]
+                if self._pending == 0:
+                    self._idle.set()
