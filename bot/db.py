@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
@@ -151,9 +152,25 @@ class Database:
             session.expunge_all()
 
     async def upgrade(self) -> None:
-        """Apply Alembic migrations up to head on this database."""
+        """Apply Alembic migrations up to head on this database (alembic is only loaded
+        when the database is not at head already: a fast start)."""
+        if await self.at_head():
+            return
         async with self.engine.begin() as conn:
             await conn.run_sync(_upgrade_sync)
+
+    async def at_head(self) -> bool:
+        """Whether the database already has every migration, read without alembic."""
+        heads = migration_heads()
+        if len(heads) != 1:
+            return False
+        try:
+            async with self.engine.connect() as conn:
+                rows = (await conn.execute(sa.text("SELECT version_num FROM alembic_version")))
+                versions = {r[0] for r in rows}
+        except sa.exc.DBAPIError:
+            return False  # no version table yet: a new database
+        return versions == heads
 
     async def ping(self) -> bool:
         try:
@@ -165,6 +182,20 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+_REVISION_RE = re.compile(r"^(down_revision|revision)\b[^=]*=\s*(.+)$", re.MULTILINE)
+
+
+def migration_heads() -> set[str]:
+    """Revisions no other migration builds on, read from the files' `revision` lines."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in (MIGRATIONS_DIR / "versions").glob("*.py"):
+        for name, value in _REVISION_RE.findall(path.read_text(encoding="utf-8")):
+            ids = set(re.findall(r"['\"]([^'\"]+)['\"]", value))
+            (revisions if name == "revision" else parents).update(ids)
+    return revisions - parents
 
 
 def memo(session: AsyncSession, table: str) -> dict[Any, Any]:

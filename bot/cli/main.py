@@ -2,6 +2,10 @@
 
 Every operator mistake (bad config, unknown ward, bad role) ends with one line on stderr and
 a non-zero exit code, never a traceback.
+
+Imports are lazy: this module loads only argparse and the config; each subcommand imports
+what it uses inside its own function, so `cds-bot --help` or `ward list` do not pay for the
+whole bot (python-telegram-bot, aiohttp, Jinja2, alembic). Keep new subcommands that way.
 """
 
 from __future__ import annotations
@@ -12,26 +16,13 @@ import logging
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from bot.app import BotApp
-from bot.cli.shell import Shell
-from bot.clock import SystemClock
-from bot.config import (
-    Config,
-    ConfigError,
-    LoadedConfig,
-    MissingTokenError,
-    load_config,
-    resolve_path,
-)
-from bot.context import build_context
 from bot.core import Role
-from bot.db import Database
-from bot.services.places import PlaceError
-from bot.services.registry import rows_to_csv
-from bot.services.reports import progress_xlsx
-from bot.services.tables import TableError, read_table
-from bot.texts import Texts, to_plain
+
+if TYPE_CHECKING:
+    from bot.config import Config, LoadedConfig
+    from bot.db import Database
 
 DEMO_DATABASE_URL = "sqlite+aiosqlite:///./data/demo.db"
 EXIT_CONFIG = 2
@@ -102,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from bot.config import ConfigError, load_config, resolve_path
+
     try:
         loaded = load_config(resolve_path(args.config))
     except ConfigError as exc:
@@ -115,13 +108,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handlers[args.command](args, loaded)
     except ConfigError as exc:
         return _fail(str(exc), EXIT_CONFIG)
-    except PlaceError as exc:
-        return _fail(_place_error(exc), EXIT_USAGE)
+    except Exception as exc:
+        from bot.services.places import PlaceError
+
+        if isinstance(exc, PlaceError):
+            return _fail(_place_error(exc), EXIT_USAGE)
+        raise
     except KeyboardInterrupt:
         return 130
 
 
 def _run(args: argparse.Namespace, loaded: LoadedConfig) -> int:
+    from bot.config import ConfigError, MissingTokenError
+    from bot.texts import Texts, to_plain
+
     try:
         loaded.config.check_runnable()
     except MissingTokenError as exc:
@@ -133,11 +133,16 @@ def _run(args: argparse.Namespace, loaded: LoadedConfig) -> int:
         return EXIT_CONFIG
     except ConfigError as exc:
         return _fail(f"{loaded.path}: {exc}", EXIT_CONFIG)
+    from bot.app import BotApp
+
     asyncio.run(BotApp(loaded.config).run_forever())
     return 0
 
 
 def _shell(args: argparse.Namespace, loaded: LoadedConfig) -> int:
+    from bot.cli.shell import Shell
+    from bot.config import Config
+
     config = loaded.config
     if args.demo and config.database.url == Config().database.url:
         # The demo never writes into the real database unless the operator points it there.
@@ -157,8 +162,11 @@ def _db(args: argparse.Namespace, loaded: LoadedConfig) -> int:
 
 def _ward(args: argparse.Namespace, loaded: LoadedConfig) -> int:
     async def act(db: Database) -> None:
+        from bot.clock import SystemClock
+        from bot.services.places import Places
+
         await db.upgrade()
-        places = build_context(loaded.config, db, SystemClock()).services.places
+        places = Places(db, SystemClock())
         if args.ward_command == "add":
             ward = await places.add_ward(args.code, args.name)
             print(f"ward {ward.code} added: {ward.name}")
@@ -173,8 +181,11 @@ def _ward(args: argparse.Namespace, loaded: LoadedConfig) -> int:
 
 def _group(args: argparse.Namespace, loaded: LoadedConfig) -> int:
     async def act(db: Database) -> None:
+        from bot.clock import SystemClock
+        from bot.services.places import Places
+
         await db.upgrade()
-        places = build_context(loaded.config, db, SystemClock()).services.places
+        places = Places(db, SystemClock())
         group = await places.add_group(args.ward, args.code, args.name)
         print(f"group {group.code} added to ward {args.ward.upper()}: {group.name}")
 
@@ -189,8 +200,11 @@ def _grant(args: argparse.Namespace, loaded: LoadedConfig) -> int:
                      "(a number on Telegram; /quyen shows it), not a name", EXIT_USAGE)
 
     async def act(db: Database) -> None:
+        from bot.clock import SystemClock
+        from bot.services.access import Access
+
         await db.upgrade()
-        access = build_context(loaded.config, db, SystemClock()).services.access
+        access = Access(db, SystemClock(), {})
         grant = await access.grant(
             platform=args.platform, user_id=str(args.user), role=Role(args.role),
             ward_code=args.ward, group_code=args.group,
@@ -205,6 +219,12 @@ def _grant(args: argparse.Namespace, loaded: LoadedConfig) -> int:
 def _import(args: argparse.Namespace, loaded: LoadedConfig) -> int:
     """Prints the same report a coordinator gets in chat; exits 3 when rows were rejected
     (so a script notices), 1 when the file itself cannot be read."""
+    from bot.clock import SystemClock
+    from bot.context import build_context
+    from bot.services.places import PlaceError
+    from bot.services.tables import TableError, read_table
+    from bot.texts import Texts, to_plain
+
     try:
         table = read_table(args.file.read_bytes(), args.file.name)
     except OSError as exc:
@@ -241,6 +261,12 @@ def _import(args: argparse.Namespace, loaded: LoadedConfig) -> int:
 
 
 def _export(args: argparse.Namespace, loaded: LoadedConfig) -> int:
+    from bot.clock import SystemClock
+    from bot.context import build_context
+    from bot.services.places import PlaceError
+    from bot.services.registry import rows_to_csv
+    from bot.services.reports import progress_xlsx
+
     async def act(db: Database) -> None:
         await db.upgrade()
         context = build_context(loaded.config, db, SystemClock())
@@ -260,6 +286,8 @@ def _export(args: argparse.Namespace, loaded: LoadedConfig) -> int:
 
 
 def _with_db(loaded: LoadedConfig, action: Callable[[Database], Awaitable[None]]) -> int:
+    from bot.db import Database
+
     async def go() -> None:
         db = Database(loaded.config.database.url)
         try:
@@ -285,7 +313,10 @@ _PLACE_ERRORS = {
 }
 
 
-def _place_error(exc: PlaceError) -> str:
+def _place_error(exc: Exception) -> str:
+    from bot.services.places import PlaceError
+
+    assert isinstance(exc, PlaceError)
     return _PLACE_ERRORS.get(exc.reason, exc.reason).format(**exc.details)
 
 

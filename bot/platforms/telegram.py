@@ -193,7 +193,12 @@ class TelegramPlatform:
         `commands` holds (name, description, where) with where in any/private/group.
         """
         await self.application.initialize()
-        await self._set_commands(commands)
+        if self._config.mode != "webhook":
+            # Side by side: polling starts one round trip sooner (start → first getUpdates).
+            await asyncio.gather(self._set_commands(commands),
+                                 self.application.bot.delete_webhook())
+        else:
+            await self._set_commands(commands)
         await self.application.start()
         if self._config.mode == "webhook":
             await self.application.bot.set_webhook(
@@ -203,7 +208,6 @@ class TelegramPlatform:
             )
         else:
             assert self.application.updater is not None
-            await self.application.bot.delete_webhook()
             await self.application.updater.start_polling(
                 poll_interval=0.0, timeout=30, allowed_updates=ALLOWED_UPDATES
             )
