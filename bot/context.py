@@ -119,6 +119,7 @@ def build_context(
     if config.bot.name:
         texts.set_global("bot_name", config.bot.name)
     metrics = Metrics(clock)
+    metrics.watch_database(db)
     platforms: dict[str, Platform] = {}
     return AppContext(
         config=config, db=db, clock=clock, texts=texts,

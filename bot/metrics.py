@@ -3,9 +3,13 @@ successful call" of each platform that /healthz reports."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from bot.clock import Clock
 
@@ -50,16 +54,12 @@ class Metrics:
             buckets=(0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
             registry=self.registry,
         )
-        self.db_statements = Counter(
-            "cds_db_statements_total", "SQL statements sent to the database",
-            registry=self.registry,
-        )
-        self.db_transactions = Counter(
-            "cds_db_transactions_total", "Database transactions begun",
-            registry=self.registry,
-        )
         self.last_success: dict[str, datetime] = {}
         self._gauges: dict[str, Gauge] = {}
+
+    def watch_database(self, db: _Counted) -> None:
+        """Expose the database's own statement and transaction counts (bench, tuning)."""
+        self.registry.register(_DatabaseCollector(db))
 
     def mark_ok(self, platform: str) -> None:
         now = self._clock.now()
@@ -78,3 +78,19 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _Counted(Protocol):
+    statements: int
+    transactions: int
+
+
+class _DatabaseCollector(Collector):
+    def __init__(self, db: _Counted) -> None:
+        self._db = db
+
+    def collect(self) -> Iterable[Metric]:
+        yield CounterMetricFamily("cds_db_statements", "SQL statements sent to the database",
+                                  value=self._db.statements)
+        yield CounterMetricFamily("cds_db_transactions", "Database transactions begun",
+                                  value=self._db.transactions)

@@ -190,3 +190,23 @@ def test_log_limiter_writes_once_per_window_and_counts_the_rest(
     assert limiter.error("boom %s", "k", 4)
     lines = [r.getMessage() for r in caplog.records]
     assert lines == ["boom 1", "other 1", "boom 4 (2 more like this not logged)"]
+
+
+async def test_someone_who_just_wrote_goes_before_a_backlog() -> None:
+    lanes = Lanes(workers=1, max_pending=100)
+    done: list[str] = []
+
+    def job(name: str) -> object:
+        async def run() -> None:
+            await asyncio.sleep(0)
+            done.append(name)
+        return run
+
+    for i in range(8):
+        await lanes.submit("busy", job(f"busy{i}"))  # type: ignore[arg-type]
+    await asyncio.sleep(0)  # busy0 starts
+    await lanes.submit("once", job("once"))  # type: ignore[arg-type]
+    await asyncio.wait_for(lanes.join(), 2)
+    await lanes.stop()
+    assert done.index("once") <= 1
+    assert [d for d in done if d != "once"] == [f"busy{i}" for i in range(8)]

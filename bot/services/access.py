@@ -24,7 +24,7 @@ LAST_SEEN_PRECISION = timedelta(minutes=5)
 # How long a person's identity (member + grants) is reused without reading the database.
 # Grants and revocations made by this process drop it at once; other processes (the CLI,
 # a second instance) are seen within this time.
-IDENTITY_TTL_SECONDS = 10.0
+IDENTITY_TTL_SECONDS = 30.0
 _IDENTITY_CACHE_SIZE = 20_000
 
 
