@@ -45,6 +45,7 @@ class Lanes:
         self._backlog: deque[Hashable] = deque()  # lanes that just finished one, more to do
         self._wake = asyncio.Condition()
         self._turns = 0
+        self._closed = False
         self._workers: list[asyncio.Task[None]] = []
         self._pending = 0
         self._idle = asyncio.Event()
@@ -67,6 +68,9 @@ class Lanes:
 
     async def submit(self, key: Hashable, job: Job) -> None:
         """Queue `job` behind the other jobs of `key`; waits only when the bound is reached."""
+        if self._closed:
+            log.warning("update arrived while stopping: not handled")
+            return
         self.start()
         await self._room.acquire()
         self._pending += 1
@@ -86,6 +90,7 @@ class Lanes:
 
     async def stop(self, grace: float = 5.0) -> None:
         """Let queued jobs finish for up to `grace` seconds, then cancel the workers."""
+        self._closed = True
         if self._workers:
             try:
                 await asyncio.wait_for(self.join(), grace)

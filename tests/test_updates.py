@@ -210,3 +210,33 @@ async def test_someone_who_just_wrote_goes_before_a_backlog() -> None:
     await lanes.stop()
     assert done.index("once") <= 1
     assert [d for d in done if d != "once"] == [f"busy{i}" for i in range(8)]
+
+
+async def test_zalo_polling_serves_two_chats_side_by_side_in_order(tmp_path: Path) -> None:
+    from tests.fake_zalo import FakeZalo
+    from tests.test_zalo import config_for as zalo_config
+    from tests.test_zalo import start_app as start_zalo
+
+    async with FakeZalo() as zl:
+        bot_app = await start_zalo(zalo_config(zl, tmp_path))
+        try:
+            release = asyncio.Event()
+
+            async def slow(ctx: Ctx) -> None:
+                await release.wait()
+                await ctx.reply("chậm xong")
+
+            bot_app.router.command("cham", slow, menu=False)
+            zl.text("z1", "z1", "/cham")
+            zl.text("z1", "z1", "/trogiup")
+            zl.text("z2", "z2", "/trogiup")
+            [other] = await zl.wait_sent("z2", 1)
+            assert "Các lệnh bạn dùng được" in str(other["text"])
+            await asyncio.sleep(0.2)
+            assert zl.sent_to("z1") == []
+            release.set()
+            first, second = await zl.wait_sent("z1", 2)
+            assert str(first["text"]) == "chậm xong"
+            assert "Các lệnh bạn dùng được" in str(second["text"])
+        finally:
+            await bot_app.stop()
