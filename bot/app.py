@@ -17,7 +17,10 @@ from bot.config import Config
 from bot.context import AppContext, build_context
 from bot.core import ChatEvent, Incoming, Platform
 from bot.db import Database
+from bot.jobs.contests import post_contest_news
+from bot.jobs.feedback_followup import ask_if_fixed
 from bot.jobs.leader import Leadership
+from bot.jobs.personal_reminders import send_personal_reminders
 from bot.jobs.scheduler import Job, Scheduler
 from bot.lanes import Lanes
 from bot.platforms.telegram import TelegramPlatform
@@ -78,6 +81,10 @@ class BotApp:
                 every_seconds=3600),
             Job("feedback-overdue-nudges", lambda: nudge_overdue(self.context, self.router),
                 every_seconds=900),
+            Job("feedback-ask-fixed", lambda: ask_if_fixed(self.context), every_seconds=900),
+            Job("personal-reminders", lambda: send_personal_reminders(self.context),
+                every_seconds=600),
+            Job("contests", lambda: post_contest_news(self.context), every_seconds=60),
             Job("campaigns", lambda: campaigns.tick(self.context), every_seconds=60),
             Job("close-polls", lambda: polls.close_due(self.context), every_seconds=60),
         ]

@@ -273,6 +273,10 @@ class FeedbackSection(_Section):
         }
     )
     nudge_every_hours: int = Field(default=24, ge=1, le=720)
+    # Days after "resolved" before the reporter is asked "is it really fixed?"; days during
+    # which the reporter may still say "not fixed" and reopen the ticket.
+    ask_fixed_after_days: int = Field(default=3, ge=1, le=60)
+    reopen_days: int = Field(default=14, ge=1, le=180)
 
     @field_validator("due_hours")
     @classmethod
@@ -285,6 +289,20 @@ class FeedbackSection(_Section):
             if not 1 <= hours <= 24 * 90:
                 raise ValueError(f"{key}: hours must be between 1 and 2160")
         return {**{c: 120 for c in FEEDBACK_CATEGORIES}, **value}
+
+
+class RemindersSection(_Section):
+    """Personal reminders to households that still miss a running campaign's step."""
+
+    enabled: bool = True
+    every_days: int = Field(default=7, ge=1, le=60)
+
+
+class ContestSection(_Section):
+    """The ward's knowledge contest: questions drawn per player, attempts allowed."""
+
+    questions_per_player: int = Field(default=10, ge=1, le=50)
+    attempts: int = Field(default=1, ge=1, le=10)
 
 
 class OutboxSection(_Section):
@@ -315,6 +333,8 @@ class Config(_Section):
     citizen_app: CitizenAppSection = Field(default_factory=CitizenAppSection)
     office: OfficeSection = Field(default_factory=OfficeSection)
     feedback: FeedbackSection = Field(default_factory=FeedbackSection)
+    reminders: RemindersSection = Field(default_factory=RemindersSection)
+    contest: ContestSection = Field(default_factory=ContestSection)
     outbox: OutboxSection = Field(default_factory=OutboxSection)
     schedule: ScheduleSection = Field(default_factory=ScheduleSection)
 

@@ -16,6 +16,7 @@ from bot.services.access import Access
 from bot.services.accounts import Accounts
 from bot.services.campaigns import Campaigns
 from bot.services.chats import Chats
+from bot.services.contests import Contests, load_banks
 from bot.services.conversations import Conversations
 from bot.services.dashboard_login import DashboardLogins
 from bot.services.downloads import Downloads
@@ -28,6 +29,7 @@ from bot.services.places import Places
 from bot.services.polls import Polls
 from bot.services.progress import Progress
 from bot.services.registry import Registry
+from bot.services.reminders import PersonalReminders
 from bot.texts import Texts
 
 
@@ -50,6 +52,8 @@ class Services:
     campaigns: Campaigns
     polls: Polls
     downloads: Downloads
+    reminders: PersonalReminders
+    contests: Contests
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,10 @@ def build_services(
                             timedelta(hours=config.schedule.grace_hours)),
         polls=Polls(db, clock),
         downloads=Downloads(db, clock),
+        reminders=PersonalReminders(db, clock, steps, every_days=config.reminders.every_days),
+        contests=Contests(db, clock, per_player=config.contest.questions_per_player,
+                          attempts=config.contest.attempts,
+                          banks=load_banks(config.bot.locale)),
     )
 
 

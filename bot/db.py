@@ -249,7 +249,9 @@ def _upgrade_sync(connection: sa.Connection) -> None:
 
     cfg = alembic_config()
     cfg.attributes["connection"] = connection
-    command.upgrade(cfg, "head")
+    # "heads": features developed side by side may each add a migration on the same parent;
+    # they touch different tables, so every branch is applied (Alembic orders them itself).
+    command.upgrade(cfg, "heads")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

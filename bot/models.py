@@ -246,6 +246,11 @@ class Feedback(SQLModel, table=True):
     acknowledged_at: datetime | None = _when(nullable=True)
     resolved_at: datetime | None = _when(nullable=True)
     last_nudged_at: datetime | None = _when(nullable=True)
+    # --- closing the loop (issue 15): "is it fixed?" asked once, the reporter's answer ---
+    fixed_asked_at: datetime | None = _when(nullable=True)
+    fixed_answer: str = Field(default="", max_length=16)
+    satisfaction: int | None = Field(default=None)
+    reopen_count: int = Field(default=0)
 
 
 class FeedbackEvent(SQLModel, table=True):
@@ -462,3 +467,86 @@ class DownloadLink(SQLModel, table=True):
     created_at: datetime = _when()
     expires_at: datetime = _when()
     used_at: datetime | None = _when(nullable=True)
+
+
+# --- closing the loops (issue 15): personal reminders, mutes, visit requests ------------------
+class PersonalReminder(SQLModel, table=True):
+    """One nudge to one household about a campaign's step it still misses. Planned as a row,
+    sent to the household's linked residents when due; dropped (`cancelled`) in the same
+    transaction as the step is logged, so it never reaches a household that is done.
+    `done_at` records when the step was done after the reminder went: the reminders' effect."""
+
+    __tablename__ = "personal_reminder"
+    __table_args__ = (sa.Index("ix_personal_reminder_due", "state", "due_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    household_id: int = Field(foreign_key="household.id", index=True)
+    campaign_id: int = Field(foreign_key="campaign.id", index=True)
+    group_id: int = Field(foreign_key="residential_group.id")
+    step_key: str = Field(max_length=32)
+    state: str = Field(default="pending", max_length=12)
+    due_at: datetime = _when()
+    created_at: datetime = _when()
+    sent_at: datetime | None = _when(nullable=True)
+    done_at: datetime | None = _when(nullable=True)
+
+
+class ReminderMute(SQLModel, table=True):
+    """A person who said /tatnhac: no personal reminders in this ward until /batnhac."""
+
+    __tablename__ = "reminder_mute"
+    member_id: int = Field(foreign_key="member.id", primary_key=True)
+    ward_id: int = Field(foreign_key="ward.id", primary_key=True)
+    muted_at: datetime = _when()
+
+
+class VisitRequest(SQLModel, table=True):
+    """"Nhờ tổ công nghệ số đến giúp": a household asks the group's helpers to come by."""
+
+    __tablename__ = "visit_request"
+    id: int | None = Field(default=None, primary_key=True)
+    household_id: int = Field(foreign_key="household.id", index=True)
+    group_id: int = Field(foreign_key="residential_group.id", index=True)
+    step_key: str = Field(default="", max_length=32)
+    requested_by: int | None = Field(default=None, foreign_key="member.id")
+    requested_at: datetime = _when()
+    done_at: datetime | None = _when(nullable=True)
+
+
+class Contest(SQLModel, table=True):
+    """The ward's knowledge contest: questions copied from a bank when created (so editing the
+    bank never changes a running contest), a period, the groups taking part, and which of
+    its group posts (announcement, mid-contest standing, final result) went out."""
+
+    __tablename__ = "contest"
+    id: int | None = Field(default=None, primary_key=True)
+    ward_id: int = Field(foreign_key="ward.id", index=True)
+    title: str = Field(max_length=200)
+    questions: list[Any] = _json_list()
+    per_player: int = Field(default=10)
+    attempts: int = Field(default=1)
+    starts_at: datetime = _when()
+    ends_at: datetime = _when()
+    group_ids: list[Any] = _json_list()
+    state: str = Field(default="active", max_length=12)
+    announced: bool = Field(default=False)
+    mid_posted: bool = Field(default=False)
+    final_posted: bool = Field(default=False)
+    created_by: int | None = Field(default=None, foreign_key="member.id")
+    created_at: datetime = _when()
+
+
+class ContestPlay(SQLModel, table=True):
+    """One attempt of one person: the questions drawn for him, his answers so far, the score."""
+
+    __tablename__ = "contest_play"
+    id: int | None = Field(default=None, primary_key=True)
+    contest_id: int = Field(foreign_key="contest.id", index=True)
+    member_id: int = Field(foreign_key="member.id", index=True)
+    group_id: int | None = Field(default=None, foreign_key="residential_group.id")
+    household_id: int | None = Field(default=None, foreign_key="household.id")
+    attempt: int = Field(default=1)
+    drawn: list[Any] = _json_list()
+    answers: list[Any] = _json_list()
+    score: int = Field(default=0)
+    started_at: datetime = _when()
+    finished_at: datetime | None = _when(nullable=True)

@@ -52,3 +52,20 @@ def parse_when(text: str, now: datetime, tz: tzinfo) -> datetime | None:
     if moment is None:
         return None
     return datetime.combine(day or local_today, moment, tzinfo=tz).astimezone(UTC)
+
+
+def parse_period(text: str, today: date) -> tuple[date, date] | None:
+    """"1/12 - 31/12", "15/12 - 15/1", "1/12/2026-31/12/2026", or just the last day
+    (starting today). A start without a year is this year; an end before it, next year's."""
+    parts = [p.strip() for p in text.replace("đến", "-").replace("den", "-").split("-")
+             if p.strip()]
+    if len(parts) == 1:
+        end = parse_date(parts[0], today)
+        return (today, end) if end and end >= today else None
+    if len(parts) != 2:
+        return None
+    start = parse_date(parts[0], today, roll_forward=False)
+    end = parse_date(parts[1], start or today, roll_forward=True)
+    if start is None or end is None or end < start or end < today:
+        return None
+    return start, end

@@ -8,14 +8,17 @@ from handlers import (
     basics,
     campaigns,
     chats,
+    contests,
     dashboard,
     explanations,
     feedback,
+    feedback_followup,
     households,
     invites,
     notices,
     polls,
     progress,
+    reminders,
 )
 
 
@@ -24,10 +27,13 @@ def register_all(router: Router) -> None:
     basics.register(router)
     explanations.register(router)
     feedback.register(router)
+    feedback_followup.register(router)
     households.register(router)
+    reminders.register(router)
     progress.register(router)
     notices.register(router)
     polls.register(router)
+    contests.register(router)
     campaigns.register(router)
     invites.register(router)
     chats.register(router)

@@ -19,7 +19,7 @@ from bot.delivery.outbox import NewDelivery
 from bot.router import Ctx, Router
 from bot.services.campaigns import CampaignError, CampaignInfo, parse_days, parse_time
 from bot.services.progress import GroupProgress, StepCount
-from bot.when import parse_date, parse_time_of_day
+from bot.when import parse_period, parse_time_of_day
 from handlers.targets import group_buttons, toggle
 
 log = logging.getLogger(__name__)
@@ -127,20 +127,7 @@ def _today(ctx: Ctx) -> date:
 
 
 def _parse_period(text: str, today: date) -> tuple[date, date] | None:
-    """"1/12 - 31/12", "15/12 - 15/1", "1/12/2026-31/12/2026", or just the last day
-    (starting today). A start without a year is this year; an end before it, next year's."""
-    parts = [p.strip() for p in text.replace("đến", "-").replace("den", "-").split("-")
-             if p.strip()]
-    if len(parts) == 1:
-        end = parse_date(parts[0], today)
-        return (today, end) if end and end >= today else None
-    if len(parts) != 2:
-        return None
-    start = parse_date(parts[0], today, roll_forward=False)
-    end = parse_date(parts[1], start or today, roll_forward=True)
-    if start is None or end is None or end < start or end < today:
-        return None
-    return start, end
+    return parse_period(text, today)
 
 
 async def _ask_step(ctx: Ctx, data: dict[str, Any]) -> None:
@@ -327,6 +314,10 @@ async def finish(app: AppContext, c: CampaignInfo) -> None:
                     ward_id=c.ward_id, group_id=group.group_id)
         for group, _ in ranked for chat in chats.get(group.group_id, [])
     ]
+    effect = await services.reminders.effect(c.id)
+    if effect:  # the coordinators' copy also says what the personal reminders achieved
+        text += "\n\n" + app.texts.render("campaigns/reminder_effect", app.config.bot.locale,
+                                          effect=effect)
     items += [
         NewDelivery(kind="final", ref_id=c.id, platform=platform, chat_id=user_id,
                     dedupe=f"final:{c.id}:{platform}:{user_id}", text=text, is_group=False,

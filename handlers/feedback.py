@@ -15,6 +15,7 @@ from datetime import datetime
 from bot.config import FEEDBACK_CATEGORIES
 from bot.context import AppContext
 from bot.core import Button, Outgoing, Role, is_number
+from bot.jobs.feedback_followup import fixed_buttons
 from bot.router import Ctx, Router
 from bot.services.feedback import (
     Changed,
@@ -158,7 +159,12 @@ async def track(ctx: Ctx) -> None:
         except FeedbackError:
             await ctx.say("feedback/error_not_found", number=ctx.args[0])
             return
-        await ctx.say("feedback/ticket_mine", t=ticket)
+        buttons: list[list[Button]] = []
+        if ticket.may_reopen:  # resolved recently: the reporter may still say "not fixed"
+            buttons = fixed_buttons(ctx.app, ticket.number)
+            if ticket.fixed_answer == "fixed":
+                buttons = [buttons[0][1:]]
+        await ctx.say("feedback/ticket_mine", buttons=buttons, t=ticket)
         return
     await ctx.say("feedback/mine", tickets=await service.mine(ctx.identity))
 
@@ -224,7 +230,7 @@ def _staff_buttons(ctx: Ctx, t: TicketView) -> list[list[Button]]:
              ctx.button("feedback.act.reply", f"fbx:{n}:reply")],
             [ctx.button("feedback.act.resolve", f"fbx:{n}:resolve"),
              ctx.button("feedback.act.reject", f"fbx:{n}:reject")]]
-    if t.state != "new":
+    if t.state not in ("new", "reopened"):
         rows[0] = rows[0][1:] if t.state == "acknowledged" else []
     return [r for r in rows if r]
 

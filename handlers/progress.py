@@ -50,7 +50,9 @@ async def _ward(ctx: Ctx, ward_id: int) -> None:
     ward = await ctx.app.services.progress.ward(ward_id)
     buttons = [[ctx.button("progress.step", f"pg:s:{s.key}", title=s.label)] for s in ward.steps]
     buttons.append([ctx.button("progress.chart_button", "pg:c:*")])
-    await ctx.say("progress/ward", ward=ward, buttons=buttons)
+    contests = [await ctx.app.services.contests.standings(c.id)
+                for c in await ctx.app.services.contests.open_for({ward_id})]
+    await ctx.say("progress/ward", ward=ward, buttons=buttons, contests=contests)
 
 
 async def _step(ctx: Ctx, ward_id: int, key: str) -> None:
@@ -115,8 +117,10 @@ async def _missing(ctx: Ctx, group_id: int, step_key: str | None, page: int) -> 
         buttons.append([ctx.button("progress.more", more)])
     step = ctx.app.services.progress.step(step_key) if step_key else None
     titles = {s.key: s.title for s in ctx.app.services.progress.steps}
+    visits = await ctx.app.services.reminders.visits(group_id)
     await ctx.say("progress/missing", group=group, rows=rows, total=total, page=page + 1,
-                  pages=pages, step=step, titles=titles, start=page * PAGE, buttons=buttons)
+                  pages=pages, step=step, titles=titles, start=page * PAGE, buttons=buttons,
+                  visits=visits)
 
 
 async def _chart(ctx: Ctx, ward_id: int, key: str | None) -> None:

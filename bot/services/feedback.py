@@ -37,15 +37,16 @@ from bot.services.conversations import MENU_SUFFIX
 from bot.services.explanations import fold
 from bot.services.privacy import mask_contacts, mask_national_ids
 
-OPEN_STATES = ("new", "acknowledged", "in_progress")
+# "reopened": the reporter said a resolved problem is not fixed; staff handle it as new.
+OPEN_STATES = ("new", "acknowledged", "in_progress", "reopened")
 FINAL_STATES = ("resolved", "rejected")
 MAX_TEXT = 2000
 PAGE_SIZE = 8
 
 # Staff action → (allowed from-states, resulting state; None keeps the state).
 TRANSITIONS: dict[str, tuple[tuple[str, ...], str | None]] = {
-    "acknowledge": (("new",), "acknowledged"),
-    "start": (("new", "acknowledged"), "in_progress"),
+    "acknowledge": (("new", "reopened"), "acknowledged"),
+    "start": (("new", "acknowledged", "reopened"), "in_progress"),
     "reply": (OPEN_STATES, None),
     "resolve": (OPEN_STATES, "resolved"),
     "reject": (OPEN_STATES, "rejected"),
@@ -91,6 +92,10 @@ class TicketView:
     overdue: bool
     assignee_name: str = ""
     events: tuple[EventView, ...] = ()
+    resolved_at: datetime | None = None
+    fixed_answer: str = ""  # "", "fixed" or "not_fixed": the reporter's own verdict
+    satisfaction: int | None = None
+    may_reopen: bool = False  # resolved recently enough for the reporter to say "not fixed"
 
     @property
     def ticket(self) -> str:
@@ -141,6 +146,29 @@ class Summary:
     median_hours: float | None
     by_category: dict[str, tuple[int, int]] = field(default_factory=dict)
     by_group: dict[str, tuple[int, int]] = field(default_factory=dict)
+    # Closing the loop: of the tickets resolved, how many reporters confirmed the fix,
+    # how many reopened, and the median 1-5 satisfaction; per category and group
+    # (confirmed, reopened).
+    confirmed: int = 0
+    reopened: int = 0
+    satisfaction: float | None = None
+    loop_by_category: dict[str, tuple[int, int]] = field(default_factory=dict)
+    loop_by_group: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FixedQuestion:
+    """A resolved ticket whose reporter is now asked whether the problem is really fixed."""
+
+    ticket: TicketView
+    reporter: Reporter
+    ward_id: int
+
+
+@dataclass(frozen=True)
+class Reopened:
+    ticket: TicketView
+    tell: tuple[Reporter, ...]
 
 
 @dataclass(frozen=True)
@@ -506,11 +534,27 @@ class Feedbacks:
         done_category: Counter[str] = Counter(r.category for r in resolved)
         by_group: Counter[str] = Counter(codes.get(r.group_id or 0, "") for r in rows)
         done_group: Counter[str] = Counter(codes.get(r.group_id or 0, "") for r in resolved)
+        confirmed = [r for r in rows if r.fixed_answer == "fixed"]
+        reopened = [r for r in rows if r.reopen_count > 0]
+        scores = [r.satisfaction for r in rows if r.satisfaction is not None]
+        loop_category = {
+            k: (sum(r.category == k for r in confirmed), sum(r.category == k for r in reopened))
+            for k in sorted({r.category for r in confirmed + reopened})
+        }
+        group_of = {id(r): codes.get(r.group_id or 0, "") for r in rows}
+        loop_group = {
+            k: (sum(group_of[id(r)] == k for r in confirmed),
+                sum(group_of[id(r)] == k for r in reopened))
+            for k in sorted({group_of[id(r)] for r in confirmed + reopened})
+        }
         return Summary(
             received=len(rows), resolved=len(resolved),
             median_hours=round(statistics.median(hours), 1) if hours else None,
             by_category={k: (v, done_category[k]) for k, v in sorted(by_category.items())},
             by_group={k: (v, done_group[k]) for k, v in sorted(by_group.items())},
+            confirmed=len(confirmed), reopened=len(reopened),
+            satisfaction=round(float(statistics.median(scores)), 1) if scores else None,
+            loop_by_category=loop_category, loop_by_group=loop_group,
         )
 
     # --- the reporter's own data ---------------------------------------------------------------
@@ -558,6 +602,121 @@ class Feedbacks:
             )
             return int(kept.rowcount)
 
+    # --- closing the loop: "is it fixed?" ----------------------------------------------------
+    async def fixed_questions_due(self) -> list[FixedQuestion]:
+        """Tickets resolved `ask_fixed_after_days` ago whose reporter was not asked yet; each
+        is marked asked in the same transaction, so a question is never sent twice."""
+        now = self._clock.now()
+        before = now - timedelta(days=self._config.ask_fixed_after_days)
+        # Too old to reopen: never asked (the question would offer what it cannot do).
+        oldest = now - timedelta(days=self._config.reopen_days)
+        async with self._db.session() as session:
+            rows = (
+                await session.exec(
+                    select(Feedback).where(
+                        Feedback.state == "resolved", col(Feedback.fixed_asked_at).is_(None),
+                        col(Feedback.reporter_member_id).is_not(None),
+                        col(Feedback.resolved_at) <= before, col(Feedback.resolved_at) > oldest,
+                    ).order_by(col(Feedback.id)).limit(500)
+                )
+            ).all()
+            due = []
+            for row in rows:
+                row.fixed_asked_at = now
+                session.add(row)
+                reporter = await self._reporter(session, row)
+                if reporter is None:
+                    continue
+                assert row.id is not None
+                session.add(FeedbackEvent(feedback_id=row.id, at=now, action="asked_fixed",
+                                          from_state=row.state, to_state=row.state))
+                due.append(FixedQuestion(await self._view(session, row, staff=False),
+                                         reporter, row.ward_id))
+            return due
+
+    async def confirm_fixed(self, identity: Identity, number: int) -> TicketView:
+        """The reporter says the problem is fixed: recorded, the ticket stays resolved."""
+        now = self._clock.now()
+        async with self._db.session() as session:
+            row = await self._reporter_row(session, identity, number)
+            if row.state != "resolved":
+                raise FeedbackError("not_resolved", number=number)
+            if row.fixed_answer != "fixed":
+                row.fixed_answer = "fixed"
+                session.add(row)
+                assert row.id is not None
+                session.add(FeedbackEvent(feedback_id=row.id, at=now, action="confirmed_fixed",
+                                          from_state=row.state, to_state=row.state))
+            return await self._view(session, row, staff=False)
+
+    async def reopen(self, identity: Identity, number: int, message: str = "") -> Reopened:
+        """The reporter says a resolved problem is not fixed: the ticket is reopened, due
+        again by its category, and whoever handles it (or the group's staff) is told."""
+        now = self._clock.now()
+        message = mask_national_ids(message.strip())[:MAX_TEXT]
+        async with self._db.session() as session:
+            row = await self._reporter_row(session, identity, number)
+            if row.state != "resolved":
+                raise FeedbackError("not_resolved", number=number)
+            if not self._may_reopen(row):
+                raise FeedbackError("too_late_to_reopen", number=number,
+                                    days=self._config.reopen_days)
+            row.state, row.fixed_answer = "reopened", "not_fixed"
+            row.reopen_count += 1
+            row.due_at = now + timedelta(hours=self._config.due_hours.get(row.category, 120))
+            row.last_nudged_at = None
+            session.add(row)
+            assert row.id is not None
+            session.add(FeedbackEvent(
+                feedback_id=row.id, at=now, actor_member_id=identity.member_id,
+                action="reopened", from_state="resolved", to_state="reopened", message=message,
+            ))
+            audit.record(session, self._clock, action="feedback.reopen",
+                         actor_member_id=identity.member_id, ward_id=row.ward_id,
+                         target=f"PA-{row.id}")
+            tell = await self._responsible(session, row)
+            return Reopened(await self._view(session, row, staff=True, history=True), tell)
+
+    async def add_reporter_note(self, identity: Identity, number: int, text: str) -> Reopened:
+        """The reporter's words on what is still wrong, kept on a reopened ticket."""
+        now = self._clock.now()
+        text = mask_national_ids(text.strip())[:MAX_TEXT]
+        async with self._db.session() as session:
+            row = await self._reporter_row(session, identity, number)
+            if row.state in FINAL_STATES:
+                raise FeedbackError("not_open", number=number)
+            assert row.id is not None
+            session.add(FeedbackEvent(
+                feedback_id=row.id, at=now, actor_member_id=identity.member_id,
+                action="reporter_note", from_state=row.state, to_state=row.state, message=text,
+            ))
+            tell = await self._responsible(session, row)
+            return Reopened(await self._view(session, row, staff=True), tell)
+
+    async def rate(self, identity: Identity, number: int, score: int) -> TicketView:
+        """A 1-5 satisfaction tap after "fixed"; a second tap replaces the first."""
+        if not 1 <= score <= 5:
+            raise FeedbackError("bad_score")
+        async with self._db.session() as session:
+            row = await self._reporter_row(session, identity, number)
+            if row.state != "resolved":
+                raise FeedbackError("not_resolved", number=number)
+            row.satisfaction = score
+            session.add(row)
+            return await self._view(session, row, staff=False)
+
+    async def _reporter_row(
+        self, session: AsyncSession, identity: Identity, number: int
+    ) -> Feedback:
+        row = await session.get(Feedback, number)
+        if row is None or row.reporter_member_id != identity.member_id:
+            raise FeedbackError("not_found", number=number)
+        return row
+
+    def _may_reopen(self, row: Feedback) -> bool:
+        return (row.state == "resolved" and row.resolved_at is not None
+                and row.resolved_at > self._clock.now() - timedelta(days=self._config.reopen_days))
+
     # --- views ------------------------------------------------------------------------------
     async def _reporter(self, session: AsyncSession, row: Feedback) -> Reporter | None:
         if row.reporter_member_id is None:
@@ -591,7 +750,7 @@ class Feedbacks:
             events = tuple(
                 EventView(e.at, e.action, e.to_state, mask_contacts(e.message) if staff
                           else e.message)
-                for e in rows if staff or e.action != "nudged"
+                for e in rows if staff or e.action not in ("nudged", "asked_fixed")
             )
         text = mask_contacts(row.text) if staff else row.text
         location = mask_contacts(row.location) if staff else row.location
@@ -602,6 +761,8 @@ class Feedbacks:
             created_at=row.created_at, due_at=row.due_at,
             overdue=row.state in OPEN_STATES and row.due_at < self._clock.now(),
             assignee_name=assignee.display_name if assignee else "", events=events,
+            resolved_at=row.resolved_at, fixed_answer=row.fixed_answer,
+            satisfaction=row.satisfaction, may_reopen=self._may_reopen(row),
         )
 
 

@@ -32,7 +32,7 @@ from bot.models import (
     ResidentialGroup,
     RoleGrant,
 )
-from bot.services import audit
+from bot.services import audit, reminders
 from bot.services.access import Identity
 from bot.services.explanations import fold
 from bot.services.places import normalize_code
@@ -354,6 +354,8 @@ class Households:
             session, info.group_id, step.key, after - before,
             int(row.complete) - int(was_complete),
         )
+        if row.complete and not was_complete:  # personal reminders cancel themselves
+            await reminders.step_done(session, [(info.id, step.key)], now)
         return StepChange(step.key, step.title, before, after, total)
 
     async def undo(self, identity: Identity, batch: str) -> Marked:

@@ -164,3 +164,37 @@ class Places:
                 )
             ).all()
             return [_group_info(r) for r in rows]
+
+
+def pick_groups(text: str, groups: list[GroupInfo]) -> tuple[list[int], list[str]]:
+    """Groups as people type them: codes ("TDP03 TDP07", "tdp3, tdp7") and ranges
+    ("TDP01-TDP40"), matched against the ward's groups; returns (ids, words not understood).
+    Numbers compare as numbers, so "TDP3" finds "TDP03"."""
+    by_key = {_code_key(g.code): g for g in groups}
+    ordered = sorted(groups, key=lambda g: _code_key(g.code))
+    chosen: dict[int, None] = {}
+    unknown: list[str] = []
+    for word in text.replace(",", " ").replace(";", " ").split():
+        if "-" in word.strip("-"):
+            low, _, high = word.partition("-")
+            a, b = _code_key(low), _code_key(high)
+            if a in by_key and b in by_key:
+                for g in ordered:
+                    if min(a, b) <= _code_key(g.code) <= max(a, b):
+                        chosen[g.id] = None
+                continue
+        group = by_key.get(_code_key(word))
+        if group is None:
+            unknown.append(word)
+        else:
+            chosen[group.id] = None
+    return list(chosen), unknown
+
+
+def _code_key(code: str) -> tuple[str, int, str]:
+    """"TDP03" → ("TDP", 3, ""): the letters, the number, anything after it."""
+    code = normalize_code(code)
+    head = len(code) - len(code.lstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZĐ"))
+    prefix, rest = code[:head], code[head:]
+    digits = rest[: len(rest) - len(rest.lstrip("0123456789"))]
+    return prefix, int(digits) if digits else -1, rest[len(digits):]

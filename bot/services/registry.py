@@ -26,7 +26,7 @@ from bot.config import OnboardingStepConfig
 from bot.core import is_number
 from bot.db import Database
 from bot.models import Household, HouseholdStep, Member, ProgressEvent, ResidentialGroup
-from bot.services import audit
+from bot.services import audit, reminders
 from bot.services.explanations import fold
 from bot.services.households import search_text, step_total
 from bot.services.places import normalize_code
@@ -410,6 +410,10 @@ class Registry:
             )
         if events:
             await session.exec(sa.insert(ProgressEvent), params=events)
+        completed = [(int(str(v["household_id"])), str(v["step_key"]))
+                     for v in inserts if v["complete"]]
+        completed += [(int(str(v["hid"])), str(v["key"])) for v in updates if v["complete"]]
+        await reminders.step_done(session, completed, now)  # their reminders cancel
         return len(events)
 
     # --- export ---------------------------------------------------------------------------
