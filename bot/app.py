@@ -58,7 +58,9 @@ class BotApp:
     def __init__(self, config: Config, *, clock: Clock | None = None) -> None:
         self.config = config
         self.clock = clock or SystemClock()
-        self.db = Database(config.database.url)
+        # A pooled connection per update handled at a time, plus outbox workers and jobs.
+        self.db = Database(config.database.url,
+                           pool_size=config.bot.concurrent_updates + config.outbox.workers + 4)
         self.context = build_context(config, self.db, self.clock)
         self.router = build_router(self.context)
         self.telegram: TelegramPlatform | None = None

@@ -28,9 +28,11 @@ from bot.models import (
     HouseholdResident,
     HouseholdStep,
     Member,
+    PersonalReminder,
     ProgressEvent,
     ResidentialGroup,
     RoleGrant,
+    VisitRequest,
 )
 from bot.services import audit, reminders
 from bot.services.access import Identity
@@ -238,26 +240,42 @@ class Households:
     async def _step_rows(
         self, session: AsyncSession, household_id: int, *, lock_group: int | None = None
     ) -> dict[str, tuple[HouseholdStep, str]]:
-        """The household's step rows; with `lock_group`, also `lock_groups` for that group
-        in the same statement on PostgreSQL (one round trip fewer per `/ghi`)."""
-        query: Any
+        """The household's step rows, in one statement with what `/ghi` must know besides:
+        whether personal reminders or visit requests are open for it (remembered in the
+        session's memo, so a completed step skips `reminders.step_done` when none are), and
+        with `lock_group` on PostgreSQL, `lock_groups` for its group."""
+        open_reminder = sa.exists().where(
+            col(PersonalReminder.household_id) == household_id,
+            sa.or_(col(PersonalReminder.state) == "pending",
+                   sa.and_(col(PersonalReminder.state) == "sent",
+                           col(PersonalReminder.done_at).is_(None))),
+        )
+        open_visit = sa.exists().where(
+            col(VisitRequest.household_id) == household_id, col(VisitRequest.done_at).is_(None)
+        )
+        query: Any = (
+            sa.select(HouseholdStep, col(Member.display_name), open_reminder.label("reminder"),
+                      open_visit.label("visit"))
+            .select_from(Household)
+            .outerjoin(HouseholdStep, col(HouseholdStep.household_id) == col(Household.id))
+            .outerjoin(Member, col(Member.id) == col(HouseholdStep.updated_by))
+            .where(col(Household.id) == household_id)
+        )
         if lock_group is not None and _is_postgres(session):
-            query = (
-                select(HouseholdStep, Member.display_name)
-                .select_from(ResidentialGroup)
-                .outerjoin(HouseholdStep, col(HouseholdStep.household_id) == household_id)
-                .outerjoin(Member, col(Member.id) == HouseholdStep.updated_by)
-                .where(ResidentialGroup.id == lock_group)
-                .with_for_update(of=ResidentialGroup)
-            )
-        else:
-            query = (
-                select(HouseholdStep, Member.display_name)
-                .join(Member, col(Member.id) == HouseholdStep.updated_by, isouter=True)
-                .where(HouseholdStep.household_id == household_id)
-            )
+            query = query.join(
+                ResidentialGroup, col(ResidentialGroup.id) == lock_group
+            ).with_for_update(of=ResidentialGroup)
         rows = (await session.exec(query)).all()
-        return {r.step_key: (r, name or "") for r, name in rows if r is not None}
+        if rows:
+            memo(session, "personal_reminder")[household_id] = bool(rows[0][2])
+            memo(session, "visit_request")[household_id] = bool(rows[0][3])
+        return {r.step_key: (r, name or "") for r, name, _, _ in rows if r is not None}
+
+    @staticmethod
+    def _nothing_to_cancel(session: AsyncSession, household_id: int) -> bool:
+        """Known from this update's own read: no open reminder or visit for the household."""
+        return (memo(session, "personal_reminder").get(household_id) is False
+                and memo(session, "visit_request").get(household_id) is False)
 
     async def _checklist(
         self, session: AsyncSession, household_id: int,
@@ -354,8 +372,8 @@ class Households:
             session, info.group_id, step.key, after - before,
             int(row.complete) - int(was_complete),
         )
-        if row.complete and not was_complete:  # personal reminders cancel themselves
-            await reminders.step_done(session, [(info.id, step.key)], now)
+        if row.complete and not was_complete and not self._nothing_to_cancel(session, info.id):
+            await reminders.step_done(session, [(info.id, step.key)], now)  # they cancel
         return StepChange(step.key, step.title, before, after, total)
 
     async def undo(self, identity: Identity, batch: str) -> Marked:
