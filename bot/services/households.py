@@ -254,8 +254,8 @@ class Households:
             col(VisitRequest.household_id) == household_id, col(VisitRequest.done_at).is_(None)
         )
         query: Any = (
-            sa.select(HouseholdStep, col(Member.display_name), open_reminder.label("reminder"),
-                      open_visit.label("visit"))
+            sa.select(HouseholdStep, col(Member.display_name), open_reminder,
+                      open_visit)
             .select_from(Household)
             .outerjoin(HouseholdStep, col(HouseholdStep.household_id) == col(Household.id))
             .outerjoin(Member, col(Member.id) == col(HouseholdStep.updated_by))
