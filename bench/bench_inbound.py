@@ -216,8 +216,13 @@ def queue_burst(fake: StampedFake, kind: str, n: int, people: int,
 
 
 async def write_once(fake: StampedFake, kind: str, once: int, every: float,
-                     presses: dict[int, int], topics: list[str]) -> dict[str, float]:
-    """While the backlog is there, one new person writes every `every` seconds."""
+                     presses: dict[int, int], topics: list[str],
+                     after_fetch: bool) -> dict[str, float]:
+    """While the backlog is there, one new person writes every `every` seconds; with
+    `after_fetch`, only once the bot has fetched the whole backlog (the wait then is the
+    bot's own queue, not Telegram's: getUpdates hands out updates in order, 100 at a time)."""
+    while after_fetch and fake._updates:
+        await asyncio.sleep(0.01)
     queued: dict[str, float] = {}
     for i in range(once):
         user = ONCE0 + i
@@ -249,7 +254,7 @@ def queue_one(fake: StampedFake, kind: str, user: int, j: int, p: int,
 
 async def run_burst(fake: StampedFake, kind: str, n: int, people: int, once: int,
                     pid: int, web_port: int | None, presses: dict[int, int],
-                    topics: list[str]) -> Burst:
+                    topics: list[str], after_fetch: bool = True) -> Burst:
     await asyncio.sleep(0.5)  # whatever came before has settled
     fake.forget()
     first = len(fake.answers)
@@ -257,7 +262,8 @@ async def run_burst(fake: StampedFake, kind: str, n: int, people: int, once: int
     m0 = scrape(web_port) if web_port else {}
     t0 = time.perf_counter()
     queue_burst(fake, kind, n, people, presses, topics)
-    writers = asyncio.create_task(write_once(fake, kind, once, 0.1, presses, topics))
+    writers = asyncio.create_task(
+        write_once(fake, kind, once, 0.1, presses, topics, after_fetch))
     total = n + once
     deadline = t0 + 900
     while len(fake.answers) - first < total:
@@ -310,7 +316,8 @@ async def prepare_presses(fake: StampedFake, people: int, once: int) -> dict[int
 
 def cli_times(config: Path) -> dict[str, float]:
     out: dict[str, float] = {}
-    for label, argv in (("help", ["--help"]), ("ward list", ["--config", str(config), "ward", "list"])):
+    commands = (("help", ["--help"]), ("ward list", ["--config", str(config), "ward", "list"]))
+    for label, argv in commands:
         walls, cpus = [], []
         for _ in range(5):
             before = os.times()
@@ -346,7 +353,8 @@ async def one_database(kind: str, opts: argparse.Namespace) -> None:
                     [sys.executable, str(ROOT / "bench/ptb_echo.py"), fake.base_url, TOKEN],
                     log, fake)
                 base = await run_burst(fake, "echo", opts.updates, opts.people, opts.once,
-                                       proc.pid, None, {}, topics)
+                                       proc.pid, None, {}, topics,
+                                       not opts.once_behind_telegram)
                 await stop(proc)
                 print(f"[{kind}] bare PTB echo: {base.per_second:.0f} updates/s, "
                       f"CPU {base.cpu * 1e3:.2f} ms/update, start→getUpdates {boot:.2f} s "
@@ -370,7 +378,8 @@ async def one_database(kind: str, opts: argparse.Namespace) -> None:
                     presses = await prepare_presses(fake, opts.people, opts.once)
                 for what in opts.kinds:
                     burst = await run_burst(fake, what, opts.updates, opts.people, opts.once,
-                                            proc.pid, web_port, presses, topics)
+                                            proc.pid, web_port, presses, topics,
+                                            not opts.once_behind_telegram)
                     print(
                         f"[{kind}] {what}: {burst.per_second:.0f} updates/s, "
                         f"× bare {burst.per_second / base.per_second:.2f}, "
@@ -402,6 +411,9 @@ async def main() -> None:
     parser.add_argument("--households", type=int, default=10_000)
     parser.add_argument("--kinds", default="trogiup,question,button,ghi")
     parser.add_argument("--profile", default="", help="run our bot under cProfile into FILE")
+    parser.add_argument("--once-behind-telegram", action="store_true",
+                        help="people who write once do so while the backlog is still at "
+                             "the server (their wait includes fetching it)")
     opts = parser.parse_args()
     opts.kinds = opts.kinds.split(",")
     print(f"load average before: {os.getloadavg()[0]:.1f} (2 cores)", flush=True)
