@@ -17,6 +17,7 @@ from bot.config import Config
 from bot.context import AppContext, build_context
 from bot.core import ChatEvent, Incoming, Platform
 from bot.db import Database
+from bot.jobs import series
 from bot.jobs.contests import post_contest_news
 from bot.jobs.feedback_followup import ask_if_fixed
 from bot.jobs.leader import Leadership
@@ -89,6 +90,7 @@ class BotApp:
             Job("contests", lambda: post_contest_news(self.context), every_seconds=60),
             Job("campaigns", lambda: campaigns.tick(self.context), every_seconds=60),
             Job("close-polls", lambda: polls.close_due(self.context), every_seconds=60),
+            Job("guide-series", lambda: series.post_due(self.context), every_seconds=60),
         ]
 
     async def _incoming(self, platform: Platform, incoming: Incoming) -> None:

@@ -22,6 +22,7 @@ from bot.services.dashboard_login import DashboardLogins
 from bot.services.downloads import Downloads
 from bot.services.explanations import Explanations, load_library
 from bot.services.feedback import Feedbacks
+from bot.services.guides import Guides
 from bot.services.households import Households
 from bot.services.invites import Invites
 from bot.services.notices import Notices
@@ -30,6 +31,7 @@ from bot.services.polls import Polls
 from bot.services.progress import Progress
 from bot.services.registry import Registry
 from bot.services.reminders import PersonalReminders
+from bot.services.series import Series
 from bot.texts import Texts
 
 
@@ -52,6 +54,8 @@ class Services:
     campaigns: Campaigns
     polls: Polls
     downloads: Downloads
+    guides: Guides
+    series: Series
     reminders: PersonalReminders
     contests: Contests
 
@@ -113,6 +117,10 @@ def build_services(
                             timedelta(hours=config.schedule.grace_hours)),
         polls=Polls(db, clock),
         downloads=Downloads(db, clock),
+        guides=Guides(db, clock),
+        series=Series(db, clock, config.bot.tz,
+                      QuietHours(config.bot.quiet_window, config.bot.tz),
+                      timedelta(hours=config.schedule.grace_hours)),
         reminders=PersonalReminders(db, clock, steps, every_days=config.reminders.every_days),
         contests=Contests(db, clock, per_player=config.contest.questions_per_player,
                           attempts=config.contest.attempts,

@@ -58,6 +58,7 @@ GROUP_ROLES = frozenset({Role.RESIDENT, Role.HELPER, Role.LEADER})
 class Button:
     label: str
     payload: str
+    url: str = ""  # a link button (Telegram deep link); platforms without buttons skip it
 
 
 @dataclass(frozen=True)

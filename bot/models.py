@@ -469,6 +469,73 @@ class DownloadLink(SQLModel, table=True):
     used_at: datetime | None = _when(nullable=True)
 
 
+# --- Guides in the group chats (#17): posts, reads per group, numbers, series ----------------
+class GuidePost(SQLModel, table=True):
+    """One guide posted to one group chat, by the share button (a notice) or by a series.
+    `dedupe` is the outbox row's key: "posts sent" counts the rows really delivered."""
+
+    __tablename__ = "guide_post"
+    id: int | None = Field(default=None, primary_key=True)
+    ward_id: int = Field(foreign_key="ward.id", index=True)
+    topic_key: str = Field(max_length=64, index=True)
+    group_id: int = Field(foreign_key="residential_group.id")
+    platform: str = Field(max_length=16)
+    chat_id: str = Field(max_length=64)
+    source: str = Field(max_length=12)  # "share" (a notice) or "series"
+    source_id: int
+    dedupe: str = Field(max_length=160, unique=True)
+    created_at: datetime = _when()
+
+
+class GuideRead(SQLModel, table=True):
+    """A person opened a guide's steps from a group post: one row per person, guide and
+    group (opening it again is not a new read)."""
+
+    __tablename__ = "guide_read"
+    __table_args__ = (
+        sa.UniqueConstraint("topic_key", "member_id", "group_id", name="uq_guide_read"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    ward_id: int | None = Field(default=None, foreign_key="ward.id", index=True)
+    group_id: int | None = Field(default=None, foreign_key="residential_group.id")
+    topic_key: str = Field(max_length=64, index=True)
+    member_id: int = Field(foreign_key="member.id")
+    via: str = Field(max_length=12)  # "link" (Telegram deep link) or "code" ("hd 3")
+    at: datetime = _when()
+
+
+class GuideNumber(SQLModel, table=True):
+    """A short, stable number per guide for platforms without links: "hd 3"."""
+
+    __tablename__ = "guide_number"
+    number: int | None = Field(default=None, primary_key=True)
+    topic_key: str = Field(max_length=64, unique=True)
+
+
+class GuideSeries(SQLModel, table=True):
+    """A series (chuyên đề): guides in order, posted one per slot of its rhythm to its
+    groups between its first and last day. `next_index` is the next guide to post; a run
+    claims it by moving it on, so one slot never posts twice."""
+
+    __tablename__ = "guide_series"
+    id: int | None = Field(default=None, primary_key=True)
+    ward_id: int = Field(foreign_key="ward.id", index=True)
+    title: str = Field(max_length=200)
+    topic_keys: list[Any] = _json_list()
+    group_ids: list[Any] = _json_list()
+    days: str = Field(max_length=40)
+    at_time: str = Field(max_length=5)
+    starts_on: date
+    ends_on: date | None = None
+    campaign_id: int | None = Field(default=None, foreign_key="campaign.id")
+    state: str = Field(default="active", max_length=12)  # active, paused, ended
+    next_index: int = Field(default=0)
+    sent_at: list[Any] = _json_list()  # ISO time each guide went out, in order
+    created_by: int | None = Field(default=None, foreign_key="member.id")
+    created_at: datetime = _when()
+    last_run_at: datetime | None = _when(nullable=True)
+
+
 # --- closing the loops (issue 15): personal reminders, mutes, visit requests ------------------
 class PersonalReminder(SQLModel, table=True):
     """One nudge to one household about a campaign's step it still misses. Planned as a row,

@@ -13,12 +13,14 @@ from handlers import (
     explanations,
     feedback,
     feedback_followup,
+    guides,
     households,
     invites,
     notices,
     polls,
     progress,
     reminders,
+    series,
 )
 
 
@@ -35,6 +37,8 @@ def register_all(router: Router) -> None:
     polls.register(router)
     contests.register(router)
     campaigns.register(router)
+    guides.register(router)
+    series.register(router)
     invites.register(router)
     chats.register(router)
     accounts.register(router)

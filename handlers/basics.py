@@ -5,6 +5,7 @@ from __future__ import annotations
 from bot.core import Button, Role
 from bot.router import Ctx, Router
 from bot.services.invites import InviteError
+from handlers import guides
 
 # The commands each role sees first as buttons under the greeting, most useful first.
 # Commands that are not registered (features not installed) are skipped.
@@ -26,7 +27,10 @@ def menu_buttons(ctx: Ctx) -> list[list[Button]]:
 
 
 async def start(ctx: Ctx) -> None:
-    """`/start` greets by role; `/start CODE` (an invite link) joins first."""
+    """`/start` greets by role; `/start CODE` (an invite link) joins first; `/start g_...`
+    (a guide's link in a group post) shows its steps."""
+    if ctx.args and await guides.open_link(ctx, ctx.args[0]):
+        return
     if ctx.args:
         try:
             joined = await ctx.app.services.invites.redeem(ctx.identity, ctx.args[0])

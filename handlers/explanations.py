@@ -7,9 +7,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from bot.context import AppContext
 from bot.core import Button, Role
 from bot.router import Ctx, Router
 from bot.services.explanations import Topic
+from bot.services.guides import link_payload, parse_code
 from bot.services.privacy import mask_national_ids
 
 FLOW = "faq"
@@ -18,28 +20,36 @@ _MENTION = re.compile(r"@\w+")
 
 def topic_context(ctx: Ctx) -> dict[str, Any]:
     """What a topic's text may name: the province's app, the ward office, the bot."""
-    config = ctx.app.config
+    return topic_values(ctx.app, ctx.locale)
+
+
+def topic_values(app: AppContext, locale: str) -> dict[str, Any]:
+    """`topic_context` without a conversation (a guide posted to a group by a job)."""
+    config = app.config
     office = config.office
-    app = config.citizen_app
-    if not app.name:
-        app = app.model_copy(update={
-            "name": ctx.app.texts.label("citizen_app.default_name", ctx.locale)})
+    citizen_app = config.citizen_app
+    if not citizen_app.name:
+        citizen_app = citizen_app.model_copy(update={
+            "name": app.texts.label("citizen_app.default_name", locale)})
     return {
-        "app": app,
+        "app": citizen_app,
         "office": {
             "name": office.name, "address": office.address,
             "hours": office.hours, "phone": office.phone,
         },
-        "bot": {"name": ctx.app.texts.label("bot.default_name", ctx.locale)
+        "bot": {"name": app.texts.label("bot.default_name", locale)
                 if not config.bot.name else config.bot.name},
     }
 
 
 async def _office(ctx: Ctx) -> dict[str, str]:
+    return await ward_office(ctx.app, ctx.identity.ward_id, ctx.locale)
+
+
+async def ward_office(app: AppContext, ward_id: int | None, locale: str) -> dict[str, str]:
     """The ward's own record wins over the config's office defaults."""
-    base = topic_context(ctx)["office"]
-    ward_id = ctx.identity.ward_id
-    ward = await ctx.app.services.places.ward(ward_id) if ward_id else None
+    base = topic_values(app, locale)["office"]
+    ward = await app.services.places.ward(ward_id) if ward_id else None
     if ward is not None:
         base = {
             "name": base["name"] or ward.name,
@@ -101,12 +111,11 @@ async def button(ctx: Ctx) -> None:
     if kind == "t":
         await ctx.answer_button()
         await show_topic(ctx, topic)
+    elif kind == "steps" and not ctx.incoming.is_private:
+        await ctx.answer_button("guides.steps_in_private", bot=ctx.platform.bot_username)
     elif kind == "steps":
         await ctx.answer_button()
-        await ctx.say(
-            "explanations/steps", buttons=_topic_buttons(ctx, topic, steps=False),
-            title=title(ctx, topic), steps=[await _render(ctx, s) for s in topic.steps],
-        )
+        await show_steps(ctx, topic)
     elif kind == "v" and len(parts) == 4:
         helpful = parts[3] == "1"
         await service.vote(topic.key, ctx.identity.member_id, helpful=helpful)
@@ -116,6 +125,14 @@ async def button(ctx: Ctx) -> None:
             await ctx.say("explanations/unhelpful", buttons=[[ask]])
     else:
         await ctx.answer_button("core.stale_button")
+
+
+async def show_steps(ctx: Ctx, topic: Topic) -> None:
+    """A guide's steps, in this (private) chat."""
+    await ctx.say(
+        "explanations/steps", buttons=_topic_buttons(ctx, topic, steps=False),
+        title=title(ctx, topic), steps=[await _render(ctx, s) for s in topic.steps],
+    )
 
 
 def title(ctx: Ctx, topic: Topic) -> str:
@@ -132,8 +149,14 @@ async def _render(ctx: Ctx, source: str) -> str:
 def _topic_buttons(ctx: Ctx, topic: Topic, *, steps: bool = True) -> list[list[Button]]:
     service = ctx.app.services.explanations
     rows: list[list[Button]] = []
-    if steps and topic.steps:
+    private = ctx.incoming.is_private
+    if steps and topic.steps and private:
         rows.append([ctx.button("faq.steps", f"faq:steps:{topic.key}")])
+    elif steps and topic.steps and ctx.platform.capabilities.buttons:
+        # In a group the steps open in the person's private chat, never in the group.
+        link = ctx.platform.invite_link(link_payload(topic.key))
+        if link.startswith("https://"):
+            rows.append([Button(ctx.label("faq.steps"), "", url=link)])
     related = [service.topic(k) for k in topic.related]
     rows.extend(
         [ctx.button("faq.related", f"faq:t:{t.key}", title=title(ctx, t))] for t in related if t
@@ -143,6 +166,8 @@ def _topic_buttons(ctx: Ctx, topic: Topic, *, steps: bool = True) -> list[list[B
         ctx.button("faq.unhelpful", f"faq:v:{topic.key}:0"),
     ])
     rows.append([ctx.button("faq.ask", f"fb:ask:{topic.key}"), ctx.button("faq.back", "faq:home")])
+    if private and ctx.identity.role >= Role.LEADER:  # residents do not see it
+        rows.append([ctx.button("guides.share", f"gsh:{topic.key}")])
     return rows
 
 
@@ -186,7 +211,27 @@ async def free_text(ctx: Ctx) -> None:
     ("Đã nhận ạ") or a sticker is chatter, not a question for the whole group."""
     if not ctx.incoming.is_private and not await _called_in_group(ctx):
         return
+    if ctx.incoming.is_private and (topic := await _guide_code(ctx)) is not None:
+        await open_from_post(ctx, topic, None, "code")  # "hd 3" from a group post on Zalo
+        return
     await answer_text(ctx, ctx.incoming.text)
+
+
+async def _guide_code(ctx: Ctx) -> Topic | None:
+    service = ctx.app.services.explanations
+    code = parse_code(ctx.incoming.text)
+    if isinstance(code, int):
+        key = await ctx.app.services.guides.key_of(code)
+        return service.topic(key) if key else None
+    return service.topic(code) if code else None
+
+
+async def open_from_post(ctx: Ctx, topic: Topic, group_id: int | None, via: str) -> None:
+    """Steps opened from a group post (a deep link, "hd 3"): shown in this private chat
+    and counted as a read for the group the post went to."""
+    await ctx.app.services.explanations.record_read(topic.key)
+    await ctx.app.services.guides.record_read(ctx.identity, topic.key, group_id, via)
+    await show_steps(ctx, topic)
 
 
 async def _called_in_group(ctx: Ctx) -> bool:
@@ -207,7 +252,11 @@ async def stats(ctx: Ctx) -> None:
         return
     rows = await ctx.app.services.explanations.stats()
     used = [r for r in rows if r.reads or r.helpful or r.unhelpful]
-    await ctx.say("explanations/stats", rows=used)
+    ward_id = ctx.identity.ward_id
+    shared = await ctx.app.services.guides.stats(ward_id) if ward_id else []
+    service = ctx.app.services.explanations
+    titles = {s.key: title(ctx, t) for s in shared if (t := service.topic(s.key))}
+    await ctx.say("explanations/stats", rows=used, shared=shared, titles=titles)
 
 
 def register(router: Router) -> None:

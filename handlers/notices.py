@@ -15,8 +15,10 @@ from typing import Any
 from bot.context import AppContext
 from bot.core import Attachment, Outgoing, Role, is_number
 from bot.router import Ctx, Router
-from bot.services.notices import NoticeError
+from bot.services.guides import PostTarget
+from bot.services.notices import NoticeError, delivery_key
 from bot.when import parse_when
+from handlers import guide_posts
 from handlers.targets import group_buttons, sending_ward, toggle
 
 log = logging.getLogger(__name__)
@@ -72,8 +74,24 @@ async def typed(ctx: Ctx) -> None:
         await ctx.say("notices/press_a_button")
 
 
+async def open_with(ctx: Ctx, data: dict[str, Any]) -> None:
+    """Start the notice flow at the preview with a body chosen elsewhere (a guide: its
+    `data["guide"]` is a `GuideBody`'s data, `data["text"]` its title)."""
+    await _preview(ctx, data)
+
+
 def _render(ctx: Ctx, data: dict[str, Any]) -> str:
+    if data.get("guide"):
+        return _guide_post(ctx, data, ctx.platform.name, None)[0]
     return ctx.t("notices/notice", text=str(data.get("text", "")), author=ctx.identity.name)
+
+
+def _guide_post(
+    ctx: Ctx, data: dict[str, Any], platform: str, group_id: int | None
+) -> tuple[str, guide_posts.Rows]:
+    body = guide_posts.GuideBody.from_data(data["guide"])
+    return guide_posts.post(ctx.app, body, platform, group_id, ctx.locale,
+                            author=ctx.identity.name)
 
 
 async def _preview(ctx: Ctx, data: dict[str, Any]) -> None:
@@ -96,6 +114,8 @@ async def _preview(ctx: Ctx, data: dict[str, Any]) -> None:
                                          filename=attachment.get("filename", ""))
     if outgoing_attachment is not None:
         await ctx.reply(rendered, attachment=outgoing_attachment)
+    elif data.get("guide"):  # with its "📝 Xem từng bước" link, as residents will see it
+        await ctx.reply(*_guide_post(ctx, data, ctx.platform.name, None))
     else:
         await ctx.reply(rendered)
     await _choices(ctx, data)
@@ -166,10 +186,18 @@ async def _send(ctx: Ctx, data: dict[str, Any]) -> None:
             rendered=_render(ctx, data), group_ids=[int(g) for g in data.get("groups", [])],
             send_at=send_at, pin=bool(data.get("pin")), attachment=data.get("attachment"),
             wake=False,
+            compose=(lambda t: _guide_post(ctx, data, t.platform, t.group_id))
+            if data.get("guide") else None,
         )
     except NoticeError as exc:
         await ctx.say(f"notices/error_{exc.reason}", **exc.details)
         return
+    if data.get("guide"):  # counted per group: posts sent, and the reads they bring
+        await ctx.app.services.guides.record_posts(
+            int(data["ward_id"]), str(data["guide"]["key"]), "share", created.notice_id,
+            [PostTarget(t.group_id, t.platform, t.chat_id,
+                        delivery_key(created.notice_id, t.platform, t.chat_id))
+             for t in created.targets])
     await ctx.end_form()
     quiet_until = ctx.app.services.outbox.quiet_until(created.send_at)
     codes = sorted({t.group_code for t in created.targets})

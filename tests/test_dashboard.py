@@ -395,3 +395,41 @@ async def test_metrics_include_outbox_and_feedback_gauges(
     assert "cds_outbox_oldest_due_seconds 2.592e+06" in text
     assert "cds_feedback_open 2.0" in text and "cds_feedback_overdue 2.0" in text
     assert "# TYPE cds_outbox_deliveries_total counter" in text
+
+
+async def test_explanations_page_shows_guides_sent_to_groups_and_reads_per_group(
+    harness: Harness, client: Client
+) -> None:
+    import sqlalchemy as sa
+
+    from bot.models import Delivery
+    from bot.services.guides import PostTarget
+    from bot.services.notices import delivery_key
+
+    await seed_ward(harness)
+    services = harness.ctx.services
+    ward = await services.places.ward_by_code("P1")
+    assert ward is not None
+    boss = await services.access.identify("telegram", Sender(BOSS, "Cán bộ Hoa"))
+    groups = {g.code: g.id for g in await services.places.groups(ward.id)}
+    shared = await services.notices.create(
+        boss, ward.id, raw_text="VNeID là gì?", rendered="VNeID là gì?",
+        group_ids=list(groups.values()))
+    await services.guides.record_posts(
+        ward.id, "vneid_what", "share", shared.notice_id,
+        [PostTarget(t.group_id, t.platform, t.chat_id,
+                    delivery_key(shared.notice_id, t.platform, t.chat_id))
+         for t in shared.targets])
+    async with harness.ctx.db.session() as session:
+        await session.exec(sa.update(Delivery).where(Delivery.ref_id == shared.notice_id)
+                           .values(state="sent"))
+    reader = await services.access.identify("telegram", Sender(RESIDENT_B, "Ông Sáu"))
+    await services.guides.record_read(reader, "vneid_what", groups["TDP02"], "link")
+    await services.guides.record_read(reader, "vneid_what", groups["TDP02"], "link")
+    await signed_in(harness, client, BOSS)
+    faq = await (await client.get("/dashboard/explanations")).text()
+    section = faq[faq.index("Hướng dẫn đã gửi vào nhóm"):]
+    row = section[section.index("<td>VNeID là gì?"):]
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", row[:row.index("</tr>")], re.S)
+    assert [re.sub(r"<[^>]+>", "", c).strip() for c in cells] == [
+        "VNeID là gì?", "2", "1", "0 / 0", "TDP02 (1)", "TDP01"]

@@ -160,7 +160,8 @@ class Outbox:
                 "kind": i.kind, "ref_id": i.ref_id, "dedupe": i.dedupe[:160],
                 "ward_id": i.ward_id, "group_id": i.group_id, "platform": i.platform,
                 "chat_id": i.chat_id, "is_group": i.is_group, "text": i.text,
-                "buttons": [[[b.label, b.payload] for b in row] for row in i.buttons],
+                "buttons": [[[b.label, b.payload, *([b.url] if b.url else [])] for b in row]
+                            for row in i.buttons],
                 "attachment": dict(i.attachment), "pin": i.pin, "priority": i.priority,
                 "state": "pending", "attempts": 0, "parts_sent": 0,
                 "not_before": i.not_before or now, "claimed_by": "", "message_id": "",
@@ -423,7 +424,8 @@ class Outbox:
                                     file_id=str(data["file_id"]),
                                     filename=str(data.get("filename", "")))
         buttons = tuple(
-            tuple(Button(label=str(label), payload=str(payload)) for label, payload in line)
+            tuple(Button(label=str(b[0]), payload=str(b[1]), url=str(b[2]) if len(b) > 2 else "")
+                  for b in line)
             for line in row.buttons
         ) if last else ()
         return Outgoing(text=text, buttons=buttons, attachment=attachment,

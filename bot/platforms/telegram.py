@@ -481,7 +481,8 @@ def _markup(message: Outgoing) -> InlineKeyboardMarkup | None:
     if not message.buttons:
         return None
     return InlineKeyboardMarkup(
-        [[InlineKeyboardButton(b.label, callback_data=b.payload) for b in row]
+        [[InlineKeyboardButton(b.label, url=b.url) if b.url
+          else InlineKeyboardButton(b.label, callback_data=b.payload) for b in row]
          for row in message.buttons]
     )
 

@@ -7,7 +7,7 @@ Scope is checked on the server for every target: a leader reaches his groups onl
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 
 from bot.clock import Clock
-from bot.core import Role
+from bot.core import Button, Role
 from bot.db import Database
 from bot.delivery.outbox import NewDelivery, Outbox
 from bot.models import Delivery, Notice, ResidentialGroup
@@ -27,6 +27,15 @@ from bot.services.places import GroupInfo, Places
 
 MAX_TEXT = 8000
 PAST_TOLERANCE = timedelta(minutes=1)
+
+
+# A notice's own text per target chat (a guide's post carries a link for its group).
+Compose = Callable[["Target"], tuple[str, Sequence[Sequence[Button]]]]
+
+
+def delivery_key(notice_id: int, platform: str, chat_id: str) -> str:
+    """The outbox row of one notice to one chat."""
+    return f"notice:{notice_id}:{platform}:{chat_id}"
 
 
 class NoticeError(Exception):
@@ -103,6 +112,7 @@ class Notices:
         pin: bool = False,
         attachment: Mapping[str, Any] | None = None,
         wake: bool = True,
+        compose: Compose | None = None,
     ) -> Created:
         """Queue the notice. `wake=False` leaves the outbox asleep until the caller wakes
         it, so the chat can confirm to the author before the delivery report arrives."""
@@ -143,14 +153,15 @@ class Notices:
                 send_at=when.isoformat(),
             )
             notice_id = notice.id
+        bodies = [compose(t) if compose else (rendered, ()) for t in targets]
         await self._outbox.enqueue(wake=wake, items=[
             NewDelivery(
                 kind="notice", ref_id=notice_id,
-                dedupe=f"notice:{notice_id}:{t.platform}:{t.chat_id}", platform=t.platform,
-                chat_id=t.chat_id, text=rendered, ward_id=ward_id, group_id=t.group_id,
-                attachment=dict(attachment or {}), pin=pin, not_before=when,
+                dedupe=delivery_key(notice_id, t.platform, t.chat_id), platform=t.platform,
+                chat_id=t.chat_id, text=text, ward_id=ward_id, group_id=t.group_id,
+                buttons=buttons, attachment=dict(attachment or {}), pin=pin, not_before=when,
             )
-            for t in targets
+            for t, (text, buttons) in zip(targets, bodies, strict=True)
         ])
         return Created(notice_id, targets, without, when)
 

@@ -17,6 +17,7 @@ from bot.services.feedback import Filters
 from bot.services.places import GroupInfo
 from bot.services.progress import StepCount, WardProgress
 from bot.web.dashboard.charts import bar_chart, line_chart
+from handlers.explanations import topic_values
 
 if TYPE_CHECKING:
     from bot.web.dashboard.routes import Dashboard, Viewer
@@ -170,5 +171,10 @@ async def explanations(
         (r for r in rows if r.unhelpful), key=lambda r: (-r.unhelpful / max(1, r.helpful +
                                                           r.unhelpful), -r.unhelpful, r.key),
     )
+    shared = await d.app.services.guides.stats(viewer.ward_id)
+    locale = d.app.config.bot.locale
+    values = topic_values(d.app, locale)
+    titles = {g.key: d.app.texts.plain_string(t.title, locale, **values)
+              for g in shared if (t := d.app.services.explanations.topic(g.key))}
     return d.page("explanations", viewer, nav="explanations", rows=rows, most=most,
-                  confusing=confusing)
+                  confusing=confusing, shared=shared, titles=titles)
