@@ -471,7 +471,8 @@ def _text_payload(target: int | str, message: Outgoing) -> JSONDict:
     }
     if message.buttons:
         payload["reply_markup"] = {"inline_keyboard": [
-            [{"text": b.label, "callback_data": b.payload} for b in row]
+            [{"text": b.label, "url": b.url} if b.url
+             else {"text": b.label, "callback_data": b.payload} for b in row]
             for row in message.buttons
         ]}
     return payload
