@@ -171,10 +171,12 @@ async def seed(url: str, n_households: int, helpers: int) -> None:
 
 
 # --- processes ------------------------------------------------------------------------------
-def write_config(tmp: Path, url: str, fake: FakeTelegram, web_port: int) -> Path:
+def write_config(tmp: Path, url: str, fake: FakeTelegram, web_port: int,
+                 workers: int = 16) -> Path:
     path = tmp / "config.toml"
     path.write_text(
-        f'[bot]\nquiet_hours = ""\n\n[database]\nurl = "{url}"\n\n'
+        f'[bot]\nquiet_hours = ""\nconcurrent_updates = {workers}\n\n'
+        f'[database]\nurl = "{url}"\n\n'
         f'[telegram]\ntoken = "{TOKEN}"\napi_base_url = "{fake.base_url}"\n\n'
         f'[web]\nhost = "127.0.0.1"\nport = {web_port}\n',
         encoding="utf-8",
@@ -363,7 +365,7 @@ async def one_database(kind: str, opts: argparse.Namespace) -> None:
                       flush=True)
                 # Ours.
                 web_port = free_port()
-                config = write_config(tmp, url, fake, web_port)
+                config = write_config(tmp, url, fake, web_port, opts.workers)
                 ours = [str(VENV_BIN / "cds-bot"), "--config", str(config), "run"]
                 if opts.profile:  # where the bot's time goes, for `python -m pstats`
                     ours = [sys.executable, "-m", "cProfile", "-o", opts.profile, *ours]
@@ -411,6 +413,7 @@ async def main() -> None:
     parser.add_argument("--households", type=int, default=10_000)
     parser.add_argument("--kinds", default="trogiup,question,button,ghi")
     parser.add_argument("--profile", default="", help="run our bot under cProfile into FILE")
+    parser.add_argument("--workers", type=int, default=16, help="bot.concurrent_updates")
     parser.add_argument("--once-behind-telegram", action="store_true",
                         help="people who write once do so while the backlog is still at "
                              "the server (their wait includes fetching it)")

@@ -6,8 +6,9 @@ what may wait (`submit` then waits, which slows the platform's fetching instead 
 memory). Whatever a job raises is logged (rate limited) and the lane goes on: one bad
 update never blocks the next.
 
-Who goes next: a chat with nothing in progress ("fresh": someone who just wrote) before a
-chat working through a backlog, round robin within each; one turn in `BACKLOG_SHARE` goes
+Who goes next: a chat with one message waiting and nothing in progress ("fresh": someone
+who just wrote) before a chat with several (a burst, or a backlog being worked through),
+round robin within each; one turn in `BACKLOG_SHARE` goes
 to a backlog anyway, so nobody starves. A resident who writes once is answered at once
 even while 500 people's 5,000 messages are queued (bench/README.md).
 """
@@ -109,7 +110,13 @@ class Lanes:
             self._turns += 1
             if self._backlog and (not self._fresh or self._turns % BACKLOG_SHARE == 0):
                 return self._backlog.popleft()
-            return self._fresh.popleft()
+            while self._fresh:
+                key = self._fresh.popleft()
+                if len(self._lanes[key]) <= 1 or not self._fresh:
+                    return key
+                # Several messages queued already (a burst): it waits with the backlogs.
+                self._backlog.append(key)
+            return self._backlog.popleft()
 
     async def _work(self) -> None:
         while True:

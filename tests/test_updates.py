@@ -240,3 +240,25 @@ async def test_zalo_polling_serves_two_chats_side_by_side_in_order(tmp_path: Pat
             assert "Các lệnh bạn dùng được" in str(second["text"])
         finally:
             await bot_app.stop()
+
+
+async def test_a_burst_fetched_at_once_waits_behind_someone_who_wrote_once() -> None:
+    lanes = Lanes(workers=1, max_pending=100)
+    done: list[str] = []
+    gate = asyncio.Event()
+
+    def job(name: str) -> object:
+        async def run() -> None:
+            await gate.wait()
+            done.append(name)
+        return run
+
+    await lanes.submit("first", job("first"))  # type: ignore[arg-type]
+    for i in range(5):  # a burst, queued before any of it ran
+        await lanes.submit("burst", job(f"burst{i}"))  # type: ignore[arg-type]
+    await lanes.submit("once", job("once"))  # type: ignore[arg-type]
+    gate.set()
+    await asyncio.wait_for(lanes.join(), 2)
+    await lanes.stop()
+    assert done[:2] == ["first", "once"]
+    assert [d for d in done if d.startswith("burst")] == [f"burst{i}" for i in range(5)]
