@@ -241,12 +241,14 @@ async def load(app: BotApp, ward_id: int, args: argparse.Namespace, figures: Fig
     # 1. Import, then the same file again.
     print("1. import")
     parse, table = read(data)
-    took, report = await timed(lambda: services.registry.import_table(ward_id, table))
+    took, report = await timed(lambda: services.registry.import_table(
+        ward_id, table, create_groups=True))
     assert report.added == args.households and not report.rejected, report.rejected[:3]
     figures.add(f"import {args.households:,} rows (read_table + import_table)",
                 f"{parse + took:.1f} s (read {parse:.1f} s)", "< 20 s")
     parse, table = read(data)
-    took, report = await timed(lambda: services.registry.import_table(ward_id, table))
+    took, report = await timed(lambda: services.registry.import_table(
+        ward_id, table, create_groups=True))
     assert report.unchanged == args.households, report
     figures.add("re-import, all unchanged", f"{parse + took:.1f} s")
 
@@ -258,7 +260,8 @@ async def load(app: BotApp, ward_id: int, args: argparse.Namespace, figures: Fig
     sample = args.households if args.seed_with_import else min(
         args.households, -(-args.households // args.groups) * args.sample_groups)
     parse, table = read(to_csv(rows[:sample], {k: v[:sample] for k, v in steps.items()}))
-    took, report = await timed(lambda: services.registry.import_table(ward_id, table))
+    took, report = await timed(lambda: services.registry.import_table(
+        ward_id, table, create_groups=True))
     assert not report.rejected and report.unchanged == sample, report.rejected[:3]
     per_state = took / max(report.steps_set, 1) * 1e6
     figures.add(f"seed {sample:,} households via import_table step columns",

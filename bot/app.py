@@ -7,15 +7,16 @@ import gc
 import logging
 import secrets
 import signal
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
 from contextlib import suppress
 
 from aiohttp import web as aiohttp_web
 
-from bot.clock import Clock, SystemClock
+from bot.clock import Clock, Sleeper, SystemClock
 from bot.config import Config
 from bot.context import AppContext, build_context
-from bot.core import ChatEvent, Incoming, Platform
+from bot.core import ChatEvent, Incoming, Platform, PlatformStartError
 from bot.db import Database
 from bot.jobs import series
 from bot.jobs.contests import post_contest_news
@@ -24,8 +25,9 @@ from bot.jobs.leader import Leadership
 from bot.jobs.personal_reminders import send_personal_reminders
 from bot.jobs.scheduler import Job, Scheduler
 from bot.lanes import Lanes
+from bot.logs import Once
 from bot.platforms.telegram import TelegramPlatform
-from bot.platforms.zalo import ZaloPlatform
+from bot.platforms.zalo import ZaloApiError, ZaloPlatform
 from bot.platforms.zalo_oa import ZaloOAClient, ZaloOAPlatform
 from bot.router import Router
 from bot.services.oa_tokens import DbTokenStore
@@ -36,6 +38,10 @@ from handlers import campaigns, notices, polls, progress, register_all
 from handlers.feedback import nudge_overdue
 
 log = logging.getLogger(__name__)
+
+# Trying again to reach a platform that could not be reached at start: 5 s, 10 s, … 5 min.
+RETRY_FIRST_SECONDS = 5.0
+RETRY_MAX_SECONDS = 300.0
 
 
 def build_router(ctx: AppContext) -> Router:
@@ -56,13 +62,14 @@ def menu_commands(ctx: AppContext, router: Router) -> list[tuple[str, str, str]]
 class BotApp:
     """Everything `cds-bot run` starts, and stops again in reverse order."""
 
-    def __init__(self, config: Config, *, clock: Clock | None = None) -> None:
+    def __init__(self, config: Config, *, clock: Clock | None = None,
+                 sleeper: Sleeper | None = None) -> None:
         self.config = config
         self.clock = clock or SystemClock()
         # A pooled connection per update handled at a time, plus outbox workers and jobs.
         self.db = Database(config.database.url,
                            pool_size=config.bot.concurrent_updates + config.outbox.workers + 4)
-        self.context = build_context(config, self.db, self.clock)
+        self.context = build_context(config, self.db, self.clock, sleeper=sleeper)
         self.router = build_router(self.context)
         self.telegram: TelegramPlatform | None = None
         self.zalo: ZaloPlatform | None = None
@@ -74,6 +81,9 @@ class BotApp:
             on_wait=self.context.metrics.update_wait_seconds.observe,
         )
         self.scheduler = Scheduler(config.bot.tz, leader=self.leadership.is_leader)
+        self._retries: list[asyncio.Task[None]] = []
+        self._once = Once(60)
+        self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep  # tests pass their own
         for job in self.jobs():
             self.scheduler.add(job)
 
@@ -162,14 +172,71 @@ class BotApp:
         outbox.on_finished("notice", lambda _kind, ref: notices.report(self.context, ref))
         await outbox.start()
         if self.telegram is not None:
-            await self.telegram.start(menu_commands(self.context, self.router))
+            telegram = self.telegram
+            telegram.on_ok = lambda: self.context.metrics.mark_ok("telegram")
+            commands = menu_commands(self.context, self.router)
+            await self._start_platform("telegram", lambda: telegram.start(commands))
         if self.zalo is not None:
-            await self.zalo.start()
+            await self._start_platform("zalo", self._start_zalo)
         if self.zalo_oa is not None:
             await self.zalo_oa.start()
         self.scheduler.start()
 
+    async def _start_platform(self, name: str, start: Callable[[], Awaitable[None]]) -> None:
+        """Start a platform now; when it cannot be reached, serve everything else and keep
+        trying in the background (with systemd's Restart=always a failed start would loop
+        every few seconds). A refused token stops the start: only the operator can fix it."""
+        try:
+            await start()
+        except PlatformStartError as exc:
+            if not exc.retry:
+                raise
+            self._platform_down(exc)
+            task = asyncio.create_task(self._keep_starting(start), name=f"start-{name}")
+            self._retries.append(task)
+
+    async def _start_zalo(self) -> None:
+        """Zalo's answers at start in the words of PlatformStartError: 401 is a refused
+        token; anything else (no network, 5xx, timeouts) is worth trying again."""
+        assert self.zalo is not None
+        try:
+            await self.zalo.start()
+        except ZaloApiError as exc:
+            with suppress(Exception):
+                await self.zalo.stop()
+            reason = "bad_token" if exc.error_code == 401 else "unreachable"
+            raise PlatformStartError("zalo", reason, str(exc.error_code)) from None
+
+    async def _keep_starting(self, start: Callable[[], Awaitable[None]]) -> None:
+        delay = RETRY_FIRST_SECONDS
+        while True:
+            await self.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX_SECONDS)
+            try:
+                await start()
+            except PlatformStartError as exc:
+                if not exc.retry:
+                    log.error("%s", self.context.texts.label(
+                        f"ops.platform_{exc.reason}", platform=exc.platform))
+                    self.context.metrics.mark_down(exc.platform, exc.reason)
+                    return
+                self._platform_down(exc)
+                continue
+            except Exception:
+                log.exception("starting a platform failed; trying again")
+                continue
+            log.info("%s", self.context.texts.label("ops.platform_started"))
+            return
+
+    def _platform_down(self, exc: PlatformStartError) -> None:
+        self.context.metrics.mark_down(exc.platform, exc.reason)
+        if self._once.due(exc.platform, time.monotonic()):
+            log.warning("%s", self.context.texts.label(
+                f"ops.platform_{exc.reason}", platform=exc.platform, detail=exc.detail))
+
     async def stop(self) -> None:
+        for task in self._retries:
+            task.cancel()
         self.scheduler.stop()
         if self.telegram is not None and self.telegram.application.updater is not None:
             with suppress(Exception):
@@ -221,7 +288,11 @@ class BotApp:
         for sig in (signal.SIGINT, signal.SIGTERM):
             with suppress(NotImplementedError):
                 loop.add_signal_handler(sig, stop.set)
-        await self.start()
+        try:
+            await self.start()
+        except BaseException:
+            await self.stop()
+            raise
         # Everything built at start lives as long as the process: keep it out of the
         # garbage collector's full passes, which otherwise stall a busy moment (bench/).
         gc.collect()

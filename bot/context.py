@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from bot.clock import Clock
+from bot.clock import Clock, Sleeper
 from bot.config import Config
-from bot.core import Platform
+from bot.core import Chat, Platform
 from bot.db import Database
-from bot.delivery.outbox import Limits, Outbox, Pacing
+from bot.delivery.courier import Courier
+from bot.delivery.outbox import ChatHooks, Limits, Outbox, Pacing
 from bot.delivery.quiet import QuietHours
 from bot.metrics import Metrics
 from bot.services.access import Access
@@ -32,6 +33,7 @@ from bot.services.progress import Progress
 from bot.services.registry import Registry
 from bot.services.reminders import PersonalReminders
 from bot.services.series import Series
+from bot.services.staff import Staff
 from bot.texts import Texts
 
 
@@ -50,12 +52,14 @@ class Services:
     registry: Registry
     progress: Progress
     outbox: Outbox
+    courier: Courier  # the one way out: replies, messages to people (delivery room)
     notices: Notices
     campaigns: Campaigns
     polls: Polls
     downloads: Downloads
     guides: Guides
     series: Series
+    staff: Staff
     reminders: PersonalReminders
     contests: Contests
 
@@ -76,6 +80,7 @@ class AppContext:
 def build_services(
     config: Config, db: Database, clock: Clock, *, metrics: Metrics,
     platforms: dict[str, Platform], console_admins: list[str] | None = None,
+    sleeper: Sleeper | None = None,
 ) -> Services:
     admins = {
         "telegram": [str(i) for i in config.admins.telegram],
@@ -93,9 +98,14 @@ def build_services(
     )
     zalo = Limits(per_second=config.zalo.per_second,
                   group_per_minute=config.zalo.group_per_minute, private_per_second=1.0)
-    outbox = Outbox(db, clock, platforms, chats, metrics, pacing=pacing,
+    outbox = Outbox(db, clock, platforms, metrics, pacing=pacing,
                     limits={"zalo": zalo, "zalo_oa": zalo},
-                    quiet=QuietHours(config.bot.quiet_window, config.bot.tz))
+                    quiet=QuietHours(config.bot.quiet_window, config.bot.tz), sleeper=sleeper)
+
+    async def chat_gone(platform: str, chat_id: str) -> None:
+        await chats.bot_removed(platform, Chat(chat_id, "group"), None)
+
+    outbox.watch_chats(ChatHooks(moved=chats.migrated, gone=chat_gone))
     return Services(
         places=places,
         access=access,
@@ -112,6 +122,7 @@ def build_services(
         registry=Registry(db, clock, steps),
         progress=Progress(db, clock, steps),
         outbox=outbox,
+        courier=Courier(outbox, metrics),
         notices=Notices(db, clock, outbox, chats, places),
         campaigns=Campaigns(db, clock, config.bot.tz,
                             timedelta(hours=config.schedule.grace_hours)),
@@ -121,6 +132,7 @@ def build_services(
         series=Series(db, clock, config.bot.tz,
                       QuietHours(config.bot.quiet_window, config.bot.tz),
                       timedelta(hours=config.schedule.grace_hours)),
+        staff=Staff(db, clock),
         reminders=PersonalReminders(db, clock, steps, every_days=config.reminders.every_days),
         contests=Contests(db, clock, per_player=config.contest.questions_per_player,
                           attempts=config.contest.attempts,
@@ -129,7 +141,8 @@ def build_services(
 
 
 def build_context(
-    config: Config, db: Database, clock: Clock, *, console_admins: list[str] | None = None
+    config: Config, db: Database, clock: Clock, *, console_admins: list[str] | None = None,
+    sleeper: Sleeper | None = None,
 ) -> AppContext:
     texts = Texts(locale=config.bot.locale, timezone=config.bot.tz)
     if config.bot.name:
@@ -140,6 +153,6 @@ def build_context(
     return AppContext(
         config=config, db=db, clock=clock, texts=texts,
         services=build_services(config, db, clock, metrics=metrics, platforms=platforms,
-                                console_admins=console_admins),
+                                console_admins=console_admins, sleeper=sleeper),
         metrics=metrics, platforms=platforms,
     )

@@ -235,3 +235,19 @@ def parse_command_text(text: str) -> tuple[str | None, tuple[str, ...], str | No
     if not name or not all(ch.isalnum() or ch == "_" for ch in name):
         return None, (), None
     return name.lower(), tuple(rest), target or None
+
+
+class PlatformStartError(Exception):
+    """A platform could not start. `reason`: `bad_token` (the platform refused the token:
+    the operator must act, retrying cannot help) or `unreachable` (no network, the platform
+    blocked or down: keep trying). `detail` never holds the token."""
+
+    def __init__(self, platform: str, reason: str, detail: str = "") -> None:
+        super().__init__(f"{platform}: {reason}")
+        self.platform = platform
+        self.reason = reason
+        self.detail = detail
+
+    @property
+    def retry(self) -> bool:
+        return self.reason != "bad_token"

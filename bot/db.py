@@ -50,7 +50,8 @@ class Database:
     def __init__(self, url: str, *, echo: bool = False, pool_size: int = 24) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
-        kwargs: dict[str, Any] = {"echo": echo}
+        # Errors name the SQL but never its values (names, addresses, phones) in logs.
+        kwargs: dict[str, Any] = {"echo": echo, "hide_parameters": True}
         if self.is_sqlite:
             _ensure_sqlite_dir(url)
             kwargs["connect_args"] = {"timeout": 30}

@@ -55,13 +55,22 @@ class Metrics:
             registry=self.registry,
         )
         self.last_success: dict[str, datetime] = {}
+        # What is wrong right now, by part ("telegram", "database"): /healthz answers 503.
+        self.down: dict[str, str] = {}
         self._gauges: dict[str, Gauge] = {}
 
     def watch_database(self, db: _Counted) -> None:
         """Expose the database's own statement and transaction counts (bench, tuning)."""
         self.registry.register(_DatabaseCollector(db))
 
+    def mark_down(self, part: str, reason: str) -> None:
+        self.down[part] = reason
+
+    def mark_up(self, part: str) -> None:
+        self.down.pop(part, None)
+
     def mark_ok(self, platform: str) -> None:
+        self.down.pop(platform, None)
         now = self._clock.now()
         self.last_success[platform] = now
         self.platform_ok.labels(platform).set(now.timestamp())

@@ -351,6 +351,7 @@ class Delivery(SQLModel, table=True):
     __tablename__ = "delivery"
     __table_args__ = (
         sa.Index("ix_delivery_due", "state", "not_before"),
+        sa.Index("ix_delivery_claim", "platform", "state", "priority", "id"),  # delivery room
         sa.UniqueConstraint("dedupe", name="uq_delivery_dedupe"),
     )
     id: int | None = Field(default=None, primary_key=True)
@@ -377,6 +378,8 @@ class Delivery(SQLModel, table=True):
     message_id: str = Field(default="", max_length=40)
     error: str = Field(default="", max_length=300)
     created_at: datetime = _when()
+    # --- delivery room (0007): a reply handed to the sending instance may edit a message
+    edit_of: str = Field(default="", max_length=40)
 
 
 class Notice(SQLModel, table=True):
@@ -617,3 +620,40 @@ class ContestPlay(SQLModel, table=True):
     score: int = Field(default=0)
     started_at: datetime = _when()
     finished_at: datetime | None = _when(nullable=True)
+
+
+# --- delivery room (migration 0007) -------------------------------------------------------
+class SendLease(SQLModel, table=True):
+    """Who sends for a platform token right now. Telegram's budget is per token, so on a
+    shared PostgreSQL one instance at a time holds the lease (renewed every few seconds);
+    when it stops renewing, another takes over once `expires_at` has passed."""
+
+    __tablename__ = "send_lease"
+    name: str = Field(max_length=32, primary_key=True)
+    holder: str = Field(default="", max_length=64)
+    expires_at: datetime = _when()
+    acquired_at: datetime = _when()
+
+
+# --- ops (#14): admins' chosen ward, revocable dashboard sessions --------------------------
+
+
+class AdminWard(SQLModel, table=True):
+    """The ward an admin from `[admins]` is working in (they hold no grant that names one)."""
+
+    __tablename__ = "admin_ward"
+    member_id: int = Field(foreign_key="member.id", primary_key=True)
+    ward_id: int = Field(foreign_key="ward.id")
+    chosen_at: datetime = _when()
+
+
+class DashboardSession(SQLModel, table=True):
+    """A signed-in dashboard session; "Đăng xuất" ends it here, so a copied cookie dies too.
+    Only a hash of the session id is stored."""
+
+    __tablename__ = "dashboard_session"
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(max_length=64, unique=True, index=True)
+    member_id: int = Field(foreign_key="member.id", index=True)
+    created_at: datetime = _when()
+    ended_at: datetime | None = _when(nullable=True)

@@ -79,20 +79,21 @@ class Ctx:
         return Button(label=self.label(key, **context), payload=payload)
 
     async def reply(self, text: str, buttons: Buttons = (), **kw: Any) -> Sent:
-        """Send at once to this chat, cut at the platform's length limit."""
+        """Answer this chat, first in line, cut at the platform's length limit; a 429 is
+        waited out, never a lost answer (bot/delivery/courier.py)."""
         if buttons and not self.platform.capabilities.buttons:
             text = await self.router.numbered_menu(self.platform, self.who, text, buttons)
             buttons = ()
-        pieces = split_text(text, self.platform.capabilities.max_text)
-        sent: Sent | None = None
-        for i, piece in enumerate(pieces):
-            last = i == len(pieces) - 1
-            rows = tuple(tuple(r) for r in buttons) if last else ()
-            sent = await self.platform.send(
-                self.incoming.chat.chat_id, Outgoing(text=piece, buttons=rows, **kw)
-            )
-        assert sent is not None
-        return sent
+        pieces = split_text(text, self.platform.capabilities.max_text) or [""]
+        rows = tuple(tuple(r) for r in buttons)
+        messages = [
+            Outgoing(text=piece, buttons=rows if i == len(pieces) - 1 else (), **kw)
+            for i, piece in enumerate(pieces)
+        ]
+        return await self.app.services.courier.reply(
+            self.platform, self.incoming.chat.chat_id, messages,
+            is_group=not self.incoming.is_private,
+        )
 
     async def say(self, name: str, /, buttons: Buttons = (), **context: Any) -> Sent:
         """Render `messages/<locale>/<name>.j2` and reply with it."""
@@ -108,9 +109,10 @@ class Ctx:
             and self.platform.capabilities.edit
             and len(text) <= self.platform.capabilities.max_text
         ):
-            return await self.platform.edit(
-                self.incoming.chat.chat_id, self.incoming.message_id,
-                Outgoing(text=text, buttons=rows),
+            return await self.app.services.courier.reply(
+                self.platform, self.incoming.chat.chat_id,
+                [Outgoing(text=text, buttons=rows)], is_group=not self.incoming.is_private,
+                edit_of=self.incoming.message_id,
             )
         return await self.reply(text, rows)
 
@@ -120,24 +122,23 @@ class Ctx:
         self.answered_button = True
         text = self.label(name, **context) if name else ""
         if self.incoming.callback_id:
-            await self.platform.answer_button(self.incoming.callback_id, text)
+            await self.app.services.courier.answer_button(
+                self.platform, self.incoming.callback_id, text)
         elif text and self.incoming.payload is not None and not self.platform.capabilities.buttons:
             await self.reply(text)  # a numbered choice: the acknowledgement is a message
 
     async def notify(
         self, platform: str, user_id: str, text: str, buttons: Buttons = ()
-    ) -> Sent | None:
-        """Tell another person in their private chat (on whichever platform they use)."""
+    ) -> None:
+        """Tell another person in their private chat (on whichever platform they use): a
+        durable outbox row, sent after replies and before bulk, by whichever instance sends
+        for that platform."""
         target = self.router.platforms.get(platform)
-        if target is None:
-            log.warning("cannot notify %s user %s: platform not running", platform, user_id)
-            return None
-        if buttons and not target.capabilities.buttons:
+        if buttons and target is not None and not target.capabilities.buttons:
             who = Who(platform, user_id, user_id)
             text = await self.router.numbered_menu(target, who, text, buttons)
             buttons = ()
-        rows = tuple(tuple(r) for r in buttons)
-        return await target.send(user_id, Outgoing(text=text, buttons=rows))
+        await self.app.services.courier.tell(platform, user_id, text, buttons)
 
     async def start_form(self, flow: str, step: str, data: dict[str, Any] | None = None) -> None:
         self.form = await self.app.services.conversations.save(self.who, flow, step, data or {})
@@ -244,6 +245,7 @@ class Router:
         """Handle one update with one database session (docs/performance.md)."""
         if incoming.foreign_command:
             return
+        incoming = _without_nul(incoming)
         async with self.app.db.unit_of_work():
             await self._dispatch(platform, incoming)
 
@@ -269,9 +271,17 @@ class Router:
         ctx: Ctx | None = None
         try:
             identity = await self.app.services.access.identify(platform.name, incoming.sender)
+            if identity.is_admin and identity.ward_id is None:
+                # An admin from [admins] holds no grant: they work in the ward they chose.
+                identity = await self.app.services.staff.with_admin_ward(identity)
             ctx = Ctx(self.app, platform, incoming, identity, self)
             await self._route(ctx)
-        except Exception:
+            if "database" in metrics.down:
+                metrics.mark_up("database")  # writing works again
+        except Exception as exc:
+            if _is_database_failure(exc):
+                # Disk full, read-only, server gone: /healthz says so until a write works.
+                metrics.mark_down("database", type(exc).__name__)
             log.exception(
                 "handler failed: platform=%s chat=%s user=%s command=%s payload=%s",
                 platform.name, incoming.chat.chat_id, incoming.sender.user_id,
@@ -363,7 +373,10 @@ class Router:
         try:
             locale = ctx.locale if ctx else self.app.config.bot.locale
             text = self.app.texts.render("core/error", locale)
-            await platform.send(incoming.chat.chat_id, Outgoing(text=text))
+            await self.app.services.courier.reply(  # waits out a 429 like any reply
+                platform, incoming.chat.chat_id, [Outgoing(text=text)],
+                is_group=not incoming.is_private,
+            )
         except Exception:
             log.exception("could not even apologize to chat %s", incoming.chat.chat_id)
 
@@ -380,3 +393,24 @@ class Router:
                     "chat event handler failed: platform=%s chat=%s kind=%s",
                     platform.name, event.chat.chat_id, event.kind,
                 )
+
+
+def _is_database_failure(exc: BaseException) -> bool:
+    from sqlalchemy.exc import OperationalError
+
+    return isinstance(exc, OperationalError)
+
+
+def _without_nul(incoming: Incoming) -> Incoming:
+    """NUL characters mean nothing to a person and PostgreSQL refuses them in text: drop
+    them on the way in instead of apologising for a failed write."""
+    if "\x00" not in incoming.text and "\x00" not in incoming.sender.name and not any(
+        "\x00" in a for a in incoming.args
+    ):
+        return incoming
+    return replace(
+        incoming, text=incoming.text.replace("\x00", ""),
+        args=tuple(a.replace("\x00", "") for a in incoming.args),
+        sender=replace(incoming.sender, name=incoming.sender.name.replace("\x00", ""),
+                       username=incoming.sender.username.replace("\x00", "")),
+    )

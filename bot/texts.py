@@ -9,6 +9,7 @@ names) live in `messages/<locale>/labels.toml` and render as plain text.
 from __future__ import annotations
 
 import html
+import math
 import re
 import tomllib
 from collections.abc import Mapping
@@ -75,6 +76,7 @@ class Texts:
             env.globals["has_label"] = lambda key: self.has_label(key, locale)
             env.filters["number"] = format_number
             env.filters["bar"] = progress_bar
+            env.filters["pct"] = format_percent
             env.filters["date"] = lambda v: v.astimezone(self.timezone).strftime("%d/%m/%Y")
             env.filters["datetime"] = lambda v: v.astimezone(self.timezone).strftime(
                 "%H:%M %d/%m/%Y"
@@ -173,8 +175,21 @@ def _read_labels(path: Path) -> dict[str, str]:
 
 
 def format_number(value: int | float) -> str:
-    """Vietnamese thousands separator: 4.250 hộ."""
-    return f"{value:,}".replace(",", ".")
+    """Vietnamese numbers: thousands with a dot, decimals with a comma (4.250 hộ, 0,4%)."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return f"{value:,}".replace(",", "\0").replace(".", ",").replace("\0", ".")
+
+
+def format_percent(ratio: float) -> str:
+    """A share as people read it: whole percents, one decimal (with a comma) where a whole
+    number would hide real progress: 40 of 10.000 is "0,4%", not "0%"; 9.996 is "99,96%"
+    → "99,9%", never a "100%" that is not done."""
+    value = ratio * 100
+    if value <= 0 or value >= 100 or 10 <= value < 99.5:
+        return f"{round(value)}%"
+    shown = math.floor(value * 10) / 10 if value > 99 else round(value, 1)
+    return f"{format_number(shown)}%"
 
 
 def progress_bar(ratio: float, width: int = 10) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime, time, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
 _TIME = re.compile(r"^(\d{1,2})(?:[:h](\d{2})?)?$")
 _DATE = re.compile(r"^(\d{1,2})/(\d{1,2})(?:/(\d{2,4}))?$")
@@ -37,7 +37,8 @@ def parse_date(text: str, today: date, *, roll_forward: bool = True) -> date | N
 
 
 def parse_when(text: str, now: datetime, tz: tzinfo) -> datetime | None:
-    """A moment in local time, as aware UTC; a bare time means today. None if unreadable."""
+    """A moment in local time, as aware UTC. A bare time means its next occurrence: "7:00"
+    typed at 21:00 is tomorrow morning, not "already past". None if unreadable."""
     words = text.lower().replace(",", " ").replace("lúc", " ").replace("luc", " ").split()
     local_today = now.astimezone(tz).date()
     moment: time | None = None
@@ -51,7 +52,10 @@ def parse_when(text: str, now: datetime, tz: tzinfo) -> datetime | None:
             return None
     if moment is None:
         return None
-    return datetime.combine(day or local_today, moment, tzinfo=tz).astimezone(UTC)
+    found = datetime.combine(day or local_today, moment, tzinfo=tz)
+    if day is None and found <= now:
+        found = datetime.combine(local_today + timedelta(days=1), moment, tzinfo=tz)
+    return found.astimezone(UTC)
 
 
 def parse_period(text: str, today: date) -> tuple[date, date] | None:

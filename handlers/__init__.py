@@ -21,6 +21,7 @@ from handlers import (
     progress,
     reminders,
     series,
+    staff,
 )
 
 
@@ -43,3 +44,4 @@ def register_all(router: Router) -> None:
     chats.register(router)
     accounts.register(router)
     dashboard.register(router)
+    staff.register(router)

@@ -20,6 +20,7 @@ from bot.router import Ctx, Router
 from bot.services.campaigns import CampaignError, CampaignInfo, parse_days, parse_time
 from bot.services.progress import GroupProgress, StepCount
 from bot.when import parse_period, parse_time_of_day
+from handlers.staff import no_ward
 from handlers.targets import group_buttons, toggle
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ PRESETS = (("mon,wed,fri", "19:00"), ("mon,tue,wed,thu,fri,sat,sun", "19:00"),
 async def campaigns(ctx: Ctx) -> None:
     ward_id = ctx.identity.ward_id
     if ward_id is None:
-        await ctx.say("households/no_ward")
+        await no_ward(ctx, "households/no_ward")
         return
     if ctx.identity.role_in_ward(ward_id) < Role.COORDINATOR:
         await ctx.say("core/denied", needed=Role.COORDINATOR.value, role=ctx.identity.role.value)
@@ -64,7 +65,8 @@ async def _list(ctx: Ctx, ward_id: int) -> None:
         ])
     rows.append([ctx.button("campaigns.new", "cp:new")])
     steps = {s.key: s.title for s in services.progress.steps}
-    await ctx.update("campaigns/list", items=lines, steps=steps, buttons=rows)
+    await ctx.update("campaigns/list", items=lines, steps=steps, buttons=rows,
+                     today=ctx.app.services.campaigns.today())
 
 
 def _in_campaign(groups: list[GroupProgress], c: CampaignInfo) -> list[GroupProgress]:

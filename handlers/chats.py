@@ -47,7 +47,8 @@ async def on_chat_event(app: AppContext, platform: Platform, event: ChatEvent) -
         await chats.bot_added(platform.name, event.chat, actor_id, can_post=event.can_post)
         if event.can_post:
             text = app.texts.render("chats/bot_added", bot=platform.bot_username)
-            await platform.send(event.chat.chat_id, Outgoing(text=text))
+            await app.services.courier.reply(platform, event.chat.chat_id,
+                                             [Outgoing(text=text)], is_group=True)
     elif event.kind == "restricted":
         await chats.bot_added(platform.name, event.chat, actor_id, can_post=False)
     elif event.kind == "removed":

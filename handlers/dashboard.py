@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot.core import Role
 from bot.router import Ctx, Router
+from handlers.staff import no_ward
 
 
 async def dashboard(ctx: Ctx) -> None:
@@ -12,7 +13,7 @@ async def dashboard(ctx: Ctx) -> None:
         await ctx.say("dashboard/not_configured")
         return
     if ctx.identity.ward_id is None:
-        await ctx.say("dashboard/no_ward")
+        await no_ward(ctx, "dashboard/no_ward")
         return
     token = await ctx.app.services.dashboard_logins.create(ctx.identity)
     await ctx.say("dashboard/link", url=f"{public_url.rstrip('/')}/login/{token}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from bot.core import Button, Role, is_number
+from bot.core import Attachment, Button, Role, is_number
 from bot.router import Ctx, Router
 from bot.services.households import (
     Checklist,
@@ -20,11 +20,13 @@ from bot.services.households import (
     may_log,
 )
 from bot.services.tables import TableError, read_table
+from handlers.staff import no_ward
 
 log = logging.getLogger(__name__)
 
 FIND, LINK = "hhfind", "hhlink"
 IMPORT_SUFFIXES = (".csv", ".xlsx", ".txt")
+IMPORT = "import"
 
 
 # --- helpers: /ghi and /ho -------------------------------------------------------------------
@@ -33,7 +35,7 @@ async def _ward_or_ask(ctx: Ctx) -> int | None:
     (or say there is no ward) and return None."""
     ward_id = ctx.identity.ward_id
     if ward_id is None:
-        await ctx.say("households/no_ward")
+        await no_ward(ctx, "households/no_ward")
         return None
     if not ctx.args:
         await ctx.start_form(FIND, "query", {"ward_id": ward_id})
@@ -183,13 +185,22 @@ def _checklist_buttons(ctx: Ctx, checklist: Checklist) -> list[list[Button]]:
                 ctx.button("households.adult_step", f"hh:p:{hid}:{key}", title=state.step.label,
                            done=state.units, total=state.total, complete=state.complete,
                            reported=state.reported),
-                ctx.button("households.minus", f"hh:m:{hid}:{key}"),
+                # As a numbered list (Zalo, the terminal) a bare "➖" says nothing.
+                ctx.button("households.minus" if _side_by_side(ctx) else
+                           "households.minus_named", f"hh:m:{hid}:{key}",
+                           title=state.step.label),
             ])
         else:
             rows.append([ctx.button("households.step", f"hh:t:{hid}:{key}",
                                     title=state.step.label, complete=state.complete,
                                     reported=state.reported)])
     return rows
+
+
+def _side_by_side(ctx: Ctx) -> bool:
+    """Buttons shown in rows next to each other (Telegram), not as a numbered list."""
+    caps = ctx.platform.capabilities
+    return caps.buttons and caps.markup != "terminal"
 
 
 async def pressed(ctx: Ctx) -> None:
@@ -266,7 +277,7 @@ async def my_household(ctx: Ctx) -> None:
         await _show_mine(ctx, checklist)
         return
     if ward_id is None:
-        await ctx.say("households/no_ward")
+        await no_ward(ctx, "households/no_ward")
         return
     await ctx.start_form(LINK, "code", {"ward_id": ward_id})
     await ctx.say("households/ask_code")
@@ -343,7 +354,8 @@ async def i_did_it(ctx: Ctx) -> None:
 
 # --- coordinators: the ward's list as a file ---------------------------------------------------
 async def document(ctx: Ctx) -> None:
-    """A file sent in a private chat: a coordinator's household list, imported at once."""
+    """A file sent in a private chat: a coordinator's household list, imported at once
+    (after a confirm button when it names groups the ward does not have yet)."""
     attachment = next((a for a in ctx.incoming.attachments if a.kind == "document"), None)
     if attachment is None:
         return
@@ -354,16 +366,56 @@ async def document(ctx: Ctx) -> None:
     if not attachment.filename.lower().endswith(IMPORT_SUFFIXES):
         await ctx.say("households/import_wrong_type", filename=attachment.filename)
         return
+    await _import_file(ctx, ward_id, attachment, create_groups=False)
+
+
+async def _import_file(
+    ctx: Ctx, ward_id: int, attachment: Attachment, *, create_groups: bool
+) -> None:
     try:
         data = await ctx.platform.download(attachment)
         table = read_table(data, attachment.filename)
         report = await ctx.app.services.registry.import_table(
-            ward_id, table, actor_member_id=ctx.identity.member_id,
+            ward_id, table, actor_member_id=ctx.identity.member_id, create_groups=create_groups,
         )
     except TableError as exc:
         await ctx.say("households/import_failed", reason=exc.reason, detail=exc.detail)
         return
-    await ctx.say("households/import_report", report=report, filename=attachment.filename)
+    buttons: list[list[Button]] = []
+    if report.new_groups and not report.groups_confirmed:
+        await ctx.start_form(IMPORT, "groups", {
+            "ward_id": ward_id, "file_id": attachment.file_id, "filename": attachment.filename,
+        })
+        buttons = [[ctx.button("households.create_groups", "hi:ok",
+                               count=len(report.new_groups)),
+                    ctx.button("households.import_stop", "hi:no")]]
+    await ctx.say("households/import_report", buttons=buttons, report=report,
+                  filename=attachment.filename)
+
+
+async def import_confirmed(ctx: Ctx) -> None:
+    """`hi:ok`: create the new groups and import the file sent before; `hi:no`: stop."""
+    await ctx.answer_button()
+    form = ctx.form
+    if form is None or form.flow != IMPORT:
+        await ctx.say("core/form_expired")
+        return
+    await ctx.end_form()
+    data = dict(form.data)
+    ward_id = int(data["ward_id"])
+    if (ctx.incoming.payload or "") != "hi:ok":
+        await ctx.update("households/import_stopped")
+        return
+    if ctx.identity.role_in_ward(ward_id) < Role.COORDINATOR:
+        await ctx.say("households/import_not_allowed")
+        return
+    attachment = Attachment(kind="document", file_id=str(data["file_id"]),
+                            filename=str(data["filename"]))
+    await _import_file(ctx, ward_id, attachment, create_groups=True)
+
+
+async def import_typed(ctx: Ctx) -> None:
+    await ctx.say("households/import_press_a_button")
 
 
 def register(router: Router) -> None:
@@ -377,4 +429,6 @@ def register(router: Router) -> None:
     router.form(FIND, find_typed)
     router.form(LINK, link_typed)
     router.document(document)
+    router.button("hi", import_confirmed, role=Role.COORDINATOR)
+    router.form(IMPORT, import_typed)
 

@@ -13,6 +13,7 @@ import segno
 from bot.core import GROUP_ROLES, Attachment, Button, Role, is_number
 from bot.router import Ctx, Router
 from bot.services.invites import STAFF_ROLES, InviteError, InviteInfo, invitable_roles
+from handlers.staff import no_ward
 
 FLOW = "invite"
 
@@ -35,7 +36,7 @@ def qr_png(link: str) -> bytes:
 async def invite(ctx: Ctx) -> None:
     ward_id = ctx.identity.ward_id
     if ward_id is None:
-        await ctx.say("invites/no_ward")
+        await no_ward(ctx, "invites/no_ward")
         return
     roles = invitable_roles(ctx.identity, ward_id)
     if not roles:
@@ -89,7 +90,13 @@ async def pick(ctx: Ctx) -> None:
     if form is None or form.flow != FLOW:
         await ctx.say("core/form_expired")
         return
-    _, kind, value = (ctx.incoming.payload or "::").split(":", 2)
+    parts = (ctx.incoming.payload or "").split(":", 2)
+    known = {r.value for r in Role}
+    if len(parts) != 3 or (parts[1] == "role" and parts[2] not in known) or (
+            parts[1] == "group" and not (parts[2].isdigit() and len(parts[2]) <= 9)):
+        await ctx.say("core/form_expired")  # an old or forged button: nothing to act on
+        return
+    _, kind, value = parts
     data = dict(form.data)
     ward_id = int(data["ward_id"])
     if kind == "role":

@@ -9,6 +9,7 @@ the author, and to the groups if chosen.
 from __future__ import annotations
 
 import logging
+import re
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -59,7 +60,10 @@ async def typed(ctx: Ctx) -> None:
         await ctx.say("polls/ask_options")
     elif form.step == "options":
         try:
-            data["options"] = clean_options(text.splitlines())
+            lines = text.splitlines()
+            if len(lines) == 1:  # one line (a terminal, a hurried phone): "A; B; C"
+                lines = re.split(r"\s*[;|]\s*", text)
+            data["options"] = clean_options(lines)
         except PollError as exc:
             await ctx.say(f"polls/error_{exc.reason}", **exc.details)
             return

@@ -16,6 +16,7 @@ from bot.router import Ctx, Router
 from bot.services.places import GroupInfo
 from bot.services.progress import WardProgress
 from bot.services.reports import bar_chart_png, progress_xlsx
+from handlers.staff import no_ward
 
 PAGE = 15
 
@@ -23,7 +24,7 @@ PAGE = 15
 async def progress(ctx: Ctx) -> None:
     ward_id = ctx.identity.ward_id
     if ward_id is None:
-        await ctx.say("households/no_ward")
+        await no_ward(ctx, "households/no_ward")
         return
     steps = ctx.app.services.progress
     words = list(ctx.args)
@@ -84,7 +85,7 @@ async def pressed(ctx: Ctx) -> None:
     parts = (ctx.incoming.payload or "").split(":")
     ward_id = ctx.identity.ward_id
     if ward_id is None or len(parts) < 3:
-        await ctx.say("households/no_ward")
+        await no_ward(ctx, "households/no_ward")
         return
     steps = ctx.app.services.progress
     if parts[1] == "s" and steps.step(parts[2]):
@@ -140,7 +141,7 @@ async def _chart(ctx: Ctx, ward_id: int, key: str | None) -> None:
 async def ranking(ctx: Ctx) -> None:
     ward_id = ctx.identity.ward_id
     if ward_id is None:
-        await ctx.say("households/no_ward")
+        await no_ward(ctx, "households/no_ward")
         return
     key = ctx.args[0].lower() if ctx.args else None
     steps = ctx.app.services.progress
@@ -170,7 +171,7 @@ async def export_file(app: AppContext, ward_id: int) -> tuple[str, bytes, int]:
 async def export(ctx: Ctx) -> None:
     ward_id = ctx.identity.ward_id
     if ward_id is None:
-        await ctx.say("households/no_ward")
+        await no_ward(ctx, "households/no_ward")
         return
     if not ctx.platform.capabilities.documents:
         public_url = ctx.app.config.web.public_url

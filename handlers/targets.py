@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from bot.core import Button, is_number
 from bot.router import Ctx
 from bot.services.places import GroupInfo
+from handlers.staff import no_ward
 
 
 def toggle(chosen: Sequence[int], value: str, allowed: Sequence[int]) -> list[int]:
@@ -41,7 +42,7 @@ async def sending_ward(ctx: Ctx) -> int | None:
     not (no ward, or no group of his own to reach)."""
     ward_id = ctx.identity.ward_id
     if ward_id is None:
-        await ctx.say("households/no_ward")
+        await no_ward(ctx, "households/no_ward")
         return None
     if not await ctx.app.services.notices.allowed(ctx.identity, ward_id):
         await ctx.say("notices/no_groups")

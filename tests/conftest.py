@@ -14,7 +14,7 @@ import asyncpg
 import pytest
 from sqlalchemy import make_url
 
-from bot.clock import FrozenClock
+from bot.clock import FrozenClock, VirtualSleeper
 from bot.config import Config
 from bot.context import AppContext, build_context
 from bot.core import Incoming, Role
@@ -100,12 +100,20 @@ class Harness:
 
     async def send(self, incoming: Incoming) -> RecordingPlatform:
         await self.router.dispatch(self.platform, incoming)
+        await self.deliver()
         return self.platform
+
+    async def deliver(self) -> None:
+        """Send what the handlers queued for other people (not bulk), as the running
+        bot's outbox would a moment later."""
+        while await self.ctx.services.outbox.run_once(urgent=True):
+            pass
 
     async def say(self, text: str, **kw: object) -> str:
         """Send a message and return everything the bot answered, as plain text."""
         before = len(self.platform.said)
         await self.router.dispatch(self.platform, message(text, **kw))  # type: ignore[arg-type]
+        await self.deliver()
         return "\n".join(s.text for s in self.platform.said[before:])
 
     async def seed(self) -> None:
@@ -124,7 +132,8 @@ class Harness:
 
 @pytest.fixture
 async def harness(db: Database, clock: FrozenClock) -> Harness:
-    ctx = build_context(make_config(db.url, telegram=[999]), db, clock)
+    ctx = build_context(make_config(db.url, telegram=[999]), db, clock,
+                        sleeper=VirtualSleeper())  # pacing without real waits
     router = Router(ctx)
     register_all(router)
     h = Harness(ctx, router, RecordingPlatform(), clock)

@@ -13,6 +13,7 @@ import itertools
 import json
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,9 +52,11 @@ SEND_METHODS = {"sendMessage": "text", "sendPhoto": "photo", "sendDocument": "do
 class FakeTelegram:
     def __init__(
         self, token: str = "123456:TEST-TOKEN", bot_username: str = "cds_test_bot",
-        bot_id: int = 123456, *, enforce_limits: bool = False,
+        bot_id: int = 123456, *, enforce_limits: bool = False, port: int = 0,
+        now: Callable[[], float] | None = None,
     ) -> None:
         self.token = token
+        self._now = now or time.monotonic  # the limits' time: the bot's virtual time in tests
         self.bot_username = bot_username
         self.bot_id = bot_id
         self.enforce_limits = enforce_limits
@@ -76,7 +79,7 @@ class FakeTelegram:
         self._sent_per_chat: dict[str, list[float]] = {}
         self._runner: web.AppRunner | None = None
         self._closing = False
-        self.port = 0
+        self.port = port
 
     # --- lifecycle ------------------------------------------------------------------------
     @property
@@ -93,7 +96,7 @@ class FakeTelegram:
         app.router.add_get("/file/bot{token}/{path:.*}", self._download)
         self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.2)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
         await site.start()
         sockets = getattr(site._server, "sockets", None)
         assert sockets
@@ -360,7 +363,7 @@ class FakeTelegram:
 
     def _rate_limited(self, chat: str) -> int | None:
         """Telegram's limits: about 30 messages per second overall, 20 per minute per group."""
-        now = time.monotonic()
+        now = self._now()
         self._sent_times = [t for t in self._sent_times if now - t < 1.0]
         if len(self._sent_times) >= 30:
             return 1

@@ -47,7 +47,7 @@ async def ward(tmp_path: Path) -> AsyncIterator[Ward]:
         await app.db.upgrade()
         services = app.context.services
         hb = await services.places.add_ward("HB", "Phường Hòa Bình")
-        await services.registry.import_table(hb.id, read_table(LIST.encode()))
+        await services.registry.import_table(hb.id, read_table(LIST.encode()), create_groups=True)
         for user, role, group in ((HELPER, Role.HELPER, "TDP01"), (LEADER, Role.LEADER, "TDP01"),
                                   (OTHER_LEADER, Role.LEADER, "TDP02"),
                                   (BOSS, Role.COORDINATOR, None)):
@@ -182,7 +182,7 @@ async def test_daily_digest_for_coordinators(ward: Ward) -> None:
     await until(lambda: any("Tổng kết ngày" in t for t in ward.inbox(BOSS)), "the digest")
     digest = next(t for t in ward.inbox(BOSS) if "Tổng kết ngày" in t)
     assert "Tổng kết ngày 24/11/2026" in digest
-    assert "• TDP01: 3% (+1 hôm nay)" in digest  # 1 of 16 household + 20 adult units
+    assert "• TDP01: 2,8% (+1 hôm nay)" in digest  # 1 of 16 household + 20 adult units
     assert "Phản ánh mới hôm nay: 1 · đang mở: 1 · quá hạn: 0" in digest
     await tick_at(ward, local(24, 17, 30))
     assert sum("Tổng kết ngày" in t for t in ward.inbox(BOSS)) == 1

@@ -32,11 +32,13 @@ def test_ward_group_grant_and_list(config: Path, capsys: pytest.CaptureFixture[s
                "--ward", "HB") == 0
     assert cli(config, "ward", "list") == 0
     out = capsys.readouterr().out
-    assert "ward HB added: Phường Hòa Bình" in out
-    assert "telegram user 42 is now leader of group TDP01 in ward HB" in out
-    assert "telegram user 43 is now coordinator of the whole ward in ward HB" in out
-    assert "zalo_oa user oa-77 is now coordinator of the whole ward in ward HB" in out
-    assert "HB\tPhường Hòa Bình\t1 groups: TDP01" in out
+    # The command line speaks Vietnamese, like the bot, and names the ward every time.
+    assert "Đã thêm phường HB: Phường Hòa Bình." in out
+    assert "Đã thêm tổ TDP01 vào phường HB: Tổ dân phố 1." in out
+    assert "telegram 42 giờ là Tổ trưởng tổ TDP01 ở phường HB." in out
+    assert "telegram 43 giờ là Cán bộ phường cả phường ở phường HB." in out
+    assert "zalo_oa oa-77 giờ là Cán bộ phường cả phường ở phường HB." in out
+    assert "HB\tPhường Hòa Bình\t1 tổ: TDP01" in out
 
 
 def test_operator_mistakes_are_one_line(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -48,12 +50,13 @@ def test_operator_mistakes_are_one_line(config: Path, capsys: pytest.CaptureFixt
     assert cli(config, "grant", "coordinator", "--user", "@lan", "--ward", "HB") == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [
-        "cds-bot: no ward NOPE (see `cds-bot ward list`)",
-        "cds-bot: ward HB already exists",
-        "cds-bot: role helper needs --group (it is given per residential group)",
-        "cds-bot: code 'BAD CODE!' must be letters, digits, - or _ (up to 32)",
-        "cds-bot: --user must be the person's telegram user id (a number on Telegram; "
-        "/quyen shows it), not a name",
+        "cds-bot: không có phường NOPE (xem: cds-bot ward list).",
+        "cds-bot: phường HB đã có rồi.",
+        "cds-bot: vai trò Thành viên tổ công nghệ số cần --group (cấp theo từng tổ).",
+        "cds-bot: mã «BAD CODE!» chỉ gồm chữ, số, dấu - hoặc _ (tối đa 32 ký tự).",
+        "cds-bot: --user phải là mã người dùng telegram của người đó (trên Telegram là một dãy "
+        "số, người đó gõ /quyen để xem), không phải tên. Dễ hơn: cds-bot invite coordinator "
+        "--ward MÃ_PHƯỜNG.",
     ]
 
 

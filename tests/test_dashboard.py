@@ -44,7 +44,7 @@ async def seed_ward(harness: Harness) -> Seeded:
     services = harness.ctx.services
     ward = await services.places.ward_by_code("P1")
     assert ward is not None
-    await services.registry.import_table(ward.id, read_table(LIST.encode()))
+    await services.registry.import_table(ward.id, read_table(LIST.encode()), create_groups=True)
     await harness.grant(BOSS, Role.COORDINATOR)
     await harness.grant(LEADER, Role.LEADER, "TDP01")
     await harness.grant(HELPER, Role.HELPER, "TDP01")
@@ -113,7 +113,9 @@ async def sign_in(client: TestClient[web.Request, web.Application], path: str) -
     page = await client.get(path, allow_redirects=False)  # what a link preview would fetch
     assert page.status == 200 and "Đăng nhập" in await page.text()
     assert COOKIE not in page.cookies
-    response = await client.post(path, allow_redirects=False)
+    form = re.search(r'name="login" value="([^"]+)"', await page.text())
+    assert form
+    response = await client.post(path, data={"login": form.group(1)}, allow_redirects=False)
     assert response.status == 303
     assert response.headers["Location"] == "/dashboard"
     cookie = response.cookies[COOKIE]

@@ -124,13 +124,15 @@ async def test_life_cycle_with_one_liners_and_buttons_reporter_told_each_time(
     [usage] = await ward.say(BOSS, "/xuly PA-1 lamgi")
     assert "Cách dùng" in usage
     [acked] = await ward.say(BOSS, "/xuly PA-1 tiepnhan")
-    assert "PA-1: Đã tiếp nhận. Đã nhắn cho người gửi." in acked
+    assert "Phiếu PA-1 chuyển sang «Đã tiếp nhận». Đã nhắn cho người gửi." in acked
     assert "Cán bộ phường đã tiếp nhận." in (await ward.told(RESIDENT, told + 1))[-1]
     [started] = await ward.say(LEADER, "/xuly pa-1 dangxuly")
-    assert "PA-1: Đang xử lý" in started
+    assert "Phiếu PA-1 chuyển sang «Đang xử lý»" in started
     assert "Cán bộ đang xử lý." in (await ward.told(RESIDENT, told + 2))[-1]
     [replied] = await ward.say(LEADER, "/xuly PA-1 traloi Tuần này tổ sẽ gọi công ty môi trường")
-    assert "PA-1: Đang xử lý" in replied
+    # A reply does not change the state, and says so (not a bare "PA-1: Đang xử lý").
+    assert "Đã gửi câu trả lời cho phiếu PA-1 tới người gửi. Phiếu vẫn ở trạng thái «Đang xử lý»" \
+        in replied
     answer = (await ward.told(RESIDENT, told + 3))[-1]
     assert "Cán bộ phường trả lời:" in answer and "Tuần này tổ sẽ gọi công ty môi trường" in answer
     [needs] = await ward.say(LEADER, "/xuly PA-1 daxong")
@@ -144,7 +146,7 @@ async def test_life_cycle_with_one_liners_and_buttons_reporter_told_each_time(
     asked = await ward.press(LEADER, "✔️ Xong")
     assert "lời nhắn báo đã xong phiếu PA-1" in asked
     [done] = await ward.say(LEADER, "Đã thông cống sáng nay")
-    assert "PA-1: Đã xong. Đã nhắn cho người gửi." in done
+    assert "Phiếu PA-1 chuyển sang «Đã xong». Đã nhắn cho người gửi." in done
     resolved = (await ward.told(RESIDENT, told + 4))[-1]
     assert "Đã giải quyết xong." in resolved and "«Đã thông cống sáng nay»" in resolved
     [too_late] = await ward.say(BOSS, "/xuly PA-1 tuchoi quá muộn")
@@ -152,7 +154,7 @@ async def test_life_cycle_with_one_liners_and_buttons_reporter_told_each_time(
 
     ward.clock.advance(timedelta(hours=10))
     [rejected] = await ward.say(BOSS, "/xuly PA-2 tuchoi Vỉa hè này thuộc quận quản lý")
-    assert "PA-2: Không giải quyết" in rejected
+    assert "Phiếu PA-2 chuyển sang «Không giải quyết»" in rejected
     refusal = (await ward.told(RESIDENT, told + 5))[-1]
     assert "Phường chưa giải quyết được." in refusal and "thuộc quận quản lý" in refusal
 
@@ -195,7 +197,7 @@ async def test_anonymous_reporter_hidden_from_staff_contacts_masked_replies_arri
     asked = await ward.press(LEADER, "💬 Trả lời")
     assert "câu trả lời cho người gửi phiếu PA-1" in asked
     [sent] = await ward.say(LEADER, "Tổ đã báo công an khu vực tuần tra")
-    assert "Đã nhắn cho người gửi" in sent
+    assert "Đã gửi câu trả lời cho phiếu PA-1 tới người gửi" in sent
     answer = (await ward.told(RESIDENT, told + 1))[-1]
     assert "PA-1" in answer and "Tổ đã báo công an khu vực tuần tra" in answer
 

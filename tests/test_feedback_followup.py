@@ -50,12 +50,12 @@ async def test_asked_once_after_three_days_then_not_fixed_reopens_and_tells_staf
     assert await ask(h) == 0  # never asked twice
 
     await h.send(press("fbq:1:n", user=RESIDENT))
-    assert "đã mở lại phiếu PA-1" in h.platform.said[-1].text
+    assert "đã mở lại phiếu PA-1" in to(h, RESIDENT)[-1]  # staff are told after the reply
     staff = to(h, LEADER)[-1]
     assert "bị người phản ánh mở lại" in staff and "Đèn đường ngõ 5 tắt" in staff
     await h.say("Đèn sáng được một hôm lại tắt", user=RESIDENT)
     assert "Đèn sáng được một hôm lại tắt" in to(h, LEADER)[-1]
-    assert "Đã ghi lại ý kiến" in h.platform.said[-1].text
+    assert "Đã ghi lại ý kiến" in to(h, RESIDENT)[-1]
 
     view = await h.say("/theodoi PA-1", user=RESIDENT)
     assert "Mở lại — chưa khắc phục xong" in view and "Đèn sáng được một hôm lại tắt" in view

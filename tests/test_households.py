@@ -46,7 +46,7 @@ async def ward(tmp_path: Path) -> AsyncIterator[Ward]:
         await app.db.upgrade()
         services = app.context.services
         ward = await services.places.add_ward("HB", "Phường Hòa Bình")
-        await services.registry.import_table(ward.id, read_table(LIST.encode()))
+        await services.registry.import_table(ward.id, read_table(LIST.encode()), create_groups=True)
         for user, role, group in ((HELPER, Role.HELPER, "TDP01"),
                                   (OTHER_HELPER, Role.HELPER, "TDP02"),
                                   (LEADER, Role.LEADER, "TDP01"),
@@ -226,12 +226,17 @@ async def test_export_reads_back_and_only_coordinators_get_it(ward: Ward) -> Non
 async def test_coordinator_imports_by_sending_the_file(ward: Ward) -> None:
     data = (LIST + "TDP03-001,TDP03,Võ Văn Em,1 Trần Phú,3,2\n"
             "TDP03-002,TDP03,,2 Trần Phú,3,2\n").encode("utf-8-sig")
-    report = await ward.send_file(BOSS, "ds-ho.csv", data, "text/csv")
+    asked = await ward.send_file(BOSS, "ds-ho.csv", data, "text/csv")
+    # A group the ward does not have is shown first, and made only when confirmed.
+    assert "Chưa nhập «ds-ho.csv»: tệp có 1 tổ chưa có ở phường:\n• TDP03" in asked
+    report = await ward.press(BOSS, "✅ Đúng, tạo 1 tổ và nhập")
     assert "Đã nhập danh sách hộ «ds-ho.csv»" in report
     assert "Thêm mới: 1 · Cập nhật: 0 · Giữ nguyên: 4 · Lỗi: 1" in report
-    assert "Tổ mới: TDP03" in report and "Dòng 7: thiếu tên chủ hộ" in report
+    assert "Tổ mới đã tạo: TDP03" in report and "Dòng 7: thiếu tên chủ hộ" in report
     broken = await ward.send_file(BOSS, "ds.xlsx", b"PK\x03\x04broken", XLSX)
-    assert "Chưa nhập được: tệp bị hỏng" in broken
+    assert "Chưa nhập được: tệp này không phải bảng tính" in broken
+    pdf = await ward.send_file(BOSS, "ds.xlsx", b"%PDF-1.7 hello", XLSX)
+    assert "Chưa nhập được: tệp này không phải bảng tính" in pdf
     refused = await ward.send_file(HELPER, "ds-ho.csv", data, "text/csv")
     assert "chỉ nhận tệp danh sách hộ từ cán bộ phường" in refused
 

@@ -22,7 +22,6 @@ from bot.delivery.outbox import NewDelivery, Outbox, Pacing
 from bot.delivery.quiet import QuietHours
 from bot.metrics import Metrics
 from bot.models import ChatBinding, Delivery
-from bot.services.chats import Chats
 from tests.fake_telegram import FakeTelegram
 from tests.telegram_people import Ward, labels, plain, until
 
@@ -108,7 +107,7 @@ async def test_coordinator_schedules_for_the_ward_pins_and_gets_a_report(ward: W
     assert "Gửi tới: TDP01, TDP02, TDP03" in await ward.press(BOSS, "⬜ Cả phường", edit=True)
     assert "Ghim trong nhóm: có" in await ward.press(BOSS, "📌 Ghim: không", edit=True)
     assert "Gửi lúc mấy giờ?" in await ward.press(BOSS, "🕒 Hẹn giờ")
-    [past] = await ward.say(BOSS, "10:00")
+    [past] = await ward.say(BOSS, "10:00 24/11")  # a bare "10:00" would mean tomorrow
     assert "Giờ này đã qua rồi" in past
     [bad] = await ward.say(BOSS, "chieu nay")
     assert "chưa hiểu giờ này" in bad
@@ -284,7 +283,7 @@ async def test_two_workers_on_postgres_send_each_delivery_once(pg_url: str) -> N
         platforms: dict[str, Any] = {"telegram": platform}
         quiet = QuietHours(None, UTC)
         outboxes = [
-            Outbox(Database(pg_url), clock, platforms, Chats(db, clock), Metrics(clock),
+            Outbox(Database(pg_url), clock, platforms, Metrics(clock),
                    quiet=quiet, pacing=Pacing(per_second=1000, workers=2, batch=4))
             for _ in range(2)
         ]
@@ -336,7 +335,7 @@ async def test_a_row_taken_over_after_its_lease_is_sent_once(tmp_path: Path) -> 
     try:
         clock = FrozenClock(START)
         platform = SlowPlatform()
-        outbox = Outbox(db, clock, {"telegram": platform}, Chats(db, clock), Metrics(clock),
+        outbox = Outbox(db, clock, {"telegram": platform}, Metrics(clock),
                         quiet=QuietHours(None, UTC),
                         pacing=Pacing(per_second=1000, workers=2, batch=4, lease_seconds=60))
         chats = [str(-8000 - i) for i in range(8)]

@@ -46,7 +46,7 @@ async def ward(tmp_path: Path) -> AsyncIterator[Ward]:
         await app.db.upgrade()
         services = app.context.services
         hb = await services.places.add_ward("HB", "Phường Hòa Bình")
-        await services.registry.import_table(hb.id, read_table(LIST.encode()))
+        await services.registry.import_table(hb.id, read_table(LIST.encode()), create_groups=True)
         for user, role, group in ((HELPER, Role.HELPER, "TDP01"), (LEADER, Role.LEADER, "TDP01"),
                                   (BOSS, Role.COORDINATOR, None),
                                   (RESIDENT, Role.RESIDENT, "TDP01"),

@@ -35,13 +35,16 @@ async def ward_id(h: Harness) -> int:
 async def test_import_creates_groups_and_reimport_changes_nothing(harness: Harness) -> None:
     registry = harness.ctx.services.registry
     wid = await ward_id(harness)
-    report = await registry.import_table(wid, read_table(GOOD.encode()))
+    blocked = await registry.import_table(wid, read_table(GOOD.encode()))
+    assert blocked.new_groups == [("TDP03", "TDP02")] and not blocked.written
+    assert await harness.ctx.services.households.count_in_ward(wid) == 0
+    report = await registry.import_table(wid, read_table(GOOD.encode()), create_groups=True)
     assert (report.added, report.updated, report.unchanged, report.rejected) == (3, 0, 0, [])
     assert report.groups_created == ["TDP03"]
-    again = await registry.import_table(wid, read_table(GOOD.encode()))
+    again = await registry.import_table(wid, read_table(GOOD.encode()), create_groups=True)
     assert (again.added, again.updated, again.unchanged) == (0, 0, 3)
     changed = GOOD.replace("14 Lê Lợi,2", "16 Lê Lợi,3")
-    third = await registry.import_table(wid, read_table(changed.encode()))
+    third = await registry.import_table(wid, read_table(changed.encode()), create_groups=True)
     assert (third.added, third.updated, third.unchanged) == (0, 1, 2)
     assert await harness.ctx.services.households.count_in_ward(wid) == 3
     household = await harness.ctx.services.households.by_code(wid, "tdp01-002")
@@ -62,21 +65,23 @@ async def test_bad_rows_are_reported_and_good_rows_still_go_in(harness: Harness)
     )
     wid = await ward_id(harness)
     report = await harness.ctx.services.registry.import_table(wid, read_table(data.encode()))
-    assert report.added == 1
+    assert report.added == 2  # a bad phone keeps the household, without the phone
     assert [(r.line, r.reason) for r in report.rejected] == [
-        (3, "missing_code"), (4, "bad_members"), (5, "duplicate_code"), (6, "bad_phone"),
-        (7, "missing_head"),
+        (3, "missing_code"), (4, "bad_members"), (5, "duplicate_code"), (7, "missing_head"),
     ]
     assert report.rejected[2].detail == "TDP01-001|2"
+    assert [(r.line, r.reason, r.detail) for r in report.warnings] == [(6, "bad_phone", "12ab")]
+    household = await harness.ctx.services.households.by_code(wid, "TDP01-005")
+    assert household is not None and household.phone == ""
 
 
 async def test_strict_and_dry_run_write_nothing(harness: Harness) -> None:
     wid = await ward_id(harness)
     registry = harness.ctx.services.registry
     bad = GOOD + "TDP01-009,TDP01,Vũ Văn Giang,,nhiều,\n"
-    strict = await registry.import_table(wid, read_table(bad.encode()), strict=True)
+    strict = await registry.import_table(wid, read_table(bad.encode()), strict=True, create_groups=True)
     assert strict.added == 3 and len(strict.rejected) == 1 and not strict.written
-    dry = await registry.import_table(wid, read_table(GOOD.encode()), dry_run=True)
+    dry = await registry.import_table(wid, read_table(GOOD.encode()), dry_run=True, create_groups=True)
     assert dry.added == 3 and not dry.written
     assert await harness.ctx.services.households.count_in_ward(wid) == 0
 
@@ -119,9 +124,14 @@ def test_unreadable_files_say_why() -> None:
 async def test_unknown_or_missing_columns_stop_the_import(harness: Harness) -> None:
     wid = await ward_id(harness)
     registry = harness.ctx.services.registry
+    sheet = b"code,group,head_name,ghichu,mau xe\nA,TDP01,X,y,do\n"
     with pytest.raises(TableError) as unknown:
-        await registry.import_table(wid, read_table(b"code,group,head_name,ghichu\nA,TDP01,X,y\n"))
-    assert (unknown.value.reason, unknown.value.detail) == ("unknown_column", "ghichu")
+        await registry.import_table(wid, read_table(sheet), strict=True)
+    assert (unknown.value.reason, unknown.value.detail) == (
+        "unknown_column", "mau xe|Điện thoại thông minh, Nhóm chat của tổ, VNeID mức 2, "
+        "Ứng dụng Công dân số, Thanh toán điện tử, Dịch vụ công")
+    lenient = await registry.import_table(wid, read_table(sheet))
+    assert lenient.added == 1 and lenient.ignored_columns == ["mau xe"]  # ghichu: silently
     with pytest.raises(TableError) as missing:
         await registry.import_table(wid, read_table(b"code,head_name\nA,X\n"))
     assert (missing.value.reason, missing.value.detail) == ("missing_column", "group")
@@ -137,7 +147,7 @@ async def test_xlsx_with_vietnamese_headers_and_step_columns(harness: Harness) -
     buffer = io.BytesIO()
     book.save(buffer)
     wid = await ward_id(harness)
-    report = await harness.ctx.services.registry.import_table(wid, read_table(buffer.getvalue()))
+    report = await harness.ctx.services.registry.import_table(wid, read_table(buffer.getvalue()), create_groups=True)
     assert (report.added, report.rejected, report.steps_set) == (2, [], 3)
     progress = await harness.ctx.services.progress.ward(wid)
     tdp02 = next(g for g in progress.groups if g.code == "TDP02")
@@ -147,7 +157,7 @@ async def test_xlsx_with_vietnamese_headers_and_step_columns(harness: Harness) -
 
 async def test_csv_export_reads_back(harness: Harness, tmp_path: object) -> None:
     wid = await ward_id(harness)
-    await harness.ctx.services.registry.import_table(wid, read_table(GOOD.encode()))
+    await harness.ctx.services.registry.import_table(wid, read_table(GOOD.encode()), create_groups=True)
     rows = await harness.ctx.services.registry.household_rows(wid)
     text = rows_to_csv(rows).decode("utf-8-sig")
     assert text.splitlines()[1].startswith("TDP01-001,TDP01,Nguyễn Văn An,12 Lê Lợi,4,4,0,1,")
@@ -163,7 +173,7 @@ async def test_import_mark_and_count_on_both_databases(db_url: str, clock: Froze
         ward = await services.places.add_ward("P9", "Phường Thử")
         data = GOOD.replace("members,phone", "members,phone,vneid").replace(
             "0912 345 678", "0912 345 678,2").replace("14 Lê Lợi,2,", "14 Lê Lợi,2,,x")
-        report = await services.registry.import_table(ward.id, read_table(data.encode()))
+        report = await services.registry.import_table(ward.id, read_table(data.encode()), create_groups=True)
         assert (report.added, report.steps_set, report.rejected) == (3, 2, [])
         coordinator = await services.access.grant(
             platform="telegram", user_id="1", role=Role.COORDINATOR, ward_code="P9")
@@ -185,7 +195,7 @@ async def test_import_mark_and_count_on_both_databases(db_url: str, clock: Froze
         assert total == 1 and missing[0][0].code == "TDP03-001"
         again = data.replace("0912 345 678,2", "0912 345 678,4").replace("14 Lê Lợi,2,,x",
                                                                         "14 Lê Lợi,2,,0")
-        second = await services.registry.import_table(ward.id, read_table(again.encode()))
+        second = await services.registry.import_table(ward.id, read_table(again.encode()), create_groups=True)
         assert (second.unchanged, second.steps_set) == (3, 2)
         counts = {g.code: g.steps["vneid"] for g in (await services.progress.ward(ward.id)).groups}
         assert (counts["TDP01"].done, counts["TDP01"].households_done) == (4, 1)
@@ -204,7 +214,7 @@ async def test_parallel_marks_and_an_import_keep_the_totals_right(pg_url: str) -
         ward = await services.places.add_ward("P9", "Phường Thử")
         lines = "".join(f"TDP01-{n:03d},TDP01,Chủ hộ {n},,2\n" for n in range(1, 21))
         table = read_table(("code,group,head_name,address,members\n" + lines).encode())
-        await services.registry.import_table(ward.id, table)
+        await services.registry.import_table(ward.id, table, create_groups=True)
         await services.access.grant(platform="telegram", user_id="1", role=Role.COORDINATOR,
                                     ward_code="P9")
         me = await services.access.identify("telegram", Sender("1", "Cán bộ"))
@@ -212,7 +222,7 @@ async def test_parallel_marks_and_an_import_keep_the_totals_right(pg_url: str) -
                  for n in range(1, 21)]
         marks = [services.households.mark(me, h.id, {"smartphone": None})
                  for h in found if h is not None]
-        again = services.registry.import_table(ward.id, table)
+        again = services.registry.import_table(ward.id, table, create_groups=True)
         results = await asyncio.gather(*marks, again, return_exceptions=True)
         assert [r for r in results if isinstance(r, BaseException)] == []
         group = (await services.progress.ward(ward.id)).groups[0]
@@ -225,9 +235,9 @@ async def test_changing_the_number_of_adults_refits_per_adult_steps(harness: Har
     wid = await ward_id(harness)
     registry = harness.ctx.services.registry
     data = "code,group,head_name,members,adults,vneid\nTDP01-001,TDP01,Nguyễn Văn An,4,3,3\n"
-    await registry.import_table(wid, read_table(data.encode()))
+    await registry.import_table(wid, read_table(data.encode()), create_groups=True)
     more = data.replace(",4,3,3", ",6,6,")
-    await registry.import_table(wid, read_table(more.encode()))
+    await registry.import_table(wid, read_table(more.encode()), create_groups=True)
     tdp01 = (await harness.ctx.services.progress.ward(wid)).groups[0]
     assert (tdp01.steps["vneid"].done, tdp01.steps["vneid"].total,
             tdp01.steps["vneid"].households_done) == (3, 6, 0)
@@ -235,7 +245,7 @@ async def test_changing_the_number_of_adults_refits_per_adult_steps(harness: Har
                                                                    offset=0, limit=5)
     assert total == 1
     fewer = data.replace(",4,3,3", ",4,1,")
-    await registry.import_table(wid, read_table(fewer.encode()))
+    await registry.import_table(wid, read_table(fewer.encode()), create_groups=True)
     tdp01 = (await harness.ctx.services.progress.ward(wid)).groups[0]
     assert (tdp01.steps["vneid"].done, tdp01.steps["vneid"].total,
             tdp01.steps["vneid"].households_done) == (1, 1, 1)

@@ -12,7 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 from bot.context import AppContext
-from bot.core import Role, Sender
+from bot.core import Chat, Role, Sender
 from bot.services.tables import read_table
 from bot.texts import MESSAGES_DIR
 
@@ -36,7 +36,30 @@ async def seed_demo(ctx: AppContext) -> str:
         await ctx.services.registry.import_table(ward.id, table)
     if not await ctx.services.campaigns.in_ward(ward.id):
         await _campaign(ctx, ward.code, ward.id, data["campaign"])
+    await _people_and_chats(ctx, ward.code, data)
     return ward.code
+
+
+def group_chat_id(code: str) -> str:
+    """The demo's stand-in for a group's chat, shown in the terminal."""
+    return f"nhom-{code}"
+
+
+async def _people_and_chats(ctx: AppContext, ward_code: str, data: dict[str, Any]) -> None:
+    """Leaders and helpers to send to, and one chat per group bound to it, so notices,
+    polls and reminders have somewhere to go (grants and binds are idempotent)."""
+    access = ctx.services.access
+    for person in data.get("people", []):
+        await access.grant(platform="console", user_id=person["user"], role=Role(person["role"]),
+                           ward_code=ward_code, group_code=person.get("group"),
+                           name=person["name"])
+    staff = await access.identify("console", Sender(DEMO_STAFF, data["campaign"]["staff_name"]))
+    for group in data["groups"]:
+        title = data["chats"]["title"].replace("{{ code }}", group["code"])
+        chat = Chat(group_chat_id(group["code"]), "group", title)
+        binding = await ctx.services.chats.binding("console", chat.chat_id)
+        if binding is None or binding.group_code != group["code"]:
+            await ctx.services.chats.bind(staff, "console", chat, group["code"])
 
 
 def _households_csv(ctx: AppContext, data: dict[str, Any]) -> str:

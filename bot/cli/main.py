@@ -2,27 +2,35 @@
 
 Every operator mistake (bad config, unknown ward, bad role) ends with one line on stderr and
 a non-zero exit code, never a traceback.
-
-Imports are lazy: this module loads only argparse and the config; each subcommand imports
-what it uses inside its own function, so `cds-bot --help` or `ward list` do not pay for the
-whole bot (python-telegram-bot, aiohttp, Jinja2, alembic). Keep new subcommands that way.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import suppress
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from bot.app import BotApp
+from bot.cli.shell import Shell
+from bot.clock import SystemClock
+from bot.config import (
+    Config,
+    ConfigError,
+    LoadedConfig,
+    MissingTokenError,
+    load_config,
+    resolve_path,
+)
+from bot.context import build_context
 from bot.core import Role
-
-if TYPE_CHECKING:
-    from bot.config import Config, LoadedConfig
-    from bot.db import Database
+from bot.db import Database
+from bot.services.places import PlaceError
+from bot.services.reports import progress_csv, progress_xlsx
+from bot.services.tables import TableError, read_table
+from bot.texts import Texts, to_plain
 
 DEMO_DATABASE_URL = "sqlite+aiosqlite:///./data/demo.db"
 EXIT_CONFIG = 2
@@ -31,70 +39,127 @@ EXIT_REJECTED = 3
 
 
 def build_parser() -> argparse.ArgumentParser:
+    h = _help_texts()
     parser = argparse.ArgumentParser(
-        prog="cds-bot", description="Ward digital-transformation outreach bot (Telegram, Zalo)."
+        prog="cds-bot", description=h["description"]
     )
-    parser.add_argument("--config", help="config file (default: $CDS_CONFIG or ./config.toml)")
+    parser.add_argument("--config", help=h["config"])
     sub = parser.add_subparsers(dest="command", required=True)
 
-    sub.add_parser("run", help="start the bot: platforms, workers, scheduler and web server")
+    sub.add_parser("run", help=h["run"])
 
-    shell = sub.add_parser("shell", help="chat with the bot in this terminal, no token needed")
-    shell.add_argument("--demo", action="store_true", help="use a demo ward in data/demo.db")
+    shell = sub.add_parser("shell", help=h["shell"])
+    shell.add_argument("--demo", action="store_true", help=h["shell_demo"])
+    shell.add_argument("--reset", action="store_true",
+                       help=h["shell_reset"])
     shell.add_argument(
         "--as", dest="role", default="resident", choices=[r.value for r in Role],
-        help="the role to chat as (default: resident)",
+        help=h["shell_as"],
     )
 
-    db = sub.add_parser("db", help="database maintenance")
+    db = sub.add_parser("db", help=h["db"])
     db_sub = db.add_subparsers(dest="db_command", required=True)
-    db_sub.add_parser("upgrade", help="apply migrations")
+    db_sub.add_parser("upgrade", help=h["db_upgrade"])
+    db_backup = db_sub.add_parser(
+        "backup", help=h["db_backup"])
+    db_backup.add_argument("file", nargs="?", type=Path,
+                           help=h["db_backup_file"])
+    db_backup.add_argument("--keep", type=int, default=0,
+                           help=h["db_backup_keep"])
+    db_restore = db_sub.add_parser("restore", help=h["db_restore"])
+    db_restore.add_argument("file", type=Path)
 
-    ward = sub.add_parser("ward", help="wards")
+    ward = sub.add_parser("ward", help=h["ward"])
     ward_sub = ward.add_subparsers(dest="ward_command", required=True)
-    ward_add = ward_sub.add_parser("add", help="add a ward")
+    ward_add = ward_sub.add_parser("add", help=h["ward_add"])
     ward_add.add_argument("code")
     ward_add.add_argument("name")
-    ward_sub.add_parser("list", help="list wards and their groups")
+    ward_sub.add_parser("list", help=h["ward_list"])
 
-    group = sub.add_parser("group", help="residential groups")
+    group = sub.add_parser("group", help=h["group"])
     group_sub = group.add_subparsers(dest="group_command", required=True)
-    group_add = group_sub.add_parser("add", help="add a residential group to a ward")
+    group_add = group_sub.add_parser("add", help=h["group_add"])
     group_add.add_argument("ward")
     group_add.add_argument("code")
     group_add.add_argument("name")
 
-    imports = sub.add_parser("import", help="import the ward's lists")
+    imports = sub.add_parser("import", help=h["import"])
     import_sub = imports.add_subparsers(dest="import_command", required=True)
     households = import_sub.add_parser(
-        "households", help="import or update households from a CSV or XLSX file"
+        "households", help=h["import_households"]
     )
     households.add_argument("file", type=Path)
-    households.add_argument("--ward", required=True, help="ward code")
-    households.add_argument("--dry-run", action="store_true", help="check only, write nothing")
+    households.add_argument("--ward", required=True, help=h["ward_code"])
+    households.add_argument("--dry-run", action="store_true", help=h["dry_run"])
     households.add_argument("--strict", action="store_true",
-                            help="write nothing if any row is rejected")
+                            help=h["strict"])
+    households.add_argument("--create-groups", action="store_true",
+                            help=h["create_groups"])
 
-    exports = sub.add_parser("export", help="export reports")
+    exports = sub.add_parser("export", help=h["export"])
     export_sub = exports.add_subparsers(dest="export_command", required=True)
-    progress = export_sub.add_parser("progress", help="progress per group and household")
-    progress.add_argument("--ward", required=True, help="ward code")
+    progress = export_sub.add_parser("progress", help=h["export_progress"])
+    progress.add_argument("--ward", required=True, help=h["ward_code"])
     progress.add_argument("--format", choices=["csv", "xlsx"], default="xlsx")
-    progress.add_argument("-o", "--output", type=Path, required=True, help="file to write")
+    progress.add_argument("-o", "--output", type=Path, required=True, help=h["output"])
 
-    grant = sub.add_parser("grant", help="give a role to a chat user")
+    grant = sub.add_parser("grant", help=h["grant"])
     grant.add_argument("role", choices=[r.value for r in Role if r not in (Role.GUEST, Role.ADMIN)])
     grant.add_argument("--platform", default="telegram", choices=["telegram", "zalo", "zalo_oa"])
-    grant.add_argument("--user", required=True, help="the user's numeric id on that platform")
+    grant.add_argument("--user", required=True, help=h["grant_user"])
     grant.add_argument("--ward", required=True)
-    grant.add_argument("--group", help="residential group code (residents, helpers, leaders)")
+    grant.add_argument("--group", help=h["grant_group"])
+
+    revoke = sub.add_parser("revoke", help=h["revoke"])
+    revoke.add_argument("role",
+                        choices=[r.value for r in Role if r not in (Role.GUEST, Role.ADMIN)])
+    revoke.add_argument("--platform", default="telegram", choices=["telegram", "zalo", "zalo_oa"])
+    revoke.add_argument("--user", required=True, help=h["revoke_user"])
+    revoke.add_argument("--ward", required=True)
+    revoke.add_argument("--group", help=h["revoke_group"])
+
+    invite = sub.add_parser("invite", help=h["invite"])
+    invite.add_argument("role", choices=["coordinator", "leader"])
+    invite.add_argument("--ward", required=True)
+    invite.add_argument("--group", help=h["invite_group"])
+    invite.add_argument("--platform", default="telegram", choices=["telegram", "zalo", "zalo_oa"])
+    invite.add_argument("--bot-username", help=h["invite_bot"])
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    from bot.config import ConfigError, load_config, resolve_path
+def _help_texts() -> dict[str, str]:
+    """The command line's help, in Vietnamese like everything else (messages/vi/labels/
+    cli.toml, read directly: `--help` stays instant)."""
+    import tomllib
 
+    from bot.texts import MESSAGES_DIR
+
+    data = tomllib.loads((MESSAGES_DIR / "vi" / "labels" / "cli.toml").read_text("utf-8"))
+    return {k: str(v) for k, v in data["cli"]["help"].items()}
+
+
+def _config_anywhere(argv: Sequence[str]) -> list[str]:
+    """`--config FILE` may come before or after the subcommand (`cds-bot run --config x`)."""
+    rest: list[str] = []
+    found: list[str] = []
+    items = list(argv)
+    i = 0
+    while i < len(items):
+        item = items[i]
+        if item == "--config" and i + 1 < len(items):
+            found = ["--config", items[i + 1]]
+            i += 2
+            continue
+        if item.startswith("--config="):
+            found = ["--config", item.split("=", 1)[1]]
+        else:
+            rest.append(item)
+        i += 1
+    return [*found, *rest]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(_config_anywhere(sys.argv[1:] if argv is None else argv))
     try:
         loaded = load_config(resolve_path(args.config))
     except ConfigError as exc:
@@ -102,26 +167,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     _setup_logging(loaded.config)
     handlers: dict[str, Callable[[argparse.Namespace, LoadedConfig], int]] = {
         "run": _run, "shell": _shell, "db": _db, "ward": _ward, "group": _group, "grant": _grant,
-        "import": _import, "export": _export,
+        "import": _import, "export": _export, "revoke": _revoke, "invite": _invite,
     }
     try:
         return handlers[args.command](args, loaded)
     except ConfigError as exc:
         return _fail(str(exc), EXIT_CONFIG)
-    except Exception as exc:
-        from bot.services.places import PlaceError
-
-        if isinstance(exc, PlaceError):
-            return _fail(_place_error(exc), EXIT_USAGE)
-        raise
+    except PlaceError as exc:
+        return _fail(_place_error(exc, loaded), EXIT_USAGE)
     except KeyboardInterrupt:
         return 130
 
 
 def _run(args: argparse.Namespace, loaded: LoadedConfig) -> int:
-    from bot.config import ConfigError, MissingTokenError
-    from bot.texts import Texts, to_plain
-
     try:
         loaded.config.check_runnable()
     except MissingTokenError as exc:
@@ -129,65 +187,132 @@ def _run(args: argparse.Namespace, loaded: LoadedConfig) -> int:
         print(f"cds-bot: {loaded.path}: {exc}", file=sys.stderr)
         print(to_plain(texts.render("shell/no_token")), file=sys.stderr)
         if sys.stdin.isatty() and _confirm(to_plain(texts.render("shell/offer"))):
-            return _shell(argparse.Namespace(demo=True, role="resident"), loaded)
+            return _shell(argparse.Namespace(demo=True, role="resident", reset=False), loaded)
         return EXIT_CONFIG
     except ConfigError as exc:
         return _fail(f"{loaded.path}: {exc}", EXIT_CONFIG)
-    from bot.app import BotApp
+    from bot.core import PlatformStartError
 
-    asyncio.run(BotApp(loaded.config).run_forever())
+    try:
+        asyncio.run(BotApp(loaded.config).run_forever())
+    except PlatformStartError as exc:
+        # Exit 2 like any config mistake: systemd's RestartPreventExitStatus=2 stops the loop.
+        return _fail(Texts(locale=loaded.config.bot.locale).label(
+            "cli.bad_token", platform=exc.platform), EXIT_CONFIG)
+    except Exception as exc:
+        problem = _database_problem(exc, loaded)
+        if problem is None:
+            raise
+        return _fail(problem, EXIT_USAGE)
     return 0
 
 
 def _shell(args: argparse.Namespace, loaded: LoadedConfig) -> int:
-    from bot.cli.shell import Shell
-    from bot.config import Config
-
     config = loaded.config
+    texts = Texts(locale=config.bot.locale)
     if args.demo and config.database.url == Config().database.url:
         # The demo never writes into the real database unless the operator points it there.
         config = config.model_copy(
             update={"database": config.database.model_copy(update={"url": DEMO_DATABASE_URL})}
         )
-    return asyncio.run(Shell(config, role=Role(args.role), demo=args.demo).run())
+    if getattr(args, "reset", False):
+        if not args.demo or config.database.url != DEMO_DATABASE_URL:
+            return _fail(texts.label("cli.reset_demo_only"), EXIT_USAGE)
+        from bot.backup import sqlite_path
+
+        demo_file = sqlite_path(DEMO_DATABASE_URL)
+        for path in (demo_file, *(demo_file.with_name(demo_file.name + s)
+                                  for s in ("-wal", "-shm"))):
+            path.unlink(missing_ok=True)
+    _log_to_file(Path("data") / "shell.log")  # log lines never land inside the chat
+    try:
+        return asyncio.run(Shell(config, role=Role(args.role), demo=args.demo).run())
+    except KeyboardInterrupt:
+        # Ctrl-C: the shell has closed the database; the thread still blocked reading the
+        # keyboard would make a normal exit wait (or abort), so leave at once.
+        import os
+
+        sys.stdout.write("\n")
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
+
+
+def _log_to_file(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    import logging
+
+    root = logging.getLogger()
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    for old in list(root.handlers):
+        for guard in old.filters:
+            handler.addFilter(guard)
+        root.removeHandler(old)
+    root.addHandler(handler)
 
 
 def _db(args: argparse.Namespace, loaded: LoadedConfig) -> int:
+    if args.db_command in ("backup", "restore"):
+        return _backup_or_restore(args, loaded)
+
     async def upgrade(db: Database) -> None:
         await db.upgrade()
-        print(f"database is up to date: {_safe_url(db.url)}")
+        print(_texts(loaded).label("cli.db_up_to_date", url=_safe_url(db.url)))
 
     return _with_db(loaded, upgrade)
 
 
+def _backup_or_restore(args: argparse.Namespace, loaded: LoadedConfig) -> int:
+    from bot.backup import BackupError, backup, restore
+
+    texts = Texts(locale=loaded.config.bot.locale)
+    url = loaded.config.database.url
+    try:
+        if args.db_command == "backup":
+            info = backup(url, args.file, SystemClock().now().astimezone(loaded.config.bot.tz),
+                          keep=max(args.keep, 0))
+            print(texts.label("cli.backup_done", file=info.path,
+                              size=f"{info.size / 1_048_576:.1f}".replace(".", ","),
+                              removed=len(info.removed)))
+            return 0
+        path = restore(args.file, url)
+    except BackupError as exc:
+        return _fail(texts.label(f"cli.backup_{exc.reason}", url=_safe_url(url), **exc.details),
+                     EXIT_USAGE)
+
+    async def upgrade(db: Database) -> None:
+        await db.upgrade()  # a backup from an older version gets today's tables
+
+    code = _with_db(loaded, upgrade)
+    if code == 0:
+        print(texts.label("cli.restore_done", file=args.file, database=path))
+    return code
+
+
 def _ward(args: argparse.Namespace, loaded: LoadedConfig) -> int:
     async def act(db: Database) -> None:
-        from bot.clock import SystemClock
-        from bot.services.places import Places
-
         await db.upgrade()
-        places = Places(db, SystemClock())
+        places = build_context(loaded.config, db, SystemClock()).services.places
         if args.ward_command == "add":
             ward = await places.add_ward(args.code, args.name)
-            print(f"ward {ward.code} added: {ward.name}")
+            print(_texts(loaded).label("cli.ward_added", ward=ward.code, name=ward.name))
             return
         for ward in await places.wards():
             groups = await places.groups(ward.id)
-            print(f"{ward.code}\t{ward.name}\t{len(groups)} groups: "
-                  + ", ".join(g.code for g in groups))
+            print(_texts(loaded).label("cli.ward_line", ward=ward.code, name=ward.name,
+                                       count=len(groups), groups=", ".join(g.code for g in groups)))
 
     return _with_db(loaded, act)
 
 
 def _group(args: argparse.Namespace, loaded: LoadedConfig) -> int:
     async def act(db: Database) -> None:
-        from bot.clock import SystemClock
-        from bot.services.places import Places
-
         await db.upgrade()
-        places = Places(db, SystemClock())
+        places = build_context(loaded.config, db, SystemClock()).services.places
         group = await places.add_group(args.ward, args.code, args.name)
-        print(f"group {group.code} added to ward {args.ward.upper()}: {group.name}")
+        print(_texts(loaded).label("cli.group_added", group=group.code, ward=args.ward.upper(),
+                                   name=group.name))
 
     return _with_db(loaded, act)
 
@@ -196,22 +321,93 @@ def _grant(args: argparse.Namespace, loaded: LoadedConfig) -> int:
     user = str(args.user).strip()
     if not user or user.startswith("@") or (args.platform == "telegram" and not user.isdigit()):
         # A name or @username would make a member nobody can ever be.
-        return _fail(f"--user must be the person's {args.platform} user id "
-                     "(a number on Telegram; /quyen shows it), not a name", EXIT_USAGE)
+        return _fail(_texts(loaded).label("cli.bad_user", platform=args.platform), EXIT_USAGE)
 
     async def act(db: Database) -> None:
-        from bot.clock import SystemClock
-        from bot.services.access import Access
-
         await db.upgrade()
-        access = Access(db, SystemClock(), {})
+        access = build_context(loaded.config, db, SystemClock()).services.access
         grant = await access.grant(
             platform=args.platform, user_id=str(args.user), role=Role(args.role),
             ward_code=args.ward, group_code=args.group,
         )
-        scope = f"group {grant.group_code}" if grant.group_code else "the whole ward"
-        print(f"{args.platform} user {args.user} is now {grant.role.value} "
-              f"of {scope} in ward {grant.ward_code}")
+        print(_texts(loaded).label("cli.granted", platform=args.platform, user=args.user,
+                                   role=grant.role.value, group=grant.group_code,
+                                   ward=grant.ward_code))
+
+    return _with_db(loaded, act)
+
+
+def _revoke(args: argparse.Namespace, loaded: LoadedConfig) -> int:
+    """Takes the role away at once (the person's next message already runs without it)."""
+    texts = Texts(locale=loaded.config.bot.locale)
+    outcome: list[int] = []
+
+    async def act(db: Database) -> None:
+        from bot.services.staff import Staff
+
+        await db.upgrade()
+        revoked = await Staff(db, SystemClock()).revoke_by_user(
+            platform=args.platform, user_id=str(args.user).strip(), role=Role(args.role),
+            ward_code=args.ward, group_code=args.group,
+        )
+        where = dict(platform=args.platform, user=args.user, role=args.role,
+                     ward=args.ward.upper(), group=(args.group or "").upper())
+        if not revoked:
+            print("cds-bot: " + texts.label("cli.revoke_nothing", **where), file=sys.stderr)
+            outcome.append(EXIT_USAGE)
+            return
+        for done in revoked:
+            print(texts.label("cli.revoked", **{**where, "group": done.group_code,
+                                                "name": done.name}))
+
+    code = _with_db(loaded, act)
+    return code or (outcome[0] if outcome else 0)
+
+
+def _invite(args: argparse.Namespace, loaded: LoadedConfig) -> int:
+    """A one-person link (and a QR code drawn in the terminal) for the first coordinator: no
+    need to know their chat id first."""
+    texts = Texts(locale=loaded.config.bot.locale)
+    if args.role == "leader" and not args.group:
+        return _fail(texts.label("cli.invite_needs_group"), EXIT_USAGE)
+
+    async def act(db: Database) -> None:
+        import segno
+
+        from bot.services.invites import InviteError
+
+        await db.upgrade()
+        context = build_context(loaded.config, db, SystemClock())
+        places = context.services.places
+        ward = await places.ward_by_code(args.ward)
+        if ward is None:
+            raise PlaceError("unknown_ward", code=args.ward.upper())
+        group_id = None
+        if args.group:
+            group = await places.group_by_code(ward.id, args.group)
+            if group is None:
+                raise PlaceError("unknown_group", code=args.group.upper())
+            group_id = group.id
+        try:
+            info = await context.services.invites.create(
+                None, role=Role(args.role), ward_id=ward.id, group_id=group_id, max_uses=1,
+            )
+        except InviteError as exc:
+            raise PlaceError(exc.reason) from exc
+        username = (args.bot_username or "").lstrip("@")
+        if args.platform == "telegram" and username:
+            link = f"https://t.me/{username}?start={info.code}"
+        else:
+            link = f"/start {info.code}"
+        print(texts.label("cli.invite_made", role=args.role, ward=ward.code,
+                          ward_name=ward.name, group=(args.group or "").upper(),
+                          link=link, code=info.code,
+                          expires=info.expires_at.astimezone(loaded.config.bot.tz)
+                          .strftime("%d/%m/%Y %H:%M")))
+        if link.startswith("http"):
+            segno.make(link, error="m").terminal(out=sys.stdout, compact=True)
+        else:
+            print(texts.label("cli.invite_no_link", code=info.code))
 
     return _with_db(loaded, act)
 
@@ -219,12 +415,6 @@ def _grant(args: argparse.Namespace, loaded: LoadedConfig) -> int:
 def _import(args: argparse.Namespace, loaded: LoadedConfig) -> int:
     """Prints the same report a coordinator gets in chat; exits 3 when rows were rejected
     (so a script notices), 1 when the file itself cannot be read."""
-    from bot.clock import SystemClock
-    from bot.context import build_context
-    from bot.services.places import PlaceError
-    from bot.services.tables import TableError, read_table
-    from bot.texts import Texts, to_plain
-
     try:
         table = read_table(args.file.read_bytes(), args.file.name)
     except OSError as exc:
@@ -243,7 +433,8 @@ def _import(args: argparse.Namespace, loaded: LoadedConfig) -> int:
             raise PlaceError("unknown_ward", code=args.ward.upper())
         try:
             report = await context.services.registry.import_table(
-                ward.id, table, dry_run=args.dry_run, strict=args.strict
+                ward.id, table, dry_run=args.dry_run, strict=args.strict,
+                create_groups=args.create_groups,
             )
         except TableError as exc:
             reason = context.texts.label(f"households.table_error.{exc.reason}",
@@ -252,21 +443,16 @@ def _import(args: argparse.Namespace, loaded: LoadedConfig) -> int:
             outcome.append(EXIT_USAGE)
             return
         text = context.texts.render("households/import_report", report=report,
-                                    filename=args.file.name)
+                                    filename=args.file.name, cli=True)
         print(to_plain(text))
-        outcome.append(EXIT_REJECTED if report.rejected else 0)
+        blocked = report.new_groups and not report.groups_confirmed
+        outcome.append(EXIT_REJECTED if report.rejected or blocked else 0)
 
     code = _with_db(loaded, act)
     return code or (outcome[0] if outcome else 0)
 
 
 def _export(args: argparse.Namespace, loaded: LoadedConfig) -> int:
-    from bot.clock import SystemClock
-    from bot.context import build_context
-    from bot.services.places import PlaceError
-    from bot.services.registry import rows_to_csv
-    from bot.services.reports import progress_xlsx
-
     async def act(db: Database) -> None:
         await db.upgrade()
         context = build_context(loaded.config, db, SystemClock())
@@ -274,20 +460,31 @@ def _export(args: argparse.Namespace, loaded: LoadedConfig) -> int:
         if ward is None:
             raise PlaceError("unknown_ward", code=args.ward.upper())
         rows = await context.services.registry.household_rows(ward.id)
-        if args.format == "csv":
-            data = rows_to_csv(rows)
-        else:
-            progress = await context.services.progress.ward(ward.id)
-            data = progress_xlsx(progress, rows, context.texts.label, loaded.config.bot.tz)
-        args.output.write_bytes(data)
-        print(f"{len(rows)} households written to {args.output}")
+        progress = await context.services.progress.ward(ward.id)
+        build = progress_csv if args.format == "csv" else progress_xlsx
+        data = build(progress, rows, context.texts.label, loaded.config.bot.tz)
+        try:
+            args.output.write_bytes(data)
+        except OSError as exc:
+            failed.append(texts.label("cli.export_cannot_write", file=args.output,
+                                      reason=exc.strerror or type(exc).__name__,
+                                      ward=ward.code))
+            return
+        print(texts.label("cli.exported", count=len(rows), ward=ward.code, file=args.output))
 
-    return _with_db(loaded, act)
+    texts = Texts(locale=loaded.config.bot.locale)
+    folder = args.output.parent
+    if not folder.is_dir():
+        return _fail(texts.label("cli.export_no_folder", folder=folder,
+                                 ward=args.ward.upper()), EXIT_USAGE)
+    failed: list[str] = []
+    code = _with_db(loaded, act)
+    if failed:
+        return _fail(failed[0], EXIT_USAGE)
+    return code
 
 
 def _with_db(loaded: LoadedConfig, action: Callable[[Database], Awaitable[None]]) -> int:
-    from bot.db import Database
-
     async def go() -> None:
         db = Database(loaded.config.database.url)
         try:
@@ -297,27 +494,62 @@ def _with_db(loaded: LoadedConfig, action: Callable[[Database], Awaitable[None]]
 
     try:
         asyncio.run(go())
-    except OSError as exc:
-        return _fail(f"database {_safe_url(loaded.config.database.url)}: {exc}", EXIT_USAGE)
+    except Exception as exc:
+        problem = _database_problem(exc, loaded)
+        if problem is None:
+            raise
+        return _fail(problem, EXIT_USAGE)
     return 0
 
 
-_PLACE_ERRORS = {
-    "bad_code": "code {code!r} must be letters, digits, - or _ (up to 32)",
-    "empty_name": "the name of {code} is empty",
-    "ward_exists": "ward {code} already exists",
-    "group_exists": "group {code} already exists in this ward",
-    "unknown_ward": "no ward {code} (see `cds-bot ward list`)",
-    "unknown_group": "no group {code} in this ward",
-    "group_required": "role {role} needs --group (it is given per residential group)",
-}
+def _database_problem(exc: BaseException, loaded: LoadedConfig) -> str | None:
+    """One line saying what is wrong with the database and what to do, or None when the
+    error is not the database's. Never the SQL or its values (names, phones)."""
+    import re
+
+    from sqlalchemy import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    if not isinstance(exc, OSError | SQLAlchemyError) and \
+            type(exc).__module__.split(".")[0] not in ("asyncpg", "sqlite3"):
+        return None
+    texts = Texts(locale=loaded.config.bot.locale)
+    url = make_url(loaded.config.database.url)
+    role, database = url.username or "", url.database or ""
+    message = str(getattr(exc, "orig", None) or exc)
+    found = re.search(r'role "([^"]+)" does not exist', message)
+    if found:
+        return texts.label("cli.db_no_role", role=found.group(1), database=database)
+    found = re.search(r'database "([^"]+)" does not exist', message)
+    if found:
+        return texts.label("cli.db_no_database", database=found.group(1), role=role)
+    safe = _safe_url(loaded.config.database.url)
+    for needle, key in (
+        ("password authentication failed", "cli.db_bad_password"),
+        ("database or disk is full", "cli.db_full"),
+        ("No space left", "cli.db_full"),
+        ("unable to open database file", "cli.db_cannot_open"),
+        ("readonly database", "cli.db_read_only"),
+        ("Connect call failed", "cli.db_unreachable"),
+        ("Connection refused", "cli.db_unreachable"),
+    ):
+        if needle in message:
+            return texts.label(key, role=role, url=safe)
+    if isinstance(exc, OSError):
+        return texts.label("cli.db_unreachable", url=safe)
+    return texts.label("cli.db_error", url=safe, kind=type(exc).__name__)
 
 
-def _place_error(exc: Exception) -> str:
-    from bot.services.places import PlaceError
+def _place_error(exc: PlaceError, loaded: LoadedConfig | None = None) -> str:
+    texts = _texts(loaded)
+    key = f"cli.place.{exc.reason}"
+    if not texts.has_label(key):
+        return exc.reason
+    return texts.label(key, **exc.details)
 
-    assert isinstance(exc, PlaceError)
-    return _PLACE_ERRORS.get(exc.reason, exc.reason).format(**exc.details)
+
+def _texts(loaded: LoadedConfig | None) -> Texts:
+    return Texts(locale=loaded.config.bot.locale if loaded else "vi")
 
 
 def _safe_url(url: str) -> str:
@@ -341,13 +573,24 @@ def _confirm(question: str) -> bool:
 
 
 def _setup_logging(config: Config) -> None:
-    logging.basicConfig(
-        level=config.bot.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    for noisy in ("httpx", "httpcore", "apscheduler", "alembic.runtime.migration"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    from bot.logs import setup
+
+    setup(config.bot.log_level, _secrets(config))
+
+
+def _secrets(config: Config) -> list[str]:
+    """Every secret of the config, for masking in logs and output."""
+    from sqlalchemy import make_url
+
+    values = [
+        config.telegram.token, config.telegram.webhook_secret, config.zalo.token,
+        config.zalo.webhook_secret, config.zalo_oa.secret_key, config.zalo_oa.access_token,
+        config.zalo_oa.refresh_token, config.zalo_oa.oa_secret_key, config.web.secret,
+    ]
+    found = [v.get_secret_value() for v in values]
+    with suppress(Exception):  # a URL the config already refused cannot matter
+        found.append(make_url(config.database.url).password or "")
+    return [f for f in found if f]
 
 
 if __name__ == "__main__":

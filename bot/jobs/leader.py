@@ -3,8 +3,10 @@
 Several instances may share one PostgreSQL database (webhooks behind a load balancer); all of
 them answer people and deliver the outbox, but only one runs the scheduled jobs. The lock is
 held by a dedicated connection for the life of the process, so it goes away with the
-process (or its connection) and another instance takes over at its next try. SQLite runs a
-single instance, which is always the leader.
+process (or its connection) and another instance takes over at its next try: the scheduler
+asks every `watch_seconds` (5 s), and a new leader runs the interval jobs at once, so the
+jobs go on within ~5 s of the leader's death (they waited for the next one-minute tick,
+~55 s, before). SQLite runs a single instance, which is always the leader.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ class Leadership:
         return self._db.engine.dialect.name == "postgresql"
 
     async def is_leader(self) -> bool:
+        """Keep the lock, or try to take it (once per call; the scheduler asks again every
+        few seconds, so a successor is found within `Scheduler.watch_seconds`)."""
         if not self.needs_lock:
             return True
         if self._connection is not None:
@@ -41,7 +45,6 @@ class Leadership:
             except Exception:  # noqa: BLE001 - a lost connection means a lost lock
                 log.warning("scheduler: lost the leader connection; trying again")
                 await self.release()
-                return await self.is_leader()
         connection = await self._db.engine.connect()
         try:
             got = (await connection.execute(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import tzinfo
+from datetime import datetime, tzinfo
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -33,11 +33,16 @@ Leader = Callable[[], Awaitable[bool]]
 
 
 class Scheduler:
-    def __init__(self, timezone: tzinfo, leader: Leader | None = None) -> None:
+    def __init__(self, timezone: tzinfo, leader: Leader | None = None, *,
+                 watch_seconds: int = 5) -> None:
         self._timezone = timezone
         self._leader = leader
         self._scheduler = AsyncIOScheduler(timezone=timezone)
         self._jobs: dict[str, Job] = {}
+        self.watch_seconds = watch_seconds
+        # None until first asked: an instance that leads from its start keeps the normal
+        # schedule; only one that was a follower runs the jobs at once when it takes over.
+        self.leading: bool | None = True if leader is None else None
 
     def add(self, job: Job) -> None:
         if job.name in self._jobs:
@@ -63,7 +68,30 @@ class Scheduler:
                 max_instances=1, coalesce=True, misfire_grace_time=300,
             )
             log.info("scheduler: job %s %s", job.name, trigger)
+        if self._leader is not None:
+            self._scheduler.add_job(
+                self.watch, IntervalTrigger(seconds=self.watch_seconds, timezone=self._timezone),
+                id="leader-watch", name="leader-watch", max_instances=1, coalesce=True,
+            )
         self._scheduler.start()
+
+    async def watch(self) -> bool:
+        """Look whether this instance leads; one that has just become the leader runs the
+        interval jobs now instead of at their next tick. Returns whether it leads."""
+        if self._leader is None:
+            return True
+        try:
+            leads = await self._leader()
+        except Exception:
+            log.exception("scheduler: could not ask for the leader lock")
+            leads = False
+        elected, self.leading = leads and self.leading is False, leads
+        if elected and self._scheduler.running:
+            now = datetime.now(self._timezone)
+            for job in self._jobs.values():
+                if job.every_seconds is not None:
+                    self._scheduler.modify_job(job.name, next_run_time=now)
+        return leads
 
     async def _guarded(self, job: Job) -> None:
         try:

@@ -27,6 +27,11 @@ class ConsolePlatform:
         self._color = color
         self._ids = itertools.count(1)
         self.buttons: list[Button] = []
+        # The chat of the person at the keyboard; anything sent elsewhere is shown under a
+        # header naming who it was for ("→ gửi tới …", "📣 [nhóm TDP01]").
+        self.own_chat = ""
+        self.recipients: dict[str, str] = {}
+        self.unknown_recipient = "→ {chat_id}:"
 
     @property
     def bot_username(self) -> str:
@@ -34,13 +39,24 @@ class ConsolePlatform:
 
     async def send(self, chat_id: str, message: Outgoing) -> Sent:
         message_id = str(next(self._ids))
-        lines = ["", to_terminal(message.text, color=self._color)]
+        mine = not self.own_chat or chat_id == self.own_chat
+        lines = [""]
+        if not mine:
+            lines.append(self.recipients.get(chat_id)
+                         or self.unknown_recipient.format(chat_id=chat_id))
+        text = to_terminal(message.text, color=self._color)
+        lines.append(text if mine else "\n".join(f"   │ {line}" for line in text.splitlines()))
         if message.attachment is not None and message.attachment.data is not None:
             path = self._save(message.attachment, message_id)
             lines.append(f"📎 {path}")
-        if message.buttons:
+        if mine:
+            # Only the newest message's buttons can be pressed: a number typed after a
+            # question without buttons is an answer, not a press of an old menu.
             self.buttons = [b for row in message.buttons for b in row]
             lines.extend(f"  [{i}] {b.label}" for i, b in enumerate(self.buttons, start=1))
+        elif message.buttons:
+            labels = " · ".join(b.label for row in message.buttons for b in row)
+            lines.append(f"   │ [{labels}]")
         self._write("\n".join(lines))
         return Sent(chat_id=chat_id, message_id=message_id)
 

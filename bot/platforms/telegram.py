@@ -32,7 +32,16 @@ from telegram import (
 from telegram._utils.defaultvalue import DEFAULT_NONE
 from telegram._utils.types import JSONDict, ODVInput, TimePeriod
 from telegram.constants import ChatMemberStatus, ParseMode
-from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TimedOut
+from telegram.error import (
+    BadRequest,
+    ChatMigrated,
+    Forbidden,
+    InvalidToken,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+    TimedOut,
+)
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, ExtBot, TypeHandler
 from telegram.request import HTTPXRequest
 
@@ -47,6 +56,7 @@ from bot.core import (
     DeliveryError,
     Incoming,
     Outgoing,
+    PlatformStartError,
     Sender,
     Sent,
 )
@@ -169,12 +179,16 @@ class TelegramPlatform:
         self._on_skipped = on_skipped
         self._errors = LogLimiter(log)
         self._answers: set[asyncio.Task[None]] = set()
+        # Told after every good answer from Telegram (an idle bot's long polls included),
+        # for /healthz; set by the app.
+        self.on_ok: Callable[[], None] | None = None
         bot = TolerantBot(
             config.token.get_secret_value(),
             base_url=config.api_base_url,
             base_file_url=file_url_for(config.api_base_url),
-            request=HTTPXRequest(connection_pool_size=256),
-            get_updates_request=HTTPXRequest(connection_pool_size=1, read_timeout=40),
+            request=_WatchedRequest(self._ok, connection_pool_size=256),
+            get_updates_request=_WatchedRequest(self._ok, connection_pool_size=1,
+                                                read_timeout=40),
             on_unreadable=self._unreadable,
         )
         self._bot = bot
@@ -184,6 +198,10 @@ class TelegramPlatform:
         self.application: Application[Any, Any, Any, Any, Any, Any] = builder.build()
         self.application.add_handler(TypeHandler(Update, self._handle_update))
         self.application.add_error_handler(self._handle_error)
+
+    def _ok(self) -> None:
+        if self.on_ok is not None:
+            self.on_ok()
 
     @property
     def bot_username(self) -> str:
@@ -198,14 +216,24 @@ class TelegramPlatform:
 
         `commands` holds (name, description, where) with where in any/private/group.
         """
-        await self.application.initialize()
-        if self._config.mode != "webhook":
-            # Side by side: polling starts one round trip sooner (start → first getUpdates).
-            await asyncio.gather(self._set_commands(commands),
-                                 self.application.bot.delete_webhook())
-        else:
+        try:
+            await self.application.initialize()
             await self._set_commands(commands)
-        await self.application.start()
+            if not self.application.running:
+                await self.application.start()
+        except InvalidToken:
+            # PTB's message holds the token itself: never pass it on.
+            raise PlatformStartError(self.name, "bad_token") from None
+        except (NetworkError, TimedOut) as exc:
+            raise PlatformStartError(self.name, "unreachable", type(exc).__name__) from None
+        try:
+            await self._start_receiving()
+        except InvalidToken:
+            raise PlatformStartError(self.name, "bad_token") from None
+        except (NetworkError, TimedOut) as exc:
+            raise PlatformStartError(self.name, "unreachable", type(exc).__name__) from None
+
+    async def _start_receiving(self) -> None:
         if self._config.mode == "webhook":
             await self.application.bot.set_webhook(
                 url=self._config.webhook_url,
@@ -214,6 +242,9 @@ class TelegramPlatform:
             )
         else:
             assert self.application.updater is not None
+            if self.application.updater.running:
+                return
+            await self.application.bot.delete_webhook()
             await self.application.updater.start_polling(
                 poll_interval=0.0, timeout=30, allowed_updates=ALLOWED_UPDATES
             )
@@ -370,20 +401,8 @@ class TelegramPlatform:
     async def send(self, chat_id: str, message: Outgoing) -> Sent:
         try:
             return await self._send(chat_id, message)
-        except RetryAfter as exc:
-            retry = exc.retry_after
-            seconds = retry.total_seconds() if hasattr(retry, "total_seconds") else float(retry)
-            raise DeliveryError("retry_after", exc.message, retry_after=seconds) from exc
-        except ChatMigrated as exc:
-            raise DeliveryError("migrated", exc.message,
-                                new_chat_id=str(exc.new_chat_id)) from exc
-        except Forbidden as exc:
-            raise DeliveryError("gone", exc.message) from exc
-        except BadRequest as exc:
-            gone = any(m in exc.message.lower() for m in _GONE_MESSAGES)
-            raise DeliveryError("gone" if gone else "rejected", exc.message) from exc
-        except (TimedOut, NetworkError) as exc:
-            raise DeliveryError("transient", exc.message) from exc
+        except TelegramError as exc:
+            raise _delivery_error(exc) from exc
 
     async def _send(self, chat_id: str, message: Outgoing) -> Sent:
         bot = self.application.bot
@@ -434,7 +453,9 @@ class TelegramPlatform:
                 exc.message.lower()
             ):
                 return await self.send(chat_id, message)
-            raise
+            raise _delivery_error(exc) from exc
+        except TelegramError as exc:  # a 429 on an edit is waited out like one on a send
+            raise _delivery_error(exc) from exc
         return Sent(chat_id=chat_id, message_id=message_id)
 
     async def answer_button(self, callback_id: str, text: str = "") -> None:
@@ -457,6 +478,38 @@ class TelegramPlatform:
 
     def invite_link(self, code: str) -> str:
         return f"https://t.me/{self.bot_username}?start={code}"
+
+
+def _delivery_error(exc: TelegramError) -> DeliveryError:
+    """PTB's exceptions in the words delivery acts on (see `DeliveryError`)."""
+    if isinstance(exc, RetryAfter):
+        retry = exc.retry_after
+        seconds = retry.total_seconds() if hasattr(retry, "total_seconds") else float(retry)
+        return DeliveryError("retry_after", exc.message, retry_after=seconds)
+    if isinstance(exc, ChatMigrated):
+        return DeliveryError("migrated", exc.message, new_chat_id=str(exc.new_chat_id))
+    if isinstance(exc, Forbidden):
+        return DeliveryError("gone", exc.message)
+    if isinstance(exc, BadRequest):
+        gone = any(m in exc.message.lower() for m in _GONE_MESSAGES)
+        return DeliveryError("gone" if gone else "rejected", exc.message)
+    if isinstance(exc, (TimedOut, NetworkError)):
+        return DeliveryError("transient", exc.message)
+    return DeliveryError("rejected", exc.message)
+
+
+class _WatchedRequest(HTTPXRequest):
+    """PTB's HTTP client, telling us each time Telegram answered."""
+
+    def __init__(self, on_ok: Callable[[], None], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._on_ok = on_ok
+
+    async def do_request(self, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
+        code, payload = await super().do_request(*args, **kwargs)
+        if 200 <= code < 300:
+            self._on_ok()
+        return code, payload
 
 
 def _chat_id(chat_id: str) -> int | str:

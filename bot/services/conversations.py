@@ -97,6 +97,12 @@ class Conversations:
         state = await self.get(Who(who.platform, who.chat_id, who.user_id + MENU_SUFFIX))
         if state is None or state.expired:
             return None
+        async with self._db.session() as session:
+            form = (await session.exec(_select(who))).first()
+        if form is not None and state.expires_at is not None and \
+                form.expires_at > state.expires_at and form.expires_at > self._clock.now():
+            # A form asked its question after this menu was shown: "2" answers the form.
+            return None
         payloads = state.data.get("payloads", [])
         if 1 <= number <= len(payloads):
             return str(payloads[number - 1])

@@ -93,7 +93,7 @@ class Invites:
 
     async def create(
         self,
-        identity: Identity,
+        identity: Identity | None,
         *,
         role: Role,
         ward_id: int,
@@ -101,8 +101,13 @@ class Invites:
         max_uses: int | None = None,
         days: int | None = None,
     ) -> InviteInfo:
-        if not may_invite(identity, role, ward_id, group_id):
+        """`identity` None: the operator at the server (`cds-bot invite`), who may invite
+        anyone; the link then stays valid whoever holds which role."""
+        if identity is not None and not may_invite(identity, role, ward_id, group_id):
             raise InviteError("not_allowed")
+        if role in GROUP_ROLES and group_id is None:
+            raise InviteError("unknown_place")
+        actor = identity.member_id if identity is not None else None
         if max_uses is not None and not 1 <= max_uses <= 10_000:
             raise InviteError("bad_uses")
         if max_uses is None and role in STAFF_ROLES:
@@ -115,14 +120,14 @@ class Invites:
                 raise InviteError("unknown_place")
             invite = Invite(
                 code=new_code(), role=role.value, ward_id=ward_id, group_id=group_id,
-                created_by=identity.member_id, created_at=now,
+                created_by=actor, created_at=now,
                 expires_at=now + timedelta(days=days or self._default_days),
                 max_uses=max_uses, uses=0,
             )
             session.add(invite)
             audit.record(
                 session, self._clock, action="invite.create",
-                actor_member_id=identity.member_id, ward_id=ward_id, target=invite.code,
+                actor_member_id=actor, ward_id=ward_id, target=invite.code,
                 role=role.value, group_id=group_id, max_uses=max_uses,
             )
             return _info(invite, ward, group)

@@ -19,7 +19,7 @@ from bot.clock import Clock
 from bot.core import Button, Role
 from bot.db import Database
 from bot.delivery.outbox import NewDelivery, Outbox
-from bot.models import Delivery, Notice, ResidentialGroup
+from bot.models import Notice, ResidentialGroup
 from bot.services import audit
 from bot.services.access import Identity
 from bot.services.chats import Chats
@@ -212,12 +212,8 @@ class Notices:
             row = await session.get(Notice, notice_id)
             assert row is not None
             codes = await self._codes(session, set(row.group_ids))
-            deliveries = (
-                await session.exec(select(Delivery).where(
-                    Delivery.kind == "notice", Delivery.ref_id == notice_id
-                ).order_by(col(Delivery.id)))
-            ).all()
             view = self._view(row, codes)
+        deliveries = await self._outbox.rows("notice", notice_id)
         lines = []
         for d in deliveries:
             title = ""

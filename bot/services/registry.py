@@ -10,6 +10,7 @@ recorded, as progress events with source "import".
 from __future__ import annotations
 
 import csv
+import difflib
 import io
 import re
 from collections.abc import Sequence
@@ -31,7 +32,7 @@ from bot.services.explanations import fold
 from bot.services.households import search_text, step_total
 from bot.services.places import normalize_code
 from bot.services.progress import lock_groups, recount
-from bot.services.tables import Table, TableError
+from bot.services.tables import HEADER_SEARCH_ROWS, Table, TableError, header_at
 
 CODE_RE = re.compile(r"^[A-Z0-9][A-Z0-9_.\-/]{0,31}$")
 GROUP_RE = re.compile(r"^[A-Z0-9][A-Z0-9_-]{0,31}$")
@@ -47,6 +48,13 @@ HEADER_NAMES: dict[str, str] = {
     "diachi": "address", "sonhankhau": "members", "nhankhau": "members",
     "songuoi": "members", "thanhvien": "members", "songuoilon": "adults",
     "nguoilon": "adults", "dienthoai": "phone", "sodienthoai": "phone", "sdt": "phone",
+}
+# Columns hand-made lists carry that the bot has no use for: skipped without a word (data
+# the bot does not need is data it should not keep, e.g. birth dates, ID card numbers).
+IGNORED_COLUMNS = {
+    "stt", "tt", "sott", "sothutu", "so", "ghichu", "note", "notes", "ghi", "chuthich",
+    "ngaysinh", "namsinh", "cccd", "cmnd", "socccd", "socmnd", "gioitinh", "quanhe",
+    "quanhevoichuho", "dantoc", "tongiao", "nghenghiep", "email",
 }
 YES = {"x", "1", "co", "roi", "xong", "dat", "yes", "y", "done", "v", "ok", "\u2713", "\u2714"}
 NO = {"0", "khong", "chua", "no", "n"}
@@ -66,6 +74,13 @@ class ImportReport:
     unchanged: int = 0
     rejected: list[Rejected] = field(default_factory=list)
     groups_created: list[str] = field(default_factory=list)
+    # Groups the file names that the ward does not have: created only when asked, since a
+    # typo (TPD01) would otherwise make a new group. Each with the closest existing code.
+    new_groups: list[tuple[str, str]] = field(default_factory=list)
+    groups_confirmed: bool = False
+    warnings: list[Rejected] = field(default_factory=list)
+    ignored_columns: list[str] = field(default_factory=list)
+    step_names: list[str] = field(default_factory=list)
     steps_set: int = 0
     dry_run: bool = False
     strict: bool = False
@@ -94,27 +109,60 @@ def _header_key(cell: str, steps: dict[str, str]) -> str | None:
     return HEADER_NAMES.get(name) or steps.get(name)
 
 
-def map_header(table: Table, steps: Sequence[OnboardingStepConfig]) -> dict[int, str]:
-    """Column index → field or `step:<key>`; unknown columns stop the import, because a
-    misspelt header would otherwise drop that column's data without a word."""
-    step_names = {}
+def _step_names(steps: Sequence[OnboardingStepConfig]) -> dict[str, str]:
+    """A step column may be headed by the step's key, its title or its short name."""
+    names = {}
     for s in steps:
-        step_names[s.key.replace("_", "")] = f"step:{s.key}"
-        step_names[fold(s.title).replace(" ", "")] = f"step:{s.key}"
+        for name in (s.key.replace("_", ""), s.title, s.short):
+            if name:
+                names[fold(name).replace(" ", "").replace("_", "")] = f"step:{s.key}"
+    return names
+
+
+def map_header(
+    table: Table, steps: Sequence[OnboardingStepConfig], *, strict: bool = False
+) -> tuple[dict[int, str], list[str]]:
+    """Column index → field or `step:<key>`, and the columns skipped as unknown. An unknown
+    column is skipped with a warning (a misspelt step would lose its data without a word);
+    with `strict` it stops the import."""
+    step_names = _step_names(steps)
     mapping: dict[int, str] = {}
+    unknown: list[str] = []
     for i, cell in enumerate(table.header):
         if not cell:
             continue
+        folded = fold(cell).replace(" ", "").replace("_", "").rstrip(".:")
+        if folded in IGNORED_COLUMNS:
+            continue
         key = _header_key(cell, step_names)
         if key is None:
-            raise TableError("unknown_column", cell)
+            if strict:
+                raise TableError("unknown_column", f"{cell}|{step_list(steps)}")
+            unknown.append(cell)
+            continue
         if key in mapping.values():
             raise TableError("duplicate_column", cell)
         mapping[i] = key
     missing = [f for f in REQUIRED if f not in mapping.values()]
     if missing:
         raise TableError("missing_column", missing[0])
-    return mapping
+    return mapping, unknown
+
+
+def step_list(steps: Sequence[OnboardingStepConfig]) -> str:
+    return ", ".join(s.label for s in steps)
+
+
+def find_header(table: Table, steps: Sequence[OnboardingStepConfig]) -> Table:
+    """The header row is the first of the first rows that names the required columns (a
+    title such as "DANH SÁCH HỘ GIA ĐÌNH TỔ DÂN PHỐ SỐ 1" may sit above it)."""
+    step_names = _step_names(steps)
+    for index in range(min(HEADER_SEARCH_ROWS, len(table.rows) + 1)):
+        candidate = header_at(table, index)
+        known = {_header_key(c, step_names) for c in candidate.header if c}
+        if all(f in known for f in REQUIRED):
+            return candidate
+    return table
 
 
 def _number(text: str) -> int | None:
@@ -132,14 +180,18 @@ def _phone(text: str) -> str | None:
 
 
 def parse_rows(
-    table: Table, steps: Sequence[OnboardingStepConfig]
+    table: Table, steps: Sequence[OnboardingStepConfig], report: ImportReport | None = None,
 ) -> tuple[list[_Row], list[Rejected]]:
-    mapping = map_header(table, steps)
+    report = report if report is not None else ImportReport()
+    table = find_header(table, steps)
+    mapping, report.ignored_columns = map_header(table, steps, strict=report.strict)
+    report.step_names = [s.label for s in steps]
     by_key = {s.key: s for s in steps}
     good: list[_Row] = []
     bad: list[Rejected] = []
     seen: dict[str, int] = {}
-    width = max(mapping) + 1
+    # Cells under skipped columns (STT, Ghi chú) are fine; cells past the last header are not.
+    width = max(i for i, c in enumerate(table.header) if c) + 1
     for row in table.rows:
         if len(row.cells) > width and any(row.cells[width:]):
             bad.append(Rejected(row.line, "extra_cells"))
@@ -178,8 +230,9 @@ def parse_rows(
             continue
         phone = _phone(cells.get("phone", ""))
         if phone is None:
-            bad.append(Rejected(row.line, "bad_phone", cells.get("phone", "")))
-            continue
+            # The household is worth keeping without its phone; the ward is told to fix it.
+            report.warnings.append(Rejected(row.line, "bad_phone", cells.get("phone", "")))
+            phone = ""
         step_values: dict[str, int | None] = {}
         problem: Rejected | None = None
         for key, text in cells.items():
@@ -194,8 +247,15 @@ def parse_rows(
                 step_values[step.key] = 0
             elif is_number(value) and step.per == "adult" and int(value) <= total:
                 step_values[step.key] = int(value)
+            elif is_number(value) and step.per == "adult":
+                problem = Rejected(row.line, "too_many_done",
+                                   f"{step.label}|{text}|{total}")
+                break
+            elif is_number(value):
+                problem = Rejected(row.line, "count_on_household_step", f"{step.label}|{text}")
+                break
             else:
-                problem = Rejected(row.line, "bad_step_value", f"{step.key}|{text}")
+                problem = Rejected(row.line, "bad_step_value", f"{step.label}|{text}")
                 break
         if problem is not None:
             bad.append(problem)
@@ -222,9 +282,14 @@ class Registry:
         actor_member_id: int | None = None,
         dry_run: bool = False,
         strict: bool = False,
+        create_groups: bool = False,
     ) -> ImportReport:
-        rows, rejected = parse_rows(table, self.steps)
-        report = ImportReport(rejected=rejected, dry_run=dry_run, strict=strict)
+        """`strict`: write nothing if a row is rejected, refuse unknown columns.
+        `create_groups`: make the groups the file names that the ward does not have yet
+        (otherwise nothing is written and the report lists them)."""
+        report = ImportReport(dry_run=dry_run, strict=strict, groups_confirmed=create_groups)
+        rows, rejected = parse_rows(table, self.steps, report)
+        report.rejected = rejected
         by_key = {s.key: s for s in self.steps}
         now = self._clock.now()
         async with self._db.session() as session:
@@ -247,6 +312,13 @@ class Registry:
                 ).all()
             }
             new_groups = sorted({r.group for r in rows if r.group not in groups})
+            report.new_groups = [
+                (code, next(iter(difflib.get_close_matches(code, list(groups), 1, 0.6)), ""))
+                for code in new_groups
+            ]
+            if new_groups and not create_groups:
+                await session.rollback()
+                return report
             report.groups_created = new_groups
             inserts: list[dict[str, object]] = []
             updates: list[dict[str, object]] = []

@@ -19,6 +19,9 @@ MAX_FILE_BYTES = 20 * 1024 * 1024
 MAX_ROWS = 200_000
 _XLSX_MAGIC = b"PK\x03\x04"
 _XLS_MAGIC = b"\xd0\xcf\x11\xe0"
+_PDF_MAGIC = b"%PDF"
+# Hand-made lists put a title (and a blank line or two) above the header row.
+HEADER_SEARCH_ROWS = 10
 
 
 class TableError(Exception):
@@ -53,8 +56,21 @@ def read_table(data: bytes, filename: str = "") -> Table:
         raise TableError("old_excel")
     if data.startswith(_XLSX_MAGIC):
         return _read_xlsx(data)
+    if data.startswith(_PDF_MAGIC) or filename.lower().endswith((".xlsx", ".xlsm", ".pdf")) \
+            or _looks_binary(data):
+        # A PDF, a picture or a broken file renamed .xlsx: reading it as CSV would only
+        # complain about a "column" made of garbage.
+        raise TableError("not_a_table")
     text, encoding = _decode(data)
     return _read_csv(text, encoding)
+
+
+def _looks_binary(data: bytes) -> bool:
+    head = data[:4096]
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return False  # UTF-16 text
+    controls = sum(1 for b in head if b < 9 or 13 < b < 32)
+    return controls > len(head) // 100
 
 
 def _decode(data: bytes) -> tuple[str, str]:
@@ -76,9 +92,9 @@ def _decode(data: bytes) -> tuple[str, str]:
 def _read_csv(text: str, encoding: str) -> Table:
     if "\x00" in text:
         raise TableError("not_a_table")
-    lines = text.splitlines()
-    first = next((line for line in lines if line.strip()), "")
-    delimiter = max(",;\t", key=first.count)
+    lines = [line for line in text.splitlines() if line.strip()][:HEADER_SEARCH_ROWS]
+    # Counted over the first lines, not the first one: that may be a title with no commas.
+    delimiter = max(",;\t", key=lambda d: sum(line.count(d) for line in lines))
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
         return _collect(((reader.line_num, cells) for cells in reader), encoding)
@@ -118,17 +134,23 @@ def _read_xlsx(data: bytes) -> Table:
                          "xlsx")
     finally:
         book.close()
-    width = max((i + 1 for i, h in enumerate(table.header) if h), default=0)
-    return Table(table.header_line, table.header[:width],
-                 tuple(_trim(r, width) for r in table.rows), "xlsx")
+    return Table(table.header_line, _trim(table.header),
+                 tuple(TableRow(r.line, _trim(r.cells)) for r in table.rows), "xlsx")
 
 
-def _trim(row: TableRow, width: int) -> TableRow:
-    """Excel pads rows with empty cells; only non-empty cells past the header count."""
-    cells = row.cells
-    while len(cells) > width and not cells[-1]:
+def _trim(cells: tuple[str, ...]) -> tuple[str, ...]:
+    """Excel pads rows with empty cells: drop them from the end."""
+    while cells and not cells[-1]:
         cells = cells[:-1]
-    return TableRow(row.line, cells)
+    return cells
+
+
+def header_at(table: Table, index: int) -> Table:
+    """The same table read with its `index`-th row (0: the first) as the header row."""
+    if index == 0:
+        return table
+    row = table.rows[index - 1]
+    return Table(row.line, row.cells, table.rows[index:], table.encoding)
 
 
 def _cell(value: object) -> str:

@@ -77,14 +77,19 @@ class WebServer:
                 return web.json_response({"ok": False}, status=403)
             try:
                 payload = json.loads(raw)
-            except (json.JSONDecodeError, UnicodeDecodeError):
+            except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+                # RecursionError: JSON nested thousands deep, sent to crash a parser.
                 return web.json_response({"ok": False, "error": "bad json"}, status=400)
             if not isinstance(payload, dict):
                 return web.json_response({"ok": False, "error": "bad update"}, status=400)
             try:
                 await hook.feed(payload)
+            except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as exc:
+                # Malformed input is expected from the internet: one line, no traceback, and
+                # a 200 so the platform does not retry it forever.
+                log.warning("webhook %s: unreadable update skipped (%s)", hook.path,
+                            type(exc).__name__)
             except Exception:
-                # A malformed update must not make the platform retry it forever.
                 log.exception("webhook %s: cannot read update", hook.path)
             return web.json_response({"ok": True})
 
@@ -95,10 +100,14 @@ class WebServer:
         good exchange is shown (an idle platform is not a failure)."""
         database = await self._db.ping()
         last = self._metrics.last_success
-        platforms = {
+        down = dict(self._metrics.down)
+        platforms: dict[str, dict[str, Any]] = {
             name: {"last_success": last[name].isoformat() if name in last else None}
             for name in self._platforms
         }
+        for name, item in platforms.items():
+            if name in down:
+                item["problem"] = down[name]
         outbox: dict[str, Any] = {"depth": None, "oldest_due_seconds": None}
         outbox_ok = False
         if database:
@@ -110,9 +119,11 @@ class WebServer:
                 outbox = {"depth": backlog.depth,
                           "oldest_due_seconds": round(backlog.oldest_seconds)}
                 outbox_ok = backlog.oldest_seconds < OUTBOX_STALE_SECONDS
-        ok = database and outbox_ok
-        body = {"ok": ok, "database": database, "platforms": platforms,
-                "outbox": {**outbox, "ok": outbox_ok}}
+        ok = database and outbox_ok and not down
+        body: dict[str, Any] = {"ok": ok, "database": database, "platforms": platforms,
+                                "outbox": {**outbox, "ok": outbox_ok}}
+        if "database" in down:
+            body["database_problem"] = down["database"]
         return web.json_response(body, status=200 if ok else 503)
 
     async def _metrics_page(self, request: web.Request) -> web.Response:

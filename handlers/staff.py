@@ -1,0 +1,220 @@
+"""`/canbo` lists the ward's staff with their roles; `/thuhoi` takes a role away (pick the
+person, then the role, then confirm); `/phuong` lets an admin from `[admins]` pick the ward
+they work in. Lists page by eight buttons; on Zalo they become short numbered lists.
+"""
+
+from __future__ import annotations
+
+from bot.core import Button, Role
+from bot.router import Ctx, Router
+from bot.services.staff import StaffError, StaffMember
+
+PAGE_BUTTONS = 8  # people per page of /thuhoi, one per row
+PAGE_LINES = 20  # people per page of /canbo
+WARD_PAGE = 16  # wards per page of /phuong, two per row
+
+
+def _page_of(items: list[StaffMember], page: int, size: int) -> tuple[list[StaffMember], int, int]:
+    pages = max(1, -(-len(items) // size))
+    page = min(max(page, 0), pages - 1)
+    return items[page * size : (page + 1) * size], page, pages
+
+
+def _nav(ctx: Ctx, kind: str, page: int, pages: int) -> list[Button]:
+    row = []
+    if page > 0:
+        row.append(ctx.button("staff.prev", f"st:{kind}:{page - 1}"))
+    if page < pages - 1:
+        row.append(ctx.button("staff.next", f"st:{kind}:{page + 1}"))
+    return row
+
+
+def _arg_page(ctx: Ctx) -> int:
+    return int(ctx.args[0]) - 1 if ctx.args and ctx.args[0].isdigit() else 0
+
+
+async def staff_list(ctx: Ctx, page: int | None = None) -> None:
+    """`/canbo`: everyone with a staff role in the ward, coordinators first."""
+    ward_id = ctx.identity.ward_id
+    if ward_id is None:
+        await no_ward(ctx, "staff/no_ward")
+        return
+    people = await ctx.app.services.staff.members(ward_id)
+    shown, page, pages = _page_of(people, _arg_page(ctx) if page is None else page, PAGE_LINES)
+    nav = _nav(ctx, "l", page, pages)
+    await ctx.update(
+        "staff/list", buttons=[nav] if nav else (), people=shown, total=len(people),
+        page=page + 1, pages=pages, first=page * PAGE_LINES + 1,
+        ward_code=ctx.identity.main_grant.ward_code if ctx.identity.main_grant else "",
+    )
+
+
+async def revoke(ctx: Ctx, page: int | None = None) -> None:
+    """`/thuhoi`: step 1, pick the person."""
+    ward_id = ctx.identity.ward_id
+    if ward_id is None:
+        await no_ward(ctx, "staff/no_ward")
+        return
+    people = [p for p in await ctx.app.services.staff.members(ward_id)
+              if p.member_id != ctx.identity.member_id or ctx.identity.is_admin]
+    if not people:
+        await ctx.update("staff/nobody")
+        return
+    shown, page, pages = _page_of(people, _arg_page(ctx) if page is None else page,
+                                  PAGE_BUTTONS)
+    rows = [[ctx.button("staff.person", f"st:m:{p.member_id}", name=p.name or p.user_id,
+                        role=p.top_role.value, count=len(p.grants))] for p in shown]
+    nav = _nav(ctx, "r", page, pages)
+    if nav:
+        rows.append(nav)
+    rows.append([ctx.button("staff.cancel", "st:n")])
+    await ctx.update("staff/ask_person", buttons=rows, page=page + 1, pages=pages)
+
+
+async def pressed(ctx: Ctx) -> None:
+    """Buttons: `st:l:<page>` list page, `st:r:<page>` people page, `st:m:<member>` person,
+    `st:g:<grant>` role, `st:y:<grant>` confirm, `st:n` stop."""
+    await ctx.answer_button()
+    parts = (ctx.incoming.payload or "").split(":")
+    kind = parts[1] if len(parts) > 1 else ""
+    # Ids are short numbers; anything else is an old or forged button.
+    value = parts[2] if len(parts) > 2 and parts[2].isdigit() and len(parts[2]) <= 9 else ""
+    if kind == "n":
+        await ctx.update("staff/stopped")
+        return
+    if not value:
+        await ctx.update("staff/gone")
+        return
+    number = int(value)
+    if kind == "l":
+        await staff_list(ctx, number)
+    elif kind == "r":
+        await revoke(ctx, number)
+    elif kind == "m":
+        await _ask_role(ctx, number)
+    elif kind == "g":
+        await _confirm(ctx, number)
+    elif kind == "y":
+        await _revoke(ctx, number)
+    else:
+        await ctx.update("staff/gone")
+
+
+async def _ask_role(ctx: Ctx, member_id: int) -> None:
+    """Step 2: which of this person's roles."""
+    ward_id = ctx.identity.ward_id
+    person = await ctx.app.services.staff.member(ward_id, member_id) if ward_id else None
+    if person is None:
+        await ctx.update("staff/gone")
+        return
+    rows = [[ctx.button("staff.grant", f"st:g:{g.grant_id}", role=g.role.value,
+                        group=g.group_code)] for g in person.grants[:PAGE_BUTTONS * 2]]
+    rows.append([ctx.button("staff.back", "st:r:0"), ctx.button("staff.cancel", "st:n")])
+    await ctx.update("staff/ask_role", buttons=rows, person=person)
+
+
+async def _confirm(ctx: Ctx, grant_id: int) -> None:
+    """Step 3: say exactly what will happen, then "Thu hồi" or "Thôi"."""
+    ward_id = ctx.identity.ward_id
+    people = await ctx.app.services.staff.members(ward_id) if ward_id else []
+    found = next(((p, g) for p in people for g in p.grants if g.grant_id == grant_id), None)
+    if found is None:
+        await ctx.update("staff/gone")
+        return
+    person, grant = found
+    rows = [[ctx.button("staff.yes", f"st:y:{grant_id}"), ctx.button("staff.cancel", "st:n")]]
+    await ctx.update("staff/confirm", buttons=rows, person=person, role=grant.role.value,
+                     group=grant.group_code)
+
+
+async def _revoke(ctx: Ctx, grant_id: int) -> None:
+    ward_id = ctx.identity.ward_id
+    if ward_id is None:
+        await ctx.update("staff/gone")
+        return
+    try:
+        done = await ctx.app.services.staff.revoke(ctx.identity, ward_id, grant_id)
+    except StaffError as exc:
+        await ctx.update(f"staff/error_{exc.reason}")
+        return
+    await ctx.update("staff/revoked", done=done, role=done.role.value)
+    await ctx.notify(done.platform, done.user_id,
+                     ctx.t("staff/revoked_notice", done=done, role=done.role.value))
+
+
+# --- admins from [admins]: which ward -------------------------------------------------------
+async def no_ward(ctx: Ctx, template: str) -> None:
+    """Nobody's ward: an admin picks one (and the command runs again); others are told."""
+    if not ctx.identity.is_admin:
+        await ctx.say(template)
+        return
+    await _ward_picker(ctx, ctx.incoming.command or "", 0)
+
+
+async def choose_ward(ctx: Ctx) -> None:
+    """`/phuong [CODE]`: an admin picks the ward they work in."""
+    if ctx.args:
+        ward = await ctx.app.services.places.ward_by_code(ctx.args[0])
+        if ward is None:
+            await ctx.say("staff/unknown_ward", code=ctx.args[0].upper())
+            return
+        await _set_ward(ctx, ward.id, "")
+        return
+    await _ward_picker(ctx, "", 0)
+
+
+async def _ward_picker(ctx: Ctx, command: str, page: int) -> None:
+    wards = await ctx.app.services.places.wards()
+    if not wards:
+        await ctx.say("staff/no_wards")
+        return
+    pages = max(1, -(-len(wards) // WARD_PAGE))
+    page = min(max(page, 0), pages - 1)
+    shown = wards[page * WARD_PAGE : (page + 1) * WARD_PAGE]
+    buttons = [ctx.button("staff.ward", f"aw:{w.id}:{command}", code=w.code, name=w.name)
+               for w in shown]
+    rows = [buttons[i : i + 2] for i in range(0, len(buttons), 2)]
+    nav = []
+    if page > 0:
+        nav.append(ctx.button("staff.prev", f"aw:p{page - 1}:{command}"))
+    if page < pages - 1:
+        nav.append(ctx.button("staff.next", f"aw:p{page + 1}:{command}"))
+    if nav:
+        rows.append(nav)
+    await ctx.update("staff/ask_ward", buttons=rows, page=page + 1, pages=pages)
+
+
+async def ward_pressed(ctx: Ctx) -> None:
+    """`aw:<ward id>:<command>` picks a ward and runs the command again; `aw:p<page>:…` pages."""
+    await ctx.answer_button()
+    _, target, command = ((ctx.incoming.payload or "") + "::").split(":")[:3]
+    if target.startswith("p") and target[1:].isdigit() and len(target) <= 5:
+        await _ward_picker(ctx, command, int(target[1:]))
+        return
+    if not target.isdigit() or len(target) > 9:
+        await ctx.update("staff/gone")
+        return
+    await _set_ward(ctx, int(target), command)
+
+
+async def _set_ward(ctx: Ctx, ward_id: int, command: str) -> None:
+    try:
+        ctx.identity = await ctx.app.services.staff.choose_ward(ctx.identity, ward_id)
+    except StaffError as exc:
+        await ctx.say(f"staff/error_{exc.reason}")
+        return
+    ward = await ctx.app.services.places.ward(ward_id)
+    await ctx.update("staff/ward_chosen", ward=ward)
+    if command and command not in ("phuong", "ward"):
+        await ctx.router.run_command(ctx, command)
+
+
+def register(router: Router) -> None:
+    # Private only: names of the ward's staff are not for a group chat.
+    router.command("canbo", staff_list, aliases=("staff",), role=Role.COORDINATOR,
+                   where="private")
+    router.command("thuhoi", revoke, aliases=("revoke",), role=Role.COORDINATOR,
+                   where="private")
+    router.command("phuong", choose_ward, aliases=("ward",), role=Role.ADMIN, where="private")
+    router.button("st", pressed, role=Role.COORDINATOR)
+    router.button("aw", ward_pressed, role=Role.ADMIN)
