@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -48,7 +49,10 @@ class Bot:
 
 
 @pytest.fixture
-async def bot(db_url: str, clock: FrozenClock) -> AsyncIterator[Bot]:
+async def bot(tmp_path: Path, clock: FrozenClock) -> AsyncIterator[Bot]:
+    # SQLite: on PostgreSQL, since delivery's cross-instance sender, a reply made without a
+    # running outbox is handed over through the database instead of reaching this platform.
+    db_url = f"sqlite+aiosqlite:///{tmp_path}/budget.db"
     db = Database(db_url)
     await db.upgrade()
     ctx = build_context(make_config(db_url), db, clock)
@@ -57,6 +61,7 @@ async def bot(db_url: str, clock: FrozenClock) -> AsyncIterator[Bot]:
     platform = RecordingPlatform()
     router.attach(platform)
     ward = await ctx.services.places.add_ward("HB", "Phường Hòa Bình")
+    await ctx.services.places.add_group("HB", "TDP01", "Tổ dân phố 1")
     await ctx.services.registry.import_table(ward.id, read_table(LIST.encode()))
     await ctx.services.access.grant(platform="telegram", user_id=HELPER, role=Role.HELPER,
                                     ward_code="HB", group_code="TDP01")
