@@ -24,7 +24,10 @@ LAST_SEEN_PRECISION = timedelta(minutes=5)
 # How long a person's identity (member + grants) is reused without reading the database.
 # Grants and revocations made by this process drop it at once; other processes (the CLI,
 # a second instance) are seen within this time.
-IDENTITY_TTL_SECONDS = 30.0
+# 0: off. A revocation made by another process (`cds-bot revoke`, a second instance) must
+# apply at once (tests/test_staff.py); the cache is only safe with a cross-process signal
+# (docs/performance.md). Grants made in this process already drop it.
+IDENTITY_TTL_SECONDS = 0.0
 _IDENTITY_CACHE_SIZE = 20_000
 
 
