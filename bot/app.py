@@ -28,6 +28,7 @@ from bot.jobs.feedback_followup import ask_if_fixed
 from bot.jobs.leader import Leadership
 from bot.jobs.personal_reminders import send_personal_reminders
 from bot.jobs.scheduler import Job, Scheduler
+from bot.lanes import Lanes
 from bot.logs import Once
 from bot.platforms.telegram import TelegramPlatform
 from bot.platforms.zalo import ZaloApiError, ZaloPlatform
@@ -69,7 +70,9 @@ class BotApp:
                  sleeper: Sleeper | None = None) -> None:
         self.config = config
         self.clock = clock or SystemClock()
-        self.db = Database(config.database.url)
+        # A pooled connection per update handled at a time, plus outbox workers and jobs.
+        self.db = Database(config.database.url,
+                           pool_size=config.bot.concurrent_updates + config.outbox.workers + 4)
         self.context = build_context(config, self.db, self.clock, sleeper=sleeper)
         self.router = build_router(self.context)
         self.telegram: TelegramPlatform | None = None
@@ -77,6 +80,10 @@ class BotApp:
         self.zalo_oa: ZaloOAPlatform | None = None
         self.web: WebServer | None = None
         self.leadership = Leadership(self.db)
+        self.lanes = Lanes(
+            workers=config.bot.concurrent_updates, max_pending=config.bot.max_queued_updates,
+            on_wait=self.context.metrics.update_wait_seconds.observe,
+        )
         self.scheduler = Scheduler(config.bot.tz, leader=self.leadership.is_leader)
         self._retries: list[asyncio.Task[None]] = []
         self._once = Once(60)
@@ -102,10 +109,20 @@ class BotApp:
         ]
 
     async def _incoming(self, platform: Platform, incoming: Incoming) -> None:
-        await self.router.dispatch(platform, incoming)
+        """Queue the update behind its chat's earlier ones; other chats go on meanwhile."""
+        await self.lanes.submit(
+            (platform.name, incoming.chat.chat_id),
+            lambda: self.router.dispatch(platform, incoming),
+        )
 
     async def _chat_event(self, platform: Platform, event: ChatEvent) -> None:
-        await self.router.dispatch_chat_event(platform, event)
+        await self.lanes.submit(
+            (platform.name, event.chat.chat_id),
+            lambda: self.router.dispatch_chat_event(platform, event),
+        )
+
+    def _skipped(self, platform: str) -> Callable[[str], None]:
+        return lambda reason: self.context.metrics.updates_skipped.labels(platform, reason).inc()
 
     async def start(self) -> None:
         await self.db.upgrade()
@@ -118,7 +135,8 @@ class BotApp:
             # the composition root sets it at start, never an import.
             os.environ.setdefault("PTB_TIMEDELTA", "1")
             self.telegram = TelegramPlatform(
-                self.config.telegram, self._incoming, self._chat_event
+                self.config.telegram, self._incoming, self._chat_event,
+                on_skipped=self._skipped("telegram"),
             )
             self.router.attach(self.telegram)
             if self.config.telegram.mode == "webhook":
@@ -244,6 +262,10 @@ class BotApp:
         for task in self._retries:
             task.cancel()
         self.scheduler.stop()
+        if self.telegram is not None and self.telegram.application.updater is not None:
+            with suppress(Exception):
+                await self.telegram.application.updater.stop()  # no new updates first
+        await self.lanes.stop()
         await self.context.services.outbox.stop()
         await self.leadership.release()
         for platform in (self.telegram, self.zalo, self.zalo_oa):

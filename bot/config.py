@@ -65,6 +65,10 @@ class BotSection(_Section):
     conversation_timeout_minutes: int = Field(default=30, ge=1, le=1440)
     invite_days: int = Field(default=14, ge=1, le=365)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # Updates handled at the same time (each chat's own stay in order), and how many may
+    # wait before fetching new ones pauses (docs/performance.md).
+    concurrent_updates: int = Field(default=16, ge=1, le=256)
+    max_queued_updates: int = Field(default=10_000, ge=100, le=1_000_000)
 
     @field_validator("timezone")
     @classmethod

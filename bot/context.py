@@ -204,6 +204,7 @@ def build_context(
     texts.set_global("term", load_glossary(config.bot.locale))
     texts.set_global("unit", config.office.unit)
     metrics = Metrics(clock)
+    metrics.watch_database(db)
     platforms: dict[str, Platform] = {}
     services = build_services(config, db, clock, metrics=metrics, platforms=platforms,
                               console_admins=console_admins, sleeper=sleeper, texts=texts)

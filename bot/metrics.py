@@ -3,9 +3,13 @@ successful call" of each platform that /healthz reports."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from bot.clock import Clock
 
@@ -38,10 +42,26 @@ class Metrics:
             "(sent, failed, retry_after, transient, migrated, quiet)",
             ["platform", "outcome"], registry=self.registry,
         )
+        # perf (#16, #10 item 4): updates skipped instead of stopping the bot, the wait of an
+        # update for its turn, and the database work done per update.
+        self.updates_skipped = Counter(
+            "cds_updates_skipped_total",
+            "Updates skipped: unparseable (the library cannot read them) or failed",
+            ["platform", "reason"], registry=self.registry,
+        )
+        self.update_wait_seconds = Histogram(
+            "cds_update_wait_seconds", "Time an update waited for its turn (per-chat order)",
+            buckets=(0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=self.registry,
+        )
         self.last_success: dict[str, datetime] = {}
         # What is wrong right now, by part ("telegram", "database"): /healthz answers 503.
         self.down: dict[str, str] = {}
         self._gauges: dict[str, Gauge] = {}
+
+    def watch_database(self, db: _Counted) -> None:
+        """Expose the database's own statement and transaction counts (bench, tuning)."""
+        self.registry.register(_DatabaseCollector(db))
 
     def mark_down(self, part: str, reason: str) -> None:
         self.down[part] = reason
@@ -67,3 +87,19 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _Counted(Protocol):
+    statements: int
+    transactions: int
+
+
+class _DatabaseCollector(Collector):
+    def __init__(self, db: _Counted) -> None:
+        self._db = db
+
+    def collect(self) -> Iterable[Metric]:
+        yield CounterMetricFamily("cds_db_statements", "SQL statements sent to the database",
+                                  value=self._db.statements)
+        yield CounterMetricFamily("cds_db_transactions", "Database transactions begun",
+                                  value=self._db.transactions)

@@ -291,9 +291,14 @@ class Router:
 
     # --- dispatch ---------------------------------------------------------------------------
     async def dispatch(self, platform: Platform, incoming: Incoming) -> None:
+        """Handle one update with one database session (docs/performance.md)."""
         if incoming.foreign_command:
             return
         incoming = _without_nul(incoming)
+        async with self.app.db.unit_of_work():
+            await self._dispatch(platform, incoming)
+
+    async def _dispatch(self, platform: Platform, incoming: Incoming) -> None:
         metrics = self.app.metrics
         metrics.mark_ok(platform.name)
         try:
@@ -460,6 +465,10 @@ class Router:
             log.exception("could not even apologize to chat %s", incoming.chat.chat_id)
 
     async def dispatch_chat_event(self, platform: Platform, event: ChatEvent) -> None:
+        async with self.app.db.unit_of_work():
+            await self._dispatch_chat_event(platform, event)
+
+    async def _dispatch_chat_event(self, platform: Platform, event: ChatEvent) -> None:
         for handler in self._chat_events:
             try:
                 await handler(self.app, platform, event)

@@ -22,6 +22,7 @@ import jinja2
 
 MESSAGES_DIR = Path(__file__).resolve().parent.parent / "messages"
 FALLBACK_LOCALE = "vi"
+_MAX_SOURCES = 20_000
 
 
 class Texts:
@@ -41,6 +42,10 @@ class Texts:
         self._plain: dict[str, jinja2.Environment] = {}
         self._labels: dict[str, dict[str, str]] = {}
         self._compiled: dict[tuple[str, str], jinja2.Template] = {}
+        # Templates and content strings (guide titles, answers, steps) compiled once each:
+        # compiling is ~100 times the cost of rendering (bench/README.md, perf).
+        self._files: dict[tuple[str, str], jinja2.Template] = {}
+        self._sources: dict[tuple[str, bool, str], jinja2.Template] = {}
 
     def set_global(self, name: str, value: Any) -> None:
         """Add a value every template sees (before the first render)."""
@@ -63,6 +68,7 @@ class Texts:
                 trim_blocks=True,
                 lstrip_blocks=True,
                 keep_trailing_newline=False,
+                auto_reload=False,  # messages/ ships with the code: no stat per render
             )
             env.globals["bot_name"] = self._label_table(locale).get("bot.default_name", "")
             env.globals.update(self._globals)
@@ -80,18 +86,34 @@ class Texts:
 
     def render(self, name: str, locale: str | None = None, /, **context: Any) -> str:
         """Render `messages/<locale>/<name>.j2` to HTML, user input escaped."""
-        env = self._env(locale or self.default_locale, escape=True)
-        return env.get_template(f"{name}.j2").render(**context).strip()
+        locale = locale or self.default_locale
+        template = self._files.get((locale, name))
+        if template is None:
+            template = self._env(locale, escape=True).get_template(f"{name}.j2")
+            self._files[(locale, name)] = template
+        return template.render(**context).strip()
 
     def render_string(self, source: str, locale: str | None = None, /, **context: Any) -> str:
         """Render a template held in a content file (explanations) to HTML."""
-        env = self._env(locale or self.default_locale, escape=True)
-        return env.from_string(source).render(**context).strip()
+        return self._from_source(source, locale or self.default_locale, True).render(
+            **context
+        ).strip()
 
     def plain_string(self, source: str, locale: str | None = None, /, **context: Any) -> str:
         """Render a template held in a content file to plain text (a button, a title)."""
-        env = self._env(locale or self.default_locale, escape=False)
-        return env.from_string(source).render(**context).strip()
+        return self._from_source(source, locale or self.default_locale, False).render(
+            **context
+        ).strip()
+
+    def _from_source(self, source: str, locale: str, escape: bool) -> jinja2.Template:
+        key = (locale, escape, source)
+        template = self._sources.get(key)
+        if template is None:
+            if len(self._sources) >= _MAX_SOURCES:
+                self._sources.clear()  # content is finite; this only bounds a misuse
+            template = self._env(locale, escape=escape).from_string(source)
+            self._sources[key] = template
+        return template
 
     def label(self, key: str, locale: str | None = None, /, **context: Any) -> str:
         """A short plain string: a button, a command description, a role name."""

@@ -118,6 +118,10 @@ class FakeTelegram:
             self._new_update.set()
         return update
 
+    def raw_update(self, update: dict[str, Any]) -> dict[str, Any]:
+        """Queue an update exactly as given (plus its id), e.g. one missing a field."""
+        return self._push(update, True)
+
     def _user(self, user_id: int, first_name: str, last_name: str | None = None,
               username: str | None = None) -> dict[str, Any]:
         user: dict[str, Any] = {"id": user_id, "is_bot": False, "first_name": first_name,

@@ -77,3 +77,23 @@ def test_console_script_is_installed() -> None:
     result = subprocess.run([str(script), "--help"], capture_output=True, text=True, check=False)
     assert result.returncode == 0
     assert "shell" in result.stdout and "grant" in result.stdout
+
+
+def test_help_loads_no_heavy_module() -> None:
+    """`cds-bot --help` stays instant: the app, SQLAlchemy, alembic, Jinja2 and openpyxl are
+    imported by the subcommands that use them, not by the command line itself."""
+    probe = (
+        "import sys\n"
+        "from bot.cli.main import main\n"
+        "try:\n"
+        "    main(['--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "heavy = ('bot.app', 'sqlalchemy', 'alembic', 'jinja2', 'openpyxl', 'telegram', 'aiohttp')\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy or m == 'bot.app'))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            check=False)
+    assert result.returncode == 0, result.stderr
+    assert "shell" in result.stdout
+    assert result.stdout.strip().splitlines()[-1] == "[]"

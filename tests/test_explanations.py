@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import jinja2
 import pytest
@@ -166,3 +167,33 @@ async def test_titles_name_the_province_app(harness: Harness) -> None:
     await harness.send(press("faq:t:citizen_app_what"))
     assert "iHanoi là ứng dụng công dân" in harness.platform.last.text
     assert "{{" not in harness.platform.last.text
+
+
+
+def test_guides_render_from_compiled_templates(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each guide's title, answer and steps are compiled once per process (perf): rendering
+    the whole library again, with other values, compiles nothing."""
+    from bot.texts import Texts
+
+    texts = Texts(locale="vi")
+    compiled: list[str] = []
+    original = jinja2.Environment.from_string
+
+    def counting(self: jinja2.Environment, source: str, *args: Any, **kw: Any) -> Any:
+        compiled.append(source)
+        return original(self, source, *args, **kw)
+
+    def render_all(values: dict[str, Any]) -> None:
+        for topic in LIBRARY.topics.values():
+            assert texts.plain_string(topic.title, "vi", **values)
+            assert "{{" not in texts.render_string(topic.answer, "vi", **values)
+            for step in topic.steps:
+                texts.render_string(step, "vi", **values)
+
+    monkeypatch.setattr(jinja2.Environment, "from_string", counting)
+    render_all(SAMPLE)
+    assert len(compiled) >= len(LIBRARY.topics)
+    first = len(compiled)
+    render_all(EMPTY)
+    render_all(SAMPLE)
+    assert len(compiled) == first

@@ -7,15 +7,12 @@ a non-zero exit code, never a traceback.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import suppress
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from bot.app import BotApp
-from bot.cli.shell import Shell
-from bot.clock import SystemClock
 from bot.config import (
     Config,
     ConfigError,
@@ -24,13 +21,14 @@ from bot.config import (
     load_config,
     resolve_path,
 )
-from bot.context import build_context
-from bot.db import Database
 from bot.roles import Role
 from bot.services.errors import ServiceError
-from bot.services.reports import progress_csv
-from bot.services.tables import read_table
-from bot.texts import Texts, to_plain
+
+if TYPE_CHECKING:
+    # The heavy modules (the app, SQLAlchemy and alembic, Jinja2, openpyxl) are imported
+    # inside the subcommand that needs them: `cds-bot --help` loads argparse and the config.
+    from bot.db import Database
+    from bot.texts import Texts
 
 DEMO_DATABASE_URL = "sqlite+aiosqlite:///./data/demo.db"
 EXIT_CONFIG = 2
@@ -132,9 +130,9 @@ def _help_texts() -> dict[str, str]:
     cli.toml, read directly: `--help` stays instant)."""
     import tomllib
 
-    from bot.texts import MESSAGES_DIR
-
-    data = tomllib.loads((MESSAGES_DIR / "vi" / "labels" / "cli.toml").read_text("utf-8"))
+    # bot.texts.MESSAGES_DIR, without importing Jinja2.
+    messages = Path(__file__).resolve().parent.parent.parent / "messages"
+    data = tomllib.loads((messages / "vi" / "labels" / "cli.toml").read_text("utf-8"))
     return {k: str(v) for k, v in data["cli"]["help"].items()}
 
 
@@ -183,21 +181,24 @@ def _run(args: argparse.Namespace, loaded: LoadedConfig) -> int:
     try:
         loaded.config.check_runnable()
     except MissingTokenError as exc:
-        texts = Texts(locale=loaded.config.bot.locale)
+        texts = _texts(loaded)
         print(f"cds-bot: {loaded.path}: {exc}", file=sys.stderr)
-        print(to_plain(texts.render("shell/no_token")), file=sys.stderr)
-        if sys.stdin.isatty() and _confirm(to_plain(texts.render("shell/offer"))):
+        print(_plain(texts.render("shell/no_token")), file=sys.stderr)
+        if sys.stdin.isatty() and _confirm(_plain(texts.render("shell/offer"))):
             return _shell(argparse.Namespace(demo=True, role="resident", reset=False), loaded)
         return EXIT_CONFIG
     except ConfigError as exc:
         return _fail(f"{loaded.path}: {exc}", EXIT_CONFIG)
+    import asyncio
+
+    from bot.app import BotApp
     from bot.core import PlatformStartError
 
     try:
         asyncio.run(BotApp(loaded.config).run_forever())
     except PlatformStartError as exc:
         # Exit 2 like any config mistake: systemd's RestartPreventExitStatus=2 stops the loop.
-        return _fail(Texts(locale=loaded.config.bot.locale).label(
+        return _fail(_texts(loaded).label(
             "cli.bad_token", platform=exc.platform), EXIT_CONFIG)
     except Exception as exc:
         problem = _database_problem(exc, loaded)
@@ -209,7 +210,7 @@ def _run(args: argparse.Namespace, loaded: LoadedConfig) -> int:
 
 def _shell(args: argparse.Namespace, loaded: LoadedConfig) -> int:
     config = loaded.config
-    texts = Texts(locale=config.bot.locale)
+    texts = _texts(None, config.bot.locale)
     if args.demo and config.database.url == Config().database.url:
         # The demo never writes into the real database unless the operator points it there.
         config = config.model_copy(
@@ -225,6 +226,10 @@ def _shell(args: argparse.Namespace, loaded: LoadedConfig) -> int:
                                   for s in ("-wal", "-shm"))):
             path.unlink(missing_ok=True)
     _log_to_file(Path("data") / "shell.log")  # log lines never land inside the chat
+    import asyncio
+
+    from bot.cli.shell import Shell
+
     try:
         return asyncio.run(Shell(config, role=Role(args.role), demo=args.demo).run())
     except KeyboardInterrupt:
@@ -265,8 +270,9 @@ def _db(args: argparse.Namespace, loaded: LoadedConfig) -> int:
 
 def _backup_or_restore(args: argparse.Namespace, loaded: LoadedConfig) -> int:
     from bot.backup import BackupError, backup, restore
+    from bot.clock import SystemClock
 
-    texts = Texts(locale=loaded.config.bot.locale)
+    texts = _texts(loaded)
     url = loaded.config.database.url
     try:
         if args.db_command == "backup":
@@ -292,6 +298,9 @@ def _backup_or_restore(args: argparse.Namespace, loaded: LoadedConfig) -> int:
 
 def _ward(args: argparse.Namespace, loaded: LoadedConfig) -> int:
     async def act(db: Database) -> None:
+        from bot.clock import SystemClock
+        from bot.context import build_context
+
         await db.upgrade()
         places = build_context(loaded.config, db, SystemClock()).services.places
         if args.ward_command == "add":
@@ -308,6 +317,9 @@ def _ward(args: argparse.Namespace, loaded: LoadedConfig) -> int:
 
 def _group(args: argparse.Namespace, loaded: LoadedConfig) -> int:
     async def act(db: Database) -> None:
+        from bot.clock import SystemClock
+        from bot.context import build_context
+
         await db.upgrade()
         places = build_context(loaded.config, db, SystemClock()).services.places
         group = await places.add_group(args.ward, args.code, args.name)
@@ -324,6 +336,9 @@ def _grant(args: argparse.Namespace, loaded: LoadedConfig) -> int:
         return _fail(_texts(loaded).label("cli.bad_user", platform=args.platform), EXIT_USAGE)
 
     async def act(db: Database) -> None:
+        from bot.clock import SystemClock
+        from bot.context import build_context
+
         await db.upgrade()
         access = build_context(loaded.config, db, SystemClock()).services.access
         grant = await access.grant(
@@ -339,10 +354,11 @@ def _grant(args: argparse.Namespace, loaded: LoadedConfig) -> int:
 
 def _revoke(args: argparse.Namespace, loaded: LoadedConfig) -> int:
     """Takes the role away at once (the person's next message already runs without it)."""
-    texts = Texts(locale=loaded.config.bot.locale)
+    texts = _texts(loaded)
     outcome: list[int] = []
 
     async def act(db: Database) -> None:
+        from bot.clock import SystemClock
         from bot.services.staff import Staff
 
         await db.upgrade()
@@ -367,12 +383,15 @@ def _revoke(args: argparse.Namespace, loaded: LoadedConfig) -> int:
 def _invite(args: argparse.Namespace, loaded: LoadedConfig) -> int:
     """A one-person link (and a QR code drawn in the terminal) for the first coordinator: no
     need to know their chat id first."""
-    texts = Texts(locale=loaded.config.bot.locale)
+    texts = _texts(loaded)
     if args.role == "leader" and not args.group:
         return _fail(texts.label("cli.invite_needs_group"), EXIT_USAGE)
 
     async def act(db: Database) -> None:
         import segno
+
+        from bot.clock import SystemClock
+        from bot.context import build_context
 
         await db.upgrade()
         context = build_context(loaded.config, db, SystemClock())
@@ -410,17 +429,22 @@ def _invite(args: argparse.Namespace, loaded: LoadedConfig) -> int:
 def _import(args: argparse.Namespace, loaded: LoadedConfig) -> int:
     """Prints the same report a coordinator gets in chat; exits 3 when rows were rejected
     (so a script notices), 1 when the file itself cannot be read."""
+    from bot.services.tables import read_table
+
     try:
         table = read_table(args.file.read_bytes(), args.file.name)
     except OSError as exc:
         return _fail(f"{args.file}: {exc.strerror or exc}", EXIT_USAGE)
     except ServiceError as exc:
-        texts = Texts(locale=loaded.config.bot.locale)
+        texts = _texts(loaded)
         reason = texts.label(f"households.table_error.{exc.reason}", detail=exc.detail)
         return _fail(f"{args.file}: {reason}", EXIT_USAGE)
     outcome: list[int] = []
 
     async def act(db: Database) -> None:
+        from bot.clock import SystemClock
+        from bot.context import build_context
+
         await db.upgrade()
         context = build_context(loaded.config, db, SystemClock())
         ward = await context.services.places.ward_by_code(args.ward)
@@ -439,7 +463,7 @@ def _import(args: argparse.Namespace, loaded: LoadedConfig) -> int:
             return
         text = context.texts.render("households/import_report", report=report,
                                     filename=args.file.name, cli=True)
-        print(to_plain(text))
+        print(_plain(text))
         blocked = report.new_groups and not report.groups_confirmed
         outcome.append(EXIT_REJECTED if report.rejected or blocked else 0)
 
@@ -449,12 +473,17 @@ def _import(args: argparse.Namespace, loaded: LoadedConfig) -> int:
 
 def _export(args: argparse.Namespace, loaded: LoadedConfig) -> int:
     async def act(db: Database) -> None:
+        from bot.clock import SystemClock
+        from bot.context import build_context
+
         await db.upgrade()
         context = build_context(loaded.config, db, SystemClock())
         ward = await context.services.places.ward_by_code(args.ward)
         if ward is None:
             raise ServiceError("unknown_ward", code=args.ward.upper())
         if args.format == "csv":
+            from bot.services.reports import progress_csv
+
             rows = await context.services.registry.household_rows(ward.id)
             progress = await context.services.progress.ward(ward.id)
             data = progress_csv(progress, rows, context.texts.label, loaded.config.bot.tz)
@@ -471,7 +500,7 @@ def _export(args: argparse.Namespace, loaded: LoadedConfig) -> int:
             return
         print(texts.label("cli.exported", count=households, ward=ward.code, file=args.output))
 
-    texts = Texts(locale=loaded.config.bot.locale)
+    texts = _texts(loaded)
     folder = args.output.parent
     if not folder.is_dir():
         return _fail(texts.label("cli.export_no_folder", folder=folder,
@@ -484,6 +513,10 @@ def _export(args: argparse.Namespace, loaded: LoadedConfig) -> int:
 
 
 def _with_db(loaded: LoadedConfig, action: Callable[[Database], Awaitable[None]]) -> int:
+    import asyncio
+
+    from bot.db import Database
+
     async def go() -> None:
         db = Database(loaded.config.database.url)
         try:
@@ -512,7 +545,7 @@ def _database_problem(exc: BaseException, loaded: LoadedConfig) -> str | None:
     if not isinstance(exc, OSError | SQLAlchemyError) and \
             type(exc).__module__.split(".")[0] not in ("asyncpg", "sqlite3"):
         return None
-    texts = Texts(locale=loaded.config.bot.locale)
+    texts = _texts(loaded)
     url = make_url(loaded.config.database.url)
     role, database = url.username or "", url.database or ""
     message = str(getattr(exc, "orig", None) or exc)
@@ -547,8 +580,16 @@ def _place_error(exc: ServiceError, loaded: LoadedConfig | None = None) -> str:
     return texts.label(key, **exc.details)
 
 
-def _texts(loaded: LoadedConfig | None) -> Texts:
-    return Texts(locale=loaded.config.bot.locale if loaded else "vi")
+def _texts(loaded: LoadedConfig | None, locale: str | None = None) -> Texts:
+    from bot.texts import Texts
+
+    return Texts(locale=locale or (loaded.config.bot.locale if loaded else "vi"))
+
+
+def _plain(html: str) -> str:
+    from bot.texts import to_plain
+
+    return to_plain(html)
 
 
 def _safe_url(url: str) -> str:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -21,6 +23,14 @@ from bot.services.errors import ServiceError
 from bot.services.places import normalize_code
 
 LAST_SEEN_PRECISION = timedelta(minutes=5)
+# How long a person's identity (member + grants) is reused without reading the database.
+# Grants and revocations made by this process drop it at once; other processes (the CLI,
+# a second instance) are seen within this time.
+# 0: off. A revocation made by another process (`cds-bot revoke`, a second instance) must
+# apply at once (tests/test_staff.py); the cache is only safe with a cross-process signal
+# (docs/performance.md). Grants made in this process already drop it.
+IDENTITY_TTL_SECONDS = 0.0
+_IDENTITY_CACHE_SIZE = 20_000
 
 
 @dataclass(frozen=True)
@@ -98,9 +108,40 @@ class Access:
         self._db = db
         self._clock = clock
         self._admins = {platform: frozenset(ids) for platform, ids in admins.items()}
+        # (platform, user id) -> (monotonic time read, name, username, identity): perf (#16).
+        self._identities: dict[tuple[str, str], tuple[float, str, str, Identity]] = {}
+        db.on_write(self._forget_on_write)
+
+    def _forget_on_write(self, tables: set[str], objects: list[object]) -> None:
+        """Grants, revocations and linked accounts change who someone is: forget them all
+        (rare writes; a plain "last seen" update of a member does not count)."""
+        if tables & {"role_grant", "ward", "residential_group"}:
+            self._identities.clear()
+            return
+        if "member" in tables and (not objects or any(
+            isinstance(o, Member) and _identity_changed(o) for o in objects
+        )):
+            self._identities.clear()
 
     async def identify(self, platform: str, sender: Sender) -> Identity:
-        """Find or create the member for this sender and load their grants."""
+        """Find or create the member for this sender and load their grants (reused for a
+        few seconds: one person's burst of messages reads them once)."""
+        key = (platform, sender.user_id)
+        cached = self._identities.get(key)
+        now = time.monotonic()
+        if cached is not None:
+            read_at, name, username, identity = cached
+            if now - read_at < IDENTITY_TTL_SECONDS and (
+                name == sender.name and username == sender.username
+            ):
+                return identity
+        identity = await self._identify(platform, sender)
+        if len(self._identities) >= _IDENTITY_CACHE_SIZE:
+            self._identities.clear()
+        self._identities[key] = (now, sender.name, sender.username, identity)
+        return identity
+
+    async def _identify(self, platform: str, sender: Sender) -> Identity:
         async with self._db.session() as session:
             member = await self._touch_member(session, platform, sender)
             assert member.id is not None
@@ -256,6 +297,15 @@ class Access:
         )
 
 
+def _identity_changed(member: Member) -> bool:
+    state = sa.inspect(member)
+    if state.deleted or state.was_deleted:
+        return True
+    return any(
+        state.attrs[name].history.has_changes() for name in ("person_id", "locale")
+    )
+
+
 async def _same_person(session: AsyncSession, member: Member) -> list[int]:
     """This member and every account linked to it (roles follow the person)."""
     assert member.id is not None
@@ -276,9 +326,14 @@ async def _find_member(session: AsyncSession, platform: str, user_id: str) -> Me
 
 
 async def _load_grants(session: AsyncSession, *member_ids: int) -> list[Grant]:
+    # Plain columns, not three ORM objects per grant: read on every identity (perf).
+    columns: Any = sa.select(
+        col(RoleGrant.role), col(RoleGrant.ward_id), col(RoleGrant.group_id), col(Ward.code),
+        col(ResidentialGroup.code),
+    )
     rows = (
         await session.exec(
-            select(RoleGrant, Ward, ResidentialGroup)
+            columns
             .join(Ward, col(Ward.id) == col(RoleGrant.ward_id))
             .outerjoin(ResidentialGroup, col(ResidentialGroup.id) == col(RoleGrant.group_id))
             .where(
@@ -288,22 +343,16 @@ async def _load_grants(session: AsyncSession, *member_ids: int) -> list[Grant]:
         )
     ).all()
     seen: set[tuple[str, int | None, int | None]] = set()
-    unique = []
-    for grant, ward, group in rows:
-        key = (grant.role, grant.ward_id, grant.group_id)
+    grants = []
+    for role, ward_id, group_id, ward_code, group_code in rows:
+        key = (role, ward_id, group_id)
         if key not in seen:
             seen.add(key)
-            unique.append((grant, ward, group))
-    return [
-        Grant(
-            role=Role(grant.role),
-            ward_id=ward.id,
-            ward_code=ward.code,
-            group_id=group.id if group else None,
-            group_code=group.code if group else "",
-        )
-        for grant, ward, group in unique
-    ]
+            grants.append(Grant(
+                role=Role(role), ward_id=ward_id, ward_code=ward_code,
+                group_id=group_id, group_code=group_code or "",
+            ))
+    return grants
 
 
 async def holders(

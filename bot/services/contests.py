@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from openpyxl import Workbook
 from sqlmodel import col, select
 
 from bot.clock import Clock
@@ -519,6 +518,8 @@ def results_xlsx(
 ) -> bytes:
     """The contest's results: participation per group, and every finished attempt (first
     name and group only: the file may be forwarded)."""
+    from openpyxl import Workbook  # imported here: openpyxl (and numpy) cost ~18 MB
+
     book = Workbook()
     sheet = book.active
     sheet.title = label("contests.sheet_groups")[:31]

@@ -42,15 +42,19 @@ class Conversations:
     async def get(self, who: Who) -> FormState | None:
         """The open form, or an `expired` marker once (the expired row is then removed)."""
         async with self._db.session() as session:
-            row = (await session.exec(_select(who))).first()
+            # Plain columns: read for nearly every update (perf).
+            columns: Any = sa.select(
+                col(ConversationState.flow), col(ConversationState.step),
+                col(ConversationState.data), col(ConversationState.expires_at),
+            ).where(*_keys(who))
+            row = (await session.exec(columns)).first()
             if row is None:
                 return None
-            if row.expires_at <= self._clock.now():
-                await session.delete(row)
-                return FormState(flow=row.flow, step=row.step, expired=True)
-            return FormState(
-                flow=row.flow, step=row.step, data=dict(row.data), expires_at=row.expires_at
-            )
+            flow, step, data, expires_at = row
+            if expires_at <= self._clock.now():
+                await session.exec(sa.delete(ConversationState).where(*_keys(who)))
+                return FormState(flow=flow, step=step, expired=True)
+            return FormState(flow=flow, step=step, data=dict(data), expires_at=expires_at)
 
     async def save(self, who: Who, flow: str, step: str, data: dict[str, Any]) -> FormState:
         """Start or advance a form; every save gives the person the full timeout again."""
@@ -112,6 +116,14 @@ class Conversations:
                 )
             )
             return int(result.rowcount)
+
+
+def _keys(who: Who) -> tuple[Any, ...]:
+    return (
+        col(ConversationState.platform) == who.platform,
+        col(ConversationState.chat_id) == who.chat_id,
+        col(ConversationState.user_id) == who.user_id,
+    )
 
 
 def _select(who: Who) -> Any:

@@ -11,6 +11,7 @@ import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, cast
 
 import sqlalchemy as sa
 from rapidfuzz import process
@@ -19,15 +20,17 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import Clock
 from bot.config import OnboardingStepConfig
-from bot.db import Database
+from bot.db import Database, memo
 from bot.models import (
     AuditLog,
     Household,
     HouseholdResident,
     HouseholdStep,
     Member,
+    PersonalReminder,
     ProgressEvent,
     ResidentialGroup,
+    VisitRequest,
 )
 from bot.roles import Role
 from bot.services import audit, reminders
@@ -147,13 +150,20 @@ class Households:
                     .where(Household.ward_id == ward_id, Household.code == normalize_code(code))
                 )
             ).first()
-            return _info(*row) if row else None
+            if row is None:
+                return None
+            info = _info(*row)
+            memo(session, "household")[info.id] = info  # read once per update (perf)
+            return info
 
     async def by_id(self, household_id: int) -> HouseholdInfo | None:
         async with self._db.session() as session:
             return await self._by_id(session, household_id)
 
     async def _by_id(self, session: AsyncSession, household_id: int) -> HouseholdInfo | None:
+        known = memo(session, "household")
+        if household_id in known:
+            return cast(HouseholdInfo, known[household_id])
         row = (
             await session.exec(
                 select(Household, ResidentialGroup.code)
@@ -161,7 +171,11 @@ class Households:
                 .where(Household.id == household_id)
             )
         ).first()
-        return _info(*row) if row else None
+        if row is None:
+            return None
+        info = _info(*row)
+        known[household_id] = info
+        return info
 
     async def close_codes(
         self, ward_id: int, code: str, group_ids: set[int] | None, limit: int = 3
@@ -201,7 +215,7 @@ class Households:
             return await self._checklist(session, household_id)
 
     async def _writable(
-        self, session: AsyncSession, identity: Identity, household_id: int
+        self, session: AsyncSession, identity: Identity, household_id: int, *, lock: bool = True
     ) -> HouseholdInfo:
         """A household this person may change, its group locked for the change (scope is
         checked here, on every write, whatever button or command asked for it)."""
@@ -210,21 +224,60 @@ class Households:
             raise ServiceError("unknown_household")
         if not may_log(identity, info.ward_id, info.group_id):
             raise ServiceError("not_your_group", code=info.code, group=info.group_code)
-        await lock_groups(session, group_id=info.group_id)
+        if lock:
+            await lock_groups(session, group_id=info.group_id)
         return info
 
-    async def _checklist(self, session: AsyncSession, household_id: int) -> Checklist:
+    async def _step_rows(
+        self, session: AsyncSession, household_id: int, *, lock_group: int | None = None
+    ) -> dict[str, tuple[HouseholdStep, str]]:
+        """The household's step rows, in one statement with what `/ghi` must know besides:
+        whether personal reminders or visit requests are open for it (remembered in the
+        session's memo, so a completed step skips `reminders.step_done` when none are), and
+        with `lock_group` on PostgreSQL, `lock_groups` for its group."""
+        open_reminder = sa.exists().where(
+            col(PersonalReminder.household_id) == household_id,
+            sa.or_(col(PersonalReminder.state) == "pending",
+                   sa.and_(col(PersonalReminder.state) == "sent",
+                           col(PersonalReminder.done_at).is_(None))),
+        )
+        open_visit = sa.exists().where(
+            col(VisitRequest.household_id) == household_id, col(VisitRequest.done_at).is_(None)
+        )
+        query: Any = (
+            sa.select(HouseholdStep, col(Member.display_name), open_reminder,
+                      open_visit)
+            .select_from(Household)
+            .outerjoin(HouseholdStep, col(HouseholdStep.household_id) == col(Household.id))
+            .outerjoin(Member, col(Member.id) == col(HouseholdStep.updated_by))
+            .where(col(Household.id) == household_id)
+        )
+        if lock_group is not None and _is_postgres(session):
+            query = query.join(
+                ResidentialGroup, col(ResidentialGroup.id) == lock_group
+            ).with_for_update(of=ResidentialGroup)
+        rows = (await session.exec(query)).all()
+        if rows:
+            memo(session, "personal_reminder")[household_id] = bool(rows[0][2])
+            memo(session, "visit_request")[household_id] = bool(rows[0][3])
+        return {r.step_key: (r, name or "") for r, name, _, _ in rows if r is not None}
+
+    @staticmethod
+    def _nothing_to_cancel(session: AsyncSession, household_id: int) -> bool:
+        """Known from this update's own read: no open reminder or visit for the household."""
+        return (memo(session, "personal_reminder").get(household_id) is False
+                and memo(session, "visit_request").get(household_id) is False)
+
+    async def _checklist(
+        self, session: AsyncSession, household_id: int,
+        by_key: dict[str, tuple[HouseholdStep, str]] | None = None,
+    ) -> Checklist:
+        """`by_key`: the household's step rows as already loaded and changed (no re-read)."""
         info = await self._by_id(session, household_id)
         if info is None:
             raise ServiceError("unknown_household")
-        rows = (
-            await session.exec(
-                select(HouseholdStep, Member.display_name)
-                .join(Member, col(Member.id) == HouseholdStep.updated_by, isouter=True)
-                .where(HouseholdStep.household_id == household_id)
-            )
-        ).all()
-        by_key = {r.step_key: (r, name or "") for r, name in rows}
+        if by_key is None:
+            by_key = await self._step_rows(session, household_id)
         states = []
         for step in self.steps:
             row, name = by_key.get(step.key, (None, ""))
@@ -252,7 +305,10 @@ class Households:
             raise ServiceError("unknown_step", step=unknown[0])
         batch = secrets.token_hex(6)
         async with self._db.session() as session:
-            info = await self._writable(session, identity, household_id)
+            info = await self._writable(session, identity, household_id, lock=False)
+            # The household's steps read once (its group locked meanwhile): the changes and
+            # the reply both use them.
+            loaded = await self._step_rows(session, household_id, lock_group=info.group_id)
             changes = []
             for key, wanted in targets.items():
                 step = self._by_key[key]
@@ -262,20 +318,25 @@ class Households:
                     raise ServiceError("too_many", step=step.title, total=total)
                 change = await self._set(
                     session, info, step, after, actor=identity.member_id, source=source,
-                    note=note, batch=batch, action="set",
+                    note=note, batch=batch, action="set", loaded=loaded,
                 )
                 if change is not None:
                     changes.append(change)
-            checklist = await self._checklist(session, household_id)
+                    loaded[key] = (loaded[key][0], identity.name)
+            checklist = await self._checklist(session, household_id, loaded)
         return Marked(checklist, changes, batch)
 
     async def _set(
         self, session: AsyncSession, info: HouseholdInfo, step: OnboardingStepConfig,
         after: int, *, actor: int | None, source: str, note: str, batch: str, action: str,
+        loaded: dict[str, tuple[HouseholdStep, str]] | None = None,
     ) -> StepChange | None:
         now = self._clock.now()
         total = step_total(step, info.adults)
-        row = await session.get(HouseholdStep, (info.id, step.key))
+        if loaded is not None:
+            row: HouseholdStep | None = loaded.get(step.key, (None, ""))[0]
+        else:
+            row = await session.get(HouseholdStep, (info.id, step.key))
         before = row.units if row else 0
         was_complete = bool(row and row.complete)
         had_report = bool(row and row.reported_at is not None)
@@ -283,6 +344,8 @@ class Households:
             return None
         if row is None:
             row = HouseholdStep(household_id=info.id, step_key=step.key, group_id=info.group_id)
+            if loaded is not None:
+                loaded[step.key] = (row, "")
         row.units = after
         row.complete = after >= total
         row.updated_at = now
@@ -300,8 +363,8 @@ class Households:
             session, info.group_id, step.key, after - before,
             int(row.complete) - int(was_complete),
         )
-        if row.complete and not was_complete:  # personal reminders cancel themselves
-            await reminders.step_done(session, [(info.id, step.key)], now)
+        if row.complete and not was_complete and not self._nothing_to_cancel(session, info.id):
+            await reminders.step_done(session, [(info.id, step.key)], now)  # they cancel
         return StepChange(step.key, step.title, before, after, total)
 
     async def undo(self, identity: Identity, batch: str) -> Marked:
@@ -495,3 +558,7 @@ class Households:
                 select(sa.func.count()).select_from(Household).where(Household.ward_id == ward_id)
             )
             return int(result.one())
+
+
+def _is_postgres(session: AsyncSession) -> bool:
+    return session.bind is not None and session.bind.dialect.name == "postgresql"
