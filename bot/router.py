@@ -19,7 +19,7 @@ from bot.core import Button, ChatEvent, Incoming, Outgoing, Platform, Sent, is_n
 from bot.payloads import Payload, PayloadError, prefix_of
 from bot.roles import Role
 from bot.services.access import Identity
-from bot.services.conversations import FormState, Who
+from bot.services.conversations import FormState, Who, numbered_menu
 from bot.texts import split_text
 
 log = logging.getLogger(__name__)
@@ -270,12 +270,8 @@ class Router:
         self, platform: Platform, who: Who, text: str, buttons: Buttons
     ) -> str:
         """Buttons as "1. ..., 2. ..." for platforms without them; the choice is remembered."""
-        flat = [b for row in buttons for b in row]
-        await self.app.services.conversations.save_menu(who, [b.payload for b in flat])
-        menu = self.app.texts.render(
-            "core/numbered_menu", self.app.config.bot.locale, labels=[b.label for b in flat]
-        )
-        return f"{text}\n\n{menu}"
+        return await numbered_menu(self.app.services.conversations, self.app.texts,
+                                   self.app.config.bot.locale, who, text, buttons)
 
     async def _numbered_choice(self, platform: Platform, incoming: Incoming) -> Incoming:
         """On platforms without buttons, "2" after a numbered menu is a press of button 2."""

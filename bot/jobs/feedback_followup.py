@@ -12,7 +12,7 @@ from bot.context import AppContext
 from bot.core import Button
 from bot.delivery.outbox import NewDelivery
 from bot.payloads import Payload
-from bot.services.conversations import Who
+from bot.services.conversations import Who, numbered_menu
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +59,9 @@ async def ask_if_fixed(app: AppContext) -> int:
         platform = app.platforms.get(reporter.platform)
         if platform is not None and not platform.capabilities.buttons:
             # Zalo: the answers become "1." / "2."; the menu is remembered for the reply.
-            flat = [b for row in buttons for b in row]
             who = Who(reporter.platform, reporter.user_id, reporter.user_id)
-            await services.conversations.save_menu(who, [b.payload for b in flat])
-            text += "\n\n" + app.texts.render("core/numbered_menu", app.config.bot.locale,
-                                              labels=[b.label for b in flat])
+            text = await numbered_menu(services.conversations, app.texts,
+                                       app.config.bot.locale, who, text, buttons)
             buttons = []
         queued += await services.outbox.enqueue([NewDelivery(
             kind="fixedq", ref_id=number, dedupe=f"fixedq:{number}",

@@ -13,7 +13,7 @@ from bot.core import Button
 from bot.delivery.outbox import NewDelivery
 from bot.faq import FaqPress
 from bot.payloads import Payload
-from bot.services.conversations import Who
+from bot.services.conversations import Who, numbered_menu
 from bot.services.reminders import Nudge
 
 log = logging.getLogger(__name__)
@@ -68,12 +68,9 @@ async def send_personal_reminders(app: AppContext) -> int:
             body, rows = text, buttons
             platform = app.platforms.get(person.platform)
             if platform is not None and not platform.capabilities.buttons:
-                flat = [b for row in buttons for b in row]
-                await services.conversations.save_menu(
-                    Who(person.platform, person.user_id, person.user_id),
-                    [b.payload for b in flat])
-                body += "\n\n" + app.texts.render("core/numbered_menu", app.config.bot.locale,
-                                                  labels=[b.label for b in flat])
+                who = Who(person.platform, person.user_id, person.user_id)
+                body = await numbered_menu(services.conversations, app.texts,
+                                           app.config.bot.locale, who, text, buttons)
                 rows = []
             items.append(NewDelivery(
                 kind="personal", ref_id=nudge.reminder_id,

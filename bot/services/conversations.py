@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -10,8 +11,10 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 
 from bot.clock import Clock
+from bot.core import Button
 from bot.db import Database
 from bot.models import ConversationState
+from bot.texts import Texts
 
 MENU_SUFFIX = "#menu"
 MENU_FLOW = "_menu"
@@ -132,3 +135,15 @@ def _select(who: Who) -> Any:
         ConversationState.chat_id == who.chat_id,
         ConversationState.user_id == who.user_id,
     )
+
+
+async def numbered_menu(
+    conversations: Conversations, texts: Texts, locale: str, who: Who, text: str,
+    buttons: Sequence[Sequence[Button]],
+) -> str:
+    """Buttons as "1. ..., 2. ..." under `text`, for platforms without buttons (Zalo); the
+    payloads are remembered so that "2" typed next presses the second one."""
+    flat = [b for row in buttons for b in row]
+    await conversations.save_menu(who, [b.payload for b in flat])
+    menu = texts.render("core/numbered_menu", locale, labels=[b.label for b in flat])
+    return f"{text}\n\n{menu}"

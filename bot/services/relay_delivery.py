@@ -20,7 +20,7 @@ from bot.clock import Clock
 from bot.core import Button, Platform
 from bot.delivery.outbox import NewDelivery, Outbox
 from bot.delivery.quiet import QuietHours
-from bot.services.conversations import Conversations, Who
+from bot.services.conversations import Conversations, Who, numbered_menu
 from bot.services.relay import Reach, Relays, Summary, TaskView
 from bot.texts import Texts, to_plain
 
@@ -129,9 +129,9 @@ class RelayDelivery:
         if platform is not None and not platform.capabilities.buttons:
             # No buttons (Zalo): a numbered choice, as the router does for replies.
             who = Who(task.platform, task.user_id, task.user_id)
-            await self._conversations.save_menu(who, [confirm_payload(task.id)])
-            menu = self._texts.render("core/numbered_menu", self._locale, labels=[label])
-            text = f"{text}\n\n{menu}\n{self._texts.label('relay.or_command', self._locale)}"
+            text = await numbered_menu(self._conversations, self._texts, self._locale, who,
+                                       text, buttons)
+            text = f"{text}\n{self._texts.label('relay.or_command', self._locale)}"
             buttons = ()
         await self._outbox.enqueue([NewDelivery(
             kind=f"relay_{step}", ref_id=task.id, dedupe=f"relay:{task.id}:{step}",
