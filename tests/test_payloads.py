@@ -42,6 +42,7 @@ def test_pack_and_unpack_round_trip_with_escaping() -> None:
 @pytest.mark.parametrize("garbled", [
     "smp", "smp:jump", "smp:go:x", "smp:go:-1", "smp:go:1:n:2", "smp:go:1:n:1:boss",
     "smp:go:1:n:1:leader:extra", "nt:go", "smp:go:" + "9" * 40, "smp:go:1:" + "é" * 40,
+    "smp:go:2147483648", "smp:go:" + "9" * 18,  # beyond a PostgreSQL integer id
 ])
 def test_a_garbled_or_forged_payload_is_refused_by_unpack(garbled: str) -> None:
     with pytest.raises(PayloadError):
@@ -53,6 +54,9 @@ def test_a_payload_that_would_not_fit_cannot_be_packed() -> None:
         Sample("go", name="Nguyễn " * 10).pack()
     with pytest.raises(ValueError):
         Sample("fly").pack()  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="between 0 and"):
+        Sample("go", -1).pack()
+    assert Sample.unpack(Sample("go", 2**31 - 1).pack()).count == 2**31 - 1
     with pytest.raises(ValueError):
 
         @dataclass(frozen=True)
