@@ -11,11 +11,11 @@ A feature declares what its buttons carry once::
 its route declares, so a handler receives a validated `NoticePress` (`ctx.press(NoticePress)`)
 and never splits a string. Packing: the prefix, then each field in declaration order, joined
 by ":"; ints in decimal (0 to 2**31 - 1: ids are PostgreSQL integers), bools as 1/0,
-strings with "%" and ":" escaped as %25 and %3A; trailing fields left at an empty default ("", 0, False, None) are left out
-("nt:now"). A packed payload longer than 64 bytes (UTF-8) is a programming error
-(`ValueError` at pack time: the keyboard test renders every keyboard, so it cannot reach a
-user); a payload that does not unpack (old, garbled or
-forged) raises `PayloadError`, which the router answers with one polite line.
+strings with "%" and ":" escaped as %25 and %3A; trailing fields left at an empty default
+("", 0, False, None) are left out ("nt:now"). A packed payload longer than 64 bytes (UTF-8),
+or an int out of range, is a programming error (`ValueError` at pack time: the keyboard test
+renders every keyboard, so it cannot reach a user); a payload that does not unpack (old,
+garbled or forged) raises `PayloadError`, which the router answers with one polite line.
 """
 
 from __future__ import annotations
