@@ -213,8 +213,11 @@ async def _ward_picker(ctx: Ctx, command: str, page: int) -> None:
 
 async def ward_pressed(ctx: Ctx) -> None:
     """A `WardPick`: work in the ward picked and run the command again, or turn the page."""
-    await ctx.answer_button()
     press = ctx.press(WardPick)
+    if press.action == "w" and await ctx.app.services.places.ward(press.value) is None:
+        await ctx.answer_button("core.stale_button")  # a ward since removed (or forged)
+        return
+    await ctx.answer_button()
     if press.action == "p":
         await _ward_picker(ctx, press.command, press.value)
         return
