@@ -154,8 +154,8 @@ STALE = "Nút này đã cũ. Bạn gõ lại lệnh nhé."
     # an admin's ward picker: the old shape, an unknown step, a command that is no command
     ("999", "aw:5:tiendo"), ("999", "aw:p1:tiendo"), ("999", "aw:x:1"),
     ("999", "aw:w:1:tiến độ"), ("999", "aw:w:999999:tiendo"),  # the last: no such ward
-    # relay: the old status shape, a missing or negative id, no such task or notice
-    ("100", "rl:s:notice:1"), ("100", "rl:ok"), ("100", "rl:ok:-1"), ("100", "rl:go:1"),
+    # relay: a missing or negative id, an unknown step, no such task or notice
+    ("100", "rl:s:notice:x"), ("100", "rl:ok"), ("100", "rl:ok:-1"), ("100", "rl:go:1"),
     ("100", "rl:ok:999999"), ("100", "rl:s:999999"),
     # the import confirm: without its ward (the old shape), an unknown answer, no such ward
     ("100", "hi:ok"), ("100", "hi:yes:1"), ("100", "hi:ok:1:2"), ("100", "hi:ok:999999"),
@@ -219,7 +219,9 @@ async def test_a_relay_confirm_for_another_group_is_refused_by_scope(harness: Ha
     [task] = await services.relays.create_tasks(kind="notice", ref_id=1, ward_id=ward.id,
                                                 author_member_id=None, reaches=[reach],
                                                 text="Họp tổ tối nay")
+    # Buttons already sent (or queued for the morning) keep working: the shapes are the old ones.
     assert confirm_payload(task.id) == RelayPress("ok", task.id).pack() == f"rl:ok:{task.id}"
+    assert RelayPress.unpack("rl:s:notice:7") == RelayPress("s", 7) == RelayPress.unpack("rl:s:7")
     await harness.send(press(confirm_payload(task.id), user="300"))
     assert harness.platform.last.text.startswith(
         "⛔ Việc này thuộc tổ khác, không phải tổ của bạn")

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Literal, Self
 
 from bot.clock import Clock
 from bot.core import Button, Platform
@@ -41,6 +41,14 @@ class RelayPress(Payload, prefix="rl"):
 
     action: Literal["ok", "s"]
     ref: int
+
+    @classmethod
+    def unpack(cls, payload: str) -> Self:
+        # Reports sent before the codec carry "rl:s:notice:<id>"; their button promises the
+        # status "at any time" (docs/zalo.md), so it still unpacks, as "rl:s:<id>".
+        old = "rl:s:notice:"
+        return super().unpack("rl:s:" + payload[len(old):] if payload.startswith(old)
+                              else payload)
 
 
 def confirm_payload(task_id: int) -> str:
