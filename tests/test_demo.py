@@ -7,12 +7,12 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-
-import pytest
 import sys
 import time
 from datetime import timedelta
 from pathlib import Path
+
+import pytest
 
 from bot.core import Capabilities, Role
 from tests.conftest import Harness
