@@ -50,7 +50,7 @@ async def test_poll_options_on_one_line_and_remind_now_reach_the_groups(tmp_path
 
 
 def test_reset_and_ctrl_c(tmp_path: Path) -> None:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONFAULTHANDLER": "1"}
     cmd = [sys.executable, "-m", "bot", "--config", str(tmp_path / "none.toml"), "shell",
            "--demo", "--as", "leader"]
     first = subprocess.run(cmd, input="/moi cudan TDP01 5\n/thoat\n", capture_output=True,
@@ -75,8 +75,8 @@ def test_reset_and_ctrl_c(tmp_path: Path) -> None:
         try:
             code = process.wait(timeout=20)
         except subprocess.TimeoutExpired:
-            process.kill()
-            pytest.fail(f"Ctrl-C did not end the shell: {process.communicate()[1][-3000:]}")
+            process.send_signal(signal.SIGABRT)  # faulthandler prints where every thread is
+            pytest.fail(f"Ctrl-C did not end the shell: {process.communicate()[1][-4000:]}")
         assert time.monotonic() - started < 10
         stderr = process.stderr.read()
     assert code == 130
