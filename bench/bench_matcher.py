@@ -1,7 +1,12 @@
 """How well the bot understands residents, on the tuning and the HELD-OUT evaluation sets.
 
-    python bench/bench_matcher.py            # figures for both parts, confusion pairs, speed
-    python bench/bench_matcher.py --tune     # choose thresholds: looks at the TUNING part only
+    python bench/bench_matcher.py            # figures for every part, confusion pairs, speed
+    python bench/bench_matcher.py --misses   # ...and the misses of the FIT split only
+    python bench/bench_matcher.py --tune     # choose thresholds: looks at the FIT split only
+
+Parts: the whole tuning file; its FIT split (two cases in three) and its DEV split (every third
+case, positions 3, 6, 9...: an honest check inside the tuning file whose misses are never
+listed); the held-out file (skipped while it holds no case: the lead drops a blind set in).
 
 For each part: answered directly and right, right guide shown (answer or "did you mean"),
 small talk kept light, "a person" routed, problem reports offered filing, off-topic told plainly
@@ -27,15 +32,29 @@ from bot.services.explanations import Matcher, Thresholds, load_library  # noqa:
 from bot.services.understanding import Kind, Understanding  # noqa: E402
 from handlers.explanations import REPORT_GUIDE  # noqa: E402
 
-PARTS = {
+FILES = {
     "tuning": ROOT / "tests/data/understanding_tuning.toml",
     "held-out": ROOT / "tests/data/understanding_heldout.toml",
 }
+PARTS = ("tuning", "fit", "dev", "dev, part 5", "held-out")
+# Part 5 of the tuning file is the first held-out set, moved in on 2026-11-26: no keyword was
+# written for its messages before then, so its dev third is the least fitted figure we have.
+PART5 = "# --- part 5: formerly the first held-out set"
 
 
 def cases(part: str) -> list[dict[str, str]]:
-    data = tomllib.loads(PARTS[part].read_text("utf-8"))["case"]
-    return [dict(c) for c in data]
+    """A part's cases; "fit" and "dev" split the tuning file (dev: every third case)."""
+    name = "held-out" if part == "held-out" else "tuning"
+    text = FILES[name].read_text("utf-8")
+    items = [dict(c) for c in tomllib.loads(text).get("case", [])]
+    if part == "dev, part 5":
+        first = text.split(PART5)[0].count("[[case]]") if PART5 in text else len(items)
+        return [c for i, c in enumerate(items) if i % 3 == 2 and i >= first]
+    if part == "dev":
+        return [c for i, c in enumerate(items) if i % 3 == 2]
+    if part == "fit":
+        return [c for i, c in enumerate(items) if i % 3 != 2]
+    return items
 
 
 @dataclass
@@ -107,7 +126,7 @@ def report(part: str, score: Score, *, show_misses: bool) -> None:
     print(f"'a person' routed           : {score.share(score.person_routed, score.person)}")
     print(f"complaints offered filing   : {score.share(score.report_offered, score.report)}")
     print(f"off-topic told plainly      : {score.share(score.offtopic_plain, score.offtopic)}")
-    if score.confusions:
+    if score.confusions and not part.startswith("dev"):  # dev stays unexamined
         pairs = ", ".join(f"{a} → {b} ×{n}" for (a, b), n in score.confusions.most_common(8))
         print(f"confusion pairs             : {pairs}")
     if show_misses:
@@ -116,9 +135,9 @@ def report(part: str, score: Score, *, show_misses: bool) -> None:
 
 
 def tune(library_matcher: Matcher) -> None:
-    """Grid over the thresholds, on the TUNING part only: most answered directly and right,
+    """Grid over the thresholds, on the FIT split only: most answered directly and right,
     a wrong direct answer costing two right ones, off-topic told plainly counting one."""
-    items = cases("tuning")
+    items = cases("fit")
     best: tuple[float, float, Thresholds, float] | None = None
     # Also measured this way and left at their defaults: length_weight 0.0 vs 0.5 and
     # coverage 0 / 0.34 / 0.5 (no gain on the tuning part; docs/understanding.md).
@@ -133,14 +152,18 @@ def tune(library_matcher: Matcher) -> None:
         key = (score.direct_right - 2 * score.direct_wrong + score.offtopic_plain, -weak)
         if best is None or key > best[:2]:
             best = (*key, thresholds, body_weight)
-    print("best on the tuning part:", f"{best[2]}, body_weight={best[3]}" if best else "none")
+    print("best on the fit split:", f"{best[2]}, body_weight={best[3]}" if best else "none")
+    if best:
+        matcher = Matcher(library_matcher.library, best[2], body_weight=best[3])
+        report("dev (with these)", evaluate(Understanding(matcher), cases("dev")),
+               show_misses=False)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tune", action="store_true", help="choose thresholds on the tuning part")
     parser.add_argument("--misses", action="store_true",
-                        help="list the TUNING part's misses (never the held-out part's)")
+                        help="list the FIT split's misses (never dev's or the held-out part's)")
     args = parser.parse_args()
     started = time.perf_counter()
     library = load_library("vi")
@@ -153,10 +176,13 @@ def main() -> None:
     print(f"guides: {len(library.topics)}; load + index: {load_ms:.0f} ms; {matcher.thresholds}")
     for part in PARTS:
         items = cases(part)
+        if not items:
+            print(f"\n{part}: no case yet, skipped")
+            continue
         plain = sum(c["q"].isascii() for c in items)
         print(f"\n{part}: {len(items)} messages, {plain / len(items):.0%} typed without diacritics")
-        report(part, evaluate(understanding, items), show_misses=args.misses and part == "tuning")
-    items = [c["q"] for part in PARTS for c in cases(part)]
+        report(part, evaluate(understanding, items), show_misses=args.misses and part == "fit")
+    items = [c["q"] for part in FILES for c in cases(part)]
     timings = []
     for _ in range(5):
         for text in items:
