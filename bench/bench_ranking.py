@@ -121,6 +121,10 @@ def main() -> None:
         return top1, top3, direct, wrong
 
     rankers: dict[str, Ranker] = {"matcher": rank_matcher, "bm25": rank_bm25, "tfidf": rank_tfidf}
+    for w in (0.5, 1.0, 1.5):
+        inhouse = Matcher(library, bm25_weight=w)
+        rankers[f"matcher(bm25_weight={w})"] = (
+            lambda text, m=inhouse: [(x.topic.key, x.score) for x in m.scores(text)])
     for name, other in (("bm25", rank_bm25), ("tfidf", rank_tfidf)):
         best_w, best_top1 = 0.0, -1
         for w in (0.2, 0.5, 0.8, 1.0, 1.5, 2.0, 3.0):
