@@ -85,19 +85,20 @@ def evaluate(understanding: Understanding, items: list[dict[str, str]]) -> Score
     for case in items:
         reading = understanding.read(case["q"])
         kind = case.get("kind", "guide")
-        if kind == "smalltalk":
-            score.smalltalk += 1
-            score.smalltalk_light += reading.kind is Kind.SMALLTALK
-        elif kind == "person":
-            score.person += 1
-            score.person_routed += reading.kind is Kind.PERSON
-        elif kind == "report":
-            score.report += 1
-            score.report_offered += reading.kind is Kind.REPORT
-        elif kind == "offtopic":
-            score.offtopic += 1
-            score.offtopic_plain += reading.kind is Kind.QUESTION and (
-                reading.match is None or reading.match.confident is None)
+        if kind in ("smalltalk", "person", "report", "offtopic"):
+            if kind == "offtopic":
+                good = reading.kind is Kind.QUESTION and (
+                    reading.match is None or reading.match.confident is None)
+            else:
+                good = reading.kind.value == kind
+            setattr(score, kind, getattr(score, kind) + 1)
+            name = {"smalltalk": "smalltalk_light", "person": "person_routed",
+                    "report": "report_offered", "offtopic": "offtopic_plain"}[kind]
+            setattr(score, name, getattr(score, name) + good)
+            if not good:
+                match = reading.match
+                got = match.confident.key if match and match.confident else reading.kind.value
+                score.misses.append(f"{case['q']!r}: {kind} → {got}")
         else:
             score.answerable += 1
             expected = case["topic"]
@@ -136,16 +137,26 @@ def report(part: str, score: Score, *, show_misses: bool) -> None:
             print(f"  miss {miss}")
 
 
+# The matcher's weights tried by --tune (each with every threshold set below).
+MATCHER_GRID: dict[str, tuple[Any, ...]] = {
+    "body_weight": (0.2, 0.4),
+    "bm25_weight": (0.0, 0.5, 1.0, 1.5),
+    "fragment_weight": (1.0, 0.5, 0.3, 0.2),
+}
+THRESHOLD_GRID = ((1.5, 2.0, 3.0, 4.0, 6.0), (0.8, 0.85, 0.9, 0.95, 0.97), (1.0, 1.5, 2.0))
+
+
 def tune(library_matcher: Matcher) -> None:
-    """Grid over the thresholds and weights, on the FIT split only: most answered directly and
-    right, a wrong direct answer costing two right ones, off-topic told plainly counting one."""
-    items = cases("fit")
-    best: tuple[float, float, Thresholds, float, float] | None = None
-    # Also measured this way and left at their defaults: length_weight 0.0 vs 0.5 and
-    # coverage 0 / 0.34 / 0.5 (no gain on the tuning part; docs/understanding.md).
-    for body_weight, bm25_weight in itertools.product((0.0, 0.2, 0.4, 0.7), (0.0, 0.5, 1.0, 1.5)):
-        matcher = Matcher(library_matcher.library, body_weight=body_weight,
-                          bm25_weight=bm25_weight)
+    """Grid over the matcher's weights and the thresholds, on the FIT split only: most answered
+    directly and right, a wrong direct answer costing two right ones, off-topic told plainly
+    counting one. Each weight setting's best is printed with its dev figures (not used to
+    choose)."""
+    items, dev = cases("fit"), cases("dev")
+    best: tuple[tuple[float, float], Thresholds, dict[str, Any]] | None = None
+    names = list(MATCHER_GRID)
+    for values in itertools.product(*MATCHER_GRID.values()):
+        options = dict(zip(names, values, strict=True))
+        matcher = Matcher(library_matcher.library, **options)
         cache: dict[tuple[Token, ...], list[Match]] = {}
         scores_of = matcher.scores_of
 
@@ -156,23 +167,30 @@ def tune(library_matcher: Matcher) -> None:
                 cache[key] = scores_of(tokens)
             return cache[key]
 
-        matcher.scores_of = cached  # type: ignore[method-assign]  # scores do not depend on the thresholds
+        matcher.scores_of = cached  # type: ignore[method-assign]  # thresholds change no score
         understanding = Understanding(matcher)
-        for direct, margin, weak in itertools.product(
-            (1.5, 2.0, 3.0, 4.0, 6.0), (0.7, 0.8, 0.85, 0.9, 0.95), (1.0, 1.5, 2.0),
-        ):
+        local: tuple[tuple[float, float], Thresholds] | None = None
+        for direct, margin, weak in itertools.product(*THRESHOLD_GRID):
             if weak > direct:
                 continue
             matcher.thresholds = Thresholds(direct=direct, margin=margin, weak=weak)
             score = evaluate(understanding, items)
             key = (score.direct_right - 2 * score.direct_wrong + score.offtopic_plain, -weak)
-            if best is None or key > best[:2]:
-                best = (*key, matcher.thresholds, body_weight, bm25_weight)
+            if local is None or key > local[0]:
+                local = (key, matcher.thresholds)
+        assert local is not None
+        matcher.thresholds = local[1]
+        on_dev = evaluate(understanding, dev)
+        print(f"{options}: fit objective {local[0][0]:.0f}; dev right {on_dev.direct_right}"
+              f"/{on_dev.answerable}, wrong {on_dev.direct_wrong}, off-topic plain "
+              f"{on_dev.offtopic_plain}/{on_dev.offtopic}; {local[1]}", flush=True)
+        if best is None or local[0] > best[0]:
+            best = (local[0], local[1], options)
     if best is None:
         return
-    print(f"best on the fit split: {best[2]}, body_weight={best[3]}, bm25_weight={best[4]}")
-    matcher = Matcher(library_matcher.library, best[2], body_weight=best[3], bm25_weight=best[4])
-    report("dev (with these)", evaluate(Understanding(matcher), cases("dev")), show_misses=False)
+    print(f"best on the fit split: {best[1]}, {best[2]}")
+    matcher = Matcher(library_matcher.library, best[1], **best[2])
+    report("dev (with these)", evaluate(Understanding(matcher), dev), show_misses=False)
 
 
 def main() -> None:

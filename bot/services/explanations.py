@@ -310,7 +310,7 @@ def _agreement(typed: tuple[Token, ...], written: tuple[str, ...]) -> float:
 class Thresholds:
     """Chosen on the tuning set only (`python bench/bench_matcher.py --tune`)."""
 
-    direct: float = 3.0  # the best guide's score needed to answer at once
+    direct: float = 2.0  # the best guide's score needed to answer at once
     margin: float = 0.95  # ...and the runner-up must score at most this share of it
     weak: float = 1.0  # below this nothing fits: say so and offer the ward
     close: float = 0.5  # choices list only guides scoring at least this share of the best
@@ -322,7 +322,8 @@ class Matcher:
 
     def __init__(
         self, library: Library, thresholds: Thresholds | None = None, *, length_weight: float = 0.0,
-        exact_bonus: float = 2.0, body_weight: float = 0.4, bm25_weight: float = 1.0,
+        exact_bonus: float = 2.0, body_weight: float = 0.2, bm25_weight: float = 1.0,
+        fragment_weight: float = 0.3,
     ) -> None:
         self.library = library
         self.thresholds = thresholds or Thresholds()
@@ -331,6 +332,7 @@ class Matcher:
         self._exact_bonus = exact_bonus
         self._body_weight = body_weight
         self._bm25_weight = bm25_weight
+        self._fragment_weight = fragment_weight
 
     def tokens(self, text: str) -> list[Token]:
         return self.reader.tokens(text)
@@ -359,8 +361,13 @@ class Matcher:
                 idf = library._idf.get(key) or library._body_idf.get(key, 0.0)
                 weight = idf * (1 + self._length_weight * (n - 1))
                 in_keywords = library._grams.get(key, {})
+                whole_of = library._whole.get(key, ())
                 for topic_key, forms in in_keywords.items():
                     value = weight * max(_agreement(window, form) for form in forms)
+                    if topic_key not in whole_of:
+                        # A piece of a keyword says less than a whole one: "sách" found
+                        # only inside "chính sách" may be "sạch" in "rau sạch".
+                        value *= self._fragment_weight
                     totals[topic_key] = totals.get(topic_key, 0.0) + value
                     covered.setdefault(topic_key, set()).update(range(i, i + n))
                 if self._body_weight and n > 1:

@@ -94,7 +94,8 @@ def load_intents(reader: Reader, locale: str = "vi", root: Path = UNDERSTANDING_
         strong=Phrases(phrases(report.get("strong", []), "report.strong")),
         problems=Phrases(phrases(report.get("problems", []), "report.problems"), ambiguous),
         places=Phrases(phrases(report.get("places", []), "report.places"), ambiguous),
-        not_report=Phrases(phrases(report.get("not_if", []), "report.not_if")),
+        # "ma" typed without accents is mostly "mà" (but), not "mã" (a code): ambiguous too.
+        not_report=Phrases(phrases(report.get("not_if", []), "report.not_if"), ambiguous),
         categories=tuple((str(k), Phrases(phrases(v, f"report.categories.{k}")))
                          for k, v in categories.items()),
     )

@@ -56,6 +56,7 @@ class Words:
     abbreviations: dict[tuple[str, ...], tuple[str, ...]]
     brands: frozenset[str]
     stopwords: frozenset[str]  # folded
+    stopwords_written: frozenset[str]  # as listed, accents kept
     onsets: tuple[str, ...]
     rhymes: frozenset[str]
 
@@ -67,6 +68,10 @@ class Words:
         return False
 
     def is_stopword(self, token: Token) -> bool:
+        """Accents count when typed: "cái" is a stopword, "cài" (install) is not; typed without
+        accents, "cai" may be either and counts as one."""
+        if token.accented:
+            return token.text in self.stopwords_written
         return token.folded in self.stopwords
 
 
@@ -90,6 +95,8 @@ def load_words(locale: str = "vi", root: Path = UNDERSTANDING_DIR) -> Words:
         abbreviations=abbreviations,
         brands=frozenset(fold(b) for b in _strings(path, data, "brands")),
         stopwords=frozenset(fold(s) for s in _strings(path, data, "stopwords")),
+        stopwords_written=frozenset(
+            " ".join(words_of(s)) for s in _strings(path, data, "stopwords")),
         onsets=tuple(onsets),
         rhymes=frozenset(_strings(path, syllables, "rhymes")),
     )
