@@ -42,6 +42,7 @@ PARTS = ("tuning", "fit", "dev", "dev, part 5", "held-out")
 # Part 5 of the tuning file is the first held-out set, moved in on 2026-11-26: no keyword was
 # written for its messages before then, so its dev third is the least fitted figure we have.
 PART5 = "# --- part 5: formerly the first held-out set"
+PART6 = "# --- part 6:"
 
 
 def cases(part: str) -> list[dict[str, str]]:
@@ -51,7 +52,8 @@ def cases(part: str) -> list[dict[str, str]]:
     items = [dict(c) for c in tomllib.loads(text).get("case", [])]
     if part == "dev, part 5":
         first = text.split(PART5)[0].count("[[case]]") if PART5 in text else len(items)
-        return [c for i, c in enumerate(items) if i % 3 == 2 and i >= first]
+        last = text.split(PART6)[0].count("[[case]]") if PART6 in text else len(items)
+        return [c for i, c in enumerate(items) if i % 3 == 2 and first <= i < last]
     if part == "dev":
         return [c for i, c in enumerate(items) if i % 3 == 2]
     if part == "fit":
