@@ -19,6 +19,10 @@ from rapidfuzz.distance import OSA  # edit distance where swapping two letters c
 
 UNDERSTANDING_DIR = Path(__file__).resolve().parent.parent.parent / "messages" / "understanding"
 _WORD = re.compile(r"[^\W_]+")
+# "ký"/"kí", "lý"/"lí", "kỹ"/"kĩ", "quý"/"quí": both spellings are in use; after a consonant a
+# final y is written i here, so "đăng kí" meets "đăng ký" (a lone "y", as in "y tế", stays).
+_Y_AS_I = re.compile(r"^(qu|[bdđhklmnstv])([yýỳỷỹỵ])$")
+_Y_TO_I = str.maketrans("yýỳỷỹỵ", "iíìỉĩị")
 
 
 class WordsError(ValueError):
@@ -138,6 +142,9 @@ class Reader:
                 i += 1
         result: list[Token] = []
         for word in spelled:
+            y = _Y_AS_I.match(word)
+            if y:
+                word = y.group(1) + y.group(2).translate(_Y_TO_I)
             folded = fold(word).replace(" ", "")
             if not folded:
                 continue
