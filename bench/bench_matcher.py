@@ -142,8 +142,7 @@ def report(part: str, score: Score, *, show_misses: bool) -> None:
 # The matcher's weights tried by --tune (each with every threshold set below).
 MATCHER_GRID: dict[str, tuple[Any, ...]] = {
     "body_weight": (0.2, 0.4),
-    "bm25_weight": (0.0, 0.5, 1.0, 1.5),
-    "fragment_weight": (1.0, 0.5, 0.3, 0.2),
+    "fragment_weight": (1.0, 0.7, 0.5, 0.3),
 }
 THRESHOLD_GRID = ((1.5, 2.0, 3.0, 4.0, 6.0), (0.8, 0.85, 0.9, 0.95, 0.97), (1.0, 1.5, 2.0))
 

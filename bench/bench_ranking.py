@@ -104,9 +104,11 @@ def main() -> None:
             return sorted(merged.items(), key=lambda p: (-p[1], p[0]))
         return rank
 
-    parts = {name: [c for c in cases(name) if "topic" in c] for name in ("fit", "dev", "dev, part 5")}
+    parts = {name: [c for c in cases(name) if "topic" in c]
+             for name in ("fit", "dev", "dev, part 5")}
 
-    def figures(rank: Ranker, items: list[dict[str, str]], margin: float) -> tuple[int, int, int, int]:
+    def figures(rank: Ranker, items: list[dict[str, str]],
+                margin: float) -> tuple[int, int, int, int]:
         top1 = top3 = direct = wrong = 0
         for case in items:
             found = rank(case["q"])
@@ -121,10 +123,6 @@ def main() -> None:
         return top1, top3, direct, wrong
 
     rankers: dict[str, Ranker] = {"matcher": rank_matcher, "bm25": rank_bm25, "tfidf": rank_tfidf}
-    for w in (0.5, 1.0, 1.5):
-        inhouse = Matcher(library, bm25_weight=w)
-        rankers[f"matcher(bm25_weight={w})"] = (
-            lambda text, m=inhouse: [(x.topic.key, x.score) for x in m.scores(text)])
     for name, other in (("bm25", rank_bm25), ("tfidf", rank_tfidf)):
         best_w, best_top1 = 0.0, -1
         for w in (0.2, 0.5, 0.8, 1.0, 1.5, 2.0, 3.0):

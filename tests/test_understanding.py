@@ -137,6 +137,26 @@ def test_abbreviations_are_spelled_out(typed: str, meant: str) -> None:
     assert " ".join(t.text for t in Matcher(LIBRARY).tokens(typed)) == meant
 
 
+def test_both_spellings_of_a_final_y_meet() -> None:
+    matcher = Matcher(LIBRARY)
+    assert [t.folded for t in matcher.tokens("đăng kí")] == [
+        t.folded for t in matcher.tokens("đăng ký")]
+    assert matcher.best("dang ki vneid") == matcher.best("đăng ký vneid")
+    assert [t.text for t in matcher.tokens("y tế")] == ["y", "tế"]  # a lone y stays
+
+
+def test_stopwords_respect_typed_accents() -> None:
+    words = load_words()
+    matcher = Matcher(LIBRARY)
+    cai, cai_install = matcher.tokens("cái")[0], matcher.tokens("cài")[0]
+    assert words.is_stopword(cai) and not words.is_stopword(cai_install)
+
+
+def test_a_piece_of_a_keyword_alone_answers_nothing() -> None:
+    """"sạch" typed without accents meets "sách" of "chính sách" only as a piece of it."""
+    assert Matcher(LIBRARY).match("cach trong rau sach").confident is None
+
+
 def test_valid_syllables_and_brands_are_never_corrected() -> None:
     matcher = Matcher(LIBRARY)
     for word in ("tháng", "trong", "ruộng", "quyết", "thang", "truong", "vneid", "ihanoi", "momo",
@@ -153,6 +173,12 @@ def test_valid_syllables_and_brands_are_never_corrected() -> None:
     ("đèn đường ngõ 12 hỏng mấy hôm nay", Kind.REPORT), ("rac o hem 5 khong ai don", Kind.REPORT),
     ("vneid là gì", Kind.QUESTION), ("dong hoc phi cho chau", Kind.QUESTION),
     ("mat can cuoc", Kind.QUESTION),
+    # a place word followed by a number is a place even unaccented: "to 5" is tổ 5
+    ("nuoc ngap o to 5 may ngay roi", Kind.REPORT),
+    ("ho so nop o phuong qua han 2 tuan ma chua co ket qua", Kind.REPORT),  # "ma" is mà
+    ("bot dễ thương ghê", Kind.SMALLTALK), ("chúc cán bộ phường ngày mới vui vẻ", Kind.SMALLTALK),
+    ("Tôi là cán bộ hưu trí, muốn nhận lương hưu qua tài khoản", Kind.QUESTION),
+    ("có nên chụp căn cước gửi cho người khác không", Kind.QUESTION),
 ])
 def test_what_a_message_is(text: str, kind: Kind) -> None:
     assert UNDERSTANDING.read(text).kind is kind

@@ -104,9 +104,6 @@ class Library:
     _body: dict[str, tuple[str, ...]] = field(default_factory=dict)  # n-gram -> guides' texts
     _body_idf: dict[str, float] = field(default_factory=dict)
     _whole: dict[str, tuple[str, ...]] = field(default_factory=dict)  # folded phrase -> topics
-    # BM25 term -> ((topic key, weight), ...): each guide's keywords, title and texts as one
-    # document (`_bm25_index`); weights do not depend on the message, so they are precomputed.
-    _bm25: dict[str, tuple[tuple[str, float], ...]] = field(default_factory=dict)
     vocabulary: frozenset[str] = frozenset()
 
     def in_category(self, key: str) -> list[Topic]:
@@ -236,60 +233,6 @@ def _index(library: Library) -> None:
     }
     library._whole = {k: tuple(v) for k, v in whole.items()}
     library.vocabulary = frozenset(vocabulary)
-    library._bm25 = _bm25_index(library, reader)
-
-
-BM25_GRAM = 3
-BM25_K1 = 1.5
-BM25_B = 0.75
-
-
-def bm25_terms(tokens: list[Token], stop: Words) -> list[str]:
-    """Accent-aware word n-grams (1-3 syllables, not only stopwords): each folded, and again as
-    typed when it carries accents, so a syllable typed with its accents matches twice."""
-    found: list[str] = []
-    for n in range(1, BM25_GRAM + 1):
-        for i in range(len(tokens) - n + 1):
-            window = tokens[i : i + n]
-            if all(stop.is_stopword(t) for t in window):
-                continue
-            found.append("_".join(t.folded for t in window))
-            if any(t.accented for t in window):
-                found.append("'" + "_".join(t.text for t in window))
-    return found
-
-
-def _bm25_index(library: Library, reader: Reader) -> dict[str, tuple[tuple[str, float], ...]]:
-    """BM25 (Okapi, k1 1.5, b 0.75, idf floored as rank-bm25 does) with one document per guide:
-    its keywords, title, answer and steps. Measured against rank-bm25 itself in
-    bench/bench_ranking.py: the same ranking, no dependency."""
-    counts: dict[str, dict[str, int]] = {}
-    lengths: dict[str, int] = {}
-    for topic in library.topics.values():
-        pieces = [*topic.keywords, topic.title]
-        for text in (topic.answer, *topic.steps):
-            pieces.extend(re.split(r"[.,:;!?()•“”\n]", text))
-        length = 0
-        for piece in pieces:
-            for term in bm25_terms(reader.tokens(_JINJA.sub(" ", piece), correct=False),
-                                   library.words):
-                by_topic = counts.setdefault(term, {})
-                by_topic[topic.key] = by_topic.get(topic.key, 0) + 1
-                length += 1
-        lengths[topic.key] = length
-    n = len(lengths)
-    average = sum(lengths.values()) / n if n else 1.0
-    idf = {t: math.log(n - len(d) + 0.5) - math.log(len(d) + 0.5) for t, d in counts.items()}
-    floor = 0.25 * sum(idf.values()) / len(idf) if idf else 0.0
-    index: dict[str, tuple[tuple[str, float], ...]] = {}
-    for term in sorted(counts):
-        weight = idf[term] if idf[term] >= 0 else floor
-        index[term] = tuple(
-            (key, weight * tf * (BM25_K1 + 1)
-             / (tf + BM25_K1 * (1 - BM25_B + BM25_B * lengths[key] / average)))
-            for key, tf in sorted(counts[term].items())
-        )
-    return index
 
 
 def _agreement(typed: tuple[Token, ...], written: tuple[str, ...]) -> float:
@@ -322,8 +265,7 @@ class Matcher:
 
     def __init__(
         self, library: Library, thresholds: Thresholds | None = None, *, length_weight: float = 0.0,
-        exact_bonus: float = 2.0, body_weight: float = 0.2, bm25_weight: float = 1.0,
-        fragment_weight: float = 0.3,
+        exact_bonus: float = 2.0, body_weight: float = 0.2, fragment_weight: float = 0.5,
     ) -> None:
         self.library = library
         self.thresholds = thresholds or Thresholds()
@@ -331,7 +273,6 @@ class Matcher:
         self._length_weight = length_weight
         self._exact_bonus = exact_bonus
         self._body_weight = body_weight
-        self._bm25_weight = bm25_weight
         self._fragment_weight = fragment_weight
 
     def tokens(self, text: str) -> list[Token]:
@@ -380,8 +321,6 @@ class Matcher:
         whole = " ".join(t.folded for t in tokens)
         for topic_key in library._whole.get(whole, ()):
             totals[topic_key] = totals.get(topic_key, 0.0) + self._exact_bonus
-        if self._bm25_weight:
-            self._add_bm25(tokens, totals)
         meaningful = {i for i, t in enumerate(tokens) if not library.words.is_stopword(t)}
         results = [
             Match(library.topics[k], round(v, 9),
@@ -390,23 +329,6 @@ class Matcher:
         ]
         results.sort(key=lambda m: (-m.score, m.topic.key))
         return results
-
-    def _add_bm25(self, tokens: list[Token], totals: dict[str, float]) -> None:
-        """BM25 over the guides' whole texts, scaled so its best guide weighs `bm25_weight`
-        times the n-gram score's best: a second opinion that knows how often a word occurs in
-        each guide and how long the guide is."""
-        bm25: dict[str, float] = {}
-        for term in bm25_terms(tokens, self.library.words):
-            for key, weight in self.library._bm25.get(term, ()):
-                bm25[key] = bm25.get(key, 0.0) + weight
-        top_bm25 = max(bm25.values(), default=0.0)
-        top = max(totals.values(), default=0.0)
-        if top_bm25 <= 0 or top <= 0:
-            return
-        scale = self._bm25_weight * top / top_bm25
-        for key in sorted(bm25):
-            if bm25[key] > 0:
-                totals[key] = totals.get(key, 0.0) + scale * bm25[key]
 
     def best(self, text: str) -> Topic | None:
         found = self.scores(text)
