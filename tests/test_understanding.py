@@ -145,6 +145,12 @@ def test_both_spellings_of_a_final_y_meet() -> None:
     assert [t.text for t in matcher.tokens("y tế")] == ["y", "tế"]  # a lone y stays
 
 
+def test_two_syllables_typed_without_the_space_are_split() -> None:
+    matcher = Matcher(LIBRARY)
+    assert [t.folded for t in matcher.tokens("quen matkhau")] == ["quen", "mat", "khau"]
+    assert matcher.best("dangky vneid") == matcher.best("đăng ký vneid")
+
+
 def test_stopwords_respect_typed_accents() -> None:
     words = load_words()
     matcher = Matcher(LIBRARY)

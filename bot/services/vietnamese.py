@@ -142,28 +142,45 @@ class Reader:
                 i += 1
         result: list[Token] = []
         for word in spelled:
-            y = _Y_AS_I.match(word)
-            if y:
-                word = y.group(1) + y.group(2).translate(_Y_TO_I)
-            folded = fold(word).replace(" ", "")
-            if not folded:
+            token = _token(word)
+            if not token.folded:
                 continue
-            token = Token(word, folded)
-            result.append(self._corrected(token) if correct else token)
+            if not correct or not self._suspect(token):
+                result.append(token)
+                continue
+            glued = self._unglued(token)
+            result.extend(glued if glued else [self._corrected(token)])
         return result
 
-    def _corrected(self, token: Token) -> Token:
-        """A typo is corrected only when the token cannot be a Vietnamese syllable, is no brand
-        or loanword, and one vocabulary word is nearest (ties broken alphabetically)."""
+    def _suspect(self, token: Token) -> bool:
+        """Not a word we know, not a brand, and not a possible Vietnamese syllable."""
         folded = token.folded
-        if (
+        return not (
             folded in self._vocabulary
             or folded in self.words.brands
             or len(folded) < 4
             or folded.isdigit()
             or self.words.is_syllable(folded)
-        ):
-            return token
+        )
+
+    def _unglued(self, token: Token) -> list[Token]:
+        """Two syllables typed without the space ("dangky", "matkhau"): split where both halves
+        are words of the guides (the first such split from the left)."""
+        folded, text = token.folded, token.text
+        if len(text) != len(folded):
+            return []
+        for cut in range(1, len(folded)):
+            left, right = _token(text[:cut]), _token(text[cut:])
+            if all(half.folded in self._vocabulary and self.words.is_syllable(half.folded)
+                   for half in (left, right)):
+                return [left, right]
+        return []
+
+    def _corrected(self, token: Token) -> Token:
+        """A typo is corrected only when the token cannot be a Vietnamese syllable, is no brand
+        or loanword (`_suspect`), and one vocabulary word is nearest (ties broken
+        alphabetically)."""
+        folded = token.folded
         limit = 1 if len(folded) < 8 else 2
         best, best_distance = "", limit + 1
         for length in range(len(folded) - limit, len(folded) + limit + 1):
@@ -174,6 +191,13 @@ class Reader:
         if not best:
             return token
         return Token(best, best, trust=0.8 if best_distance == 1 else 0.6)
+
+
+def _token(word: str) -> Token:
+    y = _Y_AS_I.match(word)
+    if y:
+        word = y.group(1) + y.group(2).translate(_Y_TO_I)
+    return Token(word, fold(word).replace(" ", ""))
 
 
 def load_glossary(locale: str = "vi", root: Path = UNDERSTANDING_DIR.parent) -> dict[str, str]:
