@@ -149,6 +149,8 @@ def test_two_syllables_typed_without_the_space_are_split() -> None:
     matcher = Matcher(LIBRARY)
     assert [t.folded for t in matcher.tokens("quen matkhau")] == ["quen", "mat", "khau"]
     assert matcher.best("dangky vneid") == matcher.best("đăng ký vneid")
+    for whole in ("hehe", "like", "helo"):  # laughter and loanwords are not two syllables
+        assert [t.text for t in matcher.tokens(whole)] == [whole]
 
 
 def test_stopwords_respect_typed_accents() -> None:

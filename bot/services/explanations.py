@@ -105,6 +105,7 @@ class Library:
     _body_idf: dict[str, float] = field(default_factory=dict)
     _whole: dict[str, tuple[str, ...]] = field(default_factory=dict)  # folded phrase -> topics
     vocabulary: frozenset[str] = frozenset()
+    pairs: frozenset[str] = frozenset()  # folded two-syllable n-grams of keywords and texts
 
     def in_category(self, key: str) -> list[Topic]:
         return [t for t in self.topics.values() if t.category == key]
@@ -233,6 +234,7 @@ def _index(library: Library) -> None:
     }
     library._whole = {k: tuple(v) for k, v in whole.items()}
     library.vocabulary = frozenset(vocabulary)
+    library.pairs = frozenset(g for g in (*grams, *body) if g.count(" ") == 1)
 
 
 def _agreement(typed: tuple[Token, ...], written: tuple[str, ...]) -> float:
@@ -269,7 +271,7 @@ class Matcher:
     ) -> None:
         self.library = library
         self.thresholds = thresholds or Thresholds()
-        self.reader = Reader(library.words, library.vocabulary)
+        self.reader = Reader(library.words, library.vocabulary, library.pairs)
         self._length_weight = length_weight
         self._exact_bonus = exact_bonus
         self._body_weight = body_weight
@@ -293,7 +295,10 @@ class Matcher:
         for n in range(1, MAX_GRAM + 1):
             for i in range(len(tokens) - n + 1):
                 window = tuple(tokens[i : i + n])
-                if all(library.words.is_stopword(t) for t in window):
+                # A stopword alone says nothing; several may be a keyword typed without
+                # accents: "mo het chu" is "mờ hết chữ" though "mo", "het", "chu" may be
+                # "mợ", "hết", "chú".
+                if n == 1 and library.words.is_stopword(window[0]):
                     continue
                 key = " ".join(t.folded for t in window)
                 if key in seen or (key not in library._grams and key not in library._body):

@@ -117,8 +117,10 @@ class Reader:
     """Turns a message into tokens: abbreviations spelled out, typos corrected against a
     vocabulary (the words of the guides), accents kept as typed."""
 
-    def __init__(self, words: Words, vocabulary: Iterable[str] = ()) -> None:
+    def __init__(self, words: Words, vocabulary: Iterable[str] = (),
+                 pairs: Iterable[str] = ()) -> None:
         self.words = words
+        self._pairs = frozenset(pairs)
         self._longest = max((len(k) for k in words.abbreviations), default=1)
         self._vocabulary = frozenset(vocabulary)
         by_length: dict[int, list[str]] = {}
@@ -164,15 +166,16 @@ class Reader:
         )
 
     def _unglued(self, token: Token) -> list[Token]:
-        """Two syllables typed without the space ("dangky", "matkhau"): split where both halves
-        are words of the guides (the first such split from the left)."""
+        """Two syllables typed without the space ("dangky", "matkhau"): split where the halves
+        are two syllables the guides write side by side (the first such split from the left),
+        so "hehe" or "like" stay whole."""
         folded, text = token.folded, token.text
         if len(text) != len(folded):
             return []
         for cut in range(1, len(folded)):
             left, right = _token(text[:cut]), _token(text[cut:])
-            if all(half.folded in self._vocabulary and self.words.is_syllable(half.folded)
-                   for half in (left, right)):
+            if f"{left.folded} {right.folded}" in self._pairs and all(
+                    self.words.is_syllable(half.folded) for half in (left, right)):
                 return [left, right]
         return []
 
