@@ -204,7 +204,12 @@ def _index(library: Library) -> None:
             key = " ".join(t.folded for t in tokens)
             if topic.key not in whole.setdefault(key, []):
                 whole[key].append(topic.key)
-            for folded, written in _grams(tokens, library.words):
+            found = _grams(tokens, library.words)
+            if 1 < len(tokens) <= MAX_GRAM and key not in {g for g, _ in found}:
+                # a keyword of stopwords only ("ở nhờ", "cỡ chữ" typed "co chu") was written
+                # on purpose
+                found.append((key, tuple(t.text for t in tokens)))
+            for folded, written in found:
                 forms = grams.setdefault(folded, {}).setdefault(topic.key, [])
                 if written not in forms:
                     forms.append(written)
