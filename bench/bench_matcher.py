@@ -106,7 +106,8 @@ def evaluate(understanding: Understanding, items: list[dict[str, str]]) -> Score
             expected = case["topic"]
             match = reading.match if reading.kind is Kind.QUESTION else None
             confident = match.confident.key if match and match.confident else None
-            shown = {confident} | {t.key for t in (match.candidates if match else ())}
+            offered = (*match.candidates, *match.also) if match else ()
+            shown = {confident} | {t.key for t in offered}  # "also": a button under the answer
             if reading.kind is Kind.REPORT:
                 shown.add(REPORT_GUIDE)  # shown under "file this report"
             score.direct_right += confident == expected

@@ -71,10 +71,12 @@ class Match:
 
 @dataclass(frozen=True)
 class MatchResult:
-    """`confident` answers at once; otherwise `candidates` (up to 3) are offered."""
+    """`confident` answers at once; otherwise `candidates` (up to 3) are offered. Under a
+    confident answer, `also` is a close runner-up offered as one "or did you mean" button."""
 
     confident: Topic | None
     candidates: tuple[Topic, ...]
+    also: tuple[Topic, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -265,6 +267,7 @@ class Thresholds:
     weak: float = 1.0  # below this nothing fits: say so and offer the ward
     close: float = 0.5  # choices list only guides scoring at least this share of the best
     coverage: float = 0.0  # a direct answer must match this share of the meaningful words
+    also: float = 0.5  # under a direct answer, offer the runner-up scoring this share of it
 
 
 class Matcher:
@@ -356,7 +359,8 @@ class Matcher:
         second = found[1].score if len(found) > 1 else 0.0
         if (top.score >= limits.direct and second <= top.score * limits.margin
                 and top.coverage >= limits.coverage):
-            return MatchResult(confident=top.topic, candidates=())
+            also = tuple(m.topic for m in found[1:2] if m.score >= top.score * limits.also)
+            return MatchResult(confident=top.topic, candidates=(), also=also)
         close = [m.topic for m in found[:3] if m.score >= top.score * limits.close]
         return MatchResult(confident=None, candidates=tuple(close))
 
