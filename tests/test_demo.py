@@ -12,6 +12,8 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
 from bot.core import Capabilities, Role
 from tests.conftest import Harness
 from tests.test_shell import run_shell
@@ -70,7 +72,11 @@ def test_reset_and_ctrl_c(tmp_path: Path) -> None:
             seen += process.stdout.readline()
         process.send_signal(signal.SIGINT)  # stdin stays open: input() is blocked
         started = time.monotonic()
-        code = process.wait(timeout=20)
+        try:
+            code = process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            pytest.fail(f"Ctrl-C did not end the shell: {process.communicate()[1][-3000:]}")
         assert time.monotonic() - started < 10
         stderr = process.stderr.read()
     assert code == 130
