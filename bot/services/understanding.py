@@ -150,7 +150,7 @@ def _covered(tokens: list[Token], groups: tuple[tuple[str, Phrases], ...],
                 i += size
                 break
         else:
-            size = fillers.at(tokens, i)
+            size = fillers.at(tokens, i) or int(tokens[i].folded.isdigit())  # "chúc mừng 20/11"
             if not size:
                 return None
             i += size
