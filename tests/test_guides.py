@@ -22,6 +22,7 @@ from bot.core import Chat, Sender
 from bot.roles import Role
 from bot.services.guides import link_payload, parse_code, parse_link
 from bot.services.series import parse_rhythm
+from tests.conftest import shared_content
 from tests.fake_telegram import FakeTelegram
 from tests.fake_zalo import FakeZalo
 from tests.telegram_people import Ward, labels, plain, until
@@ -56,7 +57,7 @@ async def both(tmp_path: Path) -> AsyncIterator[Both]:
             "outbox": {"per_second": 200, "group_per_minute": 600, "workers": 2},
             "web": {"port": 0},
         })
-        app = BotApp(config, clock=FrozenClock(START))
+        app = BotApp(config, clock=FrozenClock(START), content=shared_content())
         await app.db.upgrade()
         services = app.context.services
         await services.places.add_ward("HB", "Phường Hòa Bình")
