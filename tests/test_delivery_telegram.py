@@ -38,7 +38,8 @@ class Bot:
 
 
 @pytest.fixture
-async def bot(tmp_path: Path) -> AsyncIterator[Bot]:
+async def bot(tmp_path: Path, sqlite_url: str) -> AsyncIterator[Bot]:
+    # sqlite_url: <tmp_path>/bot.db starts as a copy of the migrated template
     clock = FrozenClock(START)
     sleeper = VirtualSleeper(clock)
     async with FakeTelegram(token=TOKEN, enforce_limits=True, now=sleeper.monotonic) as tg:

@@ -46,7 +46,8 @@ class Both:
 
 
 @pytest.fixture
-async def both(tmp_path: Path) -> AsyncIterator[Both]:
+async def both(tmp_path: Path, sqlite_url: str) -> AsyncIterator[Both]:
+    # sqlite_url: <tmp_path>/bot.db starts as a copy of the migrated template
     """One ward: three Telegram group chats, two Zalo group chats, staff on both."""
     async with FakeTelegram(token=TOKEN, bot_username="cds_test_bot") as tg, FakeZalo() as zl:
         config = Config.model_validate({

@@ -415,7 +415,8 @@ BOSS = 803
 
 
 @pytest.fixture
-async def big_ward(tmp_path: Path) -> AsyncIterator[TelegramWard]:
+async def big_ward(tmp_path: Path, sqlite_url: str) -> AsyncIterator[TelegramWard]:
+    # sqlite_url: <tmp_path>/bot.db starts as a copy of the migrated template
     async with FakeTelegram(token=TOKEN, bot_username="cds_test_bot") as tg:
         config = Config.model_validate({
             "database": {"url": f"sqlite+aiosqlite:///{tmp_path}/bot.db"},

@@ -37,7 +37,8 @@ LIST = (
 
 
 @pytest.fixture
-async def ward(tmp_path: Path) -> AsyncIterator[Ward]:
+async def ward(tmp_path: Path, sqlite_url: str) -> AsyncIterator[Ward]:
+    # sqlite_url: <tmp_path>/bot.db starts as a copy of the migrated template
     async with FakeTelegram(token=TOKEN, bot_username="cds_test_bot") as tg:
         config = Config.model_validate({
             "database": {"url": f"sqlite+aiosqlite:///{tmp_path}/bot.db"},

@@ -42,7 +42,8 @@ class World:
 
 
 @pytest.fixture
-async def world(tmp_path: Path) -> AsyncIterator[World]:
+async def world(tmp_path: Path, sqlite_url: str) -> AsyncIterator[World]:
+    # sqlite_url: <tmp_path>/bot.db starts as a copy of the migrated template
     async with FakeTelegram(token=TOKEN) as tg, FakeZalo() as zl:
         config = Config.model_validate({
             "database": {"url": f"sqlite+aiosqlite:///{tmp_path}/bot.db"},

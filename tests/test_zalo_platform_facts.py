@@ -59,7 +59,8 @@ def make_config(tg: FakeTelegram, zl: FakeZalo, tmp_path: Path, **zalo: Any) -> 
 
 
 @pytest.fixture
-async def world(tmp_path: Path) -> AsyncIterator[World]:
+async def world(tmp_path: Path, sqlite_url: str) -> AsyncIterator[World]:
+    # sqlite_url: <tmp_path>/bot.db starts as a copy of the migrated template
     async with FakeTelegram(token=TOKEN) as tg, FakeZalo() as zl:
         clock = FrozenClock(START)
         app = BotApp(make_config(tg, zl, tmp_path), clock=clock, content=shared_content())
