@@ -322,6 +322,9 @@ class OutboxSection(_Section):
 
     per_second: float = Field(default=28.0, gt=0, le=1000)
     group_per_minute: int = Field(default=20, ge=1, le=600)
+    # Messages a second to one person's private chat, on every app (Telegram asks for about
+    # one a second per chat; a reply split in parts or a reply and a notice keep this pace).
+    private_per_second: float = Field(default=1.0, gt=0, le=1000)
     workers: int = Field(default=4, ge=1, le=64)
     max_attempts: int = Field(default=8, ge=1, le=50)
 

@@ -156,9 +156,11 @@ def build_services(
     pacing = Pacing(
         per_second=config.outbox.per_second, group_per_minute=config.outbox.group_per_minute,
         workers=config.outbox.workers, max_attempts=config.outbox.max_attempts,
+        private_per_second=config.outbox.private_per_second,
     )
     zalo = Limits(per_second=config.zalo.per_second,
-                  group_per_minute=config.zalo.group_per_minute, private_per_second=1.0)
+                  group_per_minute=config.zalo.group_per_minute,
+                  private_per_second=config.outbox.private_per_second)
     quiet = QuietHours(config.bot.quiet_window, config.bot.tz)
     outbox = Outbox(db, clock, platforms, metrics, pacing=pacing,
                     limits={"zalo": zalo, "zalo_oa": zalo}, quiet=quiet, sleeper=sleeper)

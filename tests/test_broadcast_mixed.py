@@ -43,7 +43,7 @@ async def both(sqlite_url: str) -> AsyncIterator[Both]:
             "telegram": {"token": TOKEN, "api_base_url": tg.base_url},
             "zalo": {"enabled": True, "token": zl.token, "api_base_url": zl.base_url,
                      "per_second": 50, "group_per_minute": 600},
-            "outbox": {"per_second": 200, "group_per_minute": 600},
+            "outbox": {"private_per_second": 100, "per_second": 200, "group_per_minute": 600},
             "web": {"port": 0},
         })
         app = BotApp(config, clock=FrozenClock(START), content=shared_content())

@@ -37,7 +37,7 @@ async def ward(sqlite_url: str) -> AsyncIterator[Ward]:
         config = Config.model_validate({
             "database": {"url": sqlite_url},
             "telegram": {"token": TOKEN, "api_base_url": tg.base_url},
-            "web": {"port": 0},
+            "web": {"port": 0}, "outbox": {"private_per_second": 100},
         })
         app = BotApp(config, clock=FrozenClock(START), content=shared_content())
         await app.db.upgrade()

@@ -421,9 +421,11 @@ async def big_ward(tmp_path: Path, sqlite_url: str) -> AsyncIterator[TelegramWar
         config = Config.model_validate({
             "database": {"url": f"sqlite+aiosqlite:///{tmp_path}/bot.db"},
             "telegram": {"token": TOKEN, "api_base_url": tg.base_url}, "web": {"port": 0},
-            "outbox": {"per_second": 300, "group_per_minute": 600, "workers": 4},
+            "outbox": {"private_per_second": 100, "per_second": 300, "group_per_minute": 600,
+                       "workers": 4},
         })
-        app = BotApp(config, clock=FrozenClock(datetime(2026, 11, 24, 4, tzinfo=UTC)), content=shared_content())
+        app = BotApp(config, clock=FrozenClock(datetime(2026, 11, 24, 4, tzinfo=UTC)),
+                     content=shared_content())
         await app.db.upgrade()
         services = app.context.services
         ward = await services.places.add_ward("HB", "Phường Hòa Bình")

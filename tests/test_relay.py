@@ -50,7 +50,7 @@ async def world(tmp_path: Path, sqlite_url: str) -> AsyncIterator[World]:
             "telegram": {"token": TOKEN, "api_base_url": tg.base_url},
             "zalo": {"enabled": True, "token": zl.token, "api_base_url": zl.base_url,
                      "per_second": 100, "group_per_minute": 600, "poll_interval_seconds": 0},
-            "outbox": {"per_second": 500, "group_per_minute": 600},
+            "outbox": {"private_per_second": 100, "per_second": 500, "group_per_minute": 600},
             "web": {"port": 0},
         })
         clock = FrozenClock(EVENING)

@@ -31,7 +31,7 @@ def config_for(tg: FakeTelegram, tmp_path: Path, **telegram: Any) -> Config:
         {
             "database": {"url": f"sqlite+aiosqlite:///{tmp_path}/bot.db"},
             "telegram": {"token": TOKEN, "api_base_url": tg.base_url, **telegram},
-            "web": {"port": 0},
+            "web": {"port": 0}, "outbox": {"private_per_second": 100},
         }
     )
 

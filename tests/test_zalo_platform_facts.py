@@ -52,7 +52,7 @@ def make_config(tg: FakeTelegram, zl: FakeZalo, tmp_path: Path, **zalo: Any) -> 
         "zalo": {"enabled": True, "token": zl.token, "api_base_url": zl.base_url,
                  "per_second": 50, "group_per_minute": 600, "display_name": zl.display_name,
                  "poll_interval_seconds": 0.01, **zalo},
-        "outbox": {"per_second": 200, "group_per_minute": 600},
+        "outbox": {"private_per_second": 100, "per_second": 200, "group_per_minute": 600},
         "admins": {"telegram": [ADMIN]},
         "web": {"port": 0},
     })
