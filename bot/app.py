@@ -195,6 +195,7 @@ class BotApp:
         relay.install()
         relay.on_all_delivered("notice", self.context.jobs.notices.finished)
         await outbox.start()
+        await self.context.services.access.start()  # hear revocations from the CLI at once
         if self.telegram is not None:
             telegram = self.telegram
             telegram.on_ok = lambda: self.context.metrics.mark_ok("telegram")
@@ -267,6 +268,7 @@ class BotApp:
                 await self.telegram.application.updater.stop()  # no new updates first
         await self.lanes.stop()
         await self.context.services.outbox.stop()
+        await self.context.services.access.stop()
         await self.leadership.release()
         for platform in (self.telegram, self.zalo, self.zalo_oa):
             if platform is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
@@ -25,6 +26,13 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # Told which tables a flush or a bulk statement wrote, with the ORM objects involved (empty
 # for bulk statements): caches drop what went stale (identity on grants, memos).
 WriteListener = Callable[[set[str], list[object]], None]
+
+# Other processes (the running bot, a second instance) cache who people are; a transaction
+# that changed it (a grant or revocation, a place, a member's link to a person or language)
+# tells them when it commits, whatever process made it (the CLI, the dashboard): NOTIFY on
+# this channel on PostgreSQL, one byte appended to a file beside the database on SQLite.
+IDENTITY_CHANNEL = "cds_identity"
+_IDENTITY_TABLES = frozenset({"role_grant", "ward", "residential_group"})
 
 
 class _Session(SQLModelSession):
@@ -74,6 +82,11 @@ class Database:
             expire_on_commit=False, info={"db": self},
         )
         self._write_listeners: list[WriteListener] = []
+        # SQLite file: the file other processes append to when they change identities.
+        path = sa.make_url(url).database if self.is_sqlite else None
+        self.identity_file: Path | None = (
+            Path(f"{path}.identity") if path and path != ":memory:" else None
+        )
         self.statements = 0  # SQL statements and transactions since start (/metrics, bench)
         self.transactions = 0
         sa.event.listen(self.engine.sync_engine, "before_cursor_execute", self._count_statement)
@@ -92,6 +105,24 @@ class Database:
     def _written(self, tables: set[str], objects: list[object]) -> None:
         for listener in self._write_listeners:
             listener(tables, objects)
+
+    def identity_stamp(self) -> tuple[int, int, int] | None:
+        """Changes whenever any process commits a change of identity to this SQLite file
+        (a `stat`, no SQL); None on PostgreSQL (NOTIFY instead) and in-memory databases."""
+        if self.identity_file is None:
+            return None
+        try:
+            st = os.stat(self.identity_file)
+        except FileNotFoundError:
+            return (0, 0, 0)
+        return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+    def _announce_identity(self) -> None:
+        if self.identity_file is not None:
+            # Appending (never rewriting) makes the size grow with each change, so two
+            # changes within one tick of the file system's clock still differ.
+            with open(self.identity_file, "ab") as f:
+                f.write(b".")
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
@@ -186,12 +217,37 @@ def memo(session: AsyncSession, table: str) -> dict[Any, Any]:
     return memos.setdefault(table, {})
 
 
+def changes_identity(tables: set[str], objects: list[object]) -> bool:
+    """Whether a write changes who someone is (their grants, the places they are named in,
+    the person their account belongs to, their language). A member's "last seen" or name
+    does not: that is written all day."""
+    if tables & _IDENTITY_TABLES:
+        return True
+    if "member" not in tables:
+        return False
+    if not objects:  # a bulk statement on members: cannot tell, so yes
+        return True
+    for o in objects:
+        if getattr(o, "__tablename__", None) != "member":
+            continue
+        state = sa.inspect(o)
+        if state.pending:  # a new account: nobody has it cached
+            continue
+        if state.deleted or state.was_deleted or any(
+            state.attrs[name].history.has_changes() for name in ("person_id", "locale")
+        ):
+            return True
+    return False
+
+
 def _has_writes(session: AsyncSession) -> bool:
     return bool(session.info.get("wrote") or session.new or session.dirty or session.deleted)
 
 
 def _note_writes(session: Any, tables: set[str], objects: list[object]) -> None:
     session.info["wrote"] = True
+    if changes_identity(tables, objects):
+        session.info["announce_identity"] = True
     memos = session.info.get("memos")
     if memos:
         for table in tables:
@@ -215,6 +271,26 @@ def _bulk_write(state: ORMExecuteState) -> None:
         table = getattr(state.statement, "table", None)
         name = getattr(table, "name", "")
         _note_writes(state.session, {name} if name else set(), [])
+
+
+@sa.event.listens_for(_Session, "before_commit")
+def _before_commit(session: _Session) -> None:
+    db = session.info.get("db")
+    if session.info.get("announce_identity") and isinstance(db, Database) and not db.is_sqlite:
+        # Delivered to every listener when (and only if) this transaction commits.
+        session.connection().execute(sa.select(sa.func.pg_notify(IDENTITY_CHANNEL, "")))
+
+
+@sa.event.listens_for(_Session, "after_commit")
+def _after_commit(session: _Session) -> None:
+    db = session.info.get("db")
+    if session.info.pop("announce_identity", False) and isinstance(db, Database):
+        db._announce_identity()  # after the commit: a reader that sees it sees the rows
+
+
+@sa.event.listens_for(_Session, "after_rollback")
+def _after_rollback(session: _Session) -> None:
+    session.info.pop("announce_identity", None)
 
 
 def alembic_config() -> AlembicConfig:

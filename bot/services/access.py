@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -13,9 +12,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.clock import Clock
+from bot.clock import Clock, Sleeper, SystemSleeper
 from bot.core import Sender
-from bot.db import Database
+from bot.db import IDENTITY_CHANNEL, Database, changes_identity
+from bot.delivery.listen import Listener
 from bot.models import Member, ResidentialGroup, RoleGrant, Ward
 from bot.roles import GROUP_ROLES, Role
 from bot.services import audit
@@ -23,13 +23,13 @@ from bot.services.errors import ServiceError
 from bot.services.places import normalize_code
 
 LAST_SEEN_PRECISION = timedelta(minutes=5)
-# How long a person's identity (member + grants) is reused without reading the database.
-# Grants and revocations made by this process drop it at once; other processes (the CLI,
-# a second instance) are seen within this time.
-# 0: off. A revocation made by another process (`cds-bot revoke`, a second instance) must
-# apply at once (tests/test_staff.py); the cache is only safe with a cross-process signal
-# (docs/performance.md). Grants made in this process already drop it.
-IDENTITY_TTL_SECONDS = 0.0
+# A person's identity (member, linked accounts, grants) is reused without reading the
+# database for at most `bot.identity_cache_seconds` (default 5 s), and only while changes
+# made elsewhere can be heard: grants and revocations made by this process drop it at
+# once; made by another process (`cds-bot revoke`, the dashboard, a second instance),
+# at once too on PostgreSQL (NOTIFY) and on an SQLite file (a file beside it, one `stat`
+# per update). The seconds bound what nothing announces (docs/performance.md).
+DEFAULT_IDENTITY_TTL = timedelta(seconds=5)
 _IDENTITY_CACHE_SIZE = 20_000
 
 
@@ -103,42 +103,82 @@ class Identity:
         return [g for g in self.grants if g.group_id is not None and g.role >= minimum]
 
 
+@dataclass(frozen=True)
+class _Cached:
+    read_at: datetime
+    name: str
+    username: str
+    stamp: tuple[object, ...]
+    identity: Identity
+
+
 class Access:
-    def __init__(self, db: Database, clock: Clock, admins: Mapping[str, Iterable[str]]) -> None:
+    def __init__(
+        self, db: Database, clock: Clock, admins: Mapping[str, Iterable[str]], *,
+        ttl: timedelta = DEFAULT_IDENTITY_TTL, sleeper: Sleeper | None = None,
+    ) -> None:
         self._db = db
         self._clock = clock
         self._admins = {platform: frozenset(ids) for platform, ids in admins.items()}
-        # (platform, user id) -> (monotonic time read, name, username, identity): perf (#16).
-        self._identities: dict[tuple[str, str], tuple[float, str, str, Identity]] = {}
+        self._ttl = ttl
+        # (platform, user id) -> what was read, and when: perf (#16).
+        self._identities: dict[tuple[str, str], _Cached] = {}
+        # Moves on every change of identity heard of (this process's writes, NOTIFY, the
+        # listener reconnecting): an entry read before it moved is never used again.
+        self._generation = 0
+        self._listener = Listener(db, sleeper or SystemSleeper(), (IDENTITY_CHANNEL,),
+                                  self._heard, connected=self._forget_all)
         db.on_write(self._forget_on_write)
+
+    async def start(self) -> None:
+        """Hear identity changes made by other processes (PostgreSQL; the running bot)."""
+        self._listener.start()
+
+    async def stop(self) -> None:
+        await self._listener.stop()
+        self._forget_all()
+
+    def _forget_all(self) -> None:
+        self._generation += 1
+        self._identities.clear()
+
+    def _heard(self, _channel: str, _payload: str) -> None:
+        self._forget_all()
 
     def _forget_on_write(self, tables: set[str], objects: list[object]) -> None:
         """Grants, revocations and linked accounts change who someone is: forget them all
         (rare writes; a plain "last seen" update of a member does not count)."""
-        if tables & {"role_grant", "ward", "residential_group"}:
-            self._identities.clear()
-            return
-        if "member" in tables and (not objects or any(
-            isinstance(o, Member) and _identity_changed(o) for o in objects
-        )):
-            self._identities.clear()
+        if changes_identity(tables, objects):
+            self._forget_all()
+
+    def _stamp(self) -> tuple[object, ...]:
+        return (self._generation, self._db.identity_stamp())
+
+    def _trusted(self) -> bool:
+        """Whether cached identities may be used at all: on PostgreSQL only while other
+        processes' changes are heard (between a lost connection and the next, nothing is)."""
+        if self._ttl <= timedelta(0):
+            return False
+        return not self._listener.active or self._listener.listening.is_set()
 
     async def identify(self, platform: str, sender: Sender) -> Identity:
         """Find or create the member for this sender and load their grants (reused for a
         few seconds: one person's burst of messages reads them once)."""
         key = (platform, sender.user_id)
+        now = self._clock.now()
+        stamp = self._stamp()  # before reading: a change from now on makes the read stale
         cached = self._identities.get(key)
-        now = time.monotonic()
-        if cached is not None:
-            read_at, name, username, identity = cached
-            if now - read_at < IDENTITY_TTL_SECONDS and (
-                name == sender.name and username == sender.username
-            ):
-                return identity
+        if cached is not None and self._trusted() and (
+            timedelta(0) <= now - cached.read_at < self._ttl
+            and cached.stamp == stamp
+            and cached.name == sender.name and cached.username == sender.username
+        ):
+            return cached.identity
         identity = await self._identify(platform, sender)
-        if len(self._identities) >= _IDENTITY_CACHE_SIZE:
-            self._identities.clear()
-        self._identities[key] = (now, sender.name, sender.username, identity)
+        if self._ttl > timedelta(0):
+            if len(self._identities) >= _IDENTITY_CACHE_SIZE:
+                self._identities.clear()
+            self._identities[key] = _Cached(now, sender.name, sender.username, stamp, identity)
         return identity
 
     async def _identify(self, platform: str, sender: Sender) -> Identity:
@@ -295,15 +335,6 @@ class Access:
         return next(
             g for g in grants if g.role == role and g.ward_id == ward_id and g.group_id == group_id
         )
-
-
-def _identity_changed(member: Member) -> bool:
-    state = sa.inspect(member)
-    if state.deleted or state.was_deleted:
-        return True
-    return any(
-        state.attrs[name].history.has_changes() for name in ("person_id", "locale")
-    )
 
 
 async def _same_person(session: AsyncSession, member: Member) -> list[int]:
