@@ -160,7 +160,8 @@ async def seed(url: str, n_households: int, helpers: int) -> None:
     ctx = build_context(Config.model_validate({"database": {"url": url}}), db, SystemClock())
     ward = await ctx.services.places.add_ward("HB", "Phường Hòa Bình")
     rows = households(n_households, GROUPS)
-    report = await ctx.services.registry.import_table(ward.id, read_table(to_csv(rows)))
+    report = await ctx.services.registry.import_table(ward.id, read_table(to_csv(rows)),
+                                                      create_groups=True)
     assert not report.rejected, report.rejected
     for i in range(helpers):
         await ctx.services.access.grant(
