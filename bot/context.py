@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -23,11 +24,11 @@ from bot.services.access import Access
 from bot.services.accounts import Accounts
 from bot.services.campaigns import Campaigns
 from bot.services.chats import Chats
-from bot.services.contests import Contests, load_banks
+from bot.services.contests import Bank, Contests, load_banks
 from bot.services.conversations import Conversations
 from bot.services.dashboard_login import DashboardLogins
 from bot.services.downloads import Downloads
-from bot.services.explanations import Explanations, load_library
+from bot.services.explanations import Explanations, Library, load_library
 from bot.services.feedback import Feedbacks
 from bot.services.guides import Guides
 from bot.services.households import Households
@@ -44,10 +45,34 @@ from bot.services.reports import Reports
 from bot.services.series import Series
 from bot.services.staff import Staff
 from bot.services.staff_alerts import StaffAlerts
-from bot.services.understanding import Understanding
-from bot.services.vietnamese import load_glossary
+from bot.services.understanding import Intents, Understanding, load_intents
+from bot.services.vietnamese import Reader, load_glossary
 from bot.services.zalo_status import ZaloStatus
 from bot.texts import Texts
+
+
+@dataclass(frozen=True)
+class Content:
+    """What the bot knows and says that is read from `messages/` and indexed: the guides, what
+    a message is (intents), the contest question banks, the glossary. Nothing changes it after
+    loading, so one copy serves every context built in a process (the CLI builds one per
+    command; the tests build hundreds)."""
+
+    library: Library
+    intents: Intents
+    banks: Mapping[str, Bank]
+    glossary: Mapping[str, str]
+
+
+def load_content(locale: str) -> Content:
+    """Read and index the content of one locale (a fraction of a second: 50 guides)."""
+    library = load_library(locale)
+    return Content(
+        library=library,
+        intents=load_intents(Reader(library.words), locale),
+        banks=load_banks(locale),
+        glossary=load_glossary(locale),
+    )
 
 
 @dataclass(frozen=True)
@@ -116,6 +141,7 @@ def build_services(
     platforms: dict[str, Platform], console_admins: list[str] | None = None,
     texts: Texts | None = None,
     sleeper: Sleeper | None = None,
+    content: Content | None = None,
 ) -> Services:
     admins = {
         "telegram": [str(i) for i in config.admins.telegram],
@@ -149,7 +175,8 @@ def build_services(
     relay_delivery = RelayDelivery(
         relays, outbox, texts or Texts(locale=config.bot.locale, timezone=config.bot.tz),
         conversations, platforms, clock, quiet, config.bot.locale)
-    explanations = Explanations(db, clock, load_library(config.bot.locale))
+    content = content or load_content(config.bot.locale)
+    explanations = Explanations(db, clock, content.library)
     progress = Progress(db, clock, steps)
     registry = Registry(db, clock, steps)
     return Services(
@@ -188,27 +215,31 @@ def build_services(
         reminders=PersonalReminders(db, clock, steps, every_days=config.reminders.every_days),
         contests=Contests(db, clock, per_player=config.contest.questions_per_player,
                           attempts=config.contest.attempts,
-                          banks=load_banks(config.bot.locale)),
-        understanding=Understanding(explanations.matcher),
+                          banks=dict(content.banks)),
+        understanding=Understanding(explanations.matcher, content.intents),
         reports=Reports(places, progress, registry, clock, config.bot.tz),
     )
 
 
 def build_context(
     config: Config, db: Database, clock: Clock, *, console_admins: list[str] | None = None,
-    sleeper: Sleeper | None = None,
+    sleeper: Sleeper | None = None, content: Content | None = None,
 ) -> AppContext:
+    """Everything a running bot needs. `content` is the already-loaded `messages/` content,
+    shared when a process builds several contexts; read from disk when not given."""
+    content = content or load_content(config.bot.locale)
     texts = Texts(locale=config.bot.locale, timezone=config.bot.tz)
     if config.bot.name:
         texts.set_global("bot_name", config.bot.name)
     # One glossary for every text (messages/<locale>/glossary.toml), and the unit's own word.
-    texts.set_global("term", load_glossary(config.bot.locale))
+    texts.set_global("term", dict(content.glossary))
     texts.set_global("unit", config.office.unit)
     metrics = Metrics(clock)
     metrics.watch_database(db)
     platforms: dict[str, Platform] = {}
     services = build_services(config, db, clock, metrics=metrics, platforms=platforms,
-                              console_admins=console_admins, sleeper=sleeper, texts=texts)
+                              console_admins=console_admins, sleeper=sleeper, texts=texts,
+                              content=content)
     return AppContext(
         config=config, db=db, clock=clock, texts=texts, services=services,
         metrics=metrics, jobs=build_jobs(config, clock, texts, services, platforms),

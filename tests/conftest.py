@@ -29,7 +29,7 @@ from sqlalchemy import make_url
 
 from bot.clock import FrozenClock, VirtualSleeper
 from bot.config import Config
-from bot.context import AppContext, build_context
+from bot.context import AppContext, Content, build_context, load_content
 from bot.core import Incoming
 from bot.db import Database
 from bot.roles import Role
@@ -233,6 +233,13 @@ async def pg_url(pg_template: str | Exception) -> AsyncIterator[str]:
         yield url
 
 
+@pytest.fixture(scope="session")
+def content() -> Content:
+    """The guides, intents, contest banks and glossary, read and indexed once per session
+    (read-only; indexing the guides is the costliest part of building a context)."""
+    return load_content("vi")
+
+
 @pytest.fixture
 def clock() -> FrozenClock:
     return FrozenClock(datetime(2026, 11, 24, 3, 0, tzinfo=UTC))
@@ -300,9 +307,9 @@ class Harness:
 
 
 @pytest.fixture
-async def harness(db: Database, clock: FrozenClock) -> Harness:
+async def harness(db: Database, clock: FrozenClock, content: Content) -> Harness:
     ctx = build_context(make_config(db.url, telegram=[999]), db, clock,
-                        sleeper=VirtualSleeper())  # pacing without real waits
+                        sleeper=VirtualSleeper(), content=content)  # pacing without real waits
     router = Router(ctx)
     register_all(router)
     h = Harness(ctx, router, RecordingPlatform(), clock)

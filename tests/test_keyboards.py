@@ -26,7 +26,7 @@ from sqlmodel import select
 from bot.app import BotApp
 from bot.clock import FrozenClock
 from bot.config import Config
-from bot.context import AppContext, build_context
+from bot.context import AppContext, Content, build_context
 from bot.core import Attachment, Button, Capabilities, Incoming, Outgoing, Role, Sender
 from bot.db import Database
 from bot.jobs.personal_reminders import _buttons as personal_reminder_buttons
@@ -226,8 +226,8 @@ async def _seed(ctx: AppContext) -> None:
 
 
 @pytest.fixture
-async def walk(db: Database, clock: FrozenClock) -> Walk:
-    ctx = build_context(make_config(db.url, telegram=[9000]), db, clock)  # 9000: an admin
+async def walk(db: Database, clock: FrozenClock, content: Content) -> Walk:
+    ctx = build_context(make_config(db.url, telegram=[9000]), db, clock, content=content)  # 9000: an admin
     router = Router(ctx)
     register_all(router)
     telegram = RecordingPlatform()

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from bot.clock import FrozenClock
-from bot.context import AppContext, build_context
+from bot.context import AppContext, Content, build_context
 from bot.core import Role
 from bot.db import Database
 from bot.router import Router
@@ -51,13 +51,13 @@ class Bot:
 
 
 @pytest.fixture
-async def bot(tmp_path: Path, clock: FrozenClock) -> AsyncIterator[Bot]:
+async def bot(tmp_path: Path, clock: FrozenClock, content: Content) -> AsyncIterator[Bot]:
     # SQLite: on PostgreSQL, since delivery's cross-instance sender, a reply made without a
     # running outbox is handed over through the database instead of reaching this platform.
     db_url = f"sqlite+aiosqlite:///{tmp_path}/budget.db"
     db = Database(db_url)
     await db.upgrade()
-    ctx = build_context(make_config(db_url), db, clock)
+    ctx = build_context(make_config(db_url), db, clock, content=content)
     router = Router(ctx)
     register_all(router)
     platform = RecordingPlatform()

@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from bot.clock import FrozenClock
-from bot.context import build_context
+from bot.context import Content, build_context
 from bot.core import Sender
 from bot.db import Database
 from bot.roles import Role
@@ -47,11 +47,11 @@ async def test_sqlite_runs_in_wal_with_foreign_keys(tmp_path: object) -> None:
         await db.dispose()
 
 
-async def test_places_grants_and_identity(db_url: str, clock: FrozenClock) -> None:
+async def test_places_grants_and_identity(db_url: str, content: Content, clock: FrozenClock) -> None:
     db = Database(db_url)
     await db.upgrade()
     try:
-        ctx = build_context(make_config(db_url), db, clock)
+        ctx = build_context(make_config(db_url), db, clock, content=content)
         places, access = ctx.services.places, ctx.services.access
         await places.add_ward("p7", "Phường 7")
         group = await places.add_group("P7", "tdp05", "Tổ 5")
@@ -77,17 +77,17 @@ async def test_places_grants_and_identity(db_url: str, clock: FrozenClock) -> No
         await db.dispose()
 
 
-async def test_a_form_survives_a_restart(db_url: str, clock: FrozenClock) -> None:
+async def test_a_form_survives_a_restart(db_url: str, content: Content, clock: FrozenClock) -> None:
     who = Who("telegram", "5", "5")
     first = Database(db_url)
     await first.upgrade()
-    ctx = build_context(make_config(db_url), first, clock)
+    ctx = build_context(make_config(db_url), first, clock, content=content)
     await ctx.services.conversations.save(who, "invite", "uses", {"role": "helper", "n": [1, 2]})
     await first.dispose()
 
     second = Database(db_url)
     try:
-        ctx = build_context(make_config(db_url), second, clock)
+        ctx = build_context(make_config(db_url), second, clock, content=content)
         state = await ctx.services.conversations.get(who)
         assert state is not None and state.step == "uses"
         assert state.data == {"role": "helper", "n": [1, 2]}
@@ -100,12 +100,12 @@ async def test_a_form_survives_a_restart(db_url: str, clock: FrozenClock) -> Non
 
 
 async def test_last_use_of_an_invite_goes_to_one_person_only(
-    db_url: str, clock: FrozenClock
+    content: Content, db_url: str, clock: FrozenClock
 ) -> None:
     db = Database(db_url)
     await db.upgrade()
     try:
-        ctx = build_context(make_config(db_url), db, clock)
+        ctx = build_context(make_config(db_url), db, clock, content=content)
         await ctx.services.places.add_ward("P1", "Phường 1")
         group = await ctx.services.places.add_group("P1", "TDP01", "Tổ 1")
         await ctx.services.access.grant(
@@ -127,12 +127,12 @@ async def test_last_use_of_an_invite_goes_to_one_person_only(
         await db.dispose()
 
 
-async def test_times_come_back_aware_utc(db_url: str) -> None:
+async def test_times_come_back_aware_utc(db_url: str, content: Content) -> None:
     db = Database(db_url)
     await db.upgrade()
     try:
         clock = FrozenClock(datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC))
-        ctx = build_context(make_config(db_url), db, clock)
+        ctx = build_context(make_config(db_url), db, clock, content=content)
         saved = await ctx.services.conversations.save(Who("x", "1", "1"), "f", "s", {})
         loaded = await ctx.services.conversations.get(Who("x", "1", "1"))
         assert loaded is not None and loaded.expires_at == saved.expires_at
