@@ -344,6 +344,7 @@ class BotApp:
         # garbage collector's full passes, which otherwise stall a busy moment (bench/).
         gc.collect()
         gc.freeze()
+        gc.enable()  # `cds-bot run` starts with it off (bot/cli/main.py)
         try:
             await stop.wait()
         finally:

@@ -217,6 +217,16 @@ def memo(session: AsyncSession, table: str) -> dict[Any, Any]:
     return memos.setdefault(table, {})
 
 
+def insert_or_skip(dialect_name: str, table: Any) -> Any:
+    """`INSERT` with `ON CONFLICT` for this database's dialect; the dialect's module is
+    imported on first use, so a bot on SQLite never loads PostgreSQL's (~2 MB idle)."""
+    if dialect_name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(table)
+
+
 def changes_identity(tables: set[str], objects: list[object]) -> bool:
     """Whether a write changes who someone is (their grants, the places they are named in,
     the person their account belongs to, their language). A member's "last seen" or name

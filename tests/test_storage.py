@@ -20,6 +20,7 @@ from bot.services.conversations import Who
 from bot.services.errors import ServiceError
 from tests.conftest import make_config
 
+ROOT = Path(__file__).resolve().parent.parent
 TABLES = {
     "ward", "residential_group", "member", "role_grant", "chat_binding", "invite",
     "conversation_state", "audit_log", "alembic_version",
@@ -65,7 +66,7 @@ async def test_a_start_at_all_heads_does_not_import_alembic(tmp_path: Path) -> N
     )
     done = await asyncio.to_thread(
         subprocess.run, [sys.executable, "-c", script], capture_output=True, text=True,
-        check=True, cwd=Path(__file__).resolve().parent.parent)
+        check=True, cwd=ROOT)
     assert done.stdout.strip() == "[]", done.stdout
 
 

@@ -213,7 +213,6 @@ class TelegramPlatform:
         """
         try:
             await self.application.initialize()
-            await self._set_commands(commands)
             if not self.application.running:
                 await self.application.start()
         except InvalidToken:
@@ -222,7 +221,9 @@ class TelegramPlatform:
         except (NetworkError, TimedOut) as exc:
             raise PlatformStartError(self.name, "unreachable", type(exc).__name__) from None
         try:
+            # Receiving first: the command menu (two calls) is not needed to answer anyone.
             await self._start_receiving()
+            await self._set_commands(commands)
         except InvalidToken:
             raise PlatformStartError(self.name, "bad_token") from None
         except (NetworkError, TimedOut) as exc:
