@@ -177,15 +177,24 @@ def _topic(path: Path, data: dict[str, object]) -> Topic:
 
 def _grams(tokens: list[Token], stop: Words) -> list[tuple[str, tuple[str, ...]]]:
     """The n-grams worth matching: (folded key, words as written); never stopwords alone."""
-    found: list[tuple[str, tuple[str, ...]]] = []
+    texts = [t.text for t in tokens]
+    return [(key, tuple(texts[i:j])) for key, i, j in _gram_spans(tokens, stop)]
+
+
+def _gram_spans(tokens: list[Token], stop: Words) -> list[tuple[str, int, int]]:
+    """(folded key, start, end) of each n-gram worth matching: none that starts and ends
+    with a stopword (so none of stopwords alone). Each token's fold and stopword test is
+    looked at once, not once per window: indexing the guides is part of every start."""
+    folded = [t.folded for t in tokens]
+    stops = [stop.is_stopword(t) for t in tokens]
+    count = len(tokens)
+    found: list[tuple[str, int, int]] = []
     for n in range(1, MAX_GRAM + 1):
-        for i in range(len(tokens) - n + 1):
-            window = tokens[i : i + n]
-            if all(stop.is_stopword(t) for t in window):
+        for i in range(count - n + 1):
+            j = i + n
+            if stops[i] and stops[j - 1]:
                 continue
-            if n > 1 and (stop.is_stopword(window[0]) and stop.is_stopword(window[-1])):
-                continue
-            found.append((" ".join(t.folded for t in window), tuple(t.text for t in window)))
+            found.append((" ".join(folded[i:j]), i, j))
     return found
 
 
@@ -215,7 +224,7 @@ def _index(library: Library) -> None:
         for line in text.split("\n"):
             for sentence in re.split(r"[.,:;!?()•“”]", line):
                 tokens = reader.tokens(sentence, correct=False)
-                for folded, _written in _grams(tokens, library.words):
+                for folded, _i, _j in _gram_spans(tokens, library.words):
                     topics = body.setdefault(folded, [])
                     if topic.key not in topics:
                         topics.append(topic.key)
