@@ -221,10 +221,12 @@ def insert_or_skip(dialect_name: str, table: Any) -> Any:
     """`INSERT` with `ON CONFLICT` for this database's dialect; the dialect's module is
     imported on first use, so a bot on SQLite never loads PostgreSQL's (~2 MB idle)."""
     if dialect_name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert(table)
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert(table)
+    from sqlalchemy.dialects import sqlite
+
+    return sqlite.insert(table)
 
 
 def changes_identity(tables: set[str], objects: list[object]) -> bool:
