@@ -103,3 +103,19 @@ async def test_a_grant_is_seen_at_once_despite_the_identity_cache(bot: Bot) -> N
                                         role=Role.HELPER, ward_code="HB", group_code="TDP01")
     after = await bot.send("/ghi TDP01-001 vneid", user=stranger)
     assert "TDP01-001" in after.said, after.said
+
+
+async def test_past_the_identity_cache_who_someone_is_costs_one_statement(
+    bot: Bot, clock: FrozenClock,
+) -> None:
+    from datetime import timedelta
+
+    await bot.send("/trogiup")
+    clock.advance(timedelta(seconds=6))  # past bot.identity_cache_seconds (5)
+    again = await bot.send("/trogiup")
+    assert "/ghi" in again.said
+    assert again.statements <= 2 and again.transactions <= 1, again  # member + grants, form
+    clock.advance(timedelta(seconds=6))
+    logged = await bot.send("/ghi TDP01-005 vneid")
+    assert "TDP01-005" in logged.said and "VNeID" in logged.said, logged.said
+    assert logged.statements <= 7 and logged.transactions <= 2, logged
