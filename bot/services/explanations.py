@@ -18,11 +18,10 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-import sqlalchemy as sa
 from sqlmodel import col, func, select
 
 from bot.clock import Clock
-from bot.db import Database
+from bot.db import Database, insert_or_skip
 from bot.models import TopicRead, TopicVote
 from bot.services.vietnamese import Reader, Token, Words, load_words
 from bot.services.vietnamese import fold as fold  # re-exported: other services fold with it
@@ -368,14 +367,15 @@ class Explanations:
 
     async def record_read(self, key: str) -> None:
         today: date = self._clock.now().date()
+        # One upsert: "update, else insert" let two first reads of a topic on the same day
+        # both insert on PostgreSQL, and the second update failed (bench_inbound).
+        statement = insert_or_skip(self._db.engine.dialect.name, TopicRead).values(
+            topic_key=key, day=today, count=1,
+        ).on_conflict_do_update(
+            index_elements=["topic_key", "day"], set_={"count": TopicRead.count + 1},
+        )
         async with self._db.session() as session:
-            updated = await session.exec(
-                sa.update(TopicRead)
-                .where(col(TopicRead.topic_key) == key, col(TopicRead.day) == today)
-                .values(count=col(TopicRead.count) + 1)
-            )
-            if not updated.rowcount:
-                session.add(TopicRead(topic_key=key, day=today, count=1))
+            await session.exec(statement)
 
     async def vote(self, key: str, member_id: int, *, helpful: bool) -> None:
         async with self._db.session() as session:
