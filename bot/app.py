@@ -19,7 +19,7 @@ from aiohttp import web as aiohttp_web
 
 from bot.clock import Clock, Sleeper, SystemClock
 from bot.config import Config
-from bot.context import AppContext, build_context
+from bot.context import AppContext, Content, build_context
 from bot.core import ChatEvent, Incoming, Platform, PlatformStartError
 from bot.db import Database
 from bot.jobs import series
@@ -67,13 +67,15 @@ class BotApp:
     """Everything `cds-bot run` starts, and stops again in reverse order."""
 
     def __init__(self, config: Config, *, clock: Clock | None = None,
-                 sleeper: Sleeper | None = None) -> None:
+                 sleeper: Sleeper | None = None, content: Content | None = None) -> None:
+        """`content`: `messages/` already read (tests share one copy); read here otherwise."""
         self.config = config
         self.clock = clock or SystemClock()
         # A pooled connection per update handled at a time, plus outbox workers and jobs.
         self.db = Database(config.database.url,
                            pool_size=config.bot.concurrent_updates + config.outbox.workers + 4)
-        self.context = build_context(config, self.db, self.clock, sleeper=sleeper)
+        self.context = build_context(config, self.db, self.clock, sleeper=sleeper,
+                                     content=content)
         self.router = build_router(self.context)
         self.telegram: TelegramPlatform | None = None
         self.zalo: ZaloPlatform | None = None

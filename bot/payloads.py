@@ -10,12 +10,12 @@ A feature declares what its buttons carry once::
 `NoticePress("g", 12).pack()` is `"nt:g:12"`; the router unpacks every press with the class
 its route declares, so a handler receives a validated `NoticePress` (`ctx.press(NoticePress)`)
 and never splits a string. Packing: the prefix, then each field in declaration order, joined
-by ":"; ints in decimal (never negative), bools as 1/0, strings with "%" and ":" escaped
-as %25 and %3A; trailing fields left at an empty default ("", 0, False, None) are left out
-("nt:now"). A packed payload longer than 64 bytes (UTF-8) is a programming error
-(`ValueError` at pack time: the keyboard test renders every keyboard, so it cannot reach a
-user); a payload that does not unpack (old, garbled or
-forged) raises `PayloadError`, which the router answers with one polite line.
+by ":"; ints in decimal (0 to 2**31 - 1: ids are PostgreSQL integers), bools as 1/0,
+strings with "%" and ":" escaped as %25 and %3A; trailing fields left at an empty default
+("", 0, False, None) are left out ("nt:now"). A packed payload longer than 64 bytes (UTF-8),
+or an int out of range, is a programming error (`ValueError` at pack time: the keyboard test
+renders every keyboard, so it cannot reach a user); a payload that does not unpack (old,
+garbled or forged) raises `PayloadError`, which the router answers with one polite line.
 """
 
 from __future__ import annotations
@@ -29,7 +29,10 @@ from typing import Any, ClassVar, Literal, Self, Union, get_args, get_origin, ge
 MAX_BYTES = 64
 SEP = ":"
 PREFIX_RE = re.compile(r"^[a-z][a-z0-9]{0,7}$")
-_INT_RE = re.compile(r"^[0-9]{1,18}$")  # ids, pages, counts: never negative
+_INT_RE = re.compile(r"^[0-9]{1,10}$")  # ids, pages, counts: never negative
+# Ids are PostgreSQL `integer`s: a larger number would make the query fail (an apology
+# instead of the polite line), so it is refused here with the other forgeries.
+INT_MAX = 2**31 - 1
 
 
 class PayloadError(ValueError):
@@ -153,6 +156,8 @@ def _encode(kind: Any, value: Any, where: str) -> str:
     if inner is bool:
         return "1" if value else "0"
     if inner is int:
+        if not 0 <= int(value) <= INT_MAX:
+            raise ValueError(f"{where}={value!r} is not between 0 and {INT_MAX}")
         return str(int(value))
     if isinstance(inner, type) and issubclass(inner, Enum):
         return _escape(str(inner(value).value))
@@ -170,7 +175,7 @@ def _decode(kind: Any, raw: str) -> Any:
             raise PayloadError(f"bad bool {raw!r}")
         return raw == "1"
     if inner is int:
-        if not _INT_RE.match(raw):
+        if not _INT_RE.match(raw) or int(raw) > INT_MAX:
             raise PayloadError(f"bad int {raw!r}")
         return int(raw)
     text = _unescape(raw)

@@ -413,17 +413,18 @@ class Router:
         if scope is None and ctx.identity.role >= role:
             return True
         if scope is not None and ctx.identity.role >= role:
-            held = await self._role_in_scope(ctx, scope)
-            if held is None:  # the thing pressed on is gone
+            found = await self._role_in_scope(ctx, scope)
+            if found is None:  # the thing pressed on is gone
                 await ctx.answer_button("core.stale_button")
                 return False
+            held, where = found
             if held >= role:
                 return True
             log.info("denied by scope: user=%s scope=%s command=%s payload=%s",
-                     ctx.incoming.sender.user_id, scope.kind, ctx.incoming.command,
+                     ctx.incoming.sender.user_id, where, ctx.incoming.command,
                      ctx.incoming.payload)
             await ctx.answer_button()
-            await ctx.say("core/not_your_scope", scope=scope.kind)
+            await ctx.say("core/not_your_scope", scope=where)
             return False
         log.info(
             "denied: user=%s role=%s needs=%s command=%s payload=%s",
@@ -434,20 +435,23 @@ class Router:
         await ctx.say("core/denied", needed=role.value, role=ctx.identity.role.value)
         return False
 
-    async def _role_in_scope(self, ctx: Ctx, scope: Scope) -> Role | None:
-        """The person's role where the route acts; None when that place is unknown."""
+    async def _role_in_scope(
+        self, ctx: Ctx, scope: Scope
+    ) -> tuple[Role, Literal["ward", "group"]] | None:
+        """The person's role where the route acts, and whether that is a ward or a group
+        (what a refusal names); None when that place is unknown."""
         if scope.kind == "ward" or scope.place is None:
             ward_id = ctx.identity.ward_id
             if ward_id is None:  # only an admin without a ward gets here: the handler says so
-                return ctx.identity.role
-            return ctx.identity.role_in_ward(ward_id)
+                return ctx.identity.role, "ward"
+            return ctx.identity.role_in_ward(ward_id), "ward"
         place = await scope.place(ctx)
         if place is None:
             return None
         ward_id, group_id = place
-        if group_id is None:
-            return ctx.identity.role_in_ward(ward_id)
-        return ctx.identity.role_in_group(ward_id, group_id)
+        if group_id is None:  # a thing of the whole ward (a notice, a file to import)
+            return ctx.identity.role_in_ward(ward_id), "ward"
+        return ctx.identity.role_in_group(ward_id, group_id), "group"
 
     async def _apologize(self, platform: Platform, incoming: Incoming, ctx: Ctx | None) -> None:
         try:

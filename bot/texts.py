@@ -255,31 +255,32 @@ def split_text(text: str, limit: int, *, markup: bool = True) -> list[str]:
     stack: list[tuple[str, str]] = []  # (name, opening tag) of the tags open so far
     body: list[tuple[str, list[tuple[str, str]]]] = []  # (token, tags open after it)
     prefix = ""
+    size = 0  # characters of the tokens in `body`, kept as they come (summing is quadratic)
 
     def closing(tags: list[tuple[str, str]]) -> str:
         return "".join(f"</{name}>" for name, _tag in reversed(tags))
 
-    def used() -> int:
-        return len(prefix) + sum(len(t) for t, _ in body)
-
     while queue:
         token = queue.pop()
         after = _after(stack, token) if markup else stack
-        if used() + len(token) + len(closing(after)) <= limit:
+        if len(prefix) + size + len(token) + len(closing(after)) <= limit:
             body.append((token, after))
+            size += len(token)
             stack = after
             continue
         cut = _best_cut(body, limit)
         if cut is None:  # nothing to cut at: this token starts the next piece
             if not any(t.strip() and not t.startswith("<") for t, _ in body):
                 # Not even one token fits in an empty piece: a word longer than a piece.
-                room = limit - used() - len(closing(stack))
+                room = limit - len(prefix) - size - len(closing(stack))
                 if (markup and token.startswith(("<", "&"))) or room <= 0:
                     body.append((token, after))  # cannot shrink a tag: let it overflow
+                    size += len(token)
                     stack = after
                     continue
                 queue.append(token[room:])
                 body.append((token[:room], stack))
+                size += len(token[:room])
                 token = ""
             else:
                 queue.append(token)
@@ -303,7 +304,7 @@ def split_text(text: str, limit: int, *, markup: bool = True) -> list[str]:
             pieces.append(piece)
         stack = list(open_at_cut)
         prefix = "".join(tag for _name, tag in stack)
-        body = []
+        body, size = [], 0
         while queue and queue[-1].strip(" ") == "" and queue[-1] != "\n":
             queue.pop()  # a new piece does not start with spaces
     last = prefix + "".join(t for t, _ in body)

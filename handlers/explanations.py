@@ -135,7 +135,8 @@ async def _render(ctx: Ctx, source: str) -> str:
     return ctx.app.texts.render_string(source, ctx.locale, **values)
 
 
-def _topic_buttons(ctx: Ctx, topic: Topic, *, steps: bool = True) -> list[list[Button]]:
+def _topic_buttons(ctx: Ctx, topic: Topic, *, steps: bool = True,
+                   also: tuple[Topic, ...] = ()) -> list[list[Button]]:
     service = ctx.app.services.explanations
     rows: list[list[Button]] = []
     private = ctx.incoming.is_private
@@ -146,7 +147,10 @@ def _topic_buttons(ctx: Ctx, topic: Topic, *, steps: bool = True) -> list[list[B
         link = ctx.platform.invite_link(link_payload(topic.key))
         if link.startswith("https://"):
             rows.append([Button(ctx.label("faq.steps"), "", url=link)])
-    related = [service.topic(k) for k in topic.related]
+    # A close runner-up of the matcher first ("Hay ý là…"), then the guide's related ones.
+    rows.extend([ctx.button("faq.maybe", FaqPress("t", t.key), title=title(ctx, t))]
+                for t in also)
+    related = [t for k in topic.related if (t := service.topic(k)) and t not in also]
     rows.extend(
         [ctx.button("faq.related", FaqPress("t", t.key), title=title(ctx, t))]
         for t in related if t
@@ -162,10 +166,10 @@ def _topic_buttons(ctx: Ctx, topic: Topic, *, steps: bool = True) -> list[list[B
     return rows
 
 
-async def show_topic(ctx: Ctx, topic: Topic) -> None:
+async def show_topic(ctx: Ctx, topic: Topic, also: tuple[Topic, ...] = ()) -> None:
     await ctx.app.services.explanations.record_read(topic.key)
     await ctx.say(
-        "explanations/answer", buttons=_topic_buttons(ctx, topic),
+        "explanations/answer", buttons=_topic_buttons(ctx, topic, also=also),
         title=title(ctx, topic), answer=await _render(ctx, topic.answer),
     )
 
@@ -228,7 +232,7 @@ async def _to_a_person(ctx: Ctx, kept: dict[str, str], *, has_question: bool) ->
 
 async def _answer(ctx: Ctx, result: MatchResult, kept: dict[str, str]) -> None:
     if result.confident is not None:
-        await show_topic(ctx, result.confident)
+        await show_topic(ctx, result.confident, result.also)
         return
     # Keep the question so "Hỏi cán bộ phường" can send it as typed.
     await ctx.start_form(FLOW, "question", kept)

@@ -55,10 +55,26 @@ class FoundPage(Payload, prefix="hhf"):
     page: int
 
 
+@dataclass(frozen=True)
+class ImportPress(Payload, prefix="hi"):
+    """Under a household file that names groups the ward does not have yet: `ok` creates
+    them and imports the file, `no` stops. `ward`: the ward the file is for (the file itself
+    is kept in the form)."""
+
+    answer: Literal["ok", "no"]
+    ward: int
+
+
 async def household_place(ctx: Ctx) -> tuple[int, int | None] | None:
     """Where the pressed household lives: the router checks the helper's group against it."""
     found = await ctx.app.services.households.by_id(ctx.press(HouseholdPress).household)
     return None if found is None else (found.ward_id, found.group_id)
+
+
+async def import_place(ctx: Ctx) -> tuple[int, int | None] | None:
+    """The ward a file is imported into: the router checks the coordinator's role there."""
+    ward = await ctx.app.services.places.ward(ctx.press(ImportPress).ward)
+    return None if ward is None else (ward.id, None)
 
 
 # --- helpers: /ghi and /ho -------------------------------------------------------------------
@@ -443,32 +459,33 @@ async def _import_file(
         await ctx.start_form(IMPORT, "groups", {
             "ward_id": ward_id, "file_id": attachment.file_id, "filename": attachment.filename,
         })
-        buttons = [[ctx.button("households.create_groups", "hi:ok",
+        buttons = [[ctx.button("households.create_groups", ImportPress("ok", ward_id),
                                count=len(report.new_groups)),
-                    ctx.button("households.import_stop", "hi:no")]]
+                    ctx.button("households.import_stop", ImportPress("no", ward_id))]]
     await ctx.say("households/import_report", buttons=buttons, report=report,
                   filename=attachment.filename)
 
 
 async def import_confirmed(ctx: Ctx) -> None:
-    """`hi:ok`: create the new groups and import the file sent before; `hi:no`: stop."""
-    await ctx.answer_button()
+    """An `ImportPress`: create the new groups and import the file sent before, or stop.
+    The router has checked the coordinator's role in the press's ward; a button of a file
+    for another ward than the one waiting is an old button."""
+    press = ctx.press(ImportPress)
     form = ctx.form
+    if form is not None and form.flow == IMPORT and int(form.data["ward_id"]) != press.ward:
+        await ctx.answer_button("core.stale_button")
+        return
+    await ctx.answer_button()
     if form is None or form.flow != IMPORT:
         await ctx.say("core/form_expired")
         return
     await ctx.end_form()
-    data = dict(form.data)
-    ward_id = int(data["ward_id"])
-    if (ctx.incoming.payload or "") != "hi:ok":
+    if press.answer == "no":
         await ctx.update("households/import_stopped")
         return
-    if ctx.identity.role_in_ward(ward_id) < Role.COORDINATOR:
-        await ctx.say("households/import_not_allowed")
-        return
-    attachment = Attachment(kind="document", file_id=str(data["file_id"]),
-                            filename=str(data["filename"]))
-    await _import_file(ctx, ward_id, attachment, create_groups=True)
+    attachment = Attachment(kind="document", file_id=str(form.data["file_id"]),
+                            filename=str(form.data["filename"]))
+    await _import_file(ctx, press.ward, attachment, create_groups=True)
 
 
 async def import_typed(ctx: Ctx) -> None:
@@ -488,6 +505,7 @@ def register(router: Router) -> None:
     router.form(FIND, find_typed)
     router.form(LINK, link_typed)
     router.document(document)
-    router.button("hi", import_confirmed, role=Role.COORDINATOR)
+    router.button(ImportPress, import_confirmed, role=Role.COORDINATOR,
+                  scope=own_group(import_place))
     router.form(IMPORT, import_typed)
 

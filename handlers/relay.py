@@ -4,15 +4,17 @@
 `/chuyentiep TDP05 chuyentiep` changes it;
 `/chuyentiep TDP05 toi` makes me the one who forwards for TDP05. The relay person presses
 "✅ Đã chuyển vào nhóm" under a relayed message (or answers 1 on Zalo, or types
-`/dachuyen`). `rl:s:notice:<id>` shows a notice's reach: direct, relayed, waiting, failed.
+`/dachuyen`). "📊 Xem tình hình chuyển tin" under a notice's report shows its reach: direct,
+relayed, waiting, failed.
 """
 
 from __future__ import annotations
 
 from bot.core import is_number
 from bot.roles import Role
-from bot.router import Ctx, Router
+from bot.router import Ctx, Router, own_group
 from bot.services.errors import ServiceError
+from bot.services.relay_delivery import RelayPress, confirm_payload
 
 # The words after the group code (Vietnamese without diacritics, English aliases) → mode.
 WORDS = {"tructiep": "direct", "chuyentiep": "relay", "cahai": "both", "tudong": "auto",
@@ -71,21 +73,30 @@ async def relayed(ctx: Ctx) -> None:
     if len(waiting) == 1:
         await _confirm(ctx, waiting[0].id)
         return
-    buttons = [[ctx.button("relay.done_for", f"rl:ok:{t.id}", code=t.group_code)]
+    buttons = [[ctx.button("relay.done_for", confirm_payload(t.id), code=t.group_code)]
                for t in waiting[:20]]
     await ctx.say("relay/choose_waiting", buttons=buttons)
 
 
+async def relay_place(ctx: Ctx) -> tuple[int, int | None] | None:
+    """Where the press acts: the relayed message's group, or the notice's ward. The router
+    checks the person's role there (the service then checks the task is theirs)."""
+    press = ctx.press(RelayPress)
+    if press.action == "ok":
+        task = await ctx.app.services.relays.task(press.ref)
+        return None if task is None else (task.ward_id, task.group_id)
+    ward_id = await ctx.app.services.notices.ward_of(press.ref)
+    return None if ward_id is None else (ward_id, None)
+
+
 async def pressed(ctx: Ctx) -> None:
-    """`rl:ok:<task>` confirm a relay; `rl:s:<kind>:<id>` show how a message went."""
+    """A `RelayPress`: confirm a relayed message, or show how a notice went."""
     await ctx.answer_button()
-    parts = (ctx.incoming.payload or "").split(":")
-    if len(parts) == 3 and parts[1] == "ok" and is_number(parts[2]):
-        await _confirm(ctx, int(parts[2]))
-    elif len(parts) == 4 and parts[1] == "s" and parts[2] == "notice" and is_number(parts[3]):
-        await _notice_status(ctx, int(parts[3]))
+    press = ctx.press(RelayPress)
+    if press.action == "ok":
+        await _confirm(ctx, press.ref)
     else:
-        await ctx.say("relay/error_unknown_task")
+        await _notice_status(ctx, press.ref)
 
 
 async def _confirm(ctx: Ctx, task_id: int) -> None:
@@ -109,4 +120,4 @@ async def _notice_status(ctx: Ctx, notice_id: int) -> None:
 def register(router: Router) -> None:
     router.command("chuyentiep", reach, aliases=("relay",), role=Role.HELPER, where="private")
     router.command("dachuyen", relayed, aliases=("relayed",), role=Role.HELPER)
-    router.button("rl", pressed, role=Role.HELPER)
+    router.button(RelayPress, pressed, role=Role.HELPER, scope=own_group(relay_place))

@@ -5,14 +5,49 @@ they work in. Lists page by eight buttons; on Zalo they become short numbered li
 
 from __future__ import annotations
 
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Literal
+
 from bot.core import Button, Role
-from bot.router import Ctx, Router
+from bot.payloads import Payload
+from bot.router import OWN_WARD, Ctx, Router
 from bot.services.errors import ServiceError
 from bot.services.staff import StaffMember
 
 PAGE_BUTTONS = 8  # people per page of /thuhoi, one per row
 PAGE_LINES = 20  # people per page of /canbo
 WARD_PAGE = 16  # wards per page of /phuong, two per row
+COMMAND_NAME = re.compile(r"[a-z0-9_]{0,32}")  # Telegram's rule for command names
+
+
+@dataclass(frozen=True)
+class StaffPress(Payload, prefix="st"):
+    """`l` / `r` + page: a page of /canbo / of /thuhoi's people; `m` + member: this person's
+    roles; `g` + grant: confirm taking it; `y` + grant: take it; `n`: stop. Members and
+    grants are looked up in the coordinator's own ward (the route's scope)."""
+
+    action: Literal["l", "r", "m", "g", "y", "n"]
+    value: int | None = None
+
+    def __post_init__(self) -> None:
+        if (self.action == "n") != (self.value is None):
+            raise ValueError(f"st:{self.action} with value {self.value!r}")
+
+
+@dataclass(frozen=True)
+class WardPick(Payload, prefix="aw"):
+    """An admin from `[admins]` picks a ward: `w` + ward works in it, then runs `command`
+    again (the one that needed a ward); `p` + page shows another page of wards."""
+
+    action: Literal["w", "p"]
+    value: int
+    command: str = ""
+
+    def __post_init__(self) -> None:
+        if not COMMAND_NAME.fullmatch(self.command):
+            raise ValueError(f"not a command name: {self.command!r}")
 
 
 def _page_of(items: list[StaffMember], page: int, size: int) -> tuple[list[StaffMember], int, int]:
@@ -21,12 +56,12 @@ def _page_of(items: list[StaffMember], page: int, size: int) -> tuple[list[Staff
     return items[page * size : (page + 1) * size], page, pages
 
 
-def _nav(ctx: Ctx, kind: str, page: int, pages: int) -> list[Button]:
+def _nav(ctx: Ctx, kind: Literal["l", "r"], page: int, pages: int) -> list[Button]:
     row = []
     if page > 0:
-        row.append(ctx.button("staff.prev", f"st:{kind}:{page - 1}"))
+        row.append(ctx.button("staff.prev", StaffPress(kind, page - 1)))
     if page < pages - 1:
-        row.append(ctx.button("staff.next", f"st:{kind}:{page + 1}"))
+        row.append(ctx.button("staff.next", StaffPress(kind, page + 1)))
     return row
 
 
@@ -63,42 +98,24 @@ async def revoke(ctx: Ctx, page: int | None = None) -> None:
         return
     shown, page, pages = _page_of(people, _arg_page(ctx) if page is None else page,
                                   PAGE_BUTTONS)
-    rows = [[ctx.button("staff.person", f"st:m:{p.member_id}", name=p.name or p.user_id,
+    rows = [[ctx.button("staff.person", StaffPress("m", p.member_id), name=p.name or p.user_id,
                         role=p.top_role.value, count=len(p.grants))] for p in shown]
     nav = _nav(ctx, "r", page, pages)
     if nav:
         rows.append(nav)
-    rows.append([ctx.button("staff.cancel", "st:n")])
+    rows.append([ctx.button("staff.cancel", StaffPress("n"))])
     await ctx.update("staff/ask_person", buttons=rows, page=page + 1, pages=pages)
 
 
 async def pressed(ctx: Ctx) -> None:
-    """Buttons: `st:l:<page>` list page, `st:r:<page>` people page, `st:m:<member>` person,
-    `st:g:<grant>` role, `st:y:<grant>` confirm, `st:n` stop."""
+    """A `StaffPress`: turn a page, pick a person, a role, confirm, or stop. A member or
+    grant that is not (any more) in the ward says the list has changed."""
     await ctx.answer_button()
-    parts = (ctx.incoming.payload or "").split(":")
-    kind = parts[1] if len(parts) > 1 else ""
-    # Ids are short numbers; anything else is an old or forged button.
-    value = parts[2] if len(parts) > 2 and parts[2].isdigit() and len(parts[2]) <= 9 else ""
-    if kind == "n":
+    press = ctx.press(StaffPress)
+    if press.value is None:  # "n", the only press without a number
         await ctx.update("staff/stopped")
         return
-    if not value:
-        await ctx.update("staff/gone")
-        return
-    number = int(value)
-    if kind == "l":
-        await staff_list(ctx, number)
-    elif kind == "r":
-        await revoke(ctx, number)
-    elif kind == "m":
-        await _ask_role(ctx, number)
-    elif kind == "g":
-        await _confirm(ctx, number)
-    elif kind == "y":
-        await _revoke(ctx, number)
-    else:
-        await ctx.update("staff/gone")
+    await STEPS[press.action](ctx, press.value)
 
 
 async def _ask_role(ctx: Ctx, member_id: int) -> None:
@@ -108,9 +125,10 @@ async def _ask_role(ctx: Ctx, member_id: int) -> None:
     if person is None:
         await ctx.update("staff/gone")
         return
-    rows = [[ctx.button("staff.grant", f"st:g:{g.grant_id}", role=g.role.value,
+    rows = [[ctx.button("staff.grant", StaffPress("g", g.grant_id), role=g.role.value,
                         group=g.group_code)] for g in person.grants[:PAGE_BUTTONS * 2]]
-    rows.append([ctx.button("staff.back", "st:r:0"), ctx.button("staff.cancel", "st:n")])
+    rows.append([ctx.button("staff.back", StaffPress("r", 0)),
+                 ctx.button("staff.cancel", StaffPress("n"))])
     await ctx.update("staff/ask_role", buttons=rows, person=person)
 
 
@@ -123,7 +141,8 @@ async def _confirm(ctx: Ctx, grant_id: int) -> None:
         await ctx.update("staff/gone")
         return
     person, grant = found
-    rows = [[ctx.button("staff.yes", f"st:y:{grant_id}"), ctx.button("staff.cancel", "st:n")]]
+    rows = [[ctx.button("staff.yes", StaffPress("y", grant_id)),
+             ctx.button("staff.cancel", StaffPress("n"))]]
     await ctx.update("staff/confirm", buttons=rows, person=person, role=grant.role.value,
                      group=grant.group_code)
 
@@ -141,6 +160,11 @@ async def _revoke(ctx: Ctx, grant_id: int) -> None:
     await ctx.update("staff/revoked", done=done, role=done.role.value)
     await ctx.notify(done.platform, done.user_id,
                      ctx.t("staff/revoked_notice", done=done, role=done.role.value))
+
+
+STEPS: dict[str, Callable[[Ctx, int], Awaitable[None]]] = {
+    "l": staff_list, "r": revoke, "m": _ask_role, "g": _confirm, "y": _revoke,
+}
 
 
 # --- admins from [admins]: which ward -------------------------------------------------------
@@ -165,6 +189,8 @@ async def choose_ward(ctx: Ctx) -> None:
 
 
 async def _ward_picker(ctx: Ctx, command: str, page: int) -> None:
+    if not COMMAND_NAME.fullmatch(command):
+        command = ""  # never a registered command: nothing to run again
     wards = await ctx.app.services.places.wards()
     if not wards:
         await ctx.say("staff/no_wards")
@@ -172,30 +198,30 @@ async def _ward_picker(ctx: Ctx, command: str, page: int) -> None:
     pages = max(1, -(-len(wards) // WARD_PAGE))
     page = min(max(page, 0), pages - 1)
     shown = wards[page * WARD_PAGE : (page + 1) * WARD_PAGE]
-    buttons = [ctx.button("staff.ward", f"aw:{w.id}:{command}", code=w.code, name=w.name)
+    buttons = [ctx.button("staff.ward", WardPick("w", w.id, command), code=w.code, name=w.name)
                for w in shown]
     rows = [buttons[i : i + 2] for i in range(0, len(buttons), 2)]
     nav = []
     if page > 0:
-        nav.append(ctx.button("staff.prev", f"aw:p{page - 1}:{command}"))
+        nav.append(ctx.button("staff.prev", WardPick("p", page - 1, command)))
     if page < pages - 1:
-        nav.append(ctx.button("staff.next", f"aw:p{page + 1}:{command}"))
+        nav.append(ctx.button("staff.next", WardPick("p", page + 1, command)))
     if nav:
         rows.append(nav)
     await ctx.update("staff/ask_ward", buttons=rows, page=page + 1, pages=pages)
 
 
 async def ward_pressed(ctx: Ctx) -> None:
-    """`aw:<ward id>:<command>` picks a ward and runs the command again; `aw:p<page>:…` pages."""
+    """A `WardPick`: work in the ward picked and run the command again, or turn the page."""
+    press = ctx.press(WardPick)
+    if press.action == "w" and await ctx.app.services.places.ward(press.value) is None:
+        await ctx.answer_button("core.stale_button")  # a ward since removed (or forged)
+        return
     await ctx.answer_button()
-    _, target, command = ((ctx.incoming.payload or "") + "::").split(":")[:3]
-    if target.startswith("p") and target[1:].isdigit() and len(target) <= 5:
-        await _ward_picker(ctx, command, int(target[1:]))
+    if press.action == "p":
+        await _ward_picker(ctx, press.command, press.value)
         return
-    if not target.isdigit() or len(target) > 9:
-        await ctx.update("staff/gone")
-        return
-    await _set_ward(ctx, int(target), command)
+    await _set_ward(ctx, press.value, press.command)
 
 
 async def _set_ward(ctx: Ctx, ward_id: int, command: str) -> None:
@@ -217,5 +243,6 @@ def register(router: Router) -> None:
     router.command("thuhoi", revoke, aliases=("revoke",), role=Role.COORDINATOR,
                    where="private")
     router.command("phuong", choose_ward, aliases=("ward",), role=Role.ADMIN, where="private")
-    router.button("st", pressed, role=Role.COORDINATOR)
-    router.button("aw", ward_pressed, role=Role.ADMIN)
+    router.button(StaffPress, pressed, role=Role.COORDINATOR, scope=OWN_WARD)
+    # No scope: an admin from [admins] may work in any ward, and picking one is what this is.
+    router.button(WardPick, ward_pressed, role=Role.ADMIN)

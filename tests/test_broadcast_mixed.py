@@ -18,6 +18,7 @@ from bot.platforms.zalo import ZaloApiError, delivery_error
 from bot.platforms.zalo_oa import ZaloOAError
 from bot.platforms.zalo_oa import delivery_error as oa_delivery_error
 from bot.roles import Role
+from tests.conftest import shared_content
 from tests.fake_telegram import FakeTelegram
 from tests.fake_zalo import FakeZalo
 from tests.telegram_people import Ward, plain, until
@@ -45,7 +46,7 @@ async def both(sqlite_url: str) -> AsyncIterator[Both]:
             "outbox": {"per_second": 200, "group_per_minute": 600},
             "web": {"port": 0},
         })
-        app = BotApp(config, clock=FrozenClock(START))
+        app = BotApp(config, clock=FrozenClock(START), content=shared_content())
         await app.db.upgrade()
         services = app.context.services
         await services.places.add_ward("HB", "Phường Hòa Bình")

@@ -12,6 +12,8 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
 from bot.core import Capabilities, Role
 from tests.conftest import Harness
 from tests.test_shell import run_shell
@@ -48,7 +50,7 @@ async def test_poll_options_on_one_line_and_remind_now_reach_the_groups(tmp_path
 
 
 def test_reset_and_ctrl_c(tmp_path: Path) -> None:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONFAULTHANDLER": "1"}
     cmd = [sys.executable, "-m", "bot", "--config", str(tmp_path / "none.toml"), "shell",
            "--demo", "--as", "leader"]
     first = subprocess.run(cmd, input="/moi cudan TDP01 5\n/thoat\n", capture_output=True,
@@ -70,7 +72,11 @@ def test_reset_and_ctrl_c(tmp_path: Path) -> None:
             seen += process.stdout.readline()
         process.send_signal(signal.SIGINT)  # stdin stays open: input() is blocked
         started = time.monotonic()
-        code = process.wait(timeout=20)
+        try:
+            code = process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGABRT)  # faulthandler prints where every thread is
+            pytest.fail(f"Ctrl-C did not end the shell: {process.communicate()[1][-4000:]}")
         assert time.monotonic() - started < 10
         stderr = process.stderr.read()
     assert code == 130

@@ -133,6 +133,19 @@ async def test_free_text_without_diacritics_gets_the_answer(harness: Harness) ->
     assert "VNeID là gì?" in said
 
 
+async def test_a_close_runner_up_is_offered_under_the_answer(harness: Harness) -> None:
+    """"Đổi số điện thoại" is most likely VNeID's phone number, but may be the bank's: the
+    answer comes at once, with the other guide one press away."""
+    said = await harness.say("đổi số điện thoại")
+    assert "Đổi số điện thoại VNeID" in said
+    last = harness.platform.last
+    assert "🔎 Hay ý là: Đổi số điện thoại nhận OTP của ngân hàng" in last.labels
+    assert "faq:t:bank_otp_phone" in last.payloads
+    assert last.labels.count("🔎 Hay ý là: Đổi số điện thoại nhận OTP của ngân hàng") == 1
+    await harness.send(message("học phí"))  # clearly one guide: no second guess
+    assert not any(label.startswith("🔎") for label in harness.platform.last.labels)
+
+
 async def test_unknown_question_offers_to_ask_the_ward(harness: Harness) -> None:
     await harness.send(message("con mèo nhà tôi bị lạc"))
     assert "chưa có hướng dẫn nào đúng" in harness.platform.last.text

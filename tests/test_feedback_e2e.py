@@ -13,6 +13,7 @@ from bot.app import BotApp
 from bot.clock import FrozenClock
 from bot.config import Config
 from bot.roles import Role
+from tests.conftest import shared_content
 from tests.fake_telegram import FakeTelegram
 from tests.telegram_people import Ward, labels, plain
 
@@ -30,7 +31,7 @@ async def ward(sqlite_url: str) -> AsyncIterator[Ward]:
             "web": {"port": 0},
         })
         clock = FrozenClock(START)
-        app = BotApp(config, clock=clock)
+        app = BotApp(config, clock=clock, content=shared_content())
         await app.db.upgrade()
         places, access = app.context.services.places, app.context.services.access
         await places.add_ward("HB", "Phường Hòa Bình")

@@ -14,6 +14,7 @@ from bot.clock import FrozenClock
 from bot.config import Config
 from bot.roles import Role
 from bot.services.tables import read_table
+from tests.conftest import shared_content
 from tests.fake_telegram import FakeTelegram
 from tests.telegram_people import Ward, labels, plain
 
@@ -38,7 +39,7 @@ async def ward(sqlite_url: str) -> AsyncIterator[Ward]:
             "telegram": {"token": TOKEN, "api_base_url": tg.base_url},
             "web": {"port": 0},
         })
-        app = BotApp(config, clock=FrozenClock(START))
+        app = BotApp(config, clock=FrozenClock(START), content=shared_content())
         await app.db.upgrade()
         services = app.context.services
         ward = await services.places.add_ward("HB", "Phường Hòa Bình")

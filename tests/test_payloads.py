@@ -42,6 +42,7 @@ def test_pack_and_unpack_round_trip_with_escaping() -> None:
 @pytest.mark.parametrize("garbled", [
     "smp", "smp:jump", "smp:go:x", "smp:go:-1", "smp:go:1:n:2", "smp:go:1:n:1:boss",
     "smp:go:1:n:1:leader:extra", "nt:go", "smp:go:" + "9" * 40, "smp:go:1:" + "é" * 40,
+    "smp:go:2147483648", "smp:go:" + "9" * 18,  # beyond a PostgreSQL integer id
 ])
 def test_a_garbled_or_forged_payload_is_refused_by_unpack(garbled: str) -> None:
     with pytest.raises(PayloadError):
@@ -53,6 +54,9 @@ def test_a_payload_that_would_not_fit_cannot_be_packed() -> None:
         Sample("go", name="Nguyễn " * 10).pack()
     with pytest.raises(ValueError):
         Sample("fly").pack()  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="between 0 and"):
+        Sample("go", -1).pack()
+    assert Sample.unpack(Sample("go", 2**31 - 1).pack()).count == 2**31 - 1
     with pytest.raises(ValueError):
 
         @dataclass(frozen=True)
@@ -138,3 +142,89 @@ async def test_households_left_of_another_group_are_refused_by_scope(harness: Ha
     assert "Tổ TDP01 — hộ chưa xong" in harness.platform.last.text
     await harness.send(press(Missing(tdp01.id).pack(), user="300"))  # a guest: the role first
     assert "dành cho người đã tham gia tổ" in harness.platform.last.text
+
+
+STALE = "Nút này đã cũ. Bạn gõ lại lệnh nhé."
+
+
+@pytest.mark.parametrize("user, forged", [
+    # /thuhoi and /canbo: an unknown step, a missing or extra number, not a number, too big
+    ("100", "st:x:1"), ("100", "st:m"), ("100", "st:n:5"), ("100", "st:y:abc"),
+    ("100", "st:y:2147483648"), ("100", "st:y:1:2"),
+    # an admin's ward picker: the old shape, an unknown step, a command that is no command
+    ("999", "aw:5:tiendo"), ("999", "aw:p1:tiendo"), ("999", "aw:x:1"),
+    ("999", "aw:w:1:tiến độ"), ("999", "aw:w:999999:tiendo"),  # the last: no such ward
+    # relay: a missing or negative id, an unknown step, no such task or notice
+    ("100", "rl:s:notice:x"), ("100", "rl:ok"), ("100", "rl:ok:-1"), ("100", "rl:go:1"),
+    ("100", "rl:ok:999999"), ("100", "rl:s:999999"),
+    # the import confirm: without its ward (the old shape), an unknown answer, no such ward
+    ("100", "hi:ok"), ("100", "hi:yes:1"), ("100", "hi:ok:1:2"), ("100", "hi:ok:999999"),
+])
+async def test_forged_staff_ward_relay_and_import_presses_get_the_polite_line(
+    harness: Harness, user: str, forged: str,
+) -> None:
+    await harness.grant("100", Role.COORDINATOR)
+    platform = await harness.send(press(forged, user=user))
+    assert platform.answered == [(f"cb-{forged}", STALE)]
+    assert platform.said == []  # one line, as a toast: no apology, no other message
+
+
+async def test_an_import_button_for_another_ward_is_refused_by_scope(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from dataclasses import replace as replaced
+
+    from bot.core import Attachment
+    from handlers.households import ImportPress
+    from tests.recording import message
+
+    services = harness.ctx.services
+    p1, p2 = await services.places.ward_by_code("P1"), await services.places.ward_by_code("P2")
+    assert p1 is not None and p2 is not None
+    await harness.grant("100", Role.COORDINATOR)  # of P1
+    csv = "code,group,head_name,members\nTDP09-001,TDP09,Lê Văn Mới,3\n".encode()
+
+    async def download(attachment: Attachment) -> bytes:  # by file id, as Telegram serves it
+        return csv if attachment.file_id == "f1" else b""
+
+    monkeypatch.setattr(harness.platform, "download", download)
+    await harness.send(replaced(message("", user="100"), attachments=(
+        Attachment(kind="document", filename="ho.csv", data=csv, file_id="f1", size=len(csv)),)))
+    assert "TDP09" in harness.platform.last.text
+    assert harness.platform.last.payloads == [ImportPress("ok", p1.id).pack(),
+                                              ImportPress("no", p1.id).pack()]
+    forged = ImportPress("ok", p2.id).pack()
+    await harness.send(press(forged))
+    assert harness.platform.last.text.startswith(
+        "⛔ Việc này thuộc phường khác, không phải phường của bạn")
+    assert await services.places.group_by_code(p2.id, "TDP09") is None
+    assert await services.places.group_by_code(p1.id, "TDP09") is None
+    await harness.send(press(ImportPress("ok", p1.id).pack()))  # the form waited
+    assert "Đã nhập danh sách hộ «ho.csv»" in harness.platform.last.text
+    assert await services.places.group_by_code(p1.id, "TDP09") is not None
+    assert await services.places.group_by_code(p2.id, "TDP09") is None
+
+
+async def test_a_relay_confirm_for_another_group_is_refused_by_scope(harness: Harness) -> None:
+    from bot.services.relay_delivery import RelayPress, confirm_payload
+
+    services = harness.ctx.services
+    ward = await services.places.ward_by_code("P1")
+    assert ward is not None
+    tdp01 = await services.places.group_by_code(ward.id, "TDP01")
+    assert tdp01 is not None
+    await harness.grant("200", Role.LEADER, "TDP01")  # TDP01's relay person by default
+    await harness.grant("300", Role.LEADER, "TDP02")
+    reach = (await services.relays.reach(ward.id, [tdp01.id]))[tdp01.id]
+    [task] = await services.relays.create_tasks(kind="notice", ref_id=1, ward_id=ward.id,
+                                                author_member_id=None, reaches=[reach],
+                                                text="Họp tổ tối nay")
+    # Buttons already sent (or queued for the morning) keep working: the shapes are the old ones.
+    assert confirm_payload(task.id) == RelayPress("ok", task.id).pack() == f"rl:ok:{task.id}"
+    assert RelayPress.unpack("rl:s:notice:7") == RelayPress("s", 7) == RelayPress.unpack("rl:s:7")
+    await harness.send(press(confirm_payload(task.id), user="300"))
+    assert harness.platform.last.text.startswith(
+        "⛔ Việc này thuộc tổ khác, không phải tổ của bạn")
+    assert (await services.relays.task(task.id)).state == "queued"  # type: ignore[union-attr]
+    await harness.send(press(confirm_payload(task.id), user="200"))
+    assert "Đã ghi nhận tin đã tới nhóm TDP01" in harness.platform.last.text

@@ -17,6 +17,7 @@ from bot.config import Config
 from bot.core import Chat, Sender
 from bot.roles import Role
 from bot.services.tables import read_table
+from tests.conftest import shared_content
 from tests.fake_telegram import FakeTelegram
 from tests.fake_zalo import FakeZalo
 
@@ -133,7 +134,7 @@ async def chat(request: pytest.FixtureRequest, sqlite_url: str) -> AsyncIterator
 
 async def _running(config: Config, platform: str) -> AsyncIterator[BotApp]:
     # Midday in Hà Nội, whatever the real time: quiet hours would hold group messages.
-    app = BotApp(config, clock=FrozenClock(datetime(2026, 11, 24, 5, 0, tzinfo=UTC)))
+    app = BotApp(config, clock=FrozenClock(datetime(2026, 11, 24, 5, 0, tzinfo=UTC)), content=shared_content())
     await app.db.upgrade()
     services = app.context.services
     ward = await services.places.add_ward("HB", "Phường Hòa Bình")

@@ -27,25 +27,55 @@ UNDERSTANDING = Understanding(Matcher(LIBRARY))
 
 
 def part(name: str) -> list[dict[str, str]]:
-    return list(tomllib.loads((DATA / f"understanding_{name}.toml").read_text("utf-8"))["case"])
+    """The cases of one evaluation file; the held-out file may hold none yet (its header)."""
+    text = (DATA / f"understanding_{name}.toml").read_text("utf-8")
+    return list(tomllib.loads(text).get("case", []))
 
 
-def test_the_sets_are_big_varied_and_labelled_with_real_guides() -> None:
-    tuning, heldout = part("tuning"), part("heldout")
-    everything = tuning + heldout
-    assert len(everything) >= 400 and len(heldout) >= 150
+def heldout() -> list[dict[str, str]]:
+    cases = part("heldout")
+    if not cases:
+        pytest.skip("the held-out file is an empty placeholder until the new blind set lands")
+    return cases
+
+
+def test_the_tuning_set_is_big_varied_and_labelled_with_real_guides() -> None:
+    tuning = part("tuning")
+    assert len(tuning) >= 400
+    assert sum(c["q"].isascii() for c in tuning) >= 0.4 * len(tuning)
+    assert {c.get("kind", "guide") for c in tuning} == {
+        "guide", "smalltalk", "person", "report", "offtopic"}
+    assert {c["topic"] for c in tuning if "topic" in c} <= set(LIBRARY.topics)
+    assert len({c["q"] for c in tuning}) == len(tuning)
+
+
+def test_the_held_out_set_is_big_varied_labelled_and_apart_from_tuning() -> None:
+    tuning, cases = part("tuning"), heldout()
+    everything = tuning + cases
+    assert len(everything) >= 400 and len(cases) >= 150
     assert sum(c["q"].isascii() for c in everything) >= 0.4 * len(everything)
-    for cases in (tuning, heldout):
-        kinds = {c.get("kind", "guide") for c in cases}
-        assert kinds == {"guide", "smalltalk", "person", "report", "offtopic"}
-    assert {c["topic"] for c in everything if "topic" in c} <= set(LIBRARY.topics)
-    assert not {c["q"] for c in tuning} & {c["q"] for c in heldout}
+    kinds = {c.get("kind", "guide") for c in cases}
+    assert kinds == {"guide", "smalltalk", "person", "report", "offtopic"}
+    assert {c["topic"] for c in cases if "topic" in c} <= set(LIBRARY.topics)
+    assert not {c["q"] for c in tuning} & {c["q"] for c in cases}
+
+
+def test_tuning_set_stays_answered_directly_and_right() -> None:
+    """A regression guard on the tuning file (chosen on it, so not a measure of quality: the
+    held-out guard below is). The floor sits just under the figure measured."""
+    answerable = [c for c in part("tuning") if "topic" in c]
+    right = 0
+    for case in answerable:
+        reading = UNDERSTANDING.read(case["q"])
+        match = reading.match if reading.kind is Kind.QUESTION else None
+        right += bool(match and match.confident and match.confident.key == case["topic"])
+    assert right / len(answerable) >= 0.95, f"{right}/{len(answerable)}"
 
 
 def test_held_out_part_stays_answered_directly_and_right() -> None:
     """A regression guard measured on messages never used for tuning (see the file header).
-    The floor sits just under the figure measured (84.6%); the issue's goal is 90%."""
-    answerable = [c for c in part("heldout") if "topic" in c]
+    Skipped while the file is empty; the lead sets the floor after measuring the new set."""
+    answerable = [c for c in heldout() if "topic" in c]
     right = 0
     for case in answerable:
         reading = UNDERSTANDING.read(case["q"])
@@ -55,7 +85,7 @@ def test_held_out_part_stays_answered_directly_and_right() -> None:
 
 
 def test_held_out_small_talk_never_gets_a_guide() -> None:
-    for case in part("heldout"):
+    for case in heldout():
         if case.get("kind") == "smalltalk":
             assert UNDERSTANDING.read(case["q"]).kind is Kind.SMALLTALK, case["q"]
 
@@ -67,7 +97,7 @@ from bot.services.understanding import Understanding
 u = Understanding(Matcher(load_library("vi")))
 out = []
 for name in ("tuning", "heldout"):
-    for case in tomllib.load(open(f"tests/data/understanding_{name}.toml", "rb"))["case"]:
+    for case in tomllib.load(open(f"tests/data/understanding_{name}.toml", "rb")).get("case", []):
         r = u.read(case["q"])
         m = r.match
         out.append([r.kind.value, r.reply, r.category, m and m.confident and m.confident.key,
@@ -107,6 +137,34 @@ def test_abbreviations_are_spelled_out(typed: str, meant: str) -> None:
     assert " ".join(t.text for t in Matcher(LIBRARY).tokens(typed)) == meant
 
 
+def test_both_spellings_of_a_final_y_meet() -> None:
+    matcher = Matcher(LIBRARY)
+    assert [t.folded for t in matcher.tokens("đăng kí")] == [
+        t.folded for t in matcher.tokens("đăng ký")]
+    assert matcher.best("dang ki vneid") == matcher.best("đăng ký vneid")
+    assert [t.text for t in matcher.tokens("y tế")] == ["y", "tế"]  # a lone y stays
+
+
+def test_two_syllables_typed_without_the_space_are_split() -> None:
+    matcher = Matcher(LIBRARY)
+    assert [t.folded for t in matcher.tokens("quen matkhau")] == ["quen", "mat", "khau"]
+    assert matcher.best("dangky vneid") == matcher.best("đăng ký vneid")
+    for whole in ("hehe", "like", "helo"):  # laughter and loanwords are not two syllables
+        assert [t.text for t in matcher.tokens(whole)] == [whole]
+
+
+def test_stopwords_respect_typed_accents() -> None:
+    words = load_words()
+    matcher = Matcher(LIBRARY)
+    cai, cai_install = matcher.tokens("cái")[0], matcher.tokens("cài")[0]
+    assert words.is_stopword(cai) and not words.is_stopword(cai_install)
+
+
+def test_a_piece_of_a_keyword_alone_answers_nothing() -> None:
+    """"sạch" typed without accents meets "sách" of "chính sách" only as a piece of it."""
+    assert Matcher(LIBRARY).match("cach trong rau sach").confident is None
+
+
 def test_valid_syllables_and_brands_are_never_corrected() -> None:
     matcher = Matcher(LIBRARY)
     for word in ("tháng", "trong", "ruộng", "quyết", "thang", "truong", "vneid", "ihanoi", "momo",
@@ -123,6 +181,12 @@ def test_valid_syllables_and_brands_are_never_corrected() -> None:
     ("đèn đường ngõ 12 hỏng mấy hôm nay", Kind.REPORT), ("rac o hem 5 khong ai don", Kind.REPORT),
     ("vneid là gì", Kind.QUESTION), ("dong hoc phi cho chau", Kind.QUESTION),
     ("mat can cuoc", Kind.QUESTION),
+    # a place word followed by a number is a place even unaccented: "to 5" is tổ 5
+    ("nuoc ngap o to 5 may ngay roi", Kind.REPORT),
+    ("ho so nop o phuong qua han 2 tuan ma chua co ket qua", Kind.REPORT),  # "ma" is mà
+    ("bot dễ thương ghê", Kind.SMALLTALK), ("chúc cán bộ phường ngày mới vui vẻ", Kind.SMALLTALK),
+    ("Tôi là cán bộ hưu trí, muốn nhận lương hưu qua tài khoản", Kind.QUESTION),
+    ("có nên chụp căn cước gửi cho người khác không", Kind.QUESTION),
 ])
 def test_what_a_message_is(text: str, kind: Kind) -> None:
     assert UNDERSTANDING.read(text).kind is kind

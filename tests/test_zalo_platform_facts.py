@@ -26,6 +26,7 @@ from bot.config import Config, ZaloSection
 from bot.core import Chat, DeliveryError, Outgoing, Role, Sender
 from bot.platforms.zalo import GONE_AFTER_404S, ZaloClient, ZaloPlatform, strip_mention
 from bot.services.platform_state import DbSeenIds
+from tests.conftest import shared_content
 from tests.fake_telegram import FakeTelegram
 from tests.fake_zalo import FakeZalo
 from tests.telegram_people import Ward, until
@@ -58,10 +59,11 @@ def make_config(tg: FakeTelegram, zl: FakeZalo, tmp_path: Path, **zalo: Any) -> 
 
 
 @pytest.fixture
-async def world(tmp_path: Path) -> AsyncIterator[World]:
+async def world(tmp_path: Path, sqlite_url: str) -> AsyncIterator[World]:
+    # sqlite_url: <tmp_path>/bot.db starts as a copy of the migrated template
     async with FakeTelegram(token=TOKEN) as tg, FakeZalo() as zl:
         clock = FrozenClock(START)
-        app = BotApp(make_config(tg, zl, tmp_path), clock=clock)
+        app = BotApp(make_config(tg, zl, tmp_path), clock=clock, content=shared_content())
         await app.db.upgrade()
         services = app.context.services
         await services.places.add_ward("HB", "Phường Hòa Bình")
@@ -223,14 +225,14 @@ def test_mentions_are_stripped_by_display_or_account_name() -> None:
 async def test_a_replayed_update_after_a_restart_runs_once(tmp_path: Path) -> None:
     async with FakeTelegram(token=TOKEN) as tg, FakeZalo() as zl:
         config = make_config(tg, zl, tmp_path)
-        first = BotApp(config)
+        first = BotApp(config, content=shared_content())
         await first.start()
         zl.text("u-5", "u-5", "/quyen")
         await zl.wait_sent("u-5", 1)
         await first.stop()
 
         zl.replay_consumed = True  # Zalo hands the consumed update back on the next poll
-        second = BotApp(config)
+        second = BotApp(config, content=shared_content())
         await second.start()
         try:
             zl.text("u-5", "u-5", "/huy")

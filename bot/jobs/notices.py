@@ -13,7 +13,7 @@ from bot.delivery.outbox import NewDelivery, Outbox
 from bot.services.access import Access
 from bot.services.notices import Notices
 from bot.services.relay import Relays
-from bot.services.relay_delivery import RelayDelivery
+from bot.services.relay_delivery import RelayDelivery, RelayPress
 from bot.texts import Texts
 
 
@@ -52,7 +52,7 @@ class NoticeJobs:
                                  remind_hours=f"{self.remind_after_hours:g}")
         platform = self.platforms.get(author.platform)
         buttons = [[Button(self.texts.label("relay.status", locale),
-                           f"rl:s:notice:{notice_id}")]] \
+                           RelayPress("s", notice_id).pack())]] \
             if relay and platform is not None and platform.capabilities.buttons else []
         await self.outbox.enqueue([NewDelivery(
             kind="notice_report", ref_id=notice_id, platform=author.platform,

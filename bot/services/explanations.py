@@ -70,10 +70,12 @@ class Match:
 
 @dataclass(frozen=True)
 class MatchResult:
-    """`confident` answers at once; otherwise `candidates` (up to 3) are offered."""
+    """`confident` answers at once; otherwise `candidates` (up to 3) are offered. Under a
+    confident answer, `also` is a close runner-up offered as one "or did you mean" button."""
 
     confident: Topic | None
     candidates: tuple[Topic, ...]
+    also: tuple[Topic, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,7 @@ class Library:
     _body_idf: dict[str, float] = field(default_factory=dict)
     _whole: dict[str, tuple[str, ...]] = field(default_factory=dict)  # folded phrase -> topics
     vocabulary: frozenset[str] = frozenset()
+    pairs: frozenset[str] = frozenset()  # folded two-syllable n-grams of keywords and texts
 
     def in_category(self, key: str) -> list[Topic]:
         return [t for t in self.topics.values() if t.category == key]
@@ -211,7 +214,12 @@ def _index(library: Library) -> None:
             key = " ".join(t.folded for t in tokens)
             if topic.key not in whole.setdefault(key, []):
                 whole[key].append(topic.key)
-            for folded, written in _grams(tokens, library.words):
+            found = _grams(tokens, library.words)
+            if 1 < len(tokens) <= MAX_GRAM and key not in {g for g, _ in found}:
+                # a keyword of stopwords only ("ở nhờ", "cỡ chữ" typed "co chu") was written
+                # on purpose
+                found.append((key, tuple(t.text for t in tokens)))
+            for folded, written in found:
                 forms = grams.setdefault(folded, {}).setdefault(topic.key, [])
                 if written not in forms:
                     forms.append(written)
@@ -241,6 +249,7 @@ def _index(library: Library) -> None:
     }
     library._whole = {k: tuple(v) for k, v in whole.items()}
     library.vocabulary = frozenset(vocabulary)
+    library.pairs = frozenset(g for g in (*grams, *body) if g.count(" ") == 1)
 
 
 def _agreement(typed: tuple[Token, ...], written: tuple[str, ...]) -> float:
@@ -261,11 +270,12 @@ def _agreement(typed: tuple[Token, ...], written: tuple[str, ...]) -> float:
 class Thresholds:
     """Chosen on the tuning set only (`python bench/bench_matcher.py --tune`)."""
 
-    direct: float = 3.0  # the best guide's score needed to answer at once
-    margin: float = 0.9  # ...and the runner-up must score at most this share of it
+    direct: float = 2.0  # the best guide's score needed to answer at once
+    margin: float = 0.95  # ...and the runner-up must score at most this share of it
     weak: float = 1.0  # below this nothing fits: say so and offer the ward
     close: float = 0.5  # choices list only guides scoring at least this share of the best
     coverage: float = 0.0  # a direct answer must match this share of the meaningful words
+    also: float = 0.5  # under a direct answer, offer the runner-up scoring this share of it
 
 
 class Matcher:
@@ -273,14 +283,15 @@ class Matcher:
 
     def __init__(
         self, library: Library, thresholds: Thresholds | None = None, *, length_weight: float = 0.0,
-        exact_bonus: float = 2.0, body_weight: float = 0.4,
+        exact_bonus: float = 2.0, body_weight: float = 0.2, fragment_weight: float = 0.5,
     ) -> None:
         self.library = library
         self.thresholds = thresholds or Thresholds()
-        self.reader = Reader(library.words, library.vocabulary)
+        self.reader = Reader(library.words, library.vocabulary, library.pairs)
         self._length_weight = length_weight
         self._exact_bonus = exact_bonus
         self._body_weight = body_weight
+        self._fragment_weight = fragment_weight
 
     def tokens(self, text: str) -> list[Token]:
         return self.reader.tokens(text)
@@ -300,7 +311,10 @@ class Matcher:
         for n in range(1, MAX_GRAM + 1):
             for i in range(len(tokens) - n + 1):
                 window = tuple(tokens[i : i + n])
-                if all(library.words.is_stopword(t) for t in window):
+                # A stopword alone says nothing; several may be a keyword typed without
+                # accents: "mo het chu" is "mờ hết chữ" though "mo", "het", "chu" may be
+                # "mợ", "hết", "chú".
+                if n == 1 and library.words.is_stopword(window[0]):
                     continue
                 key = " ".join(t.folded for t in window)
                 if key in seen or (key not in library._grams and key not in library._body):
@@ -309,8 +323,13 @@ class Matcher:
                 idf = library._idf.get(key) or library._body_idf.get(key, 0.0)
                 weight = idf * (1 + self._length_weight * (n - 1))
                 in_keywords = library._grams.get(key, {})
+                whole_of = library._whole.get(key, ())
                 for topic_key, forms in in_keywords.items():
                     value = weight * max(_agreement(window, form) for form in forms)
+                    if topic_key not in whole_of:
+                        # A piece of a keyword says less than a whole one: "sách" found
+                        # only inside "chính sách" may be "sạch" in "rau sạch".
+                        value *= self._fragment_weight
                     totals[topic_key] = totals.get(topic_key, 0.0) + value
                     covered.setdefault(topic_key, set()).update(range(i, i + n))
                 if self._body_weight and n > 1:
@@ -348,7 +367,8 @@ class Matcher:
         second = found[1].score if len(found) > 1 else 0.0
         if (top.score >= limits.direct and second <= top.score * limits.margin
                 and top.coverage >= limits.coverage):
-            return MatchResult(confident=top.topic, candidates=())
+            also = tuple(m.topic for m in found[1:2] if m.score >= top.score * limits.also)
+            return MatchResult(confident=top.topic, candidates=(), also=also)
         close = [m.topic for m in found[:3] if m.score >= top.score * limits.close]
         return MatchResult(confident=None, candidates=tuple(close))
 

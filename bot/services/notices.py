@@ -181,6 +181,12 @@ class Notices:
                 reaches=by_relay, body=rendered, when=when, wake=wake)
         return Created(notice_id, targets, without, when, relayed)
 
+    async def ward_of(self, notice_id: int) -> int | None:
+        """The ward a notice went to; None when there is no such notice."""
+        async with self._db.session() as session:
+            row = await session.get(Notice, notice_id)
+        return None if row is None else row.ward_id
+
     async def reach_summary(self, identity: Identity, notice_id: int) -> Summary | None:
         """Per group: reached directly, relayed (confirmed), waiting, failed — for the
         notice's author and the ward's coordinators."""

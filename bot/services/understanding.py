@@ -49,9 +49,11 @@ class Intents:
     smalltalk: tuple[tuple[str, Phrases], ...]
     fillers: Phrases
     person: Phrases
+    not_person: Phrases
     strong: Phrases
     problems: Phrases  # one-syllable words that are ambiguous unaccented count only accented
     places: Phrases
+    numbered: Phrases  # places that count even unaccented when a number follows ("to 5")
     not_report: Phrases
     categories: tuple[tuple[str, Phrases], ...]
 
@@ -91,10 +93,13 @@ def load_intents(reader: Reader, locale: str = "vi", root: Path = UNDERSTANDING_
         ),
         fillers=Phrases(phrases(small.get("fillers", []), "smalltalk.fillers")),
         person=Phrases(phrases(person.get("phrases", []), "person.phrases")),
+        not_person=Phrases(phrases(person.get("not_if", []), "person.not_if")),
         strong=Phrases(phrases(report.get("strong", []), "report.strong")),
         problems=Phrases(phrases(report.get("problems", []), "report.problems"), ambiguous),
         places=Phrases(phrases(report.get("places", []), "report.places"), ambiguous),
-        not_report=Phrases(phrases(report.get("not_if", []), "report.not_if")),
+        numbered=Phrases(phrases(report.get("numbered", []), "report.numbered")),
+        # "ma" typed without accents is mostly "mà" (but), not "mã" (a code): ambiguous too.
+        not_report=Phrases(phrases(report.get("not_if", []), "report.not_if"), ambiguous),
         categories=tuple((str(k), Phrases(phrases(v, f"report.categories.{k}")))
                          for k, v in categories.items()),
     )
@@ -145,7 +150,7 @@ def _covered(tokens: list[Token], groups: tuple[tuple[str, Phrases], ...],
                 i += size
                 break
         else:
-            size = fillers.at(tokens, i)
+            size = fillers.at(tokens, i) or int(tokens[i].folded.isdigit())  # "chúc mừng 20/11"
             if not size:
                 return None
             i += size
@@ -167,7 +172,7 @@ class Understanding:
         chat = _covered(tokens, intents.smalltalk, intents.fillers)
         if chat is not None:
             return Reading(Kind.SMALLTALK, reply=chat)
-        if intents.person.found(tokens):
+        if intents.person.found(tokens) and not intents.not_person.found(tokens):
             return Reading(Kind.PERSON, has_question=self._has_question(tokens))
         if self._is_report(tokens):
             return Reading(Kind.REPORT, category=self._category(tokens),
@@ -180,9 +185,16 @@ class Understanding:
             return not intents.not_report.found(tokens)
         return (
             intents.problems.found(tokens)
-            and intents.places.found(tokens)
+            and (intents.places.found(tokens) or self._numbered_place(tokens))
             and not intents.not_report.found(tokens)
         )
+
+    def _numbered_place(self, tokens: list[Token]) -> bool:
+        for i in range(len(tokens)):
+            size = self.intents.numbered.at(tokens, i)
+            if size and i + size < len(tokens) and tokens[i + size].folded[:1].isdigit():
+                return True
+        return False
 
     def _category(self, tokens: list[Token]) -> str:
         for name, phrases in self.intents.categories:

@@ -19,6 +19,10 @@ from rapidfuzz.distance import OSA  # edit distance where swapping two letters c
 
 UNDERSTANDING_DIR = Path(__file__).resolve().parent.parent.parent / "messages" / "understanding"
 _WORD = re.compile(r"[^\W_]+")
+# "ký"/"kí", "lý"/"lí", "kỹ"/"kĩ", "quý"/"quí": both spellings are in use; after a consonant a
+# final y is written i here, so "đăng kí" meets "đăng ký" (a lone "y", as in "y tế", stays).
+_Y_AS_I = re.compile(r"^(qu|[bdđhklmnstv])([yýỳỷỹỵ])$")
+_Y_TO_I = str.maketrans("yýỳỷỹỵ", "iíìỉĩị")
 
 
 class WordsError(ValueError):
@@ -56,6 +60,7 @@ class Words:
     abbreviations: dict[tuple[str, ...], tuple[str, ...]]
     brands: frozenset[str]
     stopwords: frozenset[str]  # folded
+    stopwords_written: frozenset[str]  # as listed, accents kept
     onsets: tuple[str, ...]
     rhymes: frozenset[str]
 
@@ -67,6 +72,10 @@ class Words:
         return False
 
     def is_stopword(self, token: Token) -> bool:
+        """Accents count when typed: "cái" is a stopword, "cài" (install) is not; typed without
+        accents, "cai" may be either and counts as one."""
+        if token.accented:
+            return token.text in self.stopwords_written
         return token.folded in self.stopwords
 
 
@@ -90,6 +99,8 @@ def load_words(locale: str = "vi", root: Path = UNDERSTANDING_DIR) -> Words:
         abbreviations=abbreviations,
         brands=frozenset(fold(b) for b in _strings(path, data, "brands")),
         stopwords=frozenset(fold(s) for s in _strings(path, data, "stopwords")),
+        stopwords_written=frozenset(
+            " ".join(words_of(s)) for s in _strings(path, data, "stopwords")),
         onsets=tuple(onsets),
         rhymes=frozenset(_strings(path, syllables, "rhymes")),
     )
@@ -106,8 +117,10 @@ class Reader:
     """Turns a message into tokens: abbreviations spelled out, typos corrected against a
     vocabulary (the words of the guides), accents kept as typed."""
 
-    def __init__(self, words: Words, vocabulary: Iterable[str] = ()) -> None:
+    def __init__(self, words: Words, vocabulary: Iterable[str] = (),
+                 pairs: Iterable[str] = ()) -> None:
         self.words = words
+        self._pairs = frozenset(pairs)
         self._longest = max((len(k) for k in words.abbreviations), default=1)
         self._vocabulary = frozenset(vocabulary)
         by_length: dict[int, list[str]] = {}
@@ -131,25 +144,46 @@ class Reader:
                 i += 1
         result: list[Token] = []
         for word in spelled:
-            folded = fold(word).replace(" ", "")
-            if not folded:
+            token = _token(word)
+            if not token.folded:
                 continue
-            token = Token(word, folded)
-            result.append(self._corrected(token) if correct else token)
+            if not correct or not self._suspect(token):
+                result.append(token)
+                continue
+            glued = self._unglued(token)
+            result.extend(glued if glued else [self._corrected(token)])
         return result
 
-    def _corrected(self, token: Token) -> Token:
-        """A typo is corrected only when the token cannot be a Vietnamese syllable, is no brand
-        or loanword, and one vocabulary word is nearest (ties broken alphabetically)."""
+    def _suspect(self, token: Token) -> bool:
+        """Not a word we know, not a brand, and not a possible Vietnamese syllable."""
         folded = token.folded
-        if (
+        return not (
             folded in self._vocabulary
             or folded in self.words.brands
             or len(folded) < 4
             or folded.isdigit()
             or self.words.is_syllable(folded)
-        ):
-            return token
+        )
+
+    def _unglued(self, token: Token) -> list[Token]:
+        """Two syllables typed without the space ("dangky", "matkhau"): split where the halves
+        are two syllables the guides write side by side (the first such split from the left),
+        so "hehe" or "like" stay whole."""
+        folded, text = token.folded, token.text
+        if len(text) != len(folded):
+            return []
+        for cut in range(1, len(folded)):
+            left, right = _token(text[:cut]), _token(text[cut:])
+            if f"{left.folded} {right.folded}" in self._pairs and all(
+                    self.words.is_syllable(half.folded) for half in (left, right)):
+                return [left, right]
+        return []
+
+    def _corrected(self, token: Token) -> Token:
+        """A typo is corrected only when the token cannot be a Vietnamese syllable, is no brand
+        or loanword (`_suspect`), and one vocabulary word is nearest (ties broken
+        alphabetically)."""
+        folded = token.folded
         limit = 1 if len(folded) < 8 else 2
         best, best_distance = "", limit + 1
         for length in range(len(folded) - limit, len(folded) + limit + 1):
@@ -160,6 +194,13 @@ class Reader:
         if not best:
             return token
         return Token(best, best, trust=0.8 if best_distance == 1 else 0.6)
+
+
+def _token(word: str) -> Token:
+    y = _Y_AS_I.match(word)
+    if y:
+        word = y.group(1) + y.group(2).translate(_Y_TO_I)
+    return Token(word, fold(word).replace(" ", ""))
 
 
 def load_glossary(locale: str = "vi", root: Path = UNDERSTANDING_DIR.parent) -> dict[str, str]:
