@@ -121,6 +121,17 @@ def may_log(identity: Identity, ward_id: int, group_id: int) -> bool:
     return identity.role_in_group(ward_id, group_id) >= Role.HELPER
 
 
+def _info_query() -> Any:
+    """A household as plain columns, in `HouseholdInfo`'s order (no ORM object: read on
+    every `/ghi`, perf #16)."""
+    return sa.select(
+        col(Household.id), col(Household.ward_id), col(Household.group_id),
+        col(ResidentialGroup.code), col(Household.code), col(Household.head_name),
+        col(Household.address), col(Household.members), col(Household.adults),
+        col(Household.phone),
+    ).join(ResidentialGroup, col(ResidentialGroup.id) == col(Household.group_id))
+
+
 def _info(row: Household, group_code: str) -> HouseholdInfo:
     assert row.id is not None
     return HouseholdInfo(
@@ -145,14 +156,14 @@ class Households:
         async with self._db.session() as session:
             row = (
                 await session.exec(
-                    select(Household, ResidentialGroup.code)
-                    .join(ResidentialGroup, col(ResidentialGroup.id) == Household.group_id)
-                    .where(Household.ward_id == ward_id, Household.code == normalize_code(code))
+                    _info_query()
+                    .where(col(Household.ward_id) == ward_id,
+                           col(Household.code) == normalize_code(code))
                 )
             ).first()
             if row is None:
                 return None
-            info = _info(*row)
+            info = HouseholdInfo(*row)
             memo(session, "household")[info.id] = info  # read once per update (perf)
             return info
 
@@ -165,15 +176,11 @@ class Households:
         if household_id in known:
             return cast(HouseholdInfo, known[household_id])
         row = (
-            await session.exec(
-                select(Household, ResidentialGroup.code)
-                .join(ResidentialGroup, col(ResidentialGroup.id) == Household.group_id)
-                .where(Household.id == household_id)
-            )
+            await session.exec(_info_query().where(col(Household.id) == household_id))
         ).first()
         if row is None:
             return None
-        info = _info(*row)
+        info = HouseholdInfo(*row)
         known[household_id] = info
         return info
 
@@ -197,17 +204,13 @@ class Households:
         if not words:
             return []
         async with self._db.session() as session:
-            query = (
-                select(Household, ResidentialGroup.code)
-                .join(ResidentialGroup, col(ResidentialGroup.id) == Household.group_id)
-                .where(Household.ward_id == ward_id)
-            )
+            query = _info_query().where(col(Household.ward_id) == ward_id)
             if group_ids is not None:
                 query = query.where(col(Household.group_id).in_(group_ids))
             for word in words[:6]:
                 query = query.where(col(Household.search).contains(word, autoescape=True))
             rows = (await session.exec(query.order_by(col(Household.code)).limit(limit))).all()
-            return [_info(*r) for r in rows]
+            return [HouseholdInfo(*r) for r in rows]
 
     # --- checklists -----------------------------------------------------------------------
     async def checklist(self, household_id: int) -> Checklist:
