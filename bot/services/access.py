@@ -365,11 +365,7 @@ class _Found:
     grants: tuple[Grant, ...]
 
 
-async def _member_with_grants(
-    session: AsyncSession, platform: str, user_id: str
-) -> _Found | None:
-    """The member and the live grants of every account of the same person, in one query
-    (as `_find_member` + `_same_person` + `_load_grants`, which stay for the rare paths)."""
+def _identity_query() -> Any:
     linked = aliased(Member)
     columns: Any = sa.select(
         col(Member.id), col(Member.display_name), col(Member.username),
@@ -377,23 +373,35 @@ async def _member_with_grants(
         col(RoleGrant.role), col(RoleGrant.ward_id), col(RoleGrant.group_id), col(Ward.code),
         col(ResidentialGroup.code),
     )
+    return (
+        columns
+        .select_from(Member)
+        .outerjoin(linked, sa.or_(
+            col(linked.id) == col(Member.id),
+            sa.and_(col(Member.person_id).is_not(None),
+                    col(linked.person_id) == col(Member.person_id)),
+        ))
+        .outerjoin(RoleGrant, sa.and_(col(RoleGrant.member_id) == col(linked.id),
+                                      col(RoleGrant.revoked_at).is_(None)))
+        .outerjoin(Ward, col(Ward.id) == col(RoleGrant.ward_id))
+        .outerjoin(ResidentialGroup, col(ResidentialGroup.id) == col(RoleGrant.group_id))
+        .where(col(Member.platform) == sa.bindparam("platform"),
+               col(Member.platform_user_id) == sa.bindparam("user_id"))
+        .order_by(col(RoleGrant.id))
+    )
+
+
+# Built once with bound parameters: read for every update whose identity is not cached.
+_IDENTITY = _identity_query()
+
+
+async def _member_with_grants(
+    session: AsyncSession, platform: str, user_id: str
+) -> _Found | None:
+    """The member and the live grants of every account of the same person, in one query
+    (as `_find_member` + `_same_person` + `_load_grants`, which stay for the rare paths)."""
     rows = (
-        await session.exec(
-            columns
-            .select_from(Member)
-            .outerjoin(linked, sa.or_(
-                col(linked.id) == col(Member.id),
-                sa.and_(col(Member.person_id).is_not(None),
-                        col(linked.person_id) == col(Member.person_id)),
-            ))
-            .outerjoin(RoleGrant, sa.and_(col(RoleGrant.member_id) == col(linked.id),
-                                          col(RoleGrant.revoked_at).is_(None)))
-            .outerjoin(Ward, col(Ward.id) == col(RoleGrant.ward_id))
-            .outerjoin(ResidentialGroup,
-                       col(ResidentialGroup.id) == col(RoleGrant.group_id))
-            .where(col(Member.platform) == platform, col(Member.platform_user_id) == user_id)
-            .order_by(col(RoleGrant.id))
-        )
+        await session.exec(_IDENTITY, params={"platform": platform, "user_id": user_id})
     ).all()
     if not rows:
         return None

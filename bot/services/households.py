@@ -132,6 +132,36 @@ def _info_query() -> Any:
     ).join(ResidentialGroup, col(ResidentialGroup.id) == col(Household.group_id))
 
 
+def _step_rows_query() -> Any:
+    household_id: Any = sa.bindparam("household_id")
+    open_reminder = sa.exists().where(
+        col(PersonalReminder.household_id) == household_id,
+        sa.or_(col(PersonalReminder.state) == "pending",
+               sa.and_(col(PersonalReminder.state) == "sent",
+                       col(PersonalReminder.done_at).is_(None))),
+    )
+    open_visit = sa.exists().where(
+        col(VisitRequest.household_id) == household_id, col(VisitRequest.done_at).is_(None)
+    )
+    return (
+        sa.select(HouseholdStep, col(Member.display_name), open_reminder, open_visit)
+        .select_from(Household)
+        .outerjoin(HouseholdStep, col(HouseholdStep.household_id) == col(Household.id))
+        .outerjoin(Member, col(Member.id) == col(HouseholdStep.updated_by))
+        .where(col(Household.id) == household_id)
+    )
+
+
+# Read on every `/ghi`, built once with bound parameters (perf #16): a household by code,
+# and its step rows (with its group's lock on PostgreSQL: `lock_groups`).
+_BY_CODE: Any = _info_query().where(col(Household.ward_id) == sa.bindparam("ward_id"),
+                                     col(Household.code) == sa.bindparam("code"))
+_STEP_ROWS: Any = _step_rows_query()
+_STEP_ROWS_LOCKING: Any = _step_rows_query().join(
+    ResidentialGroup, col(ResidentialGroup.id) == sa.bindparam("group_id")
+).with_for_update(of=ResidentialGroup)
+
+
 def _info(row: Household, group_code: str) -> HouseholdInfo:
     assert row.id is not None
     return HouseholdInfo(
@@ -155,11 +185,9 @@ class Households:
     async def by_code(self, ward_id: int, code: str) -> HouseholdInfo | None:
         async with self._db.session() as session:
             row = (
-                await session.exec(
-                    _info_query()
-                    .where(col(Household.ward_id) == ward_id,
-                           col(Household.code) == normalize_code(code))
-                )
+                await session.exec(_BY_CODE, params={
+                    "ward_id": ward_id, "code": normalize_code(code),
+                })
             ).first()
             if row is None:
                 return None
@@ -238,28 +266,11 @@ class Households:
         whether personal reminders or visit requests are open for it (remembered in the
         session's memo, so a completed step skips `reminders.step_done` when none are), and
         with `lock_group` on PostgreSQL, `lock_groups` for its group."""
-        open_reminder = sa.exists().where(
-            col(PersonalReminder.household_id) == household_id,
-            sa.or_(col(PersonalReminder.state) == "pending",
-                   sa.and_(col(PersonalReminder.state) == "sent",
-                           col(PersonalReminder.done_at).is_(None))),
-        )
-        open_visit = sa.exists().where(
-            col(VisitRequest.household_id) == household_id, col(VisitRequest.done_at).is_(None)
-        )
-        query: Any = (
-            sa.select(HouseholdStep, col(Member.display_name), open_reminder,
-                      open_visit)
-            .select_from(Household)
-            .outerjoin(HouseholdStep, col(HouseholdStep.household_id) == col(Household.id))
-            .outerjoin(Member, col(Member.id) == col(HouseholdStep.updated_by))
-            .where(col(Household.id) == household_id)
-        )
+        params: dict[str, Any] = {"household_id": household_id}
+        query = _STEP_ROWS
         if lock_group is not None and _is_postgres(session):
-            query = query.join(
-                ResidentialGroup, col(ResidentialGroup.id) == lock_group
-            ).with_for_update(of=ResidentialGroup)
-        rows = (await session.exec(query)).all()
+            query, params["group_id"] = _STEP_ROWS_LOCKING, lock_group
+        rows = (await session.exec(query, params=params)).all()
         if rows:
             memo(session, "personal_reminder")[household_id] = bool(rows[0][2])
             memo(session, "visit_request")[household_id] = bool(rows[0][3])
