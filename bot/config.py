@@ -69,6 +69,9 @@ class BotSection(_Section):
     # wait before fetching new ones pauses (docs/performance.md).
     concurrent_updates: int = Field(default=16, ge=1, le=256)
     max_queued_updates: int = Field(default=10_000, ge=100, le=1_000_000)
+    # How long who someone is (their roles) is reused without reading the database; a
+    # change made anywhere is heard at once, these seconds bound what is not (0: off).
+    identity_cache_seconds: float = Field(default=5.0, ge=0, le=60)
 
     @field_validator("timezone")
     @classmethod

@@ -149,7 +149,8 @@ def build_services(
         "zalo_oa": list(config.admins.zalo_oa),
         "console": list(console_admins or []),
     }
-    access = Access(db, clock, admins)
+    access = Access(db, clock, admins, sleeper=sleeper,
+                    ttl=timedelta(seconds=config.bot.identity_cache_seconds))
     steps = config.onboarding.steps
     places = Places(db, clock)
     chats = Chats(db, clock)
