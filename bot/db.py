@@ -63,6 +63,11 @@ class Database:
         if self.is_sqlite:
             _ensure_sqlite_dir(url)
             kwargs["connect_args"] = {"timeout": 30}
+            if sa.make_url(url).drivername == "sqlite+aiosqlite":
+                # One trip to aiosqlite's thread per statement instead of four.
+                from bot.sqlite_driver import dbapi
+
+                kwargs["module"] = dbapi()
             # One connection per update being handled (bot.concurrent_updates, default 16).
             kwargs.update(pool_size=pool_size, max_overflow=16)
         else:
