@@ -24,6 +24,7 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
     AsyncAdapt_aiosqlite_cursor,
     AsyncAdapt_aiosqlite_dbapi,
 )
+from sqlalchemy.util import EMPTY_DICT
 
 _Outcome = tuple[Any, list[Any], int, int | None]
 
@@ -61,7 +62,7 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
         self._adapt_connection = adapt_connection
         self._connection = adapt_connection._connection
         self._cursor = None  # type: ignore[assignment]
-        self._soft_closed_memoized = {}
+        self._soft_closed_memoized = EMPTY_DICT
         self._rows = collections.deque()
         self._description: Any = None
         self._rowcount = -1
@@ -101,15 +102,15 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
     async def _execute_async(self, operation: Any, parameters: Any) -> Any:
         connection: aiosqlite.Connection = self._connection  # type: ignore[assignment]
         async with self._adapt_connection._execute_mutex:
-            self._keep(await connection._execute(_run_one, connection._conn, operation,
-                                                 parameters))
+            self._keep(await connection._execute(  # type: ignore[no-untyped-call]
+                _run_one, connection._conn, operation, parameters))
         return None
 
     async def _executemany_async(self, operation: Any, seq_of_parameters: Any) -> Any:
         connection: aiosqlite.Connection = self._connection  # type: ignore[assignment]
         async with self._adapt_connection._execute_mutex:
-            self._keep(await connection._execute(_run_many, connection._conn, operation,
-                                                 seq_of_parameters))
+            self._keep(await connection._execute(  # type: ignore[no-untyped-call]
+                _run_many, connection._conn, operation, seq_of_parameters))
         return None
 
     def nextset(self) -> None:
