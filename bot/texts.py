@@ -25,6 +25,15 @@ FALLBACK_LOCALE = "vi"
 _MAX_SOURCES = 20_000
 
 
+def _flat(template: jinja2.Template) -> jinja2.Template:
+    """The template's globals as one plain dict instead of Jinja's ChainMap over the
+    environment's: every render copies them into its context, and copying a ChainMap
+    (a lookup per name through each map) was ~8% of a question's CPU (bench/README.md).
+    Same names and values; `Texts.set_global` drops compiled templates to keep it so."""
+    template.globals = dict(template.globals)
+    return template
+
+
 class Texts:
     def __init__(
         self,
@@ -52,6 +61,12 @@ class Texts:
         self._globals[name] = value
         for env in (*self._html.values(), *self._plain.values()):
             env.globals[name] = value
+            if env.cache is not None:
+                env.cache.clear()
+        # Compiled templates hold a flat copy of the globals (_flat): compile them again.
+        self._compiled.clear()
+        self._files.clear()
+        self._sources.clear()
 
     def _loader(self, locale: str) -> jinja2.BaseLoader:
         dirs = [self.root / locale] if locale != FALLBACK_LOCALE else []
@@ -89,7 +104,7 @@ class Texts:
         locale = locale or self.default_locale
         template = self._files.get((locale, name))
         if template is None:
-            template = self._env(locale, escape=True).get_template(f"{name}.j2")
+            template = _flat(self._env(locale, escape=True).get_template(f"{name}.j2"))
             self._files[(locale, name)] = template
         return template.render(**context).strip()
 
@@ -111,7 +126,7 @@ class Texts:
         if template is None:
             if len(self._sources) >= _MAX_SOURCES:
                 self._sources.clear()  # content is finite; this only bounds a misuse
-            template = self._env(locale, escape=escape).from_string(source)
+            template = _flat(self._env(locale, escape=escape).from_string(source))
             self._sources[key] = template
         return template
 
@@ -124,7 +139,7 @@ class Texts:
             if source is None:
                 raise KeyError(f"no label {key!r} in messages/{locale}/labels.toml")
             # Compiled once: a checklist reply renders a dozen button labels.
-            template = self._env(locale, escape=False).from_string(source)
+            template = _flat(self._env(locale, escape=False).from_string(source))
             self._compiled[(locale, key)] = template
         return template.render(**context).strip()
 
