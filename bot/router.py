@@ -85,6 +85,9 @@ class Ctx:
     form: FormState | None = None
     answered_button: bool = field(default=False, init=False)
     pressed: Payload | None = field(default=None, init=False)
+    # Values a handler works out several times while answering this one update (a guide's
+    # topic values for each title and button): kept for the update, never longer.
+    memo: dict[Any, Any] = field(default_factory=dict, init=False, repr=False)
 
     @property
     def who(self) -> Who:

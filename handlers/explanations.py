@@ -38,7 +38,11 @@ _MENTION = re.compile(r"@\w+")
 
 def topic_context(ctx: Ctx) -> dict[str, Any]:
     """What a topic's text may name: the province's app, the ward office, the bot."""
-    return topic_values(ctx.app, ctx.locale)
+    key = ("topic_values", ctx.locale)
+    values = ctx.memo.get(key)
+    if values is None:  # once per update, not once per title and button rendered
+        values = ctx.memo[key] = topic_values(ctx.app, ctx.locale)
+    return dict(values)
 
 
 async def _office(ctx: Ctx) -> dict[str, str]:
