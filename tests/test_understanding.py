@@ -160,6 +160,18 @@ def test_stopwords_respect_typed_accents() -> None:
     assert words.is_stopword(cai) and not words.is_stopword(cai_install)
 
 
+def test_off_topic_is_told_plainly_but_accents_keep_guides_apart() -> None:
+    """Lottery, gold prices, horoscopes: no guide and no "did you mean"; "tam vang" typed without
+    accents is still tạm vắng, not the price of gold (vàng)."""
+    for text in ("giá vàng hôm nay bao nhiêu", "xo so mien bac hom nay", "tuổi Dần năm nay có hạn gì"):
+        reading = UNDERSTANDING.read(text)
+        assert reading.kind is Kind.QUESTION and reading.match is not None, text
+        assert reading.match.confident is None and not reading.match.candidates, text
+    match = UNDERSTANDING.read("khai bao tam vang").match
+    assert match is not None and match.confident is not None
+    assert match.confident.key == "tam_vang"
+
+
 def test_a_piece_of_a_keyword_alone_answers_nothing() -> None:
     """"sạch" typed without accents meets "sách" of "chính sách" only as a piece of it."""
     assert Matcher(LIBRARY).match("cach trong rau sach").confident is None
@@ -187,6 +199,17 @@ def test_valid_syllables_and_brands_are_never_corrected() -> None:
     ("bot dễ thương ghê", Kind.SMALLTALK), ("chúc cán bộ phường ngày mới vui vẻ", Kind.SMALLTALK),
     ("Tôi là cán bộ hưu trí, muốn nhận lương hưu qua tài khoản", Kind.QUESTION),
     ("có nên chụp căn cước gửi cho người khác không", Kind.QUESTION),
+    # small talk by word class: apologies, blessings, cross words about the bot; the longest
+    # phrase wins ("ngủ ngon" is a goodnight, not "ngu")
+    ("xin loi, go nham", Kind.SMALLTALK), ("chúc cả nhà an khang thịnh vượng", Kind.SMALLTALK),
+    ("bot dở tệ", Kind.SMALLTALK), ("chúc bác ngủ ngon nha", Kind.SMALLTALK),
+    # staff + a way to reach them, or only a call; never a caller who claims to be staff
+    ("nhờ anh cán bộ gọi lại cho bác", Kind.PERSON), ("ad oi", Kind.PERSON),
+    ("ong to truong oi cho xin so dien thoai", Kind.PERSON),
+    ("có người tự xưng cán bộ gọi cho tôi đòi chuyển tiền", Kind.QUESTION),
+    # a problem that lasts is a report without a place word; the duration alone is not
+    ("nước máy nhà tôi yếu 3 hôm rồi", Kind.REPORT),
+    ("đi làm cả tuần không có thời gian lên phường thì nộp hồ sơ thế nào", Kind.QUESTION),
 ])
 def test_what_a_message_is(text: str, kind: Kind) -> None:
     assert UNDERSTANDING.read(text).kind is kind
@@ -200,6 +223,9 @@ async def test_greeting_gets_a_short_reply_and_the_topics(harness: Harness) -> N
     await harness.send(message("cảm ơn nhé"))
     last = harness.platform.last
     assert "không có gì" in last.text and not last.payloads  # no guide, no ticket offer
+    await harness.send(message("bot ngu quá"))
+    last = harness.platform.last
+    assert "xin lỗi" in last.text and "gặp cán bộ" in last.text and not last.payloads
 
 
 async def test_a_person_please_goes_straight_to_the_ward(harness: Harness) -> None:

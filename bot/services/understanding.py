@@ -50,12 +50,18 @@ class Intents:
     fillers: Phrases
     person: Phrases
     not_person: Phrases
+    staff: Phrases  # who the resident wants: cán bộ, nhân viên, ad, tổ trưởng...
+    contact: Phrases  # ...and what with them: gặp, gọi lại, liên hệ, xin số, nói chuyện...
+    calling: Phrases  # "cán bộ ơi", "ad ơi": a call with nothing else asked
     strong: Phrases
     problems: Phrases  # one-syllable words that are ambiguous unaccented count only accented
     places: Phrases
     numbered: Phrases  # places that count even unaccented when a number follows ("to 5")
+    durations: Phrases  # "mấy hôm nay", "3 ngày rồi", "tối nào cũng": a problem that lasts
     not_report: Phrases
     categories: tuple[tuple[str, Phrases], ...]
+    offtopic: Phrases  # lottery, football, recipes, prices, horoscope: no guide is about these
+    offtopic_plain: Phrases  # the same typed without accents, only where that is unambiguous
 
 
 def load_intents(reader: Reader, locale: str = "vi", root: Path = UNDERSTANDING_DIR) -> Intents:
@@ -81,6 +87,7 @@ def load_intents(reader: Reader, locale: str = "vi", root: Path = UNDERSTANDING_
         return value
 
     small, person, report = table("smalltalk"), table("person"), table("report")
+    offtopic = table("offtopic")
     categories = report.get("categories", {})
     if not isinstance(categories, dict):
         raise WordsError(f"{path.name}: [report.categories] must be a table")
@@ -94,14 +101,20 @@ def load_intents(reader: Reader, locale: str = "vi", root: Path = UNDERSTANDING_
         fillers=Phrases(phrases(small.get("fillers", []), "smalltalk.fillers")),
         person=Phrases(phrases(person.get("phrases", []), "person.phrases")),
         not_person=Phrases(phrases(person.get("not_if", []), "person.not_if")),
+        staff=Phrases(phrases(person.get("staff", []), "person.staff")),
+        contact=Phrases(phrases(person.get("contact", []), "person.contact")),
+        calling=Phrases(phrases(person.get("calling", []), "person.calling")),
         strong=Phrases(phrases(report.get("strong", []), "report.strong")),
         problems=Phrases(phrases(report.get("problems", []), "report.problems"), ambiguous),
         places=Phrases(phrases(report.get("places", []), "report.places"), ambiguous),
         numbered=Phrases(phrases(report.get("numbered", []), "report.numbered")),
+        durations=Phrases(phrases(report.get("durations", []), "report.durations"), ambiguous),
         # "ma" typed without accents is mostly "mà" (but), not "mã" (a code): ambiguous too.
         not_report=Phrases(phrases(report.get("not_if", []), "report.not_if"), ambiguous),
         categories=tuple((str(k), Phrases(phrases(v, f"report.categories.{k}")))
                          for k, v in categories.items()),
+        offtopic=Phrases(phrases(offtopic.get("words", []), "offtopic.words"), as_written=True),
+        offtopic_plain=Phrases(phrases(offtopic.get("plain", []), "offtopic.plain")),
     )
 
 
@@ -115,7 +128,11 @@ def _same(token: Token, word: str, folded: str) -> bool:
 class Phrases:
     """Phrases indexed by their first folded syllable, longest first."""
 
-    def __init__(self, phrases: tuple[Phrase, ...], ambiguous: frozenset[str] = frozenset()):
+    def __init__(self, phrases: tuple[Phrase, ...], ambiguous: frozenset[str] = frozenset(),
+                 *, as_written: bool = False):
+        # as_written: an accented word matches only when typed with its accents ("vàng" is not
+        # "vang" of "tạm vắng", "ô tô" is not "ở tổ").
+        self._as_written = as_written
         self._by_first: dict[str, list[tuple[tuple[str, str], ...]]] = {}
         for phrase in phrases:  # already longest first
             words = tuple((w, fold(w).replace(" ", "")) for w in phrase)
@@ -129,7 +146,9 @@ class Phrases:
             if len(words) == 1 and not first.accented and first.folded in self._ambiguous:
                 continue  # "dong" alone is not taken for "đọng"
             if i + len(words) <= len(tokens) and all(
-                _same(tokens[i + j], word, folded) for j, (word, folded) in enumerate(words)
+                (tokens[i + j].text == word) if self._as_written
+                else _same(tokens[i + j], word, folded)
+                for j, (word, folded) in enumerate(words)
             ):
                 return len(words)
         return 0
@@ -143,18 +162,26 @@ def _covered(tokens: list[Token], groups: tuple[tuple[str, Phrases], ...],
     """If the message is made only of small-talk phrases and fillers, the first group found."""
     i, found = 0, ""
     while i < len(tokens):
-        for name, phrases in groups:
-            size = phrases.at(tokens, i)
-            if size:
-                found = found or name
-                i += size
-                break
+        # The longest phrase of any group: "ngủ ngon" is a goodnight, not "ngu" (a cross word).
+        size, first = max(((phrases.at(tokens, i), -k) for k, (_, phrases) in enumerate(groups)),
+                         default=(0, 0))
+        if size:
+            found = found or groups[-first][0]
+            i += size
         else:
             size = fillers.at(tokens, i) or int(tokens[i].folded.isdigit())  # "chúc mừng 20/11"
             if not size:
                 return None
             i += size
     return found or None
+
+
+def _spans(phrases: Phrases, tokens: list[Token]) -> set[int]:
+    """The positions of the tokens inside any of the phrases."""
+    inside: set[int] = set()
+    for i in range(len(tokens)):
+        inside.update(range(i, i + phrases.at(tokens, i)))
+    return inside
 
 
 class Understanding:
@@ -169,25 +196,59 @@ class Understanding:
         intents = self.intents
         if not tokens:
             return Reading(Kind.SMALLTALK, reply="emoji")  # a sticker, an emoji, "..."
-        chat = _covered(tokens, intents.smalltalk, intents.fillers)
+        # "ad ơi" calls someone: not a greeting even though "ad" and "ơi" are small-talk words;
+        # with the call taken out, "chào buổi sáng phường ơi" still greets.
+        calls = _spans(intents.calling, tokens)
+        rest = [t for i, t in enumerate(tokens) if i not in calls]
+        chat = _covered(rest, intents.smalltalk, intents.fillers) if rest else None
         if chat is not None:
             return Reading(Kind.SMALLTALK, reply=chat)
-        if intents.person.found(tokens) and not intents.not_person.found(tokens):
+        if self._is_person(tokens):
             return Reading(Kind.PERSON, has_question=self._has_question(tokens))
         if self._is_report(tokens):
             return Reading(Kind.REPORT, category=self._category(tokens),
                            match=self.matcher.decide(self.matcher.scores_of(tokens)))
-        return Reading(Kind.QUESTION, match=self.matcher.decide(self.matcher.scores_of(tokens)))
+        found = self.matcher.scores_of(tokens)
+        offtopic = intents.offtopic.found(tokens) or intents.offtopic_plain.found(tokens)
+        if offtopic and not (found and found[0].anchor >= 2):
+            # Lottery, football, a recipe: unless a guide's own phrase is there too ("giá vàng"
+            # is not, "mã QR" would be), say plainly that no guide fits.
+            return Reading(Kind.QUESTION, match=MatchResult(confident=None, candidates=()))
+        return Reading(Kind.QUESTION, match=self.matcher.decide(found))
+
+    def _is_person(self, tokens: list[Token]) -> bool:
+        """A "person please" phrase; or someone of the ward's staff together with a way to reach
+        them ("cho em xin sđt cán bộ", "nhờ cán bộ gọi lại"); or only a call to them ("ad ơi",
+        "cán bộ ơi giúp tôi với"): never when the message is about a caller or a scam."""
+        intents = self.intents
+        if intents.not_person.found(tokens):
+            return False
+        if intents.person.found(tokens):
+            return True
+        if intents.staff.found(tokens) and intents.contact.found(tokens):
+            return True
+        return intents.calling.found(tokens) and not self._has_question(tokens)
 
     def _is_report(self, tokens: list[Token]) -> bool:
         intents = self.intents
         if intents.strong.found(tokens):
             return not intents.not_report.found(tokens)
-        return (
-            intents.problems.found(tokens)
-            and (intents.places.found(tokens) or self._numbered_place(tokens))
-            and not intents.not_report.found(tokens)
-        )
+        if intents.not_report.found(tokens) or not intents.problems.found(tokens):
+            return False
+        if intents.places.found(tokens) or self._numbered_place(tokens):
+            return True
+        # A problem that lasts: the problem word must be more than the duration itself
+        # ("cả tuần" alone is no problem).
+        lasting = _spans(intents.durations, tokens) | self._counted_days(tokens)
+        return bool(lasting) and bool(_spans(intents.problems, tokens) - lasting)
+
+    def _counted_days(self, tokens: list[Token]) -> set[int]:
+        """A number of days, nights or weeks ("3 hôm rồi", "2 tuan nay"): the problem lasts."""
+        units = {"hom", "ngay", "dem", "tuan", "thang", "bua"}
+        return {
+            j for i in range(len(tokens) - 1)
+            if tokens[i].folded.isdigit() and tokens[i + 1].folded in units for j in (i, i + 1)
+        }
 
     def _numbered_place(self, tokens: list[Token]) -> bool:
         for i in range(len(tokens)):
@@ -206,7 +267,8 @@ class Understanding:
         """Beyond "let me talk to someone", does the message say what about?"""
         intents = self.intents
         covered = [False] * len(tokens)
-        for phrases in (intents.person, intents.fillers):
+        for phrases in (intents.person, intents.staff, intents.contact, intents.calling,
+                        intents.fillers):
             for i in range(len(tokens)):
                 size = phrases.at(tokens, i)
                 covered[i : i + size] = [True] * size
