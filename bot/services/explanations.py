@@ -271,7 +271,11 @@ class Thresholds:
     weak: float = 1.0  # below this nothing fits: say so and offer the ward
     close: float = 0.5  # choices list only guides scoring at least this share of the best
     coverage: float = 0.0  # a direct answer must match this share of the meaningful words
-    anchor: int = 0  # a direct answer needs a keyword (or a piece of 2+ syllables) this firm
+    # A direct answer needs a keyword (or a piece of 2+ syllables) this firm (Match.anchor), unless
+    # it scores `loose` or more: a few scattered pieces of keywords ("xe" of "giấy tờ xe", "cũ")
+    # are not enough to answer "mua xe máy cũ ở đâu rẻ".
+    anchor: int = 1
+    loose: float = 2.5
     also: float = 0.5  # under a direct answer, offer the runner-up scoring this share of it
 
 
@@ -369,7 +373,8 @@ class Matcher:
         top = found[0]
         second = found[1].score if len(found) > 1 else 0.0
         if (top.score >= limits.direct and second <= top.score * limits.margin
-                and top.coverage >= limits.coverage and top.anchor >= limits.anchor):
+                and top.coverage >= limits.coverage
+                and (top.anchor >= limits.anchor or top.score >= limits.loose)):
             also = tuple(m.topic for m in found[1:2] if m.score >= top.score * limits.also)
             return MatchResult(confident=top.topic, candidates=(), also=also)
         close = [m.topic for m in found[:3] if m.score >= top.score * limits.close]
