@@ -210,6 +210,9 @@ def test_valid_syllables_and_brands_are_never_corrected() -> None:
     # a problem that lasts is a report without a place word; the duration alone is not
     ("nước máy nhà tôi yếu 3 hôm rồi", Kind.REPORT),
     ("đi làm cả tuần không có thời gian lên phường thì nộp hồ sơ thế nào", Kind.QUESTION),
+    # a short chat with a word the lists do not know is still chat, unless it asks something
+    ("chiều nay trời mát ghê", Kind.SMALLTALK), ("haha bot lém lỉnh", Kind.SMALLTALK),
+    ("chào cháu, làm sao đổi số điện thoại vneid", Kind.QUESTION),
 ])
 def test_what_a_message_is(text: str, kind: Kind) -> None:
     assert UNDERSTANDING.read(text).kind is kind

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from bot.services.explanations import Matcher, MatchResult
+from bot.services.explanations import Match, Matcher, MatchResult
 from bot.services.vietnamese import UNDERSTANDING_DIR, Reader, Token, WordsError, fold
 
 Phrase = tuple[str, ...]
@@ -60,6 +60,7 @@ class Intents:
     durations: Phrases  # "mấy hôm nay", "3 ngày rồi", "tối nào cũng": a problem that lasts
     not_report: Phrases
     categories: tuple[tuple[str, Phrases], ...]
+    asking: Phrases  # "sao", "ở đâu", "thế nào": the message asks something, it is no chat
     offtopic: Phrases  # lottery, football, recipes, prices, horoscope: no guide is about these
     offtopic_plain: Phrases  # the same typed without accents, only where that is unambiguous
 
@@ -96,9 +97,10 @@ def load_intents(reader: Reader, locale: str = "vi", root: Path = UNDERSTANDING_
     return Intents(
         smalltalk=tuple(
             (str(k), Phrases(phrases(v, f"smalltalk.{k}")))
-            for k, v in small.items() if k != "fillers"
+            for k, v in small.items() if k not in ("fillers", "asking")
         ),
         fillers=Phrases(phrases(small.get("fillers", []), "smalltalk.fillers")),
+        asking=Phrases(phrases(small.get("asking", []), "smalltalk.asking")),
         person=Phrases(phrases(person.get("phrases", []), "person.phrases")),
         not_person=Phrases(phrases(person.get("not_if", []), "person.not_if")),
         staff=Phrases(phrases(person.get("staff", []), "person.staff")),
@@ -184,6 +186,13 @@ def _spans(phrases: Phrases, tokens: list[Token]) -> set[int]:
     return inside
 
 
+# A message of at most this many syllables, with a small-talk phrase and at most this many
+# syllables the small-talk lists do not know, may be small talk (on the fit split 1, 2 and 3
+# tie; 2 because unknown words are what fresh small talk failed on).
+LIGHT_LONGEST = 8
+LIGHT_UNKNOWN = 2
+
+
 class Understanding:
     """Reads a message: small talk, a request for a person, a problem report, or a question."""
 
@@ -209,12 +218,40 @@ class Understanding:
             return Reading(Kind.REPORT, category=self._category(tokens),
                            match=self.matcher.decide(self.matcher.scores_of(tokens)))
         found = self.matcher.scores_of(tokens)
+        chat = self._mostly_chat(text, tokens, found)
+        if chat is not None:
+            return Reading(Kind.SMALLTALK, reply=chat)
         offtopic = intents.offtopic.found(tokens) or intents.offtopic_plain.found(tokens)
         if offtopic and not (found and found[0].anchor >= 2):
             # Lottery, football, a recipe: unless a guide's own phrase is there too ("giá vàng"
             # is not, "mã QR" would be), say plainly that no guide fits.
             return Reading(Kind.QUESTION, match=MatchResult(confident=None, candidates=()))
         return Reading(Kind.QUESTION, match=self.matcher.decide(found))
+
+    def _mostly_chat(self, text: str, tokens: list[Token], found: list[Match]) -> str | None:
+        """A short message with a small-talk phrase and a word or two the lists do not know
+        ("sáng nay trời đẹp ghê", "haha bot vui tính ghê") is small talk too, unless it asks
+        something ("?", "sao", "ở đâu"...) or a guide is clearly meant."""
+        intents = self.intents
+        if ("?" in text or len(tokens) > LIGHT_LONGEST or intents.asking.found(tokens)
+                or intents.offtopic.found(tokens) or intents.offtopic_plain.found(tokens)):
+            return None
+        chat, inside = "", set()
+        for name, phrases in intents.smalltalk:
+            spans = _spans(phrases, tokens)
+            if spans and not chat:
+                chat = name
+            inside |= spans
+        if not chat:
+            return None
+        inside |= _spans(intents.fillers, tokens)
+        unknown = [i for i in range(len(tokens)) if i not in inside]
+        if len(unknown) > LIGHT_UNKNOWN:
+            return None
+        limits = self.matcher.thresholds
+        if found and found[0].score >= limits.direct and found[0].anchor >= limits.anchor:
+            return None  # "chào phường, cho hỏi làm việc mấy giờ": a guide is meant
+        return chat
 
     def _is_person(self, tokens: list[Token]) -> bool:
         """A "person please" phrase; or someone of the ward's staff together with a way to reach
