@@ -94,10 +94,13 @@ def load_intents(reader: Reader, locale: str = "vi", root: Path = UNDERSTANDING_
         raise WordsError(f"{path.name}: [report.categories] must be a table")
     ambiguous = frozenset(
         fold(w) for p in phrases(report.get("ambiguous", []), "report.ambiguous") for w in p)
+    # "xin" typed without accents is "please", not "xịn"; "mua" is "buy", not "mưa"
+    chatty = frozenset(
+        fold(w) for p in phrases(small.get("ambiguous", []), "smalltalk.ambiguous") for w in p)
     return Intents(
         smalltalk=tuple(
-            (str(k), Phrases(phrases(v, f"smalltalk.{k}")))
-            for k, v in small.items() if k not in ("fillers", "asking")
+            (str(k), Phrases(phrases(v, f"smalltalk.{k}"), chatty))
+            for k, v in small.items() if k not in ("fillers", "asking", "ambiguous")
         ),
         fillers=Phrases(phrases(small.get("fillers", []), "smalltalk.fillers")),
         asking=Phrases(phrases(small.get("asking", []), "smalltalk.asking")),
