@@ -160,7 +160,8 @@ async def seed(url: str, n_households: int, helpers: int) -> None:
     ctx = build_context(Config.model_validate({"database": {"url": url}}), db, SystemClock())
     ward = await ctx.services.places.add_ward("HB", "Phường Hòa Bình")
     rows = households(n_households, GROUPS)
-    report = await ctx.services.registry.import_table(ward.id, read_table(to_csv(rows)))
+    report = await ctx.services.registry.import_table(ward.id, read_table(to_csv(rows)),
+                                                      create_groups=True)
     assert not report.rejected, report.rejected
     for i in range(helpers):
         await ctx.services.access.grant(
@@ -178,7 +179,10 @@ def write_config(tmp: Path, url: str, fake: FakeTelegram, web_port: int,
         f'[bot]\nquiet_hours = ""\nconcurrent_updates = {workers}\n\n'
         f'[database]\nurl = "{url}"\n\n'
         f'[telegram]\ntoken = "{TOKEN}"\napi_base_url = "{fake.base_url}"\n\n'
-        f'[web]\nhost = "127.0.0.1"\nport = {web_port}\n',
+        f'[web]\nhost = "127.0.0.1"\nport = {web_port}\n\n'
+        # The fake has no limits and the bare PTB echo paces nothing: without this the
+        # bot's replies would keep to Telegram's ~30 a second for the whole token.
+        '[outbox]\nper_second = 1000.0\n',
         encoding="utf-8",
     )
     return path

@@ -185,28 +185,36 @@ class BotApp:
                     feed=self.zalo_oa.feed_webhook, verify=self.zalo_oa.verify,
                 )
             )
+        outbox = self.context.services.outbox
+        outbox.on_finished("notice", self.context.jobs.notices.finished)
+        relay = self.context.services.relay_delivery
+        relay.install()
+        relay.on_all_delivered("notice", self.context.jobs.notices.finished)
+        polling = self.config.telegram.mode != "webhook"
+        if self.telegram is not None and polling:
+            # Polling needs nothing below: ask for updates first (a fast start), the web
+            # server and the senders start while Telegram holds the first long poll.
+            await self._start_telegram(self.telegram)
         self.web = WebServer(
             self.db, self.context.metrics, webhooks, host=self.config.web.host,
             port=self.config.web.port, platforms=tuple(self.router.platforms),
             install=self._install_pages, status=self._platform_status,
         )
         await self.web.start()
-        outbox = self.context.services.outbox
-        outbox.on_finished("notice", self.context.jobs.notices.finished)
-        relay = self.context.services.relay_delivery
-        relay.install()
-        relay.on_all_delivered("notice", self.context.jobs.notices.finished)
         await outbox.start()
-        if self.telegram is not None:
-            telegram = self.telegram
-            telegram.on_ok = lambda: self.context.metrics.mark_ok("telegram")
-            commands = menu_commands(self.context, self.router)
-            await self._start_platform("telegram", lambda: telegram.start(commands))
+        await self.context.services.access.start()  # hear revocations from the CLI at once
+        if self.telegram is not None and not polling:
+            await self._start_telegram(self.telegram)  # the webhook needs the web server
         if self.zalo is not None:
             await self._start_platform("zalo", self._start_zalo)
         if self.zalo_oa is not None:
             await self.zalo_oa.start()
         self.scheduler.start()
+
+    async def _start_telegram(self, telegram: TelegramPlatform) -> None:
+        telegram.on_ok = lambda: self.context.metrics.mark_ok("telegram")
+        commands = menu_commands(self.context, self.router)
+        await self._start_platform("telegram", lambda: telegram.start(commands))
 
     async def _start_platform(self, name: str, start: Callable[[], Awaitable[None]]) -> None:
         """Start a platform now; when it cannot be reached, serve everything else and keep
@@ -269,6 +277,7 @@ class BotApp:
                 await self.telegram.application.updater.stop()  # no new updates first
         await self.lanes.stop()
         await self.context.services.outbox.stop()
+        await self.context.services.access.stop()
         await self.leadership.release()
         for platform in (self.telegram, self.zalo, self.zalo_oa):
             if platform is None:
@@ -344,6 +353,7 @@ class BotApp:
         # garbage collector's full passes, which otherwise stall a busy moment (bench/).
         gc.collect()
         gc.freeze()
+        gc.enable()  # `cds-bot run` starts with it off (bot/cli/main.py)
         try:
             await stop.wait()
         finally:

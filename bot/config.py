@@ -69,6 +69,9 @@ class BotSection(_Section):
     # wait before fetching new ones pauses (docs/performance.md).
     concurrent_updates: int = Field(default=16, ge=1, le=256)
     max_queued_updates: int = Field(default=10_000, ge=100, le=1_000_000)
+    # How long who someone is (their roles) is reused without reading the database; a
+    # change made anywhere is heard at once, these seconds bound what is not (0: off).
+    identity_cache_seconds: float = Field(default=5.0, ge=0, le=60)
 
     @field_validator("timezone")
     @classmethod
@@ -322,6 +325,9 @@ class OutboxSection(_Section):
 
     per_second: float = Field(default=28.0, gt=0, le=1000)
     group_per_minute: int = Field(default=20, ge=1, le=600)
+    # Messages a second to one person's private chat, on every app (Telegram asks for about
+    # one a second per chat; a reply split in parts or a reply and a notice keep this pace).
+    private_per_second: float = Field(default=1.0, gt=0, le=1000)
     workers: int = Field(default=4, ge=1, le=64)
     max_attempts: int = Field(default=8, ge=1, le=50)
 

@@ -149,16 +149,19 @@ def build_services(
         "zalo_oa": list(config.admins.zalo_oa),
         "console": list(console_admins or []),
     }
-    access = Access(db, clock, admins)
+    access = Access(db, clock, admins, sleeper=sleeper,
+                    ttl=timedelta(seconds=config.bot.identity_cache_seconds))
     steps = config.onboarding.steps
     places = Places(db, clock)
     chats = Chats(db, clock)
     pacing = Pacing(
         per_second=config.outbox.per_second, group_per_minute=config.outbox.group_per_minute,
         workers=config.outbox.workers, max_attempts=config.outbox.max_attempts,
+        private_per_second=config.outbox.private_per_second,
     )
     zalo = Limits(per_second=config.zalo.per_second,
-                  group_per_minute=config.zalo.group_per_minute, private_per_second=1.0)
+                  group_per_minute=config.zalo.group_per_minute,
+                  private_per_second=config.outbox.private_per_second)
     quiet = QuietHours(config.bot.quiet_window, config.bot.tz)
     outbox = Outbox(db, clock, platforms, metrics, pacing=pacing,
                     limits={"zalo": zalo, "zalo_oa": zalo}, quiet=quiet, sleeper=sleeper)

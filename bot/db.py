@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
@@ -25,6 +26,13 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # Told which tables a flush or a bulk statement wrote, with the ORM objects involved (empty
 # for bulk statements): caches drop what went stale (identity on grants, memos).
 WriteListener = Callable[[set[str], list[object]], None]
+
+# Other processes (the running bot, a second instance) cache who people are; a transaction
+# that changed it (a grant or revocation, a place, a member's link to a person or language)
+# tells them when it commits, whatever process made it (the CLI, the dashboard): NOTIFY on
+# this channel on PostgreSQL, one byte appended to a file beside the database on SQLite.
+IDENTITY_CHANNEL = "cds_identity"
+_IDENTITY_TABLES = frozenset({"role_grant", "ward", "residential_group"})
 
 
 class _Session(SQLModelSession):
@@ -74,6 +82,11 @@ class Database:
             expire_on_commit=False, info={"db": self},
         )
         self._write_listeners: list[WriteListener] = []
+        # SQLite file: the file other processes append to when they change identities.
+        path = sa.make_url(url).database if self.is_sqlite else None
+        self.identity_file: Path | None = (
+            Path(f"{path}.identity") if path and path != ":memory:" else None
+        )
         self.statements = 0  # SQL statements and transactions since start (/metrics, bench)
         self.transactions = 0
         sa.event.listen(self.engine.sync_engine, "before_cursor_execute", self._count_statement)
@@ -92,6 +105,24 @@ class Database:
     def _written(self, tables: set[str], objects: list[object]) -> None:
         for listener in self._write_listeners:
             listener(tables, objects)
+
+    def identity_stamp(self) -> tuple[int, int, int] | None:
+        """Changes whenever any process commits a change of identity to this SQLite file
+        (a `stat`, no SQL); None on PostgreSQL (NOTIFY instead) and in-memory databases."""
+        if self.identity_file is None:
+            return None
+        try:
+            st = os.stat(self.identity_file)
+        except FileNotFoundError:
+            return (0, 0, 0)
+        return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+    def _announce_identity(self) -> None:
+        if self.identity_file is not None:
+            # Appending (never rewriting) makes the size grow with each change, so two
+            # changes within one tick of the file system's clock still differ.
+            with open(self.identity_file, "ab") as f:
+                f.write(b".")
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
@@ -158,8 +189,8 @@ class Database:
     async def upgrade(self) -> None:
         """Apply Alembic migrations up to every head on this database (migrations are
         branched: features add theirs side by side on one parent). A database already at
-        all heads costs one query; alembic itself is imported only here, so a CLI that
-        never migrates (`cds-bot --help`) does not load it."""
+        all heads costs one query and never imports alembic (its import and its template
+        engine are ~0.1 s and ~10 MB of a bot that only needed to check: a fast start)."""
         async with self.engine.connect() as conn:
             current = await conn.run_sync(_current_heads)
         if current == head_revisions():
@@ -186,12 +217,49 @@ def memo(session: AsyncSession, table: str) -> dict[Any, Any]:
     return memos.setdefault(table, {})
 
 
+def insert_or_skip(dialect_name: str, table: Any) -> Any:
+    """`INSERT` with `ON CONFLICT` for this database's dialect; the dialect's module is
+    imported on first use, so a bot on SQLite never loads PostgreSQL's (~2 MB idle)."""
+    if dialect_name == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert(table)
+    from sqlalchemy.dialects import sqlite
+
+    return sqlite.insert(table)
+
+
+def changes_identity(tables: set[str], objects: list[object]) -> bool:
+    """Whether a write changes who someone is (their grants, the places they are named in,
+    the person their account belongs to, their language). A member's "last seen" or name
+    does not: that is written all day."""
+    if tables & _IDENTITY_TABLES:
+        return True
+    if "member" not in tables:
+        return False
+    if not objects:  # a bulk statement on members: cannot tell, so yes
+        return True
+    for o in objects:
+        if getattr(o, "__tablename__", None) != "member":
+            continue
+        state = sa.inspect(o)
+        if state.pending:  # a new account: nobody has it cached
+            continue
+        if state.deleted or state.was_deleted or any(
+            state.attrs[name].history.has_changes() for name in ("person_id", "locale")
+        ):
+            return True
+    return False
+
+
 def _has_writes(session: AsyncSession) -> bool:
     return bool(session.info.get("wrote") or session.new or session.dirty or session.deleted)
 
 
 def _note_writes(session: Any, tables: set[str], objects: list[object]) -> None:
     session.info["wrote"] = True
+    if changes_identity(tables, objects):
+        session.info["announce_identity"] = True
     memos = session.info.get("memos")
     if memos:
         for table in tables:
@@ -217,6 +285,26 @@ def _bulk_write(state: ORMExecuteState) -> None:
         _note_writes(state.session, {name} if name else set(), [])
 
 
+@sa.event.listens_for(_Session, "before_commit")
+def _before_commit(session: _Session) -> None:
+    db = session.info.get("db")
+    if session.info.get("announce_identity") and isinstance(db, Database) and not db.is_sqlite:
+        # Delivered to every listener when (and only if) this transaction commits.
+        session.connection().execute(sa.select(sa.func.pg_notify(IDENTITY_CHANNEL, "")))
+
+
+@sa.event.listens_for(_Session, "after_commit")
+def _after_commit(session: _Session) -> None:
+    db = session.info.get("db")
+    if session.info.pop("announce_identity", False) and isinstance(db, Database):
+        db._announce_identity()  # after the commit: a reader that sees it sees the rows
+
+
+@sa.event.listens_for(_Session, "after_rollback")
+def _after_rollback(session: _Session) -> None:
+    session.info.pop("announce_identity", None)
+
+
 def alembic_config() -> AlembicConfig:
     from alembic.config import Config as AlembicConfig
 
@@ -227,16 +315,50 @@ def alembic_config() -> AlembicConfig:
 
 @functools.cache
 def head_revisions() -> frozenset[str]:
-    """The revision ids of every head (read from the files once per process)."""
-    from alembic.script import ScriptDirectory
+    """The revision ids of every head, read from the migration files' `revision` and
+    `down_revision` once per process (alembic's ScriptDirectory gives the same, tested)."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in sorted((MIGRATIONS_DIR / "versions").glob("*.py")):
+        found = _revision_of(path)
+        if found is None:
+            continue
+        revision, down = found
+        revisions.add(revision)
+        parents.update(down)
+    return frozenset(revisions - parents)
 
-    return frozenset(ScriptDirectory.from_config(alembic_config()).get_heads())
+
+def _revision_of(path: Path) -> tuple[str, tuple[str, ...]] | None:
+    import ast
+
+    values: dict[str, Any] = {}
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        target: ast.expr | None = None
+        value: ast.expr | None = None
+        if isinstance(node, ast.AnnAssign):
+            target, value = node.target, node.value
+        elif isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target, value = node.targets[0], node.value
+        if isinstance(target, ast.Name) and value is not None and target.id in (
+            "revision", "down_revision"
+        ):
+            values[target.id] = ast.literal_eval(value)
+    revision = values.get("revision")
+    if not isinstance(revision, str):
+        return None
+    down = values.get("down_revision")
+    if down is None:
+        return revision, ()
+    return revision, (down,) if isinstance(down, str) else tuple(down)
 
 
 def _current_heads(connection: sa.Connection) -> frozenset[str]:
-    from alembic.runtime.migration import MigrationContext
-
-    return frozenset(MigrationContext.configure(connection).get_current_heads())
+    """The revisions this database is at (alembic's own table), without importing alembic."""
+    if not sa.inspect(connection).has_table("alembic_version"):
+        return frozenset()
+    rows = connection.execute(sa.text("SELECT version_num FROM alembic_version"))
+    return frozenset(str(r[0]) for r in rows)
 
 
 def _upgrade_sync(connection: sa.Connection) -> None:

@@ -10,8 +10,6 @@ import io
 from dataclasses import dataclass
 from typing import Literal
 
-import segno
-
 from bot.core import Attachment, Button, is_number
 from bot.keyboards import page_rows
 from bot.payloads import Payload
@@ -51,6 +49,8 @@ ROLE_WORDS: dict[str, Role] = {
 
 def qr_png(link: str) -> bytes:
     """A QR code big enough to print on A5 and scan from a metre away."""
+    import segno  # drawn on request only: not loaded by an idle bot (~1.7 MB)
+
     buffer = io.BytesIO()
     segno.make(link, error="m").save(buffer, kind="png", scale=12, border=4)
     return buffer.getvalue()

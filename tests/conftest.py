@@ -10,6 +10,7 @@ Isolation: a test that opens a network connection anywhere but this machine fail
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import os
 import secrets
@@ -233,11 +234,17 @@ async def pg_url(pg_template: str | Exception) -> AsyncIterator[str]:
         yield url
 
 
+@functools.cache
+def shared_content() -> Content:
+    """The guides, intents, contest banks and glossary, read and indexed once per test run
+    (read-only; indexing the guides is the costliest part of building a context). For code
+    that is no fixture: `BotApp(config, content=shared_content())`."""
+    return load_content("vi")
+
+
 @pytest.fixture(scope="session")
 def content() -> Content:
-    """The guides, intents, contest banks and glossary, read and indexed once per session
-    (read-only; indexing the guides is the costliest part of building a context)."""
-    return load_content("vi")
+    return shared_content()
 
 
 @pytest.fixture

@@ -62,6 +62,7 @@ class FakeTelegram:
         self.bot_id = bot_id
         self.enforce_limits = enforce_limits
         self.calls: list[Call] = []
+        self._sends: dict[str, list[Call]] = {}  # chat id -> its send calls (tests poll often)
         self.webhook: dict[str, Any] = {}
         self.commands: dict[str, list[dict[str, Any]]] = {}
         self._updates: list[dict[str, Any]] = []
@@ -264,9 +265,9 @@ class FakeTelegram:
 
     def sent_to(self, chat_id: int | str) -> list[dict[str, Any]]:
         out = []
-        for call in self.calls:
-            kind = SEND_METHODS.get(call.method)
-            if kind and str(call.params.get("chat_id")) == str(chat_id) and "_result" in call.params:
+        for call in self._sends.get(str(chat_id), ()):
+            kind = SEND_METHODS[call.method]
+            if "_result" in call.params:
                 out.append({**call.params["_result"], "kind": kind,
                             "parse_mode": call.params.get("parse_mode"),
                             "reply_markup": call.params.get("reply_markup"),
@@ -318,6 +319,7 @@ class FakeTelegram:
 
     def clear(self) -> None:
         self.calls.clear()
+        self._sends.clear()
 
     # --- the API -----------------------------------------------------------------------------
     async def _handle(self, request: web.Request) -> web.Response:
@@ -328,6 +330,8 @@ class FakeTelegram:
         call = Call(method, params, files)
         if method != "getUpdates":
             self.calls.append(call)
+            if method in SEND_METHODS:
+                self._sends.setdefault(str(params.get("chat_id")), []).append(call)
         handler = getattr(self, f"_m_{method}", None)
         if handler is None:
             return _error(404, "Not Found")

@@ -18,6 +18,7 @@ from bot.platforms.zalo import ZaloApiError, delivery_error
 from bot.platforms.zalo_oa import ZaloOAError
 from bot.platforms.zalo_oa import delivery_error as oa_delivery_error
 from bot.roles import Role
+from tests.conftest import shared_content
 from tests.fake_telegram import FakeTelegram
 from tests.fake_zalo import FakeZalo
 from tests.telegram_people import Ward, plain, until
@@ -42,10 +43,10 @@ async def both(sqlite_url: str) -> AsyncIterator[Both]:
             "telegram": {"token": TOKEN, "api_base_url": tg.base_url},
             "zalo": {"enabled": True, "token": zl.token, "api_base_url": zl.base_url,
                      "per_second": 50, "group_per_minute": 600},
-            "outbox": {"per_second": 200, "group_per_minute": 600},
+            "outbox": {"private_per_second": 100, "per_second": 200, "group_per_minute": 600},
             "web": {"port": 0},
         })
-        app = BotApp(config, clock=FrozenClock(START))
+        app = BotApp(config, clock=FrozenClock(START), content=shared_content())
         await app.db.upgrade()
         services = app.context.services
         await services.places.add_ward("HB", "Phường Hòa Bình")

@@ -16,6 +16,7 @@ from bot.roles import Role
 from bot.services.campaigns import parse_days
 from bot.services.tables import read_table
 from handlers.campaigns import _parse_period
+from tests.conftest import shared_content
 from tests.fake_telegram import FakeTelegram
 from tests.telegram_people import Ward, labels, plain, until
 from tests.test_notices import TOKEN, make_config
@@ -40,7 +41,7 @@ def local(day: int, hour: int, minute: int = 0) -> datetime:
 async def ward(sqlite_url: str) -> AsyncIterator[Ward]:
     async with FakeTelegram(token=TOKEN, bot_username="cds_test_bot") as tg:
         app = BotApp(make_config(sqlite_url, tg),
-                     clock=FrozenClock(START))
+                     clock=FrozenClock(START), content=shared_content())
         await app.db.upgrade()
         services = app.context.services
         hb = await services.places.add_ward("HB", "Phường Hòa Bình")

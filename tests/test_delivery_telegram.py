@@ -18,6 +18,7 @@ from bot.clock import FrozenClock, VirtualSleeper
 from bot.config import Config
 from bot.core import Chat, Role, Sender
 from bot.delivery.outbox import NewDelivery
+from tests.conftest import shared_content
 from tests.fake_telegram import FakeTelegram
 from tests.telegram_people import plain
 
@@ -37,7 +38,8 @@ class Bot:
 
 
 @pytest.fixture
-async def bot(tmp_path: Path) -> AsyncIterator[Bot]:
+async def bot(tmp_path: Path, sqlite_url: str) -> AsyncIterator[Bot]:
+    # sqlite_url: <tmp_path>/bot.db starts as a copy of the migrated template
     clock = FrozenClock(START)
     sleeper = VirtualSleeper(clock)
     async with FakeTelegram(token=TOKEN, enforce_limits=True, now=sleeper.monotonic) as tg:
@@ -48,7 +50,7 @@ async def bot(tmp_path: Path) -> AsyncIterator[Bot]:
             # Faster than Telegram allows, on purpose: the fake answers 429.
             "outbox": {"per_second": 100, "workers": 2},
         })
-        app = BotApp(config, clock=clock, sleeper=sleeper)
+        app = BotApp(config, clock=clock, sleeper=sleeper, content=shared_content())
         await app.db.upgrade()
         services = app.context.services
         await services.places.add_ward("HB", "Phường Hòa Bình")

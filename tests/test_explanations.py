@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import tomllib
 from pathlib import Path
@@ -10,9 +11,18 @@ from typing import Any
 import jinja2
 import pytest
 
+from bot.clock import FrozenClock
+from bot.context import Content
+from bot.db import Database
 from bot.roles import Role
 from bot.services.conversations import Who
-from bot.services.explanations import EXPLANATIONS_DIR, Matcher, fold, load_library
+from bot.services.explanations import (
+    EXPLANATIONS_DIR,
+    Explanations,
+    Matcher,
+    fold,
+    load_library,
+)
 from bot.services.vietnamese import load_glossary
 from tests.conftest import Harness
 from tests.recording import message, press
@@ -210,3 +220,19 @@ def test_guides_render_from_compiled_templates(monkeypatch: pytest.MonkeyPatch) 
     render_all(EMPTY)
     render_all(SAMPLE)
     assert len(compiled) == first
+
+
+async def test_first_reads_of_a_guide_at_the_same_time_are_all_counted(
+    db_url: str, clock: FrozenClock, content: Content,
+) -> None:
+    """Residents asking about one guide at once, the first time that day: each read counts
+    and nobody gets an apology (on PostgreSQL "update, else insert" let two insert)."""
+    db = Database(db_url)
+    try:
+        explanations = Explanations(db, clock, content.library)
+        key = sorted(content.library.topics)[0]
+        await asyncio.gather(*(explanations.record_read(key) for _ in range(8)))
+        reads = {s.key: s.reads for s in await explanations.stats()}
+        assert reads[key] == 8
+    finally:
+        await db.dispose()

@@ -21,7 +21,7 @@ from bot.app import BotApp
 from bot.cli.main import main
 from bot.config import Config
 from bot.core import Role
-from tests.conftest import Harness
+from tests.conftest import Harness, shared_content
 from tests.fake_telegram import FakeTelegram
 
 REAL_LOOKING_TOKEN = "987654321:AAHwrongTOKENwrongTOKENwrongTOKEN12"
@@ -117,7 +117,7 @@ async def test_no_network_at_start_serves_503_and_retries_until_it_connects(
         "telegram": {"token": token, "api_base_url": f"http://127.0.0.1:{port}/bot"},
         "web": {"port": 0},
     })
-    app = BotApp(config)
+    app = BotApp(config, content=shared_content())
     waits: list[float] = []
     gate = asyncio.Event()
 
@@ -156,7 +156,7 @@ async def test_an_idle_healthy_bot_has_a_last_success(tmp_path: Path) -> None:
             "database": {"url": f"sqlite+aiosqlite:///{tmp_path}/bot.db"},
             "telegram": {"token": tg.token, "api_base_url": tg.base_url},
             "web": {"port": 0},
-        }))
+        }), content=shared_content())
         await app.start()
         try:
             status, body = await health(app)  # no message has arrived

@@ -13,6 +13,7 @@ from bot.app import BotApp
 from bot.clock import FrozenClock
 from bot.config import Config
 from bot.roles import Role
+from tests.conftest import shared_content
 from tests.fake_telegram import FakeTelegram
 from tests.telegram_people import Ward, labels, plain
 
@@ -27,10 +28,10 @@ async def ward(sqlite_url: str) -> AsyncIterator[Ward]:
         config = Config.model_validate({
             "database": {"url": sqlite_url},
             "telegram": {"token": TOKEN, "api_base_url": tg.base_url},
-            "web": {"port": 0},
+            "web": {"port": 0}, "outbox": {"private_per_second": 100},
         })
         clock = FrozenClock(START)
-        app = BotApp(config, clock=clock)
+        app = BotApp(config, clock=clock, content=shared_content())
         await app.db.upgrade()
         places, access = app.context.services.places, app.context.services.access
         await places.add_ward("HB", "Phường Hòa Bình")

@@ -22,6 +22,7 @@ from bot.core import Chat, Sender
 from bot.roles import Role
 from bot.services.guides import link_payload, parse_code, parse_link
 from bot.services.series import parse_rhythm
+from tests.conftest import shared_content
 from tests.fake_telegram import FakeTelegram
 from tests.fake_zalo import FakeZalo
 from tests.telegram_people import Ward, labels, plain, until
@@ -45,7 +46,8 @@ class Both:
 
 
 @pytest.fixture
-async def both(tmp_path: Path) -> AsyncIterator[Both]:
+async def both(tmp_path: Path, sqlite_url: str) -> AsyncIterator[Both]:
+    # sqlite_url: <tmp_path>/bot.db starts as a copy of the migrated template
     """One ward: three Telegram group chats, two Zalo group chats, staff on both."""
     async with FakeTelegram(token=TOKEN, bot_username="cds_test_bot") as tg, FakeZalo() as zl:
         config = Config.model_validate({
@@ -53,10 +55,11 @@ async def both(tmp_path: Path) -> AsyncIterator[Both]:
             "telegram": {"token": TOKEN, "api_base_url": tg.base_url},
             "zalo": {"enabled": True, "token": zl.token, "api_base_url": zl.base_url,
                      "per_second": 50, "group_per_minute": 600},
-            "outbox": {"per_second": 200, "group_per_minute": 600, "workers": 2},
+            "outbox": {"private_per_second": 100, "per_second": 200, "group_per_minute": 600,
+                       "workers": 2},
             "web": {"port": 0},
         })
-        app = BotApp(config, clock=FrozenClock(START))
+        app = BotApp(config, clock=FrozenClock(START), content=shared_content())
         await app.db.upgrade()
         services = app.context.services
         await services.places.add_ward("HB", "Phường Hòa Bình")

@@ -14,6 +14,7 @@ from bot.clock import FrozenClock
 from bot.config import Config
 from bot.roles import Role
 from bot.services.tables import read_table
+from tests.conftest import shared_content
 from tests.fake_telegram import FakeTelegram
 from tests.telegram_people import Ward, labels, plain
 
@@ -36,9 +37,9 @@ async def ward(sqlite_url: str) -> AsyncIterator[Ward]:
         config = Config.model_validate({
             "database": {"url": sqlite_url},
             "telegram": {"token": TOKEN, "api_base_url": tg.base_url},
-            "web": {"port": 0},
+            "web": {"port": 0}, "outbox": {"private_per_second": 100},
         })
-        app = BotApp(config, clock=FrozenClock(START))
+        app = BotApp(config, clock=FrozenClock(START), content=shared_content())
         await app.db.upgrade()
         services = app.context.services
         ward = await services.places.add_ward("HB", "Phường Hòa Bình")

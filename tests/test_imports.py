@@ -11,7 +11,7 @@ from functools import partial
 from pathlib import Path
 
 from bot.app import BotApp
-from tests.conftest import make_config
+from tests.conftest import make_config, shared_content
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -113,7 +113,7 @@ def test_services_and_platforms_stay_in_their_lanes() -> None:
 
 
 def test_every_scheduled_job_body_is_in_bot_jobs(tmp_path: Path) -> None:
-    app = BotApp(make_config(f"sqlite+aiosqlite:///{tmp_path}/bot.db"))
+    app = BotApp(make_config(f"sqlite+aiosqlite:///{tmp_path}/bot.db"), content=shared_content())
     modules = {}
     for job in app.scheduler.jobs:
         func = job.func.func if isinstance(job.func, partial) else job.func

@@ -40,7 +40,7 @@ from bot.services.reminders import Nudge
 from bot.services.tables import read_table
 from bot.texts import split_text
 from handlers import register_all
-from tests.conftest import make_config
+from tests.conftest import make_config, shared_content
 from tests.fake_telegram import FakeTelegram, HtmlRefused, parse_html, refusal
 from tests.recording import RecordingPlatform, Said, message, press
 from tests.telegram_people import Ward as TelegramWard
@@ -415,14 +415,17 @@ BOSS = 803
 
 
 @pytest.fixture
-async def big_ward(tmp_path: Path) -> AsyncIterator[TelegramWard]:
+async def big_ward(tmp_path: Path, sqlite_url: str) -> AsyncIterator[TelegramWard]:
+    # sqlite_url: <tmp_path>/bot.db starts as a copy of the migrated template
     async with FakeTelegram(token=TOKEN, bot_username="cds_test_bot") as tg:
         config = Config.model_validate({
             "database": {"url": f"sqlite+aiosqlite:///{tmp_path}/bot.db"},
             "telegram": {"token": TOKEN, "api_base_url": tg.base_url}, "web": {"port": 0},
-            "outbox": {"per_second": 300, "group_per_minute": 600, "workers": 4},
+            "outbox": {"private_per_second": 100, "per_second": 300, "group_per_minute": 600,
+                       "workers": 4},
         })
-        app = BotApp(config, clock=FrozenClock(datetime(2026, 11, 24, 4, tzinfo=UTC)))
+        app = BotApp(config, clock=FrozenClock(datetime(2026, 11, 24, 4, tzinfo=UTC)),
+                     content=shared_content())
         await app.db.upgrade()
         services = app.context.services
         ward = await services.places.add_ward("HB", "Phường Hòa Bình")

@@ -22,6 +22,7 @@ from bot.delivery.quiet import QuietHours
 from bot.metrics import Metrics
 from bot.models import ChatBinding, Delivery
 from bot.roles import Role
+from tests.conftest import shared_content
 from tests.fake_telegram import FakeTelegram
 from tests.telegram_people import Ward, labels, plain, until
 
@@ -36,7 +37,8 @@ def make_config(url: str, tg: FakeTelegram, **outbox: Any) -> Config:
         "database": {"url": url},
         "telegram": {"token": TOKEN, "api_base_url": tg.base_url},
         "web": {"port": 0},
-        "outbox": {"per_second": 200, "group_per_minute": 600, "workers": 2, **outbox},
+        "outbox": {"private_per_second": 100, "per_second": 200, "group_per_minute": 600,
+                   "workers": 2, **outbox},
     })
 
 
@@ -59,7 +61,7 @@ async def seed(app: BotApp) -> None:
 async def ward(sqlite_url: str) -> AsyncIterator[Ward]:
     async with FakeTelegram(token=TOKEN, bot_username="cds_test_bot") as tg:
         app = BotApp(make_config(sqlite_url, tg),
-                     clock=FrozenClock(START))
+                     clock=FrozenClock(START), content=shared_content())
         await app.db.upgrade()
         await seed(app)
         await app.start()
@@ -231,7 +233,8 @@ async def test_restart_in_the_middle_of_a_broadcast_loses_nothing(
     url = sqlite_url
     chats = [str(-5000 - i) for i in range(40)]
     async with FakeTelegram(token=TOKEN, bot_username="cds_test_bot") as tg:
-        first = BotApp(make_config(url, tg, per_second=20), clock=FrozenClock(START))
+        first = BotApp(make_config(url, tg, per_second=20), clock=FrozenClock(START),
+                       content=shared_content())
         await first.db.upgrade()
         await first.start()
         await first.context.services.outbox.enqueue([
@@ -242,7 +245,8 @@ async def test_restart_in_the_middle_of_a_broadcast_loses_nothing(
         await first.context.services.outbox.stop(grace=0 if crash else 5)
         await first.stop()
         assert len(tg.calls_to("sendMessage")) < len(chats)
-        second = BotApp(make_config(url, tg, per_second=200), clock=FrozenClock(START))
+        second = BotApp(make_config(url, tg, per_second=200), clock=FrozenClock(START),
+                        content=shared_content())
         await second.start()
         try:
             await second.context.services.outbox.drain(within=20)

@@ -21,6 +21,7 @@ from bot.models import PersonalReminder
 from bot.roles import Role
 from bot.services.reminders import Effect
 from bot.services.tables import read_table
+from tests.conftest import shared_content
 from tests.fake_telegram import FakeTelegram
 from tests.telegram_people import Ward, labels
 
@@ -36,14 +37,15 @@ LIST = (
 
 
 @pytest.fixture
-async def ward(tmp_path: Path) -> AsyncIterator[Ward]:
+async def ward(tmp_path: Path, sqlite_url: str) -> AsyncIterator[Ward]:
+    # sqlite_url: <tmp_path>/bot.db starts as a copy of the migrated template
     async with FakeTelegram(token=TOKEN, bot_username="cds_test_bot") as tg:
         config = Config.model_validate({
             "database": {"url": f"sqlite+aiosqlite:///{tmp_path}/bot.db"},
             "telegram": {"token": TOKEN, "api_base_url": tg.base_url},
-            "web": {"port": 0},
+            "web": {"port": 0}, "outbox": {"private_per_second": 100},
         })
-        app = BotApp(config, clock=FrozenClock(START))
+        app = BotApp(config, clock=FrozenClock(START), content=shared_content())
         await app.db.upgrade()
         services = app.context.services
         hb = await services.places.add_ward("HB", "Phường Hòa Bình")

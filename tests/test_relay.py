@@ -17,7 +17,7 @@ from bot.app import BotApp
 from bot.clock import FrozenClock
 from bot.config import Config
 from bot.core import Chat, Role, Sender
-from tests.conftest import Harness
+from tests.conftest import Harness, shared_content
 from tests.fake_telegram import FakeTelegram
 from tests.fake_zalo import FakeZalo
 from tests.telegram_people import Ward, labels, plain, until
@@ -42,18 +42,19 @@ class World:
 
 
 @pytest.fixture
-async def world(tmp_path: Path) -> AsyncIterator[World]:
+async def world(tmp_path: Path, sqlite_url: str) -> AsyncIterator[World]:
+    # sqlite_url: <tmp_path>/bot.db starts as a copy of the migrated template
     async with FakeTelegram(token=TOKEN) as tg, FakeZalo() as zl:
         config = Config.model_validate({
             "database": {"url": f"sqlite+aiosqlite:///{tmp_path}/bot.db"},
             "telegram": {"token": TOKEN, "api_base_url": tg.base_url},
             "zalo": {"enabled": True, "token": zl.token, "api_base_url": zl.base_url,
                      "per_second": 100, "group_per_minute": 600, "poll_interval_seconds": 0},
-            "outbox": {"per_second": 500, "group_per_minute": 600},
+            "outbox": {"private_per_second": 100, "per_second": 500, "group_per_minute": 600},
             "web": {"port": 0},
         })
         clock = FrozenClock(EVENING)
-        app = BotApp(config, clock=clock)
+        app = BotApp(config, clock=clock, content=shared_content())
         await app.db.upgrade()
         services = app.context.services
         await services.places.add_ward("HB", "Phường Hòa Bình")

@@ -17,6 +17,7 @@ from bot.config import Config
 from bot.core import Chat, Sender
 from bot.roles import Role
 from bot.services.tables import read_table
+from tests.conftest import shared_content
 from tests.fake_telegram import FakeTelegram
 from tests.fake_zalo import FakeZalo
 
@@ -116,7 +117,7 @@ async def chat(request: pytest.FixtureRequest, sqlite_url: str) -> AsyncIterator
     if request.param == "telegram":
         async with FakeTelegram() as tg:
             config = Config.model_validate({
-                "database": db, "web": {"port": 0},
+                "database": db, "web": {"port": 0}, "outbox": {"private_per_second": 100},
                 "telegram": {"token": tg.token, "api_base_url": tg.base_url},
             })
             async for _app in _running(config, "telegram"):
@@ -124,7 +125,8 @@ async def chat(request: pytest.FixtureRequest, sqlite_url: str) -> AsyncIterator
     else:
         async with FakeZalo() as zl:
             config = Config.model_validate({
-                "database": db, "web": {"port": 0}, "telegram": {"enabled": False},
+                "database": db, "web": {"port": 0}, "outbox": {"private_per_second": 100},
+                "telegram": {"enabled": False},
                 "zalo": {"enabled": True, "token": zl.token, "api_base_url": zl.base_url},
             })
             async for _app in _running(config, "zalo"):
@@ -133,7 +135,8 @@ async def chat(request: pytest.FixtureRequest, sqlite_url: str) -> AsyncIterator
 
 async def _running(config: Config, platform: str) -> AsyncIterator[BotApp]:
     # Midday in Hà Nội, whatever the real time: quiet hours would hold group messages.
-    app = BotApp(config, clock=FrozenClock(datetime(2026, 11, 24, 5, 0, tzinfo=UTC)))
+    app = BotApp(config, clock=FrozenClock(datetime(2026, 11, 24, 5, 0, tzinfo=UTC)),
+                 content=shared_content())
     await app.db.upgrade()
     services = app.context.services
     ward = await services.places.add_ward("HB", "Phường Hòa Bình")

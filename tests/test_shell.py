@@ -11,7 +11,7 @@ import pytest
 
 from bot.cli.shell import Shell
 from bot.roles import Role
-from tests.conftest import make_config
+from tests.conftest import make_config, shared_content
 
 # Each test's <tmp_path>/bot.db starts as a copy of the migrated template (conftest).
 pytestmark = pytest.mark.usefixtures("sqlite_url")
@@ -34,6 +34,7 @@ async def run_shell(tmp_path: Path, role: Role, lines: list[str]) -> str:
     shell = Shell(
         make_config(f"sqlite+aiosqlite:///{tmp_path}/bot.db"), role=role, demo=True,
         read_line=read, write=out.append, files_dir=tmp_path / "files",
+        content=shared_content(),
     )
     assert await shell.run() == 0
     return "\n".join(out)

@@ -14,7 +14,7 @@ from bot.cli.main import main
 from bot.cli.shell import Shell
 from bot.core import Role
 from bot.models import AuditLog, Member, RoleGrant
-from tests.conftest import Harness, make_config
+from tests.conftest import Harness, make_config, shared_content
 from tests.recording import message, press
 
 
@@ -275,7 +275,7 @@ async def test_shell_on_a_real_database_leaves_no_role_behind(tmp_path: Path) ->
 
     out: list[str] = []
     shell = Shell(make_config(url), role=Role.COORDINATOR, demo=False, read_line=read,
-                  write=out.append, files_dir=tmp_path / "f")
+                  write=out.append, files_dir=tmp_path / "f", content=shared_content())
     await shell.db.upgrade()
     await shell.context.services.places.add_ward("HB", "Phường Hòa Bình")
     assert await shell.run() == 0

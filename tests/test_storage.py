@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -17,6 +20,7 @@ from bot.services.conversations import Who
 from bot.services.errors import ServiceError
 from tests.conftest import make_config
 
+ROOT = Path(__file__).resolve().parent.parent
 TABLES = {
     "ward", "residential_group", "member", "role_grant", "chat_binding", "invite",
     "conversation_state", "audit_log", "alembic_version",
@@ -34,6 +38,36 @@ async def test_migrations_create_every_table_and_are_idempotent(empty_db_url: st
         assert await db.ping()
     finally:
         await db.dispose()
+
+
+def test_the_heads_a_start_checks_are_alembics_heads() -> None:
+    """A start at all heads skips alembic: the heads it reads must be the ones alembic would
+    migrate to, or a pending migration would never be applied."""
+    from alembic.script import ScriptDirectory
+
+    from bot.db import alembic_config, head_revisions
+
+    script = ScriptDirectory.from_config(alembic_config())
+    assert head_revisions() == frozenset(script.get_heads())
+    assert len(head_revisions()) >= 1
+
+
+async def test_a_start_at_all_heads_does_not_import_alembic(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path}/x.db"
+    db = Database(url)
+    await db.upgrade()
+    await db.dispose()
+    script = (
+        "import asyncio, sys\n"
+        "from bot.db import Database\n"
+        f"db = Database({url!r})\n"
+        "asyncio.run(db.upgrade())\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('alembic', 'mako')))\n"
+    )
+    done = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-c", script], capture_output=True, text=True,
+        check=True, cwd=ROOT)
+    assert done.stdout.strip() == "[]", done.stdout
 
 
 async def test_sqlite_runs_in_wal_with_foreign_keys(tmp_path: object) -> None:

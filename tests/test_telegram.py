@@ -15,6 +15,7 @@ from bot.app import BotApp
 from bot.config import Config
 from bot.roles import Role
 from bot.router import Ctx
+from tests.conftest import shared_content
 from tests.fake_telegram import FakeTelegram
 
 # Each test's <tmp_path>/bot.db starts as a copy of the migrated template (conftest).
@@ -30,7 +31,7 @@ def config_for(tg: FakeTelegram, tmp_path: Path, **telegram: Any) -> Config:
         {
             "database": {"url": f"sqlite+aiosqlite:///{tmp_path}/bot.db"},
             "telegram": {"token": TOKEN, "api_base_url": tg.base_url, **telegram},
-            "web": {"port": 0},
+            "web": {"port": 0}, "outbox": {"private_per_second": 100},
         }
     )
 
@@ -42,7 +43,7 @@ async def tg() -> AsyncIterator[FakeTelegram]:
 
 
 async def start_app(config: Config, *, seed: bool = True) -> BotApp:
-    app = BotApp(config)
+    app = BotApp(config, content=shared_content())
     await app.db.upgrade()
     if seed:
         places = app.context.services.places

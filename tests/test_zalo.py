@@ -14,6 +14,7 @@ from bot.app import BotApp
 from bot.config import Config
 from bot.platforms.zalo import ZaloApiError, ZaloClient, unwrap_update
 from bot.roles import Role
+from tests.conftest import shared_content
 from tests.fake_zalo import FakeZalo
 
 # Each test's <tmp_path>/bot.db starts as a copy of the migrated template (conftest).
@@ -28,7 +29,7 @@ def config_for(zl: FakeZalo, tmp_path: Path, **zalo: Any) -> Config:
             "database": {"url": f"sqlite+aiosqlite:///{tmp_path}/bot.db"},
             "telegram": {"enabled": False},
             "zalo": {"enabled": True, "token": zl.token, "api_base_url": zl.base_url, **zalo},
-            "web": {"port": 0},
+            "web": {"port": 0}, "outbox": {"private_per_second": 100},
         }
     )
 
@@ -40,7 +41,7 @@ async def zl() -> AsyncIterator[FakeZalo]:
 
 
 async def start_app(config: Config) -> BotApp:
-    app = BotApp(config)
+    app = BotApp(config, content=shared_content())
     await app.db.upgrade()
     places = app.context.services.places
     await places.add_ward("HB", "Phường Hòa Bình")

@@ -17,6 +17,7 @@ from bot.config import Config
 from bot.core import Outgoing
 from bot.platforms.zalo_oa import expected_signature, verify_signature
 from bot.platforms.zalo_oa_store import DbTokenStore
+from tests.conftest import shared_content
 from tests.fake_zalo_oa import FakeZaloOA
 
 APP_ID, OA_SECRET = "5551234", "oa-secret-key"
@@ -41,7 +42,7 @@ async def app(oa: FakeZaloOA, sqlite_url: str) -> AsyncIterator[BotApp]:
         },
         "web": {"port": 0},
     })
-    bot_app = BotApp(config)
+    bot_app = BotApp(config, content=shared_content())
     await bot_app.start()
     yield bot_app
     await bot_app.stop()

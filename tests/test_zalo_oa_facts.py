@@ -20,6 +20,7 @@ from bot.clock import FrozenClock
 from bot.config import Config
 from bot.core import DeliveryError, Outgoing
 from bot.platforms.zalo_oa import expected_signature
+from tests.conftest import shared_content
 from tests.fake_zalo_oa import FakeZaloOA
 from tests.recording import RecordingPlatform
 
@@ -40,7 +41,7 @@ def make_app(oa: FakeZaloOA, tmp_path: Path, clock: FrozenClock, **extra: Any) -
         "admins": {"telegram": [int(ADMIN)]},
         "web": {"port": 0},
     })
-    return BotApp(config, clock=clock)
+    return BotApp(config, clock=clock, content=shared_content())
 
 
 @pytest.fixture

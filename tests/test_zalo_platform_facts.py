@@ -26,6 +26,7 @@ from bot.config import Config, ZaloSection
 from bot.core import Chat, DeliveryError, Outgoing, Role, Sender
 from bot.platforms.zalo import GONE_AFTER_404S, ZaloClient, ZaloPlatform, strip_mention
 from bot.services.platform_state import DbSeenIds
+from tests.conftest import shared_content
 from tests.fake_telegram import FakeTelegram
 from tests.fake_zalo import FakeZalo
 from tests.telegram_people import Ward, until
@@ -51,17 +52,18 @@ def make_config(tg: FakeTelegram, zl: FakeZalo, tmp_path: Path, **zalo: Any) -> 
         "zalo": {"enabled": True, "token": zl.token, "api_base_url": zl.base_url,
                  "per_second": 50, "group_per_minute": 600, "display_name": zl.display_name,
                  "poll_interval_seconds": 0.01, **zalo},
-        "outbox": {"per_second": 200, "group_per_minute": 600},
+        "outbox": {"private_per_second": 100, "per_second": 200, "group_per_minute": 600},
         "admins": {"telegram": [ADMIN]},
         "web": {"port": 0},
     })
 
 
 @pytest.fixture
-async def world(tmp_path: Path) -> AsyncIterator[World]:
+async def world(tmp_path: Path, sqlite_url: str) -> AsyncIterator[World]:
+    # sqlite_url: <tmp_path>/bot.db starts as a copy of the migrated template
     async with FakeTelegram(token=TOKEN) as tg, FakeZalo() as zl:
         clock = FrozenClock(START)
-        app = BotApp(make_config(tg, zl, tmp_path), clock=clock)
+        app = BotApp(make_config(tg, zl, tmp_path), clock=clock, content=shared_content())
         await app.db.upgrade()
         services = app.context.services
         await services.places.add_ward("HB", "Phường Hòa Bình")
@@ -223,14 +225,14 @@ def test_mentions_are_stripped_by_display_or_account_name() -> None:
 async def test_a_replayed_update_after_a_restart_runs_once(tmp_path: Path) -> None:
     async with FakeTelegram(token=TOKEN) as tg, FakeZalo() as zl:
         config = make_config(tg, zl, tmp_path)
-        first = BotApp(config)
+        first = BotApp(config, content=shared_content())
         await first.start()
         zl.text("u-5", "u-5", "/quyen")
         await zl.wait_sent("u-5", 1)
         await first.stop()
 
         zl.replay_consumed = True  # Zalo hands the consumed update back on the next poll
-        second = BotApp(config)
+        second = BotApp(config, content=shared_content())
         await second.start()
         try:
             zl.text("u-5", "u-5", "/huy")

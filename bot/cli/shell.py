@@ -13,7 +13,7 @@ from bot.app import build_router
 from bot.cli.demo import group_chat_id, seed_demo
 from bot.clock import Clock, SystemClock
 from bot.config import Config
-from bot.context import AppContext, build_context
+from bot.context import AppContext, Content, build_context
 from bot.core import Chat, Incoming, Sender, is_number, parse_command_text
 from bot.db import Database
 from bot.platforms.console import ConsolePlatform
@@ -34,6 +34,7 @@ class Shell:
         write: Callable[[str], None] = print,
         files_dir: Path = Path("data/shell-files"),
         clock: Clock | None = None,
+        content: Content | None = None,
     ) -> None:
         self.role = role
         self.demo = demo
@@ -47,7 +48,7 @@ class Shell:
                 update={"bot": config.bot.model_copy(update={"quiet_hours": ""})})
         self.db = Database(config.database.url)
         self.context: AppContext = build_context(
-            config, self.db, clock or SystemClock(), console_admins=admins
+            config, self.db, clock or SystemClock(), console_admins=admins, content=content
         )
         self.router = build_router(self.context)
         color = hasattr(sys.stdout, "isatty") and sys.stdout.isatty()

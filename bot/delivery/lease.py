@@ -25,11 +25,10 @@ from contextlib import suppress
 from datetime import timedelta
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 from sqlmodel import col, select
 
 from bot.clock import Clock, Sleeper
-from bot.db import Database
+from bot.db import Database, insert_or_skip
 from bot.models import SendLease
 
 log = logging.getLogger(__name__)
@@ -137,7 +136,7 @@ class SendLeases:
         now = self._clock.now()
         async with self._db.session() as session:
             await session.exec(
-                postgresql.insert(SendLease)
+                insert_or_skip("postgresql", SendLease)
                 .values(name=platform, holder="", expires_at=now - timedelta(seconds=1),
                         acquired_at=now)
                 .on_conflict_do_nothing(index_elements=["name"])

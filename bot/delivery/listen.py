@@ -24,8 +24,10 @@ RECONNECT_SECONDS = 2.0
 
 class Listener:
     def __init__(self, db: Database, sleeper: Sleeper, channels: Sequence[str],
-                 heard: Heard) -> None:
+                 heard: Heard, *, connected: Callable[[], None] | None = None) -> None:
         self._db = db
+        # Called each time listening (re)starts: whatever was said meanwhile was missed.
+        self._connected = connected
         self._sleeper = sleeper
         self._channels = tuple(channels)
         self._heard = heard
@@ -71,6 +73,8 @@ class Listener:
             for channel in self._channels:
                 await driver.add_listener(channel, on_notify)
             driver.add_termination_listener(lambda _conn: closed.set())
+            if self._connected is not None:
+                self._connected()
             self.listening.set()
             try:
                 while not closed.is_set():  # a cheap check that the connection lives

@@ -33,12 +33,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col, select
 
 from bot.clock import Clock, Sleeper, SystemSleeper
 from bot.core import Attachment, Button, DeliveryError, Outgoing, Platform, Sent
-from bot.db import Database
+from bot.db import Database, insert_or_skip
 from bot.delivery.lease import LEASE_CHANNEL, SendLeases
 from bot.delivery.listen import Listener
 from bot.delivery.pacer import Lanes, Limits, Priority
@@ -199,8 +198,9 @@ class Outbox:
             }
             for i in items
         ]
-        dialect = postgresql if self._postgres else sqlite
-        statement = dialect.insert(Delivery).on_conflict_do_nothing(index_elements=["dedupe"])
+        dialect = "postgresql" if self._postgres else "sqlite"
+        statement = insert_or_skip(dialect, Delivery).on_conflict_do_nothing(
+            index_elements=["dedupe"])
         async with self._db.session() as session:
             await session.exec(statement, params=rows)
             if self._postgres and wake:  # delivered to listeners when this commits

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.clock import Clock
+from bot.clock import Clock, Sleeper, SystemSleeper
 from bot.core import Sender
-from bot.db import Database
+from bot.db import IDENTITY_CHANNEL, Database, changes_identity
+from bot.delivery.listen import Listener
 from bot.models import Member, ResidentialGroup, RoleGrant, Ward
 from bot.roles import GROUP_ROLES, Role
 from bot.services import audit
@@ -23,13 +24,13 @@ from bot.services.errors import ServiceError
 from bot.services.places import normalize_code
 
 LAST_SEEN_PRECISION = timedelta(minutes=5)
-# How long a person's identity (member + grants) is reused without reading the database.
-# Grants and revocations made by this process drop it at once; other processes (the CLI,
-# a second instance) are seen within this time.
-# 0: off. A revocation made by another process (`cds-bot revoke`, a second instance) must
-# apply at once (tests/test_staff.py); the cache is only safe with a cross-process signal
-# (docs/performance.md). Grants made in this process already drop it.
-IDENTITY_TTL_SECONDS = 0.0
+# A person's identity (member, linked accounts, grants) is reused without reading the
+# database for at most `bot.identity_cache_seconds` (default 5 s), and only while changes
+# made elsewhere can be heard: grants and revocations made by this process drop it at
+# once; made by another process (`cds-bot revoke`, the dashboard, a second instance),
+# at once too on PostgreSQL (NOTIFY) and on an SQLite file (a file beside it, one `stat`
+# per update). The seconds bound what nothing announces (docs/performance.md).
+DEFAULT_IDENTITY_TTL = timedelta(seconds=5)
 _IDENTITY_CACHE_SIZE = 20_000
 
 
@@ -103,58 +104,115 @@ class Identity:
         return [g for g in self.grants if g.group_id is not None and g.role >= minimum]
 
 
+@dataclass(frozen=True)
+class _Cached:
+    read_at: datetime
+    name: str
+    username: str
+    stamp: tuple[object, ...]
+    identity: Identity
+
+
 class Access:
-    def __init__(self, db: Database, clock: Clock, admins: Mapping[str, Iterable[str]]) -> None:
+    def __init__(
+        self, db: Database, clock: Clock, admins: Mapping[str, Iterable[str]], *,
+        ttl: timedelta = DEFAULT_IDENTITY_TTL, sleeper: Sleeper | None = None,
+    ) -> None:
         self._db = db
         self._clock = clock
         self._admins = {platform: frozenset(ids) for platform, ids in admins.items()}
-        # (platform, user id) -> (monotonic time read, name, username, identity): perf (#16).
-        self._identities: dict[tuple[str, str], tuple[float, str, str, Identity]] = {}
+        self._ttl = ttl
+        # (platform, user id) -> what was read, and when: perf (#16).
+        self._identities: dict[tuple[str, str], _Cached] = {}
+        # Moves on every change of identity heard of (this process's writes, NOTIFY, the
+        # listener reconnecting): an entry read before it moved is never used again.
+        self._generation = 0
+        self._listener = Listener(db, sleeper or SystemSleeper(), (IDENTITY_CHANNEL,),
+                                  self._heard, connected=self._forget_all)
         db.on_write(self._forget_on_write)
+
+    async def start(self) -> None:
+        """Hear identity changes made by other processes (PostgreSQL; the running bot)."""
+        self._listener.start()
+
+    async def stop(self) -> None:
+        await self._listener.stop()
+        self._forget_all()
+
+    def _forget_all(self) -> None:
+        self._generation += 1
+        self._identities.clear()
+
+    def _heard(self, _channel: str, _payload: str) -> None:
+        self._forget_all()
 
     def _forget_on_write(self, tables: set[str], objects: list[object]) -> None:
         """Grants, revocations and linked accounts change who someone is: forget them all
         (rare writes; a plain "last seen" update of a member does not count)."""
-        if tables & {"role_grant", "ward", "residential_group"}:
-            self._identities.clear()
-            return
-        if "member" in tables and (not objects or any(
-            isinstance(o, Member) and _identity_changed(o) for o in objects
-        )):
-            self._identities.clear()
+        if changes_identity(tables, objects):
+            self._forget_all()
+
+    def _stamp(self) -> tuple[object, ...]:
+        return (self._generation, self._db.identity_stamp())
+
+    def _trusted(self) -> bool:
+        """Whether cached identities may be used at all: on PostgreSQL only while other
+        processes' changes are heard (between a lost connection and the next, nothing is)."""
+        if self._ttl <= timedelta(0):
+            return False
+        return not self._listener.active or self._listener.listening.is_set()
 
     async def identify(self, platform: str, sender: Sender) -> Identity:
         """Find or create the member for this sender and load their grants (reused for a
         few seconds: one person's burst of messages reads them once)."""
         key = (platform, sender.user_id)
+        now = self._clock.now()
+        stamp = self._stamp()  # before reading: a change from now on makes the read stale
         cached = self._identities.get(key)
-        now = time.monotonic()
-        if cached is not None:
-            read_at, name, username, identity = cached
-            if now - read_at < IDENTITY_TTL_SECONDS and (
-                name == sender.name and username == sender.username
-            ):
-                return identity
+        if cached is not None and self._trusted() and (
+            timedelta(0) <= now - cached.read_at < self._ttl
+            and cached.stamp == stamp
+            and cached.name == sender.name and cached.username == sender.username
+        ):
+            return cached.identity
         identity = await self._identify(platform, sender)
-        if len(self._identities) >= _IDENTITY_CACHE_SIZE:
-            self._identities.clear()
-        self._identities[key] = (now, sender.name, sender.username, identity)
+        if self._ttl > timedelta(0):
+            if len(self._identities) >= _IDENTITY_CACHE_SIZE:
+                self._identities.clear()
+            self._identities[key] = _Cached(now, sender.name, sender.username, stamp, identity)
         return identity
 
     async def _identify(self, platform: str, sender: Sender) -> Identity:
         async with self._db.session() as session:
-            member = await self._touch_member(session, platform, sender)
-            assert member.id is not None
-            grants = await _load_grants(session, *await _same_person(session, member))
+            # One statement for the member, their linked accounts and every grant: what
+            # each update not served from the cache costs (perf, #16).
+            found = await _member_with_grants(session, platform, sender.user_id)
+            if found is None or self._needs_touch(found, sender):
+                member = await self._touch_member(session, platform, sender)
+                assert member.id is not None
+                member_id, name, locale = member.id, member.display_name, member.locale
+                grants = (found.grants if found is not None else tuple(
+                    await _load_grants(session, *await _same_person(session, member))))
+            else:
+                member_id, name, locale = found.member_id, found.name, found.locale
+                grants = found.grants
             return Identity(
-                member_id=member.id,
+                member_id=member_id,
                 platform=platform,
                 user_id=sender.user_id,
-                name=member.display_name,
-                grants=tuple(grants),
+                name=name,
+                grants=grants,
                 is_admin=sender.user_id in self._admins.get(platform, frozenset()),
-                locale=member.locale,
+                locale=locale,
             )
+
+    def _needs_touch(self, found: _Found, sender: Sender) -> bool:
+        """Whether `_touch_member` would write (a new name or username, or "last seen"
+        older than its precision): only then is the member read as an object."""
+        renamed = bool(sender.name) and found.name != sender.name[:200]
+        return renamed or sender.username[:64] != found.username or (
+            self._clock.now() - found.last_seen_at > LAST_SEEN_PRECISION
+        )
 
     async def identity_of(self, member_id: int) -> Identity | None:
         """The person behind a member id, with current grants (revocations apply at once)."""
@@ -297,13 +355,67 @@ class Access:
         )
 
 
-def _identity_changed(member: Member) -> bool:
-    state = sa.inspect(member)
-    if state.deleted or state.was_deleted:
-        return True
-    return any(
-        state.attrs[name].history.has_changes() for name in ("person_id", "locale")
+@dataclass(frozen=True)
+class _Found:
+    member_id: int
+    name: str
+    username: str
+    last_seen_at: datetime
+    locale: str
+    grants: tuple[Grant, ...]
+
+
+def _identity_query() -> Any:
+    linked = aliased(Member)
+    columns: Any = sa.select(
+        col(Member.id), col(Member.display_name), col(Member.username),
+        col(Member.last_seen_at), col(Member.locale),
+        col(RoleGrant.role), col(RoleGrant.ward_id), col(RoleGrant.group_id), col(Ward.code),
+        col(ResidentialGroup.code),
     )
+    return (
+        columns
+        .select_from(Member)
+        .outerjoin(linked, sa.or_(
+            col(linked.id) == col(Member.id),
+            sa.and_(col(Member.person_id).is_not(None),
+                    col(linked.person_id) == col(Member.person_id)),
+        ))
+        .outerjoin(RoleGrant, sa.and_(col(RoleGrant.member_id) == col(linked.id),
+                                      col(RoleGrant.revoked_at).is_(None)))
+        .outerjoin(Ward, col(Ward.id) == col(RoleGrant.ward_id))
+        .outerjoin(ResidentialGroup, col(ResidentialGroup.id) == col(RoleGrant.group_id))
+        .where(col(Member.platform) == sa.bindparam("platform"),
+               col(Member.platform_user_id) == sa.bindparam("user_id"))
+        .order_by(col(RoleGrant.id))
+    )
+
+
+# Built once with bound parameters: read for every update whose identity is not cached.
+_IDENTITY = _identity_query()
+
+
+async def _member_with_grants(
+    session: AsyncSession, platform: str, user_id: str
+) -> _Found | None:
+    """The member and the live grants of every account of the same person, in one query
+    (as `_find_member` + `_same_person` + `_load_grants`, which stay for the rare paths)."""
+    rows = (
+        await session.exec(_IDENTITY, params={"platform": platform, "user_id": user_id})
+    ).all()
+    if not rows:
+        return None
+    member_id, name, username, last_seen_at, locale = rows[0][:5]
+    seen: set[tuple[str, int | None, int | None]] = set()
+    grants = []
+    for *_member, role, ward_id, group_id, ward_code, group_code in rows:
+        key = (role, ward_id, group_id)
+        if role is None or ward_code is None or key in seen:
+            continue
+        seen.add(key)
+        grants.append(Grant(role=Role(role), ward_id=ward_id, ward_code=ward_code,
+                            group_id=group_id, group_code=group_code or ""))
+    return _Found(member_id, name, username, last_seen_at, locale, tuple(grants))
 
 
 async def _same_person(session: AsyncSession, member: Member) -> list[int]:

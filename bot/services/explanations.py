@@ -18,11 +18,10 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-import sqlalchemy as sa
 from sqlmodel import col, func, select
 
 from bot.clock import Clock
-from bot.db import Database
+from bot.db import Database, insert_or_skip
 from bot.models import TopicRead, TopicVote
 from bot.services.vietnamese import Reader, Token, Words, load_words
 from bot.services.vietnamese import fold as fold  # re-exported: other services fold with it
@@ -184,15 +183,24 @@ def _topic(path: Path, data: dict[str, object]) -> Topic:
 
 def _grams(tokens: list[Token], stop: Words) -> list[tuple[str, tuple[str, ...]]]:
     """The n-grams worth matching: (folded key, words as written); never stopwords alone."""
-    found: list[tuple[str, tuple[str, ...]]] = []
+    texts = [t.text for t in tokens]
+    return [(key, tuple(texts[i:j])) for key, i, j in _gram_spans(tokens, stop)]
+
+
+def _gram_spans(tokens: list[Token], stop: Words) -> list[tuple[str, int, int]]:
+    """(folded key, start, end) of each n-gram worth matching: none that starts and ends
+    with a stopword (so none of stopwords alone). Each token's fold and stopword test is
+    looked at once, not once per window: indexing the guides is part of every start."""
+    folded = [t.folded for t in tokens]
+    stops = [stop.is_stopword(t) for t in tokens]
+    count = len(tokens)
+    found: list[tuple[str, int, int]] = []
     for n in range(1, MAX_GRAM + 1):
-        for i in range(len(tokens) - n + 1):
-            window = tokens[i : i + n]
-            if all(stop.is_stopword(t) for t in window):
+        for i in range(count - n + 1):
+            j = i + n
+            if stops[i] and stops[j - 1]:
                 continue
-            if n > 1 and (stop.is_stopword(window[0]) and stop.is_stopword(window[-1])):
-                continue
-            found.append((" ".join(t.folded for t in window), tuple(t.text for t in window)))
+            found.append((" ".join(folded[i:j]), i, j))
     return found
 
 
@@ -227,7 +235,7 @@ def _index(library: Library) -> None:
         for line in text.split("\n"):
             for sentence in re.split(r"[.,:;!?()•“”]", line):
                 tokens = reader.tokens(sentence, correct=False)
-                for folded, _written in _grams(tokens, library.words):
+                for folded, _i, _j in _gram_spans(tokens, library.words):
                     topics = body.setdefault(folded, [])
                     if topic.key not in topics:
                         topics.append(topic.key)
@@ -395,14 +403,15 @@ class Explanations:
 
     async def record_read(self, key: str) -> None:
         today: date = self._clock.now().date()
+        # One upsert: "update, else insert" let two first reads of a topic on the same day
+        # both insert on PostgreSQL, and the second update failed (bench_inbound).
+        statement = insert_or_skip(self._db.engine.dialect.name, TopicRead).values(
+            topic_key=key, day=today, count=1,
+        ).on_conflict_do_update(
+            index_elements=["topic_key", "day"], set_={"count": TopicRead.count + 1},
+        )
         async with self._db.session() as session:
-            updated = await session.exec(
-                sa.update(TopicRead)
-                .where(col(TopicRead.topic_key) == key, col(TopicRead.day) == today)
-                .values(count=col(TopicRead.count) + 1)
-            )
-            if not updated.rowcount:
-                session.add(TopicRead(topic_key=key, day=today, count=1))
+            await session.exec(statement)
 
     async def vote(self, key: str, member_id: int, *, helpful: bool) -> None:
         async with self._db.session() as session:

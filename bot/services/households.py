@@ -121,6 +121,47 @@ def may_log(identity: Identity, ward_id: int, group_id: int) -> bool:
     return identity.role_in_group(ward_id, group_id) >= Role.HELPER
 
 
+def _info_query() -> Any:
+    """A household as plain columns, in `HouseholdInfo`'s order (no ORM object: read on
+    every `/ghi`, perf #16)."""
+    return sa.select(
+        col(Household.id), col(Household.ward_id), col(Household.group_id),
+        col(ResidentialGroup.code), col(Household.code), col(Household.head_name),
+        col(Household.address), col(Household.members), col(Household.adults),
+        col(Household.phone),
+    ).join(ResidentialGroup, col(ResidentialGroup.id) == col(Household.group_id))
+
+
+def _step_rows_query() -> Any:
+    household_id: Any = sa.bindparam("household_id")
+    open_reminder = sa.exists().where(
+        col(PersonalReminder.household_id) == household_id,
+        sa.or_(col(PersonalReminder.state) == "pending",
+               sa.and_(col(PersonalReminder.state) == "sent",
+                       col(PersonalReminder.done_at).is_(None))),
+    )
+    open_visit = sa.exists().where(
+        col(VisitRequest.household_id) == household_id, col(VisitRequest.done_at).is_(None)
+    )
+    return (
+        sa.select(HouseholdStep, col(Member.display_name), open_reminder, open_visit)
+        .select_from(Household)
+        .outerjoin(HouseholdStep, col(HouseholdStep.household_id) == col(Household.id))
+        .outerjoin(Member, col(Member.id) == col(HouseholdStep.updated_by))
+        .where(col(Household.id) == household_id)
+    )
+
+
+# Read on every `/ghi`, built once with bound parameters (perf #16): a household by code,
+# and its step rows (with its group's lock on PostgreSQL: `lock_groups`).
+_BY_CODE: Any = _info_query().where(col(Household.ward_id) == sa.bindparam("ward_id"),
+                                     col(Household.code) == sa.bindparam("code"))
+_STEP_ROWS: Any = _step_rows_query()
+_STEP_ROWS_LOCKING: Any = _step_rows_query().join(
+    ResidentialGroup, col(ResidentialGroup.id) == sa.bindparam("group_id")
+).with_for_update(of=ResidentialGroup)
+
+
 def _info(row: Household, group_code: str) -> HouseholdInfo:
     assert row.id is not None
     return HouseholdInfo(
@@ -144,15 +185,13 @@ class Households:
     async def by_code(self, ward_id: int, code: str) -> HouseholdInfo | None:
         async with self._db.session() as session:
             row = (
-                await session.exec(
-                    select(Household, ResidentialGroup.code)
-                    .join(ResidentialGroup, col(ResidentialGroup.id) == Household.group_id)
-                    .where(Household.ward_id == ward_id, Household.code == normalize_code(code))
-                )
+                await session.exec(_BY_CODE, params={
+                    "ward_id": ward_id, "code": normalize_code(code),
+                })
             ).first()
             if row is None:
                 return None
-            info = _info(*row)
+            info = HouseholdInfo(*row)
             memo(session, "household")[info.id] = info  # read once per update (perf)
             return info
 
@@ -165,15 +204,11 @@ class Households:
         if household_id in known:
             return cast(HouseholdInfo, known[household_id])
         row = (
-            await session.exec(
-                select(Household, ResidentialGroup.code)
-                .join(ResidentialGroup, col(ResidentialGroup.id) == Household.group_id)
-                .where(Household.id == household_id)
-            )
+            await session.exec(_info_query().where(col(Household.id) == household_id))
         ).first()
         if row is None:
             return None
-        info = _info(*row)
+        info = HouseholdInfo(*row)
         known[household_id] = info
         return info
 
@@ -197,17 +232,13 @@ class Households:
         if not words:
             return []
         async with self._db.session() as session:
-            query = (
-                select(Household, ResidentialGroup.code)
-                .join(ResidentialGroup, col(ResidentialGroup.id) == Household.group_id)
-                .where(Household.ward_id == ward_id)
-            )
+            query = _info_query().where(col(Household.ward_id) == ward_id)
             if group_ids is not None:
                 query = query.where(col(Household.group_id).in_(group_ids))
             for word in words[:6]:
                 query = query.where(col(Household.search).contains(word, autoescape=True))
             rows = (await session.exec(query.order_by(col(Household.code)).limit(limit))).all()
-            return [_info(*r) for r in rows]
+            return [HouseholdInfo(*r) for r in rows]
 
     # --- checklists -----------------------------------------------------------------------
     async def checklist(self, household_id: int) -> Checklist:
@@ -235,28 +266,11 @@ class Households:
         whether personal reminders or visit requests are open for it (remembered in the
         session's memo, so a completed step skips `reminders.step_done` when none are), and
         with `lock_group` on PostgreSQL, `lock_groups` for its group."""
-        open_reminder = sa.exists().where(
-            col(PersonalReminder.household_id) == household_id,
-            sa.or_(col(PersonalReminder.state) == "pending",
-                   sa.and_(col(PersonalReminder.state) == "sent",
-                           col(PersonalReminder.done_at).is_(None))),
-        )
-        open_visit = sa.exists().where(
-            col(VisitRequest.household_id) == household_id, col(VisitRequest.done_at).is_(None)
-        )
-        query: Any = (
-            sa.select(HouseholdStep, col(Member.display_name), open_reminder,
-                      open_visit)
-            .select_from(Household)
-            .outerjoin(HouseholdStep, col(HouseholdStep.household_id) == col(Household.id))
-            .outerjoin(Member, col(Member.id) == col(HouseholdStep.updated_by))
-            .where(col(Household.id) == household_id)
-        )
+        params: dict[str, Any] = {"household_id": household_id}
+        query = _STEP_ROWS
         if lock_group is not None and _is_postgres(session):
-            query = query.join(
-                ResidentialGroup, col(ResidentialGroup.id) == lock_group
-            ).with_for_update(of=ResidentialGroup)
-        rows = (await session.exec(query)).all()
+            query, params["group_id"] = _STEP_ROWS_LOCKING, lock_group
+        rows = (await session.exec(query, params=params)).all()
         if rows:
             memo(session, "personal_reminder")[household_id] = bool(rows[0][2])
             memo(session, "visit_request")[household_id] = bool(rows[0][3])

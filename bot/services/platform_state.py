@@ -11,11 +11,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col, select
 
 from bot.clock import Clock
-from bot.db import Database
+from bot.db import Database, insert_or_skip
 from bot.models import OAConversation, OAMessageCount, PlatformFlag, SeenMessage
 from bot.zalo_state import OACounts
 
@@ -42,8 +41,7 @@ class DbSeenIds:
         """Remember this id; True if it was already there. Empty ids are never repeats."""
         if not message_id:
             return False
-        dialect = postgresql if self._db.engine.dialect.name == "postgresql" else sqlite
-        statement = dialect.insert(SeenMessage).values(
+        statement = insert_or_skip(self._db.engine.dialect.name, SeenMessage).values(
             platform=self._platform, message_id=message_id[:96], seen_at=self._clock.now()
         ).on_conflict_do_nothing(index_elements=["platform", "message_id"])
         async with self._db.session() as session:

@@ -12,13 +12,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import Clock
 from bot.config import OnboardingStepConfig
-from bot.db import Database
+from bot.db import Database, insert_or_skip
 from bot.models import (
     GroupStepCount,
     Household,
@@ -106,9 +105,8 @@ async def bump(
     """Add a household's change to its group's totals (inside the change's transaction)."""
     if not units and not households:
         return
-    dialect = postgresql if session.bind and session.bind.dialect.name == "postgresql" \
-        else sqlite
-    statement = dialect.insert(GroupStepCount).values(
+    name = session.bind.dialect.name if session.bind else "sqlite"
+    statement = insert_or_skip(name, GroupStepCount).values(
         group_id=group_id, step_key=step_key, units=units, households=households,
     )
     await session.exec(statement.on_conflict_do_update(

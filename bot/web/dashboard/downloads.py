@@ -8,7 +8,6 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-import segno
 from aiohttp import web
 from markupsafe import Markup
 
@@ -35,6 +34,8 @@ class Channel:
 def qr_svg(link: str) -> Markup:
     """The QR code as inline SVG (crisp at any print size); segno writes only its own
     markup, so it is safe to insert unescaped."""
+    import segno  # drawn on request only: not loaded by an idle bot (~1.7 MB)
+
     buffer = io.BytesIO()
     segno.make(link, error="m").save(
         buffer, kind="svg", scale=8, border=2, xmldecl=False, svgns=True, nl=False,
