@@ -62,14 +62,15 @@ def test_the_held_out_set_is_big_varied_labelled_and_apart_from_tuning() -> None
 
 def test_tuning_set_stays_answered_directly_and_right() -> None:
     """A regression guard on the tuning file (chosen on it, so not a measure of quality: the
-    held-out guard below is). The floor sits just under the figure measured."""
+    held-out guard below is). The floor sits just under the figure measured (962/1005 = 95.7%
+    after the fourth round, 2026-11-26)."""
     answerable = [c for c in part("tuning") if "topic" in c]
     right = 0
     for case in answerable:
         reading = UNDERSTANDING.read(case["q"])
         match = reading.match if reading.kind is Kind.QUESTION else None
         right += bool(match and match.confident and match.confident.key == case["topic"])
-    assert right / len(answerable) >= 0.95, f"{right}/{len(answerable)}"
+    assert right / len(answerable) >= 0.955, f"{right}/{len(answerable)}"
 
 
 def test_held_out_part_stays_answered_directly_and_right() -> None:
