@@ -61,8 +61,14 @@ class Intents:
     not_report: Phrases
     categories: tuple[tuple[str, Phrases], ...]
     asking: Phrases  # "sao", "ở đâu", "thế nào": the message asks something, it is no chat
+    done: Phrases  # "làm được rồi", "vào được", "xong": thanks for something that worked
+    not_done: Phrases  # "vẫn", "chưa", "mà", "lỗi": ...unless something is still wrong
     offtopic: Phrases  # lottery, football, recipes, prices, horoscope: no guide is about these
     offtopic_plain: Phrases  # the same typed without accents, only where that is unambiguous
+
+
+# Lists under [smalltalk] that are word classes, not reply groups.
+_NOT_GROUPS = ("fillers", "asking", "ambiguous", "done", "not_done")
 
 
 def load_intents(reader: Reader, locale: str = "vi", root: Path = UNDERSTANDING_DIR) -> Intents:
@@ -100,10 +106,12 @@ def load_intents(reader: Reader, locale: str = "vi", root: Path = UNDERSTANDING_
     return Intents(
         smalltalk=tuple(
             (str(k), Phrases(phrases(v, f"smalltalk.{k}"), chatty))
-            for k, v in small.items() if k not in ("fillers", "asking", "ambiguous")
+            for k, v in small.items() if k not in _NOT_GROUPS
         ),
         fillers=Phrases(phrases(small.get("fillers", []), "smalltalk.fillers")),
         asking=Phrases(phrases(small.get("asking", []), "smalltalk.asking")),
+        done=Phrases(phrases(small.get("done", []), "smalltalk.done")),
+        not_done=Phrases(phrases(small.get("not_done", []), "smalltalk.not_done")),
         person=Phrases(phrases(person.get("phrases", []), "person.phrases")),
         not_person=Phrases(phrases(person.get("not_if", []), "person.not_if")),
         staff=Phrases(phrases(person.get("staff", []), "person.staff")),
@@ -194,6 +202,9 @@ def _spans(phrases: Phrases, tokens: list[Token]) -> set[int]:
 # tie; 2 because unknown words are what fresh small talk failed on).
 LIGHT_LONGEST = 8
 LIGHT_UNKNOWN = 2
+# Thanks for something that worked may name it at some length ("cảm ơn em, chị vào được VNeID
+# rồi nhé"); beyond this many syllables a message usually goes on to ask or tell something else.
+WORKED_LONGEST = 14
 
 
 class Understanding:
@@ -234,10 +245,15 @@ class Understanding:
     def _mostly_chat(self, text: str, tokens: list[Token], found: list[Match]) -> str | None:
         """A short message with a small-talk phrase and a word or two the lists do not know
         ("sáng nay trời đẹp ghê", "haha bot vui tính ghê") is small talk too, unless it asks
-        something ("?", "sao", "ở đâu"...) or a guide is clearly meant."""
+        something ("?", "sao", "ở đâu"...) or a guide is clearly meant. Thanks for something that
+        worked ("cảm ơn, giờ bà đọc được chữ to rồi") is small talk even when a guide is named."""
         intents = self.intents
-        if ("?" in text or len(tokens) > LIGHT_LONGEST or intents.asking.found(tokens)
+        if ("?" in text or intents.asking.found(tokens)
                 or intents.offtopic.found(tokens) or intents.offtopic_plain.found(tokens)):
+            return None
+        if self._worked(tokens):
+            return "thanks"
+        if len(tokens) > LIGHT_LONGEST:
             return None
         chat, inside = "", set()
         for name, phrases in intents.smalltalk:
@@ -255,6 +271,17 @@ class Understanding:
         if found and found[0].score >= limits.direct and found[0].anchor >= limits.anchor:
             return None  # "chào phường, cho hỏi làm việc mấy giờ": a guide is meant
         return chat
+
+    def _worked(self, tokens: list[Token]) -> bool:
+        """Thanks or ok for something that worked ("cảm ơn bot, giờ bà đọc được chữ to rồi",
+        "tks, mình cài xong rồi"), with nothing still wrong or asked: small talk, even though the
+        words name a guide's subject."""
+        intents = self.intents
+        if len(tokens) > WORKED_LONGEST or not intents.done.found(tokens):
+            return False
+        thanked = any(phrases.found(tokens) for name, phrases in intents.smalltalk
+                      if name in ("thanks", "ok"))
+        return thanked and not intents.not_done.found(tokens)
 
     def _is_person(self, tokens: list[Token]) -> bool:
         """A "person please" phrase; or someone of the ward's staff together with a way to reach
