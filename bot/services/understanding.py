@@ -205,6 +205,11 @@ LIGHT_UNKNOWN = 2
 # Thanks for something that worked may name it at some length ("cảm ơn em, chị vào được VNeID
 # rồi nhé"); beyond this many syllables a message usually goes on to ask or tell something else.
 WORKED_LONGEST = 14
+# A message that opens with small talk ("ừ", "dạ cháu cảm ơn", "chào bot"), asks nothing and fits
+# no guide at all is small talk up to this many syllables.
+OPENER_LONGEST = 12
+OPENER_ANYWHERE = False
+UNANCHORED_IS_NOTHING = True
 
 
 class Understanding:
@@ -248,11 +253,20 @@ class Understanding:
         something ("?", "sao", "ở đâu"...) or a guide is clearly meant. Thanks for something that
         worked ("cảm ơn, giờ bà đọc được chữ to rồi") is small talk even when a guide is named."""
         intents = self.intents
-        if ("?" in text or intents.asking.found(tokens)
-                or intents.offtopic.found(tokens) or intents.offtopic_plain.found(tokens)):
+        if intents.offtopic.found(tokens) or intents.offtopic_plain.found(tokens):
+            return None
+        limits = self.matcher.thresholds
+        # No guide is firmly meant: nothing scores, or none of its own phrases is there.
+        nothing_fits = (not found or found[0].score < limits.weak
+                        or (UNANCHORED_IS_NOTHING and found[0].anchor < limits.anchor))
+        if "?" in text or intents.asking.found(tokens):
             return None
         if self._worked(tokens):
             return "thanks"
+        if nothing_fits and len(tokens) <= OPENER_LONGEST:
+            opener = self._opener(tokens)
+            if opener:
+                return opener  # "ừ, để bác bảo con trai làm cho": nothing asked, no guide fits
         if len(tokens) > LIGHT_LONGEST:
             return None
         chat, inside = "", set()
@@ -267,10 +281,18 @@ class Understanding:
         unknown = [i for i in range(len(tokens)) if i not in inside]
         if len(unknown) > LIGHT_UNKNOWN:
             return None
-        limits = self.matcher.thresholds
         if found and found[0].score >= limits.direct and found[0].anchor >= limits.anchor:
             return None  # "chào phường, cho hỏi làm việc mấy giờ": a guide is meant
         return chat
+
+    def _opener(self, tokens: list[Token]) -> str:
+        """The small-talk group of the phrase the message opens with ("" for none); with
+        OPENER_ANYWHERE, of any small-talk phrase in it."""
+        for i in range(len(tokens) if OPENER_ANYWHERE else 1):
+            for name, phrases in self.intents.smalltalk:
+                if phrases.at(tokens, i):
+                    return name
+        return ""
 
     def _worked(self, tokens: list[Token]) -> bool:
         """Thanks or ok for something that worked ("cảm ơn bot, giờ bà đọc được chữ to rồi",
