@@ -62,15 +62,15 @@ def test_the_held_out_set_is_big_varied_labelled_and_apart_from_tuning() -> None
 
 def test_tuning_set_stays_answered_directly_and_right() -> None:
     """A regression guard on the tuning file (chosen on it, so not a measure of quality: the
-    held-out guard below is). The floor sits just under the figure measured (962/1005 = 95.7%
-    after the fourth round, 2026-11-26)."""
+    held-out guard below is). The floor sits just under the figure measured (1001/1043 = 96.0%
+    after the fifth round, 2026-11-26)."""
     answerable = [c for c in part("tuning") if "topic" in c]
     right = 0
     for case in answerable:
         reading = UNDERSTANDING.read(case["q"])
         match = reading.match if reading.kind is Kind.QUESTION else None
         right += bool(match and match.confident and match.confident.key == case["topic"])
-    assert right / len(answerable) >= 0.955, f"{right}/{len(answerable)}"
+    assert right / len(answerable) >= 0.959, f"{right}/{len(answerable)}"
 
 
 def test_held_out_part_stays_answered_directly_and_right() -> None:
@@ -228,6 +228,17 @@ def test_valid_syllables_and_brands_are_never_corrected() -> None:
     # a short chat with a word the lists do not know is still chat, unless it asks something
     ("chiều nay trời mát ghê", Kind.SMALLTALK), ("haha bot lém lỉnh", Kind.SMALLTALK),
     ("chào cháu, làm sao đổi số điện thoại vneid", Kind.QUESTION),
+    # thanks for something that worked is chat even when it names a guide's subject, unless
+    # something is still wrong or asked
+    ("cảm ơn cháu, giờ bà phóng to chữ được rồi", Kind.SMALLTALK),
+    ("thanks, mình đóng tiền điện xong rồi", Kind.SMALLTALK),
+    ("cảm ơn, vào được vneid rồi mà vẫn báo lỗi", Kind.QUESTION),
+    ("ok cảm ơn, còn mức 2 kích hoạt ở đâu", Kind.QUESTION),
+    # opening with small talk, asking nothing, firmly fitting no guide: chat; a guide named
+    # firmly after the opener is still a question
+    ("dạ, để tối cháu về làm cho bà", Kind.SMALLTALK), ("bot mấy tuổi rồi", Kind.SMALLTALK),
+    ("ừ, tài khoản vneid bị khóa", Kind.QUESTION),
+    ("chào cháu, cho bác hỏi cách cài vneid", Kind.QUESTION),
 ])
 def test_what_a_message_is(text: str, kind: Kind) -> None:
     assert UNDERSTANDING.read(text).kind is kind
