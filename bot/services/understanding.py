@@ -61,6 +61,7 @@ class Intents:
     not_report: Phrases
     categories: tuple[tuple[str, Phrases], ...]
     asking: Phrases  # "sao", "ở đâu", "thế nào": the message asks something, it is no chat
+    plans: Phrases  # "để bác", "để mai": after an opener, a plan, not a question
     done: Phrases  # "làm được rồi", "vào được", "xong": thanks for something that worked
     not_done: Phrases  # "vẫn", "chưa", "mà", "lỗi": ...unless something is still wrong
     offtopic: Phrases  # lottery, football, recipes, prices, horoscope: no guide is about these
@@ -68,7 +69,7 @@ class Intents:
 
 
 # Lists under [smalltalk] that are word classes, not reply groups.
-_NOT_GROUPS = ("fillers", "asking", "ambiguous", "done", "not_done")
+_NOT_GROUPS = ("fillers", "asking", "ambiguous", "done", "not_done", "plans")
 
 
 def load_intents(reader: Reader, locale: str = "vi", root: Path = UNDERSTANDING_DIR) -> Intents:
@@ -109,7 +110,9 @@ def load_intents(reader: Reader, locale: str = "vi", root: Path = UNDERSTANDING_
             for k, v in small.items() if k not in _NOT_GROUPS
         ),
         fillers=Phrases(phrases(small.get("fillers", []), "smalltalk.fillers")),
-        asking=Phrases(phrases(small.get("asking", []), "smalltalk.asking")),
+        # "a" typed without accents is mostly "ạ", not the "à" that asks
+        asking=Phrases(phrases(small.get("asking", []), "smalltalk.asking"), chatty),
+        plans=Phrases(phrases(small.get("plans", []), "smalltalk.plans")),
         done=Phrases(phrases(small.get("done", []), "smalltalk.done")),
         not_done=Phrases(phrases(small.get("not_done", []), "smalltalk.not_done")),
         person=Phrases(phrases(person.get("phrases", []), "person.phrases")),
@@ -259,14 +262,18 @@ class Understanding:
         # No guide is firmly meant: nothing scores, or none of its own phrases is there.
         nothing_fits = (not found or found[0].score < limits.weak
                         or (UNANCHORED_IS_NOTHING and found[0].anchor < limits.anchor))
-        if "?" in text or intents.asking.found(tokens):
+        if "?" in text:
+            return None
+        if nothing_fits and len(tokens) <= OPENER_LONGEST:
+            opener = self._opener(tokens)
+            if opener and (not intents.asking.found(tokens) or intents.plans.found(tokens)):
+                # "ừ, để bác bảo con trai làm cho", "dạ, để bác nhờ thằng cháu làm giúp":
+                # nothing asked (or only within a plan), no guide fits
+                return opener
+        if intents.asking.found(tokens):
             return None
         if self._worked(tokens):
             return "thanks"
-        if nothing_fits and len(tokens) <= OPENER_LONGEST:
-            opener = self._opener(tokens)
-            if opener:
-                return opener  # "ừ, để bác bảo con trai làm cho": nothing asked, no guide fits
         if len(tokens) > LIGHT_LONGEST:
             return None
         chat, inside = "", set()
