@@ -54,6 +54,7 @@ async def both(tmp_path: Path, sqlite_url: str) -> AsyncIterator[Both]:
             "database": {"url": f"sqlite+aiosqlite:///{tmp_path}/bot.db"},
             "telegram": {"token": TOKEN, "api_base_url": tg.base_url},
             "zalo": {"enabled": True, "token": zl.token, "api_base_url": zl.base_url,
+                     "poll_interval_seconds": 0.01,
                      "per_second": 50, "group_per_minute": 600},
             "outbox": {"private_per_second": 100, "per_second": 200, "group_per_minute": 600,
                        "workers": 2},

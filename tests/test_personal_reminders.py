@@ -10,16 +10,18 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from sqlmodel import select
 
 from bot.app import BotApp
 from bot.clock import FrozenClock
 from bot.config import Config
 from bot.core import Sender
+from bot.db import Database
 from bot.jobs.personal_reminders import send_personal_reminders
-from bot.models import PersonalReminder
+from bot.models import PersonalReminder, VisitRequest
 from bot.roles import Role
-from bot.services.reminders import Effect
+from bot.services.reminders import Effect, step_done
 from bot.services.tables import read_table
 from tests.conftest import shared_content
 from tests.fake_telegram import FakeTelegram
@@ -180,3 +182,42 @@ async def test_the_final_report_tells_coordinators_what_reminders_achieved(ward:
     final = next(t for t in ward.inbox(BOSS) if "Kết thúc đợt" in t)
     assert "Nhắc riêng từng hộ" in final
     assert "TDP01: 1 hộ được nhắc → 1 hộ làm xong (100%)" in final
+
+
+async def test_an_import_of_thousands_cancels_every_reminder_in_a_few_statements(
+    db: Database,
+) -> None:
+    """`step_done` takes households a few hundred at a time: 1,200 households done at once
+    (an import) cancel all their pending reminders, record the effect of the sent ones and
+    close their visit requests, and leave another step's reminders alone."""
+    now = datetime(2026, 11, 24, 3, tzinfo=UTC)
+    async with db.session() as session:
+        # Only these rows matter here: their households, campaign and group are not made.
+        await session.exec(sa.text("PRAGMA foreign_keys=OFF"))  # type: ignore[call-overload]
+        for household in range(1, 1201):
+            for step, state in (("vneid", "pending"), ("app", "pending"), ("vneid", "sent")):
+                session.add(PersonalReminder(household_id=household, campaign_id=1, group_id=1,
+                                             step_key=step, state=state, due_at=now,
+                                             created_at=now))
+            session.add(VisitRequest(household_id=household, group_id=1, requested_at=now))
+    statements: list[str] = []
+
+    def count(*args: object) -> None:
+        statements.append(str(args[2]))
+
+    engine = db.engine.sync_engine
+    sa.event.listen(engine, "before_cursor_execute", count)
+    try:
+        async with db.session() as session:
+            await step_done(session, [(h, "vneid") for h in range(1, 1201)], now)
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", count)
+    async with db.session() as session:
+        rows = (await session.exec(select(PersonalReminder))).all()
+        visits = (await session.exec(select(VisitRequest))).all()
+    vneid = [r for r in rows if r.step_key == "vneid"]
+    assert sorted({r.state for r in vneid}) == ["cancelled", "sent"]
+    assert all(r.done_at is not None for r in vneid if r.state == "sent")
+    assert all(r.state == "pending" and r.done_at is None for r in rows if r.step_key == "app")
+    assert all(v.done_at is not None for v in visits) and len(visits) == 1200
+    assert sum(s.lstrip().upper().startswith("UPDATE") for s in statements) == 3 * 3  # 3 chunks

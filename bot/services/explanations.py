@@ -66,6 +66,10 @@ class Match:
     topic: Topic
     score: float
     coverage: float = 1.0  # share of the message's meaningful syllables this guide matched
+    # How firmly the guide's own words are there: the meaningful syllables (not stopwords) of
+    # the longest keyword found whole, or of the longest piece of one less one ("xe" of "giấy
+    # tờ xe" alone is 0, "cho trẻ" is 1).
+    anchor: int = 0
 
 
 @dataclass(frozen=True)
@@ -275,6 +279,11 @@ class Thresholds:
     weak: float = 1.0  # below this nothing fits: say so and offer the ward
     close: float = 0.5  # choices list only guides scoring at least this share of the best
     coverage: float = 0.0  # a direct answer must match this share of the meaningful words
+    # A direct answer needs a keyword (or a piece of 2+ syllables) this firm (Match.anchor), unless
+    # it scores `loose` or more: a few scattered pieces of keywords ("xe" of "giấy tờ xe", "cũ")
+    # are not enough to answer "mua xe máy cũ ở đâu rẻ".
+    anchor: int = 1
+    loose: float = 2.5
     also: float = 0.5  # under a direct answer, offer the runner-up scoring this share of it
 
 
@@ -307,6 +316,7 @@ class Matcher:
         library = self.library
         totals: dict[str, float] = {}
         covered: dict[str, set[int]] = {}
+        anchors: dict[str, int] = {}
         seen: set[str] = set()
         for n in range(1, MAX_GRAM + 1):
             for i in range(len(tokens) - n + 1):
@@ -326,10 +336,13 @@ class Matcher:
                 whole_of = library._whole.get(key, ())
                 for topic_key, forms in in_keywords.items():
                     value = weight * max(_agreement(window, form) for form in forms)
+                    firm = sum(not library.words.is_stopword(t) for t in window)
                     if topic_key not in whole_of:
                         # A piece of a keyword says less than a whole one: "sách" found
                         # only inside "chính sách" may be "sạch" in "rau sạch".
                         value *= self._fragment_weight
+                        firm -= 1
+                    anchors[topic_key] = max(anchors.get(topic_key, 0), firm)
                     totals[topic_key] = totals.get(topic_key, 0.0) + value
                     covered.setdefault(topic_key, set()).update(range(i, i + n))
                 if self._body_weight and n > 1:
@@ -339,13 +352,15 @@ class Matcher:
                         if topic_key not in in_keywords:
                             value = weight * FOLDED * self._body_weight
                             totals[topic_key] = totals.get(topic_key, 0.0) + value
+        meaningful = {i for i, t in enumerate(tokens) if not library.words.is_stopword(t)}
         whole = " ".join(t.folded for t in tokens)
         for topic_key in library._whole.get(whole, ()):
             totals[topic_key] = totals.get(topic_key, 0.0) + self._exact_bonus
-        meaningful = {i for i, t in enumerate(tokens) if not library.words.is_stopword(t)}
+            anchors[topic_key] = max(anchors.get(topic_key, 0), len(meaningful))
         results = [
             Match(library.topics[k], round(v, 9),
-                  len(covered.get(k, set()) & meaningful) / len(meaningful) if meaningful else 1.0)
+                  len(covered.get(k, set()) & meaningful) / len(meaningful) if meaningful else 1.0,
+                  anchors.get(k, 0))
             for k, v in totals.items() if v > 0
         ]
         results.sort(key=lambda m: (-m.score, m.topic.key))
@@ -366,7 +381,8 @@ class Matcher:
         top = found[0]
         second = found[1].score if len(found) > 1 else 0.0
         if (top.score >= limits.direct and second <= top.score * limits.margin
-                and top.coverage >= limits.coverage):
+                and top.coverage >= limits.coverage
+                and (top.anchor >= limits.anchor or top.score >= limits.loose)):
             also = tuple(m.topic for m in found[1:2] if m.score >= top.score * limits.also)
             return MatchResult(confident=top.topic, candidates=(), also=also)
         close = [m.topic for m in found[:3] if m.score >= top.score * limits.close]

@@ -89,24 +89,35 @@ async def step_done(
     session: AsyncSession, pairs: Iterable[tuple[int, str]], now: datetime
 ) -> None:
     """A step was completed for these households: drop their pending reminders for it and
-    record the effect of the ones already sent. Called inside the writer's transaction."""
+    record the effect of the ones already sent. Called inside the writer's transaction.
+    Households are taken a few hundred at a time per step (an import completes thousands of
+    steps at once: one statement per household would make it minutes long)."""
     table = PersonalReminder.__table__  # type: ignore[attr-defined]
+    visits = VisitRequest.__table__  # type: ignore[attr-defined]
+    by_step: dict[str, list[int]] = {}
     for household_id, step_key in pairs:
-        mine = sa.and_(table.c.household_id == household_id, table.c.step_key == step_key)
-        await session.exec(
-            sa.update(table).where(mine, table.c.state == "pending").values(state="cancelled")
-        )
-        await session.exec(
-            sa.update(table).where(mine, table.c.state == "sent", table.c.done_at.is_(None))
-            .values(done_at=now)
-        )
-        await session.exec(
-            sa.update(VisitRequest.__table__)  # type: ignore[attr-defined]
-            .where(col(VisitRequest.household_id) == household_id,
-                   col(VisitRequest.done_at).is_(None),
-                   col(VisitRequest.step_key).in_((step_key, "")))
-            .values(done_at=now)
-        )
+        by_step.setdefault(step_key, []).append(household_id)
+    for step_key, households in sorted(by_step.items()):
+        for start in range(0, len(households), _CHUNK):
+            chunk = households[start : start + _CHUNK]
+            mine = sa.and_(table.c.household_id.in_(chunk), table.c.step_key == step_key)
+            await session.exec(
+                sa.update(table).where(mine, table.c.state == "pending")
+                .values(state="cancelled")
+            )
+            await session.exec(
+                sa.update(table).where(mine, table.c.state == "sent", table.c.done_at.is_(None))
+                .values(done_at=now)
+            )
+            await session.exec(
+                sa.update(visits)
+                .where(visits.c.household_id.in_(chunk), visits.c.done_at.is_(None),
+                       visits.c.step_key.in_((step_key, "")))
+                .values(done_at=now)
+            )
+
+
+_CHUNK = 500  # households per statement: well under SQLite's 32,766 bound parameters
 
 
 class PersonalReminders:
