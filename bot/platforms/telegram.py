@@ -12,6 +12,7 @@ import datetime as dt
 import logging
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import suppress
 from typing import Any
 from urllib.parse import urlencode
 
@@ -184,13 +185,16 @@ class TelegramPlatform:
         # One TLS context (the CA certificates read once, ~50 ms and ~1 MB each) for both
         # of PTB's clients, which would otherwise each read them.
         tls = {"verify": httpx.create_ssl_context()}
+        self._requests = (
+            _WatchedRequest(self._ok, connection_pool_size=256, httpx_kwargs=tls),
+            _WatchedRequest(self._ok, connection_pool_size=1, read_timeout=40, httpx_kwargs=tls),
+        )
         bot = TolerantBot(
             config.token.get_secret_value(),
             base_url=config.api_base_url,
             base_file_url=file_url_for(config.api_base_url),
-            request=_WatchedRequest(self._ok, connection_pool_size=256, httpx_kwargs=tls),
-            get_updates_request=_WatchedRequest(self._ok, connection_pool_size=1,
-                                                read_timeout=40, httpx_kwargs=tls),
+            request=self._requests[0],
+            get_updates_request=self._requests[1],
             on_unreadable=self._unreadable,
         )
         self._bot = bot
@@ -224,6 +228,7 @@ class TelegramPlatform:
                 await self.application.start()
         except InvalidToken:
             # PTB's message holds the token itself: never pass it on.
+            await self._close_requests()
             raise PlatformStartError(self.name, "bad_token") from None
         except (NetworkError, TimedOut) as exc:
             raise PlatformStartError(self.name, "unreachable", type(exc).__name__) from None
@@ -235,6 +240,14 @@ class TelegramPlatform:
             raise PlatformStartError(self.name, "bad_token") from None
         except (NetworkError, TimedOut) as exc:
             raise PlatformStartError(self.name, "unreachable", type(exc).__name__) from None
+
+    async def _close_requests(self) -> None:
+        """A start that failed leaves PTB uninitialised, so its shutdown would not close our
+        HTTP sessions; close them here (an open one is a warning on the operator's screen).
+        Closing twice is harmless."""
+        for request in self._requests:
+            with suppress(Exception):
+                await request.shutdown()
 
     async def _start_receiving(self) -> None:
         if self._config.mode == "webhook":
@@ -261,6 +274,7 @@ class TelegramPlatform:
         if self.application.running:
             await self.application.stop()
         await self.application.shutdown()
+        await self._close_requests()  # never initialised (no network yet): still close them
 
     async def _set_commands(self, commands: list[tuple[str, str, str]]) -> None:
         private = [BotCommand(n, d[:256]) for n, d, w in commands if w in ("any", "private")]
