@@ -136,6 +136,16 @@ class AppContext:
     platforms: dict[str, Platform] = field(default_factory=dict)
 
 
+def admins_of(config: Config, console_admins: list[str] | None = None) -> dict[str, list[str]]:
+    """The admins from `[admins]` by platform (the terminal chat's own user as well)."""
+    return {
+        "telegram": [str(i) for i in config.admins.telegram],
+        "zalo": list(config.admins.zalo),
+        "zalo_oa": list(config.admins.zalo_oa),
+        "console": list(console_admins or []),
+    }
+
+
 def build_services(
     config: Config, db: Database, clock: Clock, *, metrics: Metrics,
     platforms: dict[str, Platform], console_admins: list[str] | None = None,
@@ -143,12 +153,7 @@ def build_services(
     sleeper: Sleeper | None = None,
     content: Content | None = None,
 ) -> Services:
-    admins = {
-        "telegram": [str(i) for i in config.admins.telegram],
-        "zalo": list(config.admins.zalo),
-        "zalo_oa": list(config.admins.zalo_oa),
-        "console": list(console_admins or []),
-    }
+    admins = admins_of(config, console_admins)
     access = Access(db, clock, admins, sleeper=sleeper,
                     ttl=timedelta(seconds=config.bot.identity_cache_seconds))
     steps = config.onboarding.steps
