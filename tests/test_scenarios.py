@@ -128,7 +128,7 @@ async def chat(request: pytest.FixtureRequest, sqlite_url: str) -> AsyncIterator
                 "database": db, "web": {"port": 0}, "outbox": {"private_per_second": 100},
                 "telegram": {"enabled": False},
                 "zalo": {"enabled": True, "token": zl.token, "api_base_url": zl.base_url,
-                         "poll_interval_seconds": 0.01},
+                         "poll_interval_seconds": 0.01, "per_second": 100},
             })
             async for _app in _running(config, "zalo"):
                 yield ZaloChatter(zl)

@@ -29,7 +29,7 @@ def config_for(zl: FakeZalo, tmp_path: Path, **zalo: Any) -> Config:
             "database": {"url": f"sqlite+aiosqlite:///{tmp_path}/bot.db"},
             "telegram": {"enabled": False},
             "zalo": {"enabled": True, "token": zl.token, "api_base_url": zl.base_url,
-                     "poll_interval_seconds": 0.01, **zalo},
+                     "poll_interval_seconds": 0.01, "per_second": 100, **zalo},
             "web": {"port": 0}, "outbox": {"private_per_second": 100},
         }
     )
