@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -22,7 +23,7 @@ from bot.db import Database
 from bot.router import Router
 from bot.services.staff import Staff
 from handlers import register_all
-from tests.conftest import make_config
+from tests.conftest import make_config, shared_content
 from tests.recording import RecordingPlatform, message
 
 COORDINATOR = "901"
@@ -53,10 +54,13 @@ class Running:
         assert len(revoked) == 1
 
 
-async def running(url: str, clock: FrozenClock) -> Running:
+@asynccontextmanager
+async def running(url: str, clock: FrozenClock) -> AsyncIterator[Running]:
+    """The bot on `url` with a coordinator, and a second connection pool (the CLI's); both
+    closed on leaving."""
     db = Database(url)
     await db.upgrade()
-    ctx = build_context(make_config(url), db, clock)
+    ctx = build_context(make_config(url), db, clock, content=shared_content())
     router = Router(ctx)
     register_all(router)
     platform = RecordingPlatform()
@@ -64,17 +68,18 @@ async def running(url: str, clock: FrozenClock) -> Running:
     await ctx.services.places.add_ward("HB", "Phường Hòa Bình")
     await ctx.services.access.grant(platform="telegram", user_id=COORDINATOR,
                                     role=Role.COORDINATOR, ward_code="HB")
-    return Running(ctx, router, platform, clock, Database(url))
-
-
-@pytest.fixture
-async def on_sqlite(tmp_path: Path, clock: FrozenClock) -> AsyncIterator[Running]:
-    bot = await running(f"sqlite+aiosqlite:///{tmp_path}/bot.db", clock)
+    bot = Running(ctx, router, platform, clock, Database(url))
     try:
         yield bot
     finally:
         await bot.other.dispose()
-        await bot.ctx.db.dispose()
+        await db.dispose()
+
+
+@pytest.fixture
+async def on_sqlite(tmp_path: Path, clock: FrozenClock) -> AsyncIterator[Running]:
+    async with running(f"sqlite+aiosqlite:///{tmp_path}/bot.db", clock) as bot:
+        yield bot
 
 
 async def test_a_revocation_by_the_cli_applies_at_the_next_message_on_sqlite(
@@ -114,56 +119,47 @@ async def test_a_revocation_in_this_process_applies_at_once(on_sqlite: Running) 
 async def test_cache_seconds_zero_reads_every_time(tmp_path: Path, clock: FrozenClock) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path}/bot.db"
     config = make_config(url).model_copy(deep=True)
-    bot = await running(url, clock)
-    try:
+    async with running(url, clock) as bot:
         ctx = build_context(
             config.model_copy(update={"bot": config.bot.model_copy(
-                update={"identity_cache_seconds": 0.0})}), bot.ctx.db, clock)
+                update={"identity_cache_seconds": 0.0})}), bot.ctx.db, clock,
+            content=shared_content())
         access = ctx.services.access
         await access.identify("telegram", Sender(COORDINATOR, "Nguyễn Văn An"))
         before = bot.ctx.db.statements
         await access.identify("telegram", Sender(COORDINATOR, "Nguyễn Văn An"))
         assert bot.ctx.db.statements > before
-    finally:
-        await bot.other.dispose()
-        await bot.ctx.db.dispose()
 
 
 @pytest.mark.postgres
 async def test_a_revocation_by_the_cli_is_heard_at_once_on_postgres(
     pg_url: str, clock: FrozenClock,
 ) -> None:
-    bot = await running(pg_url, clock)
-    access = bot.ctx.services.access
-    try:
-        await access.start()
-        await asyncio.wait_for(access._listener.listening.wait(), timeout=10)
-        assert await bot.role() == Role.COORDINATOR
-        before = bot.ctx.db.statements
-        assert await bot.role() == Role.COORDINATOR
-        assert bot.ctx.db.statements == before  # cached: no statement at all
-        generation = access._generation
-        await bot.cli_revoke()
-        for _ in range(500):  # the NOTIFY travels over the listening connection
-            if access._generation != generation:
-                break
-            await asyncio.sleep(0.01)
-        assert await bot.role() == Role.GUEST  # the clock did not move
-    finally:
-        await access.stop()
-        await bot.other.dispose()
-        await bot.ctx.db.dispose()
+    async with running(pg_url, clock) as bot:
+        access = bot.ctx.services.access
+        try:
+            await access.start()
+            await asyncio.wait_for(access._listener.listening.wait(), timeout=10)
+            assert await bot.role() == Role.COORDINATOR
+            before = bot.ctx.db.statements
+            assert await bot.role() == Role.COORDINATOR
+            assert bot.ctx.db.statements == before  # cached: no statement at all
+            generation = access._generation
+            await bot.cli_revoke()
+            for _ in range(500):  # the NOTIFY travels over the listening connection
+                if access._generation != generation:
+                    break
+                await asyncio.sleep(0.01)
+            assert await bot.role() == Role.GUEST  # the clock did not move
+        finally:
+            await access.stop()
 
 
 @pytest.mark.postgres
 async def test_nothing_is_cached_on_postgres_while_not_listening(
     pg_url: str, clock: FrozenClock,
 ) -> None:
-    bot = await running(pg_url, clock)
-    try:
+    async with running(pg_url, clock) as bot:
         assert await bot.role() == Role.COORDINATOR
         await bot.cli_revoke()
         assert await bot.role() == Role.GUEST
-    finally:
-        await bot.other.dispose()
-        await bot.ctx.db.dispose()
